@@ -1,0 +1,309 @@
+//! [`App`]: the process around a [`Runtime`]: command line, layered config,
+//! logging, signals, the shutdown watchdog and the exit code.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{AppInfo, Cli};
+use crate::component::Component;
+use crate::config::{ConfigErrors, ConfigIssue, ConfigSources, LoadedConfig};
+use crate::exit::ExitStatus;
+use crate::graph::RESERVED_NAMES;
+use crate::logging::{build_logger, LogSettings};
+use crate::registry::{Linked, Registration};
+use crate::runtime::{BuildError, RunOutcome, Runtime};
+use crate::shutdown::ShutdownReport;
+use crate::trigger::{Shutdown, ShutdownReason};
+
+/// How long past the shutdown deadline the watchdog waits before it ends the
+/// process: room for the last log records, not for more work.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
+
+/// A service: registered components plus any added here, run as one process.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     orderly::App::new(orderly::app_info!(), orderly::link![])
+///         .embedded_config("[shutdown]\npropagation_delay = \"5s\"\n")
+///         .run()
+/// }
+/// ```
+pub struct App {
+    info: AppInfo,
+    linked: Linked,
+    env_prefix: String,
+    embedded: Vec<String>,
+    extra: Vec<Arc<dyn Component>>,
+    args: Option<Vec<OsString>>,
+}
+
+impl App {
+    /// An app named by `info` that runs the components registered in the
+    /// binary and in the crates named by `linked`.
+    pub fn new(info: AppInfo, linked: Linked) -> Self {
+        Self { info, linked, env_prefix: "APP".into(), embedded: Vec::new(), extra: Vec::new(), args: None }
+    }
+
+    /// The environment prefix (default `APP`: `APP__SECTION__KEY`).
+    pub fn env_prefix(mut self, prefix: &str) -> Self {
+        self.env_prefix = prefix.to_string();
+        self
+    }
+
+    /// Config compiled into the binary, below every file, env var and flag.
+    pub fn embedded_config(mut self, toml: &str) -> Self {
+        self.embedded.push(toml.to_string());
+        self
+    }
+
+    /// A component added explicitly rather than registered.
+    pub fn component(mut self, component: impl Component) -> Self {
+        self.extra.push(Arc::new(component));
+        self
+    }
+
+    /// Command-line arguments to use instead of the process's own.
+    pub fn args<I: IntoIterator<Item = T>, T: Into<OsString>>(mut self, args: I) -> Self {
+        self.args = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Parses the command line, loads config, starts every component, waits
+    /// for SIGTERM/SIGINT (or a shutdown request), shuts down, and returns
+    /// the exit code. See [`ExitStatus`] for the codes.
+    pub fn run(self) -> ExitCode {
+        self.run_to_status().into()
+    }
+
+    fn run_to_status(self) -> ExitStatus {
+        let command = <Cli as clap::CommandFactory>::command().name(self.info.name).about(self.info.name);
+        let matches = match &self.args {
+            Some(args) => command.try_get_matches_from(args),
+            None => command.try_get_matches(),
+        };
+        let cli = match matches.and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m)) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(), // prints help or usage; exit 0 or 2 as clap decides
+        };
+        if cli.version {
+            println!("{}", self.info.long_version());
+            return ExitStatus::Clean;
+        }
+
+        let (config, mut issues) = match self.load_config(&cli) {
+            Ok(config) => (config, Vec::new()),
+            Err(ConfigErrors(issues)) => (LoadedConfig::default(), issues),
+        };
+        let mut log_settings = config.section::<LogSettings>("log").unwrap_or_else(|issue| {
+            issues.push(issue);
+            LogSettings::default()
+        });
+        log_settings.level = cli.log_level.unwrap_or(log_settings.level);
+        log_settings.format = cli.log_format.unwrap_or(log_settings.format);
+        let (logger, log_guard) = build_logger(&log_settings, self.info.name, self.info.version);
+        let status = self.assemble_and_run(&cli, &config, issues, &logger);
+        drop(logger);
+        drop(log_guard); // flushes every record before the process exits
+        status
+    }
+
+    fn load_config(&self, cli: &Cli) -> Result<LoadedConfig, ConfigErrors> {
+        let profile = cli.profile.clone().or_else(|| std::env::var(format!("{}_PROFILE", self.env_prefix)).ok());
+        let mut sources = ConfigSources::new(&self.env_prefix).profile(profile).file(cli.config.clone());
+        for toml in &self.embedded {
+            sources = sources.embedded_defaults(toml);
+        }
+        let mut bad = Vec::new();
+        for pair in &cli.set {
+            match pair.split_once('=') {
+                Some((key, value)) => sources = sources.set(key.trim(), value.trim()),
+                None => bad.push(ConfigIssue { key: pair.clone(), message: "--set takes KEY=VALUE".into() }),
+            }
+        }
+        let loaded = sources.load();
+        match (loaded, bad.is_empty()) {
+            (Ok(config), true) => Ok(config),
+            (Ok(_), false) => Err(ConfigErrors(bad)),
+            (Err(ConfigErrors(mut issues)), _) => {
+                issues.extend(bad);
+                Err(ConfigErrors(issues))
+            }
+        }
+    }
+
+    fn assemble_and_run(self, cli: &Cli, config: &LoadedConfig, mut issues: Vec<ConfigIssue>, logger: &slog::Logger) -> ExitStatus {
+        let registrations: Vec<&Registration> = Registration::all().collect();
+        let mut owned_names: Vec<String> = registrations.iter().map(|r| r.section().to_string()).collect();
+        owned_names.extend(self.extra.iter().map(|c| c.name().to_string()));
+        let names: Vec<&str> = owned_names.iter().map(String::as_str).collect();
+
+        let settings = config.runtime_settings(&names).unwrap_or_else(|ConfigErrors(found)| {
+            issues.extend(found);
+            Default::default()
+        });
+        for section in config.sections() {
+            if !names.contains(&section.as_str()) && !RESERVED_NAMES.contains(&section.as_str()) {
+                issues.push(ConfigIssue {
+                    key: section,
+                    message: format!("unknown section; components are: {}", names.join(", ")),
+                });
+            }
+        }
+
+        let mut builder = Runtime::builder().logger(logger.clone()).shutdown_handle(Shutdown::new());
+        let mut dumps = Vec::new();
+        for registration in &registrations {
+            let name = registration.section();
+            if settings.is_disabled(name) {
+                continue;
+            }
+            match registration.build(config) {
+                Ok(built) => {
+                    dumps.push(format!("[{name}]\n{}", built.config_dump));
+                    builder = builder.component_named(name, built.component, None);
+                }
+                Err(found) => issues.extend(found),
+            }
+        }
+        for component in self.extra {
+            builder = builder.component_arc(component);
+        }
+        if !issues.is_empty() {
+            let error = ConfigErrors(issues);
+            slog::crit!(logger, "invalid configuration"; "problems" => error.0.len());
+            eprintln!("{}: {error}", self.info.name);
+            return ExitStatus::InvalidConfig;
+        }
+        if names.is_empty() {
+            eprintln!(
+                "{}: no components to run. Register components with orderly::register! and link their crates with orderly::link![...]",
+                self.info.name
+            );
+            return ExitStatus::Internal;
+        }
+        for krate in self.linked.silent_crates() {
+            slog::warn!(logger, "linked crate registers no components"; "crate" => krate);
+        }
+
+        let runtime = match builder.settings(settings).build() {
+            Ok(runtime) => runtime,
+            Err(BuildError::Graph(errors)) => {
+                eprintln!("{}: {errors}", self.info.name);
+                return ExitStatus::InvalidGraph;
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", self.info.name);
+                return ExitStatus::Internal;
+            }
+        };
+
+        if let Some(format) = cli.print_graph {
+            print!("{}", runtime.render_graph(format));
+            return ExitStatus::Clean;
+        }
+        if cli.print_config {
+            println!("{}", dumps.join("\n\n"));
+            return ExitStatus::Clean;
+        }
+        if cli.check {
+            println!("{}: config and dependency graph are valid ({} components)", self.info.name, runtime.component_names().len());
+            return ExitStatus::Clean;
+        }
+        run_process(self.info.name, runtime, logger)
+    }
+}
+
+/// Runs the lifecycle on a fresh tokio runtime and maps the outcome to an exit status.
+fn run_process(app: &'static str, runtime: Runtime, logger: &slog::Logger) -> ExitStatus {
+    let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("orderly").build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{app}: cannot build the tokio runtime: {e}");
+            return ExitStatus::Internal;
+        }
+    };
+    let shutdown = runtime.shutdown_handle();
+    let deadline = runtime.shutdown_deadline();
+    let outcome = tokio.block_on(async {
+        if let Err(e) = watch_signals(app, shutdown.clone()) {
+            eprintln!("{app}: cannot install signal handlers: {e}");
+            return None;
+        }
+        tokio::spawn(arm_watchdog(app, shutdown, deadline));
+        Some(runtime.run().await)
+    });
+    // Leave stray tasks and blocking threads behind rather than wait on them.
+    tokio.shutdown_timeout(Duration::from_millis(100));
+    let Some(outcome) = outcome else { return ExitStatus::Internal };
+    report_outcome(app, &outcome, logger)
+}
+
+fn report_outcome(app: &str, outcome: &RunOutcome, logger: &slog::Logger) -> ExitStatus {
+    let print_problems = |report: &ShutdownReport| {
+        for problem in &report.problems {
+            eprintln!("{app}:   {problem}");
+        }
+    };
+    match outcome {
+        RunOutcome::StartFailed { failure, rollback } => {
+            slog::crit!(logger, "start failed"; "component" => &failure.component, "phase" => failure.phase.as_str(), "error" => &failure.error);
+            eprintln!("{app}: start failed: {failure}");
+            if !rollback.is_clean() {
+                eprintln!("{app}: the rollback had problems:");
+                print_problems(rollback);
+            }
+            ExitStatus::StartFailed
+        }
+        RunOutcome::Interrupted(report) | RunOutcome::ShutDown(report) => {
+            if !report.is_clean() {
+                eprintln!("{app}: shutdown finished with problems:");
+                print_problems(report);
+                ExitStatus::ShutdownUnclean
+            } else if report.reason.is_failure() {
+                eprintln!("{app}: {}", report.reason);
+                ExitStatus::ComponentFailed
+            } else {
+                ExitStatus::Clean
+            }
+        }
+    }
+}
+
+/// The first SIGTERM or SIGINT requests a graceful shutdown; a second one,
+/// while that signal's shutdown runs, ends the process at once.
+fn watch_signals(app: &'static str, shutdown: Shutdown) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            if let Some(ShutdownReason::Signal(first)) = shutdown.reason() {
+                eprintln!("{app}: received {name} after {first} during shutdown; exiting immediately");
+                std::process::exit(ExitStatus::Forced.code().into());
+            }
+            shutdown.trigger(ShutdownReason::Signal(name));
+        }
+    });
+    Ok(())
+}
+
+/// Once a shutdown begins, an OS thread (which no stuck task can block)
+/// ends the process if the shutdown overruns its deadline.
+async fn arm_watchdog(app: &'static str, shutdown: Shutdown, deadline: Duration) {
+    shutdown.requested().await;
+    let limit = deadline + WATCHDOG_GRACE;
+    let spawned = std::thread::Builder::new().name("orderly-watchdog".into()).spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("{app}: shutdown overran its deadline by {WATCHDOG_GRACE:?}; exiting now");
+        std::process::exit(ExitStatus::DeadlineExceeded.code().into());
+    });
+    if let Err(e) = spawned {
+        eprintln!("{app}: cannot start the shutdown watchdog: {e}");
+    }
+}

@@ -1,0 +1,90 @@
+//! The command line every orderly app shares.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::graph::GraphFormat;
+use crate::logging::{LogFormat, LogLevel};
+
+/// The flags every app built on [`App`](crate::App) understands.
+#[derive(Debug, Clone, Parser)]
+#[command(disable_version_flag = true)]
+pub struct Cli {
+    /// Print version, git commit and build date.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+
+    /// A config file read over config/default.toml and config/<profile>.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Also read config/<PROFILE>.toml (or set <PREFIX>_PROFILE).
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+
+    /// Override one config key, highest precedence (repeatable): --set shutdown.deadline=20s
+    #[arg(short = 's', long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Override log.level.
+    #[arg(long, value_enum)]
+    pub log_level: Option<LogLevel>,
+
+    /// Override log.format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Validate config and the dependency graph, start nothing; exit 0, 65 or 78.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print the dependency graph and exit.
+    #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "mermaid")]
+    pub print_graph: Option<GraphFormat>,
+
+    /// Print the effective config of every component (secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// Facts about the binary, captured at build time by [`app_info!`](crate::app_info).
+#[derive(Debug, Clone)]
+pub struct AppInfo {
+    /// The package name.
+    pub name: &'static str,
+    /// The package version.
+    pub version: &'static str,
+    /// The git commit, if the build script provided `ORDERLY_GIT_COMMIT`.
+    pub git_commit: Option<&'static str>,
+    /// The build date, if the build script provided `ORDERLY_BUILD_DATE`.
+    pub build_date: Option<&'static str>,
+}
+
+impl AppInfo {
+    /// `name 0.1.0 (commit abc1234, built 2026-11-21)`.
+    pub fn long_version(&self) -> String {
+        format!(
+            "{} {} (commit {}, built {})",
+            self.name,
+            self.version,
+            self.git_commit.unwrap_or("unknown"),
+            self.build_date.unwrap_or("unknown")
+        )
+    }
+}
+
+/// The calling package's [`AppInfo`]. Git commit and build date come from
+/// `ORDERLY_GIT_COMMIT` and `ORDERLY_BUILD_DATE`, which a build script sets
+/// with `cargo:rustc-env` (see `example-app/build.rs`).
+#[macro_export]
+macro_rules! app_info {
+    () => {
+        $crate::AppInfo {
+            name: ::core::env!("CARGO_PKG_NAME"),
+            version: ::core::env!("CARGO_PKG_VERSION"),
+            git_commit: ::core::option_env!("ORDERLY_GIT_COMMIT"),
+            build_date: ::core::option_env!("ORDERLY_BUILD_DATE"),
+        }
+    };
+}

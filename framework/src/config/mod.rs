@@ -1,0 +1,245 @@
+//! Layered configuration, highest precedence first:
+//!
+//! 1. command-line flags (`--set section.key=value`, `--log-level`);
+//! 2. environment variables, `APP__SECTION__KEY` (the prefix is the app's);
+//! 3. config files: `--config FILE`, then `config/<profile>.toml`, then `config/default.toml`;
+//! 4. defaults embedded in the binary, then each type's `Default`.
+//!
+//! Each component owns one typed section named after it; unknown keys and
+//! unknown sections are errors, and every problem is reported at once.
+
+mod secret;
+mod validation;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+pub use secret::Secret;
+pub use validation::{ConfigErrors, ConfigIssue, Validate, Validation};
+
+use crate::settings::{ComponentOverrides, RuntimeSettings, ShutdownSettings, StartDefaults};
+
+/// Where configuration comes from. Build one, then [`load`](ConfigSources::load) it.
+///
+/// ```
+/// use orderly::ConfigSources;
+/// let sources = ConfigSources::new("APP")
+///     .embedded_defaults("[shutdown]\ndeadline = \"20s\"\n")
+///     .env_vars([("APP__SHUTDOWN__PROPAGATION_DELAY", "2s")])
+///     .set("shutdown.deadline", "45s");
+/// let config = sources.load().unwrap();
+/// let settings = config.runtime_settings(&[]).unwrap();
+/// assert_eq!(settings.shutdown.deadline.as_secs(), 45);
+/// assert_eq!(settings.shutdown.propagation_delay.as_secs(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConfigSources {
+    env_prefix: String,
+    dir: PathBuf,
+    profile: Option<String>,
+    file: Option<PathBuf>,
+    embedded: Vec<String>,
+    env: Option<HashMap<String, String>>,
+    overrides: Vec<(String, String)>,
+}
+
+impl ConfigSources {
+    /// Sources for an app whose environment variables start with `env_prefix__`.
+    pub fn new(env_prefix: &str) -> Self {
+        Self {
+            env_prefix: env_prefix.to_string(),
+            dir: PathBuf::from("config"),
+            profile: None,
+            file: None,
+            embedded: Vec::new(),
+            env: None,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// The directory holding `default.toml` and `<profile>.toml` (default `config`).
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = dir.into();
+        self
+    }
+
+    /// Also read `<dir>/<profile>.toml` over `<dir>/default.toml`.
+    pub fn profile(mut self, profile: Option<String>) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// An explicit config file (`--config FILE`); it must exist.
+    pub fn file(mut self, file: Option<PathBuf>) -> Self {
+        self.file = file;
+        self
+    }
+
+    /// TOML compiled into the binary, below every file.
+    pub fn embedded_defaults(mut self, toml: &str) -> Self {
+        self.embedded.push(toml.to_string());
+        self
+    }
+
+    /// Use these variables instead of the process environment (for tests,
+    /// which must not share the process environment).
+    pub fn env_vars<K: Into<String>, V: Into<String>>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self {
+        self.env = Some(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self
+    }
+
+    /// A command-line override, `key` dotted (`shutdown.deadline`).
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.overrides.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Reads every layer. Syntax errors in any file are reported together.
+    pub fn load(&self) -> Result<LoadedConfig, ConfigErrors> {
+        let mut issues = Vec::new();
+        let mut builder = Config::builder();
+        for (i, toml) in self.embedded.iter().enumerate() {
+            match parse_layer(File::from_str(toml, FileFormat::Toml)) {
+                Ok(()) => builder = builder.add_source(File::from_str(toml, FileFormat::Toml)),
+                Err(message) => issues.push(ConfigIssue { key: format!("<embedded defaults #{i}>"), message }),
+            }
+        }
+        let mut files = vec![(self.dir.join("default.toml"), false)];
+        if let Some(profile) = &self.profile {
+            files.push((self.dir.join(format!("{profile}.toml")), true));
+        }
+        if let Some(file) = &self.file {
+            files.push((file.clone(), true));
+        }
+        for (path, required) in files {
+            if !path.exists() {
+                if required {
+                    issues.push(ConfigIssue { key: path.display().to_string(), message: "file not found".into() });
+                }
+                continue;
+            }
+            match parse_layer(file_source(&path)) {
+                Ok(()) => builder = builder.add_source(file_source(&path)),
+                Err(message) => issues.push(ConfigIssue { key: path.display().to_string(), message }),
+            }
+        }
+        let env = Environment::with_prefix(&self.env_prefix)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(self.env.clone());
+        builder = builder.add_source(env);
+        for (key, value) in &self.overrides {
+            builder = match builder.clone().set_override(key.as_str(), value.as_str()) {
+                Ok(b) => b,
+                Err(e) => {
+                    issues.push(ConfigIssue { key: key.clone(), message: e.to_string() });
+                    builder
+                }
+            };
+        }
+        if !issues.is_empty() {
+            return Err(ConfigErrors(issues));
+        }
+        builder
+            .build()
+            .map(|inner| LoadedConfig { inner })
+            .map_err(|e| ConfigErrors(vec![ConfigIssue { key: "<config>".into(), message: e.to_string() }]))
+    }
+}
+
+fn file_source(path: &Path) -> File<config::FileSourceFile, FileFormat> {
+    File::from(path).format(FileFormat::Toml).required(true)
+}
+
+/// Parses one layer alone, so a syntax error names its file.
+fn parse_layer<S: config::Source + Send + Sync + 'static>(source: S) -> Result<(), String> {
+    Config::builder().add_source(source).build().map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The merged configuration, from which each section is read.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedConfig {
+    inner: Config,
+}
+
+impl LoadedConfig {
+    /// Reads one section into its type. A missing section reads as an empty
+    /// table, so a type whose fields all have defaults needs no config at all.
+    pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ConfigIssue> {
+        let result = match self.inner.get::<config::Value>(key) {
+            Ok(value) => value.try_deserialize::<T>(),
+            Err(config::ConfigError::NotFound(_)) => Config::default().try_deserialize::<T>(),
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| ConfigIssue { key: key.to_string(), message: e.to_string() })
+    }
+
+    /// The top-level section names present in any layer.
+    pub fn sections(&self) -> BTreeSet<String> {
+        self.inner
+            .clone()
+            .try_deserialize::<HashMap<String, config::Value>>()
+            .map(|m| m.into_keys().collect())
+            .unwrap_or_default()
+    }
+
+    /// Reads `[start]`, `[shutdown]` and `[components.*]`, collecting every
+    /// problem. `component_names` are the names that `[components.<name>]`
+    /// may use.
+    pub fn runtime_settings(&self, component_names: &[&str]) -> Result<RuntimeSettings, ConfigErrors> {
+        let mut v = Validation::default();
+        let start = self.section::<StartDefaults>("start").unwrap_or_else(|i| {
+            v.push(i);
+            StartDefaults::default()
+        });
+        let shutdown = match self.section::<ShutdownSettings>("shutdown") {
+            Ok(s) => {
+                s.validate(&mut v);
+                s
+            }
+            Err(i) => {
+                v.push(i);
+                ShutdownSettings::default()
+            }
+        };
+        let mut components = BTreeMap::new();
+        let tables = self.section::<BTreeMap<String, config::Value>>("components").unwrap_or_else(|i| {
+            v.push(i);
+            BTreeMap::new()
+        });
+        for (name, value) in tables {
+            let key = format!("components.{name}");
+            if !component_names.is_empty() && !component_names.contains(&name.as_str()) {
+                v.push(ConfigIssue {
+                    key,
+                    message: format!("no component is named `{name}` (known: {})", component_names.join(", ")),
+                });
+                continue;
+            }
+            match value.try_deserialize::<ComponentOverrides>() {
+                Ok(o) => {
+                    components.insert(name, o);
+                }
+                Err(e) => v.push(ConfigIssue { key, message: e.to_string() }),
+            }
+        }
+        let issues = v.into_issues();
+        if issues.is_empty() {
+            Ok(RuntimeSettings { start, shutdown, components })
+        } else {
+            Err(ConfigErrors(issues))
+        }
+    }
+}
+
+/// A config type for components that have no settings of their own.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoConfig {}
+
+impl Validate for NoConfig {}

@@ -1,0 +1,224 @@
+//! What a hook receives: its name, its logger, typed access to what it
+//! declared, and the means to report trouble.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::RwLock;
+
+use crate::component::{BoxError, Component};
+use crate::graph::Graph;
+use crate::phase::StopPhase;
+use crate::trigger::Shutdown;
+
+/// Asking for a dependency or resource went wrong. Names both sides.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// The component exists but was not declared as a dependency.
+    #[error(
+        "component `{component}` asked for `{requested}` (provided by `{provider}`) without declaring it; \
+         add it to `{component}`'s dependencies()"
+    )]
+    NotDeclared {
+        /// Who asked.
+        component: String,
+        /// The type asked for.
+        requested: &'static str,
+        /// The component that has or provides it.
+        provider: String,
+    },
+    /// Nothing of that type exists among the components or their resources.
+    #[error("component `{component}` asked for `{requested}`, but no component is or provides one")]
+    NotFound {
+        /// Who asked.
+        component: String,
+        /// The type asked for.
+        requested: &'static str,
+    },
+    /// Several declared dependencies provide the type.
+    #[error("component `{component}` asked for `{requested}`, which several dependencies provide ({})", providers.join(", "))]
+    Ambiguous {
+        /// Who asked.
+        component: String,
+        /// The type asked for.
+        requested: &'static str,
+        /// The candidates.
+        providers: Vec<String>,
+    },
+}
+
+type AnyArc = Arc<dyn Any + Send + Sync>;
+
+/// Resources that components provide during `start`, by type.
+#[derive(Default)]
+pub(crate) struct Resources {
+    by_type: RwLock<HashMap<TypeId, Vec<(usize, AnyArc)>>>,
+}
+
+/// The context of a component's `start`.
+pub struct StartContext {
+    pub(crate) index: usize,
+    pub(crate) name: Arc<str>,
+    pub(crate) logger: slog::Logger,
+    pub(crate) graph: Arc<Graph>,
+    pub(crate) resources: Arc<Resources>,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) registry: prometheus::Registry,
+}
+
+impl StartContext {
+    /// This component's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A logger whose records carry `component = <name>`.
+    pub fn logger(&self) -> &slog::Logger {
+        &self.logger
+    }
+
+    /// The runtime's Prometheus registry, for this component's own metrics.
+    pub fn metrics_registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    /// The app's shutdown handle, for fatal errors and admin requests.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// The declared dependency of type `T`, which has started and is ready.
+    pub fn dependency<T: Component>(&self) -> Result<Arc<T>, AccessError> {
+        let requested = std::any::type_name::<T>();
+        let declared = &self.graph.dependencies[self.index];
+        let mut undeclared = None;
+        for (j, node) in self.graph.nodes.iter().enumerate() {
+            let any: AnyArc = node.component.clone();
+            if let Ok(found) = any.downcast::<T>() {
+                if declared.contains(&j) {
+                    return Ok(found);
+                }
+                undeclared.get_or_insert(j);
+            }
+        }
+        Err(match undeclared {
+            Some(j) => AccessError::NotDeclared {
+                component: self.name.to_string(),
+                requested,
+                provider: self.graph.nodes[j].name.to_string(),
+            },
+            None => AccessError::NotFound { component: self.name.to_string(), requested },
+        })
+    }
+
+    /// A resource of type `R` that one of the declared dependencies provided
+    /// with [`provide`](StartContext::provide) — for example `Arc<PgPool>`.
+    pub fn resource<R: Any + Send + Sync>(&self) -> Result<Arc<R>, AccessError> {
+        let requested = std::any::type_name::<R>();
+        let declared = &self.graph.dependencies[self.index];
+        let by_type = self.resources.by_type.read();
+        let providers = by_type.get(&TypeId::of::<R>()).map(Vec::as_slice).unwrap_or_default();
+        let mut matching = providers.iter().filter(|(j, _)| declared.contains(j));
+        match (matching.next(), matching.next()) {
+            (Some((_, value)), None) => value.clone().downcast::<R>().map_err(|_| AccessError::NotFound {
+                component: self.name.to_string(),
+                requested,
+            }),
+            (Some(_), Some(_)) => Err(AccessError::Ambiguous {
+                component: self.name.to_string(),
+                requested,
+                providers: providers
+                    .iter()
+                    .filter(|(j, _)| declared.contains(j))
+                    .map(|(j, _)| self.graph.nodes[*j].name.to_string())
+                    .collect(),
+            }),
+            (None, _) => Err(match providers.first() {
+                Some((j, _)) => AccessError::NotDeclared {
+                    component: self.name.to_string(),
+                    requested,
+                    provider: self.graph.nodes[*j].name.to_string(),
+                },
+                None => AccessError::NotFound { component: self.name.to_string(), requested },
+            }),
+        }
+    }
+
+    /// Offers a resource to the components that depend on this one.
+    pub fn provide<R: Any + Send + Sync>(&self, resource: Arc<R>) {
+        self.resources.by_type.write().entry(TypeId::of::<R>()).or_default().push((self.index, resource));
+    }
+
+    /// Runs `task` in the background under supervision: if it returns an
+    /// error or panics, the app shuts down gracefully and exits non-zero,
+    /// naming this component. Errors of background work are never silent.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let shutdown = self.shutdown.clone();
+        let name = self.name.clone();
+        let inner = tokio::spawn(task);
+        tokio::spawn(async move {
+            match inner.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    shutdown.fail(&name, error.as_ref());
+                }
+                Err(join) if join.is_panic() => {
+                    let message = crate::supervise::panic_message(join.into_panic());
+                    shutdown.trigger(crate::ShutdownReason::ComponentFailed {
+                        component: name.to_string(),
+                        error: format!("background task panicked: {message}"),
+                    });
+                }
+                Err(_) => {} // aborted on purpose by its owner
+            }
+        })
+    }
+}
+
+/// The context of one stop hook.
+pub struct StopContext {
+    pub(crate) name: Arc<str>,
+    pub(crate) phase: StopPhase,
+    pub(crate) logger: slog::Logger,
+    pub(crate) deadline: Instant,
+    pub(crate) not_joined: AtomicBool,
+}
+
+impl StopContext {
+    /// This component's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The phase being run.
+    pub fn phase(&self) -> StopPhase {
+        self.phase
+    }
+
+    /// A logger whose records carry `component` and `phase`.
+    pub fn logger(&self) -> &slog::Logger {
+        &self.logger
+    }
+
+    /// When this hook will be abandoned: its cap or the phase's end,
+    /// whichever is first. A drain can cancel stragglers just before it.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Called by the default (no-op) hooks: the component does not join this phase.
+    pub(crate) fn mark_not_joined(&self) {
+        self.not_joined.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn joined(&self) -> bool {
+        !self.not_joined.load(Ordering::Relaxed)
+    }
+}

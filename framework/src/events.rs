@@ -1,0 +1,314 @@
+//! The lifecycle as one stream of events.
+//!
+//! Every transition — a component starting, becoming ready, stopping in a
+//! phase, failing, being abandoned — is one [`LifecycleEvent`]. The log
+//! output, the Prometheus metrics and the in-memory [`Timeline`](crate::Timeline)
+//! are all [`EventSink`]s fed from the same stream, so they never disagree.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::component::BoxError;
+use crate::phase::Phase;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A component's `start` began.
+    Starting,
+    /// A component's `start` failed and will be tried again after a backoff.
+    Retrying,
+    /// A component's `start` returned `Ok`.
+    Started,
+    /// A component reported ready after starting.
+    Ready,
+    /// Readiness flipped to not-ready (the whole app, at shutdown).
+    NotReady,
+    /// A component's start was cancelled because another component failed or
+    /// a shutdown was requested. It never started, so it is not stopped.
+    Cancelled,
+    /// A shutdown was requested; `detail` says by whom and why.
+    ShutdownRequested,
+    /// A stop phase began.
+    PhaseStarted,
+    /// A component's hook for a phase began.
+    Stopping,
+    /// A component's hook for a phase returned `Ok`.
+    Stopped,
+    /// A hook returned an error; `error` has the chain.
+    Failed,
+    /// A hook panicked; `error` has the panic message.
+    Panicked,
+    /// A hook overran its timeout or cap and was abandoned (its task aborted).
+    TimedOut,
+    /// A component's hook never ran because its phase ran out of budget.
+    Skipped,
+    /// A stop phase ended.
+    PhaseFinished,
+    /// A component that had started was stopped again because start failed.
+    RolledBack,
+    /// The shutdown ended; `detail` says whether it was clean.
+    ShutdownFinished,
+}
+
+impl EventKind {
+    /// Every kind, for pre-registering metrics.
+    pub const ALL: [EventKind; 17] = [
+        EventKind::Starting,
+        EventKind::Retrying,
+        EventKind::Started,
+        EventKind::Ready,
+        EventKind::NotReady,
+        EventKind::Cancelled,
+        EventKind::ShutdownRequested,
+        EventKind::PhaseStarted,
+        EventKind::Stopping,
+        EventKind::Stopped,
+        EventKind::Failed,
+        EventKind::Panicked,
+        EventKind::TimedOut,
+        EventKind::Skipped,
+        EventKind::PhaseFinished,
+        EventKind::RolledBack,
+        EventKind::ShutdownFinished,
+    ];
+
+    /// The snake_case name used in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Starting => "starting",
+            EventKind::Retrying => "retrying",
+            EventKind::Started => "started",
+            EventKind::Ready => "ready",
+            EventKind::NotReady => "not_ready",
+            EventKind::Cancelled => "cancelled",
+            EventKind::ShutdownRequested => "shutdown_requested",
+            EventKind::PhaseStarted => "phase_started",
+            EventKind::Stopping => "stopping",
+            EventKind::Stopped => "stopped",
+            EventKind::Failed => "failed",
+            EventKind::Panicked => "panicked",
+            EventKind::TimedOut => "timed_out",
+            EventKind::Skipped => "skipped",
+            EventKind::PhaseFinished => "phase_finished",
+            EventKind::RolledBack => "rolled_back",
+            EventKind::ShutdownFinished => "shutdown_finished",
+        }
+    }
+
+    /// Whether this kind reports a problem.
+    pub fn is_problem(self) -> bool {
+        matches!(self, EventKind::Failed | EventKind::Panicked | EventKind::TimedOut | EventKind::Skipped)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One lifecycle transition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LifecycleEvent {
+    /// When, measured from the runtime's creation.
+    #[serde(serialize_with = "as_seconds")]
+    pub at: Duration,
+    /// The component, or `None` for app-wide events (phases, shutdown).
+    pub component: Option<Arc<str>>,
+    /// The lifecycle phase, where one applies.
+    pub phase: Option<Phase>,
+    /// What happened.
+    pub event: EventKind,
+    /// How long the step took, on events that end a step.
+    #[serde(serialize_with = "as_optional_seconds")]
+    pub elapsed: Option<Duration>,
+    /// The error chain, outermost first, joined with ": ".
+    pub error: Option<String>,
+    /// Free text: a shutdown's reason, a retry's attempt number.
+    pub detail: Option<String>,
+}
+
+fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn as_optional_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Renders an error with its whole `source()` chain: `outer: middle: root`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Wrappers that print their source would repeat it; skip those echoes.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// Renders a boxed hook error with its chain.
+pub(crate) fn box_error_chain(error: &BoxError) -> String {
+    error_chain(error.as_ref())
+}
+
+/// Something that consumes lifecycle events: a logger, metrics, a timeline,
+/// or a test. Called synchronously on the lifecycle's path, so keep it fast.
+pub trait EventSink: Send + Sync {
+    /// Receives one event.
+    fn on_event(&self, event: &LifecycleEvent);
+}
+
+/// The fan-out of events to every sink, with the clock they share.
+#[derive(Clone)]
+pub(crate) struct Events {
+    epoch: Instant,
+    sinks: Arc<[Arc<dyn EventSink>]>,
+}
+
+impl Events {
+    pub(crate) fn new(sinks: Vec<Arc<dyn EventSink>>) -> Self {
+        Self { epoch: Instant::now(), sinks: sinks.into() }
+    }
+
+    pub(crate) fn emit(&self, builder: EventBuilder) {
+        let event = LifecycleEvent {
+            at: builder.at.unwrap_or_else(Instant::now).saturating_duration_since(self.epoch),
+            component: builder.component,
+            phase: builder.phase,
+            event: builder.event,
+            elapsed: builder.elapsed,
+            error: builder.error,
+            detail: builder.detail,
+        };
+        for sink in self.sinks.iter() {
+            sink.on_event(&event);
+        }
+    }
+}
+
+/// A small builder so call sites name only the fields that apply.
+pub(crate) struct EventBuilder {
+    at: Option<Instant>,
+    component: Option<Arc<str>>,
+    phase: Option<Phase>,
+    event: EventKind,
+    elapsed: Option<Duration>,
+    error: Option<String>,
+    detail: Option<String>,
+}
+
+impl EventKind {
+    pub(crate) fn build(self) -> EventBuilder {
+        EventBuilder { at: None, component: None, phase: None, event: self, elapsed: None, error: None, detail: None }
+    }
+}
+
+impl EventBuilder {
+    pub(crate) fn component(mut self, name: &Arc<str>) -> Self {
+        self.component = Some(name.clone());
+        self
+    }
+    pub(crate) fn phase(mut self, phase: Phase) -> Self {
+        self.phase = Some(phase);
+        self
+    }
+    pub(crate) fn elapsed(mut self, elapsed: Duration) -> Self {
+        self.elapsed = Some(elapsed);
+        self
+    }
+    pub(crate) fn error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+    /// Stamps the event with an earlier instant than its emission.
+    pub(crate) fn at(mut self, at: Instant) -> Self {
+        self.at = Some(at);
+        self
+    }
+}
+
+/// Writes every event to a slog logger, with `component`, `phase`, `event`
+/// and `elapsed_ms` keys. Problems log at warning or error, the rest at info.
+pub struct LogEvents {
+    logger: slog::Logger,
+}
+
+impl LogEvents {
+    /// Logs events to `logger`.
+    pub fn new(logger: slog::Logger) -> Self {
+        Self { logger }
+    }
+}
+
+impl EventSink for LogEvents {
+    fn on_event(&self, e: &LifecycleEvent) {
+        let kv = slog::o!(
+            "component" => e.component.as_deref().unwrap_or("app").to_string(),
+            "phase" => e.phase.map(Phase::as_str),
+            "event" => e.event.as_str(),
+            "elapsed_ms" => e.elapsed.map(|d| d.as_secs_f64() * 1000.0),
+            "error" => e.error.clone(),
+            "detail" => e.detail.clone(),
+        );
+        let logger = self.logger.new(kv);
+        let msg = format!("lifecycle {}", e.event);
+        match e.event {
+            EventKind::Failed | EventKind::Panicked => slog::error!(logger, "{}", msg),
+            EventKind::TimedOut | EventKind::Skipped | EventKind::Retrying | EventKind::Cancelled => {
+                slog::warn!(logger, "{}", msg)
+            }
+            _ => slog::info!(logger, "{}", msg),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connecting to db")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_joins_every_source() {
+        let e = Outer(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"));
+        assert_eq!(error_chain(&e), "connecting to db: connection refused");
+    }
+
+    #[test]
+    fn event_serializes_with_seconds() {
+        let e = LifecycleEvent {
+            at: Duration::from_millis(1500),
+            component: Some("db".into()),
+            phase: Some(Phase::Start),
+            event: EventKind::Started,
+            elapsed: Some(Duration::from_millis(250)),
+            error: None,
+            detail: None,
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["at"], 1.5);
+        assert_eq!(json["elapsed"], 0.25);
+        assert_eq!(json["event"], "started");
+        assert_eq!(json["phase"], "start");
+    }
+}

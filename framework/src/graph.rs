@@ -1,0 +1,368 @@
+//! The dependency graph: resolved and validated before anything starts.
+//!
+//! Every problem is collected, not just the first: duplicate names, missing
+//! dependencies (who needs what), dependencies on disabled components, and
+//! cycles (printed as a path). Nodes are sorted by name, so the graph — and
+//! every order derived from it — is the same on every run.
+
+use std::any::TypeId;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::component::Component;
+use crate::dependency::Target;
+use crate::settings::ComponentSettings;
+
+/// A component with its resolved name and lifecycle settings.
+#[derive(Clone)]
+pub(crate) struct Node {
+    pub(crate) name: Arc<str>,
+    pub(crate) component: Arc<dyn Component>,
+    pub(crate) settings: ComponentSettings,
+}
+
+impl Node {
+    fn type_id(&self) -> TypeId {
+        (*self.component).type_id()
+    }
+}
+
+/// One thing wrong with the dependency graph.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// Two or more components have the same name.
+    #[error("{count} components are named `{name}`; names must be unique")]
+    Duplicate {
+        /// The repeated name.
+        name: String,
+        /// How many components carry it.
+        count: usize,
+    },
+    /// A component depends on a name no component has.
+    #[error("component `{component}` depends on `{dependency}`, but no component has that name")]
+    Missing {
+        /// The component that declared the dependency.
+        component: String,
+        /// The name it asked for.
+        dependency: String,
+    },
+    /// A component depends on a type no component has.
+    #[error(
+        "component `{component}` depends on type `{type_name}`, but no component of that type is registered \
+         (if it is registered in another crate, link that crate with `orderly::link!`)"
+    )]
+    MissingType {
+        /// The component that declared the dependency.
+        component: String,
+        /// The type it asked for.
+        type_name: String,
+    },
+    /// A component depends on a type that several components have.
+    #[error(
+        "component `{component}` depends on type `{type_name}`, but {} components have that type ({}); \
+         use `Dependency::named`",
+        candidates.len(),
+        candidates.join(", ")
+    )]
+    AmbiguousType {
+        /// The component that declared the dependency.
+        component: String,
+        /// The type it asked for.
+        type_name: String,
+        /// The names of the components of that type.
+        candidates: Vec<String>,
+    },
+    /// A component depends on a component that config disabled.
+    #[error(
+        "component `{component}` depends on `{dependency}`, which is disabled in config \
+         (components.{dependency}.enabled = false)"
+    )]
+    DependsOnDisabled {
+        /// The enabled component.
+        component: String,
+        /// The disabled dependency.
+        dependency: String,
+    },
+    /// The dependencies form a cycle.
+    #[error("dependency cycle: {}", path.join(" -> "))]
+    Cycle {
+        /// The cycle, starting and ending with the same component.
+        path: Vec<String>,
+    },
+    /// A component name collides with a section the runtime owns.
+    #[error("component name `{name}` is reserved for the runtime's own config section")]
+    ReservedName {
+        /// The reserved name.
+        name: String,
+    },
+}
+
+/// Every problem found in the graph, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid component graph:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct GraphErrors(pub Vec<GraphError>);
+
+/// Config sections the runtime owns; no component may be named like them.
+pub(crate) const RESERVED_NAMES: [&str; 5] = ["log", "shutdown", "start", "components", "profile"];
+
+/// The validated graph: nodes sorted by name, edges as indices.
+pub(crate) struct Graph {
+    pub(crate) nodes: Vec<Node>,
+    /// `dependencies[i]`: the nodes `i` needs, sorted, without repeats.
+    pub(crate) dependencies: Vec<Vec<usize>>,
+    /// `dependents[i]`: the nodes that need `i`, sorted.
+    pub(crate) dependents: Vec<Vec<usize>>,
+}
+
+impl Graph {
+    /// Resolves every declared dependency and checks the whole graph.
+    pub(crate) fn build(mut nodes: Vec<Node>, disabled: &BTreeSet<String>) -> Result<Graph, GraphErrors> {
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut errors = Vec::new();
+
+        let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut by_type: HashMap<TypeId, Vec<usize>> = HashMap::new();
+        for (i, node) in nodes.iter().enumerate() {
+            by_name.entry(&node.name).or_insert(i);
+            *counts.entry(&node.name).or_default() += 1;
+            by_type.entry(node.type_id()).or_default().push(i);
+            if RESERVED_NAMES.contains(&&*node.name) {
+                errors.push(GraphError::ReservedName { name: node.name.to_string() });
+            }
+        }
+        for (name, count) in counts.iter().filter(|(_, c)| **c > 1) {
+            errors.push(GraphError::Duplicate { name: name.to_string(), count: *count });
+        }
+
+        let mut dependencies = vec![Vec::new(); nodes.len()];
+        for (i, node) in nodes.iter().enumerate() {
+            for dep in node.component.dependencies() {
+                let component = node.name.to_string();
+                let resolved = match &dep.target {
+                    Target::Name(name) => match by_name.get(name.as_str()) {
+                        Some(&j) => Some(j),
+                        None if disabled.contains(name) => {
+                            errors.push(GraphError::DependsOnDisabled { component, dependency: name.clone() });
+                            None
+                        }
+                        None => {
+                            errors.push(GraphError::Missing { component, dependency: name.clone() });
+                            None
+                        }
+                    },
+                    Target::Type { id, type_name, default_name } => match by_type.get(id).map(Vec::as_slice) {
+                        Some([j]) => Some(*j),
+                        Some(many) => {
+                            errors.push(GraphError::AmbiguousType {
+                                component,
+                                type_name: type_name.to_string(),
+                                candidates: many.iter().map(|&j| nodes[j].name.to_string()).collect(),
+                            });
+                            None
+                        }
+                        None if disabled.contains(*default_name) => {
+                            errors.push(GraphError::DependsOnDisabled {
+                                component,
+                                dependency: default_name.to_string(),
+                            });
+                            None
+                        }
+                        None => {
+                            errors.push(GraphError::MissingType { component, type_name: type_name.to_string() });
+                            None
+                        }
+                    },
+                };
+                if let Some(j) = resolved {
+                    dependencies[i].push(j);
+                }
+            }
+            dependencies[i].sort_unstable();
+            dependencies[i].dedup();
+        }
+
+        let mut dependents = vec![Vec::new(); nodes.len()];
+        for (i, deps) in dependencies.iter().enumerate() {
+            for &j in deps {
+                dependents[j].push(i);
+            }
+        }
+
+        for path in find_cycles(&dependencies) {
+            errors.push(GraphError::Cycle { path: path.iter().map(|&i| nodes[i].name.to_string()).collect() });
+        }
+
+        if errors.is_empty() {
+            Ok(Graph { nodes, dependencies, dependents })
+        } else {
+            Err(GraphErrors(errors))
+        }
+    }
+
+    /// The number of components.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The index of the node with this name.
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.binary_search_by(|n| (*n.name).cmp(name)).ok()
+    }
+
+    /// The graph in a drawable text format.
+    pub(crate) fn render(&self, format: GraphFormat) -> String {
+        let mut out = String::new();
+        match format {
+            GraphFormat::Mermaid => {
+                out.push_str("graph TD\n");
+                for node in &self.nodes {
+                    let _ = writeln!(out, "    {}[\"{}\"]", mermaid_id(&node.name), node.name);
+                }
+                for (i, deps) in self.dependencies.iter().enumerate() {
+                    for &j in deps {
+                        let _ = writeln!(out, "    {} --> {}", mermaid_id(&self.nodes[i].name), mermaid_id(&self.nodes[j].name));
+                    }
+                }
+            }
+            GraphFormat::Dot => {
+                out.push_str("digraph components {\n    rankdir=TB;\n");
+                for node in &self.nodes {
+                    let _ = writeln!(out, "    \"{}\";", node.name.escape_default());
+                }
+                for (i, deps) in self.dependencies.iter().enumerate() {
+                    for &j in deps {
+                        let _ = writeln!(
+                            out,
+                            "    \"{}\" -> \"{}\";",
+                            self.nodes[i].name.escape_default(),
+                            self.nodes[j].name.escape_default()
+                        );
+                    }
+                }
+                out.push_str("}\n");
+            }
+        }
+        out
+    }
+}
+
+fn mermaid_id(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+/// A text format for drawing the graph. Edges point from a component to
+/// what it depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Mermaid flowchart (renders on GitHub and in most docs tools).
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+/// Returns one cycle path (first node repeated at the end) for each group of
+/// nodes that cannot be ordered. Empty when the graph is acyclic.
+fn find_cycles(dependencies: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut marks = vec![Mark::New; dependencies.len()];
+    let mut cycles = Vec::new();
+    for root in 0..dependencies.len() {
+        if marks[root] != Mark::New {
+            continue;
+        }
+        // Iterative DFS: (node, index of the next edge to follow).
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        marks[root] = Mark::OnPath;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            if let Some(&dep) = dependencies[node].get(*next) {
+                *next += 1;
+                match marks[dep] {
+                    Mark::New => {
+                        marks[dep] = Mark::OnPath;
+                        stack.push((dep, 0));
+                    }
+                    Mark::OnPath => {
+                        let start = stack.iter().position(|&(n, _)| n == dep).unwrap_or(0);
+                        let mut path: Vec<usize> = stack[start..].iter().map(|&(n, _)| n).collect();
+                        path.push(dep);
+                        cycles.push(path);
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                marks[node] = Mark::Done;
+                stack.pop();
+            }
+        }
+    }
+    cycles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Probe;
+
+    fn node(name: &str, deps: &[&str]) -> Node {
+        Node {
+            name: name.into(),
+            component: Arc::new(Probe::new(name).depends_on(deps)),
+            settings: ComponentSettings::default(),
+        }
+    }
+
+    fn errors(nodes: Vec<Node>) -> Vec<GraphError> {
+        match Graph::build(nodes, &BTreeSet::new()) {
+            Ok(_) => Vec::new(),
+            Err(GraphErrors(errors)) => errors,
+        }
+    }
+
+    #[test]
+    fn reports_a_cycle_as_a_path() {
+        let found = errors(vec![node("a", &["b"]), node("b", &["c"]), node("c", &["a"]), node("d", &[])]);
+        assert_eq!(found, vec![GraphError::Cycle { path: vec!["a".into(), "b".into(), "c".into(), "a".into()] }]);
+        assert_eq!(found[0].to_string(), "dependency cycle: a -> b -> c -> a");
+    }
+
+    #[test]
+    fn reports_a_self_dependency_as_a_cycle() {
+        let found = errors(vec![node("a", &["a"])]);
+        assert_eq!(found, vec![GraphError::Cycle { path: vec!["a".into(), "a".into()] }]);
+    }
+
+    #[test]
+    fn names_who_needs_what_when_a_dependency_is_missing() {
+        let found = errors(vec![node("api", &["database"])]);
+        assert_eq!(found[0].to_string(), "component `api` depends on `database`, but no component has that name");
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let found = errors(vec![node("a", &["zzz"]), node("a", &[]), node("log", &[])]);
+        assert_eq!(found.len(), 3, "{found:?}");
+    }
+
+    #[test]
+    fn a_dependency_on_a_disabled_component_is_an_error() {
+        let disabled: BTreeSet<String> = ["cache".to_string()].into();
+        let Err(GraphErrors(found)) = Graph::build(vec![node("api", &["cache"])], &disabled) else {
+            panic!("expected an error");
+        };
+        assert!(matches!(&found[0], GraphError::DependsOnDisabled { dependency, .. } if dependency == "cache"));
+    }
+
+    #[test]
+    fn renders_mermaid_and_dot_with_edges_to_dependencies() {
+        let graph = Graph::build(vec![node("api", &["db"]), node("db", &[])], &BTreeSet::new()).unwrap();
+        assert!(graph.render(GraphFormat::Mermaid).contains("api --> db"));
+        assert!(graph.render(GraphFormat::Dot).contains("\"api\" -> \"db\";"));
+    }
+}

@@ -1,0 +1,112 @@
+//! Structured logs: JSON lines when stdout is not a terminal (or when asked),
+//! readable text on a terminal. Records go through an async drain that
+//! blocks rather than drops, and is flushed before the process exits.
+
+use std::io::IsTerminal;
+
+use serde::Deserialize;
+use slog::Drain;
+
+use crate::config::{Validate, Validation};
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// The lowest level written (default `info`).
+    pub level: LogLevel,
+    /// `auto` (JSON unless stdout is a terminal), `json` or `text`.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { level: LogLevel::Info, format: LogFormat::Auto }
+    }
+}
+
+impl Validate for LogSettings {
+    fn validate(&self, _v: &mut Validation) {}
+}
+
+/// A log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation, including every lifecycle transition.
+    Info,
+    /// Problems that did not stop anything.
+    #[serde(alias = "warn")]
+    Warning,
+    /// Failures.
+    Error,
+    /// Only what precedes a crash.
+    Critical,
+}
+
+impl LogLevel {
+    fn to_slog(self) -> slog::Level {
+        match self {
+            LogLevel::Trace => slog::Level::Trace,
+            LogLevel::Debug => slog::Level::Debug,
+            LogLevel::Info => slog::Level::Info,
+            LogLevel::Warning => slog::Level::Warning,
+            LogLevel::Error => slog::Level::Error,
+            LogLevel::Critical => slog::Level::Critical,
+        }
+    }
+}
+
+/// The log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON unless stdout is a terminal.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// Flushes the async log drain when dropped. Keep it alive until the end of `main`.
+pub struct LogGuard {
+    _guard: Option<slog_async::AsyncGuard>,
+}
+
+/// Builds the root logger for `app`; records carry `app` and `version`.
+pub fn build_logger(settings: &LogSettings, app: &str, version: &str) -> (slog::Logger, LogGuard) {
+    let json = match settings.format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stdout().is_terminal(),
+    };
+    let level = settings.level.to_slog();
+    let (drain, guard) = if json {
+        let drain = slog_json::Json::new(std::io::stdout()).add_default_keys().build().fuse();
+        async_drain(drain.filter_level(level).fuse())
+    } else {
+        let decorator = slog_term::TermDecorator::new().stdout().build();
+        let drain = slog_term::FullFormat::new(decorator).build().fuse();
+        async_drain(drain.filter_level(level).fuse())
+    };
+    let logger = slog::Logger::root(drain, slog::o!("app" => app.to_string(), "version" => version.to_string()));
+    (logger, LogGuard { _guard: Some(guard) })
+}
+
+fn async_drain<D>(drain: D) -> (slog::Fuse<slog_async::Async>, slog_async::AsyncGuard)
+where
+    D: Drain<Ok = (), Err = slog::Never> + Send + 'static,
+{
+    let (drain, guard) = slog_async::Async::new(drain)
+        .chan_size(16 * 1024)
+        // Losing the last records of a shutdown is worse than a short stall.
+        .overflow_strategy(slog_async::OverflowStrategy::Block)
+        .thread_name("orderly-log".into())
+        .build_with_guard();
+    (drain.fuse(), guard)
+}

@@ -1,0 +1,102 @@
+//! The five stop phases, in the order the shutdown runs them.
+//!
+//! Every component joins only the phases whose hook it overrides; the
+//! shutdown runs phase 1 for every component before any phase 2 hook starts.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One of the five ordered stop phases.
+///
+/// The order is fixed and documented because operators reason about it:
+/// nothing may be flushed while producers still run, and nothing may close a
+/// connection that a flush still needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopPhase {
+    /// 1. Stop accepting new work: close listeners, stop claiming jobs.
+    StopAccepting,
+    /// 2. Drain in-flight requests.
+    Drain,
+    /// 3. Stop background workers: cancel, let the current job finish or hand it back.
+    StopWorkers,
+    /// 4. Flush buffered data: metrics, traces, logs.
+    Flush,
+    /// 5. Close external connections: database, cache, queues.
+    Close,
+}
+
+impl StopPhase {
+    /// All phases in the order the shutdown runs them.
+    pub const ALL: [StopPhase; 5] = [
+        StopPhase::StopAccepting,
+        StopPhase::Drain,
+        StopPhase::StopWorkers,
+        StopPhase::Flush,
+        StopPhase::Close,
+    ];
+
+    /// The phase's position, 1 to 5.
+    pub fn number(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// The snake_case name used in config keys, metric labels and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopPhase::StopAccepting => "stop_accepting",
+            StopPhase::Drain => "drain",
+            StopPhase::StopWorkers => "stop_workers",
+            StopPhase::Flush => "flush",
+            StopPhase::Close => "close",
+        }
+    }
+}
+
+impl fmt::Display for StopPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where in the lifecycle something happened: during start, or in a stop phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The component's `start` hook, including its retries.
+    Start,
+    /// Waiting for the component's `ready` to report ready after `start` returned.
+    Ready,
+    /// One of the five stop phases.
+    Stop(StopPhase),
+}
+
+impl Phase {
+    /// The snake_case name used in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::Ready => "ready",
+            Phase::Stop(p) => p.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_are_numbered_in_shutdown_order() {
+        let numbers: Vec<u8> = StopPhase::ALL.iter().map(|p| p.number()).collect();
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5]);
+        assert!(StopPhase::StopAccepting < StopPhase::Close);
+    }
+}

@@ -1,0 +1,171 @@
+//! Registration: components announce themselves with [`register!`], and the
+//! app collects them with [`App::link`](crate::App::link).
+//!
+//! The linker drops a library's registrations when the binary never
+//! mentions that library. So an app must name, in [`link!`], every crate
+//! whose components it runs; [`App`](crate::App) cannot run without a
+//! [`Linked`] value, which only `link!` makes. A linked crate that turns out
+//! to register nothing is reported, and an app with no components at all
+//! refuses to start.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::component::{default_name, BoxError, Component};
+use crate::config::{ConfigIssue, LoadedConfig, Validate, Validation};
+use crate::events::box_error_chain;
+
+/// A component that can be built from its own typed config section.
+///
+/// ```
+/// use orderly::{async_trait, BoxError, Component, FromConfig, Validate, Validation};
+///
+/// #[derive(Debug, Default, serde::Deserialize)]
+/// #[serde(default, deny_unknown_fields)]
+/// pub struct GreeterConfig { pub greeting: String }
+///
+/// impl Validate for GreeterConfig {
+///     fn validate(&self, v: &mut Validation) {
+///         v.check(!self.greeting.is_empty(), "greeting", "must not be empty");
+///     }
+/// }
+///
+/// pub struct Greeter { greeting: String }
+/// #[async_trait] impl Component for Greeter {}
+///
+/// impl FromConfig for Greeter {
+///     type Config = GreeterConfig; // read from `[greeter]`
+///     fn from_config(config: GreeterConfig) -> Result<Self, BoxError> {
+///         Ok(Greeter { greeting: config.greeting })
+///     }
+/// }
+///
+/// orderly::register!(Greeter);
+/// ```
+pub trait FromConfig: Component + Sized {
+    /// The section's type. Use `#[serde(deny_unknown_fields)]` so typos are errors,
+    /// and [`Secret`](crate::Secret) for anything sensitive.
+    type Config: DeserializeOwned + Validate + Debug;
+
+    /// The config section and component name (default: the type's snake_case name).
+    fn section() -> &'static str {
+        default_name::<Self>()
+    }
+
+    /// Builds the component from its validated config. Do no I/O here; that belongs in `start`.
+    fn from_config(config: Self::Config) -> Result<Self, BoxError>;
+}
+
+/// A component built from config, with its config for `--print-config`.
+pub(crate) struct Built {
+    pub(crate) component: Arc<dyn Component>,
+    pub(crate) config_dump: String,
+}
+
+/// One registered component type. Made by [`register!`]; read by [`App`](crate::App).
+pub struct Registration {
+    section: fn() -> &'static str,
+    module_path: &'static str,
+    build: fn(&LoadedConfig, &str) -> Result<Built, Vec<ConfigIssue>>,
+}
+
+impl Registration {
+    /// The registration of `T`, submitted from `module_path`. Use [`register!`].
+    #[doc(hidden)]
+    pub const fn of<T: FromConfig>(module_path: &'static str) -> Self {
+        Self { section: T::section, module_path, build: build_from_config::<T> }
+    }
+
+    /// The component's name and config section.
+    pub fn section(&self) -> &'static str {
+        (self.section)()
+    }
+
+    /// The crate that registered it.
+    pub fn crate_name(&self) -> &'static str {
+        self.module_path.split("::").next().unwrap_or(self.module_path)
+    }
+
+    pub(crate) fn build(&self, config: &LoadedConfig) -> Result<Built, Vec<ConfigIssue>> {
+        (self.build)(config, self.section())
+    }
+
+    /// Every registration linked into this binary.
+    pub fn all() -> impl Iterator<Item = &'static Registration> {
+        inventory::iter::<Registration>.into_iter()
+    }
+}
+
+inventory::collect!(Registration);
+
+fn build_from_config<T: FromConfig>(config: &LoadedConfig, section: &str) -> Result<Built, Vec<ConfigIssue>> {
+    let typed: T::Config = config.section(section).map_err(|issue| vec![issue])?;
+    let mut v = Validation::for_section(section);
+    typed.validate(&mut v);
+    if !v.issues().is_empty() {
+        return Err(v.issues().to_vec());
+    }
+    let config_dump = format!("{typed:#?}");
+    let component = T::from_config(typed)
+        .map_err(|e| vec![ConfigIssue { key: section.to_string(), message: box_error_chain(&e) }])?;
+    Ok(Built { component: Arc::new(component), config_dump })
+}
+
+/// Registers a component type (which implements [`FromConfig`]) so that every
+/// app linking this crate runs it. See [`link!`] for the app's side.
+#[macro_export]
+macro_rules! register {
+    ($component:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::Registration::of::<$component>(::core::module_path!())
+        }
+    };
+}
+
+/// The crates whose registered components an app runs. Made only by [`link!`].
+#[derive(Debug, Clone)]
+pub struct Linked {
+    crates: &'static [&'static str],
+}
+
+impl Linked {
+    #[doc(hidden)]
+    pub const fn __new(crates: &'static [&'static str]) -> Self {
+        Self { crates }
+    }
+
+    /// The crate names named in `link!`.
+    pub fn crates(&self) -> &'static [&'static str] {
+        self.crates
+    }
+
+    /// Named crates that registered no component: probably a mistake.
+    pub fn silent_crates(&self) -> Vec<&'static str> {
+        self.crates.iter().copied().filter(|c| !Registration::all().any(|r| r.crate_name() == *c)).collect()
+    }
+}
+
+/// Links component crates into the binary, so that their registrations are
+/// never silently dropped by the linker. Name every library crate whose
+/// components the app runs; the binary's own crate needs no mention.
+///
+/// ```no_run
+/// // In a real binary: orderly::link![my_service, orderly_components]
+/// fn main() -> std::process::ExitCode {
+///     orderly::App::new(orderly::app_info!(), orderly::link![]).run()
+/// }
+/// ```
+#[macro_export]
+macro_rules! link {
+    ($($krate:ident),* $(,)?) => {{
+        $(
+            // Naming the crate makes rustc link it, and with it the statics
+            // that `register!` submitted.
+            #[allow(unused_imports)]
+            use $krate as _;
+        )*
+        $crate::Linked::__new(&[$(::core::stringify!($krate)),*])
+    }};
+}

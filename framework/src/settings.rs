@@ -1,0 +1,271 @@
+//! Lifecycle settings: start timeouts and retries per component, and the
+//! shutdown deadline split into phase budgets. All come from config
+//! (`[start]`, `[shutdown]`, `[components.<name>]`) and are honoured everywhere.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::Validation;
+use crate::phase::StopPhase;
+use crate::retry::RetryPolicy;
+
+/// The per-component lifecycle settings the runtime applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentSettings {
+    /// Whether the component runs at all.
+    pub enabled: bool,
+    /// How long `start`, all retries included, may take.
+    pub start_timeout: Duration,
+    /// How long `ready` may take to report ready after `start` returned.
+    pub ready_timeout: Duration,
+    /// The most any one stop hook of this component may take. `None`: the phase budget.
+    pub stop_cap: Option<Duration>,
+    /// How to retry a failing `start`.
+    pub retry: RetryPolicy,
+}
+
+impl Default for ComponentSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            start_timeout: StartDefaults::default().timeout,
+            ready_timeout: StartDefaults::default().ready_timeout,
+            stop_cap: None,
+            retry: RetryPolicy::none(),
+        }
+    }
+}
+
+/// `[components.<name>]`: overrides of one component's lifecycle settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentOverrides {
+    /// `enabled = false` removes the component; depending on it is a graph error.
+    pub enabled: Option<bool>,
+    /// Overrides `[start].timeout` for this component.
+    #[serde(default, with = "humantime_serde")]
+    pub start_timeout: Option<Duration>,
+    /// Overrides `[start].ready_timeout` for this component.
+    #[serde(default, with = "humantime_serde")]
+    pub ready_timeout: Option<Duration>,
+    /// Caps each of this component's stop hooks.
+    #[serde(default, with = "humantime_serde")]
+    pub stop_cap: Option<Duration>,
+    /// Retries for a failing `start`.
+    pub retry: Option<RetryPolicy>,
+}
+
+impl ComponentOverrides {
+    /// Applies these overrides on top of `base`.
+    pub fn apply(&self, mut base: ComponentSettings) -> ComponentSettings {
+        if let Some(v) = self.enabled {
+            base.enabled = v;
+        }
+        if let Some(v) = self.start_timeout {
+            base.start_timeout = v;
+        }
+        if let Some(v) = self.ready_timeout {
+            base.ready_timeout = v;
+        }
+        if let Some(v) = self.stop_cap {
+            base.stop_cap = Some(v);
+        }
+        if let Some(v) = self.retry {
+            base.retry = v;
+        }
+        base
+    }
+}
+
+/// `[start]`: defaults for every component's start.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StartDefaults {
+    /// How long `start` may take, retries included (default 30 s).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long `ready` may take after `start` (default 30 s).
+    #[serde(with = "humantime_serde")]
+    pub ready_timeout: Duration,
+}
+
+impl Default for StartDefaults {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(30), ready_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// `[shutdown]`: one deadline, split into a delay and five phase budgets.
+///
+/// The defaults fit Kubernetes' default `terminationGracePeriodSeconds` of
+/// 30 s: the delay plus all phase budgets must fit in the deadline, which is
+/// checked when config loads, so a slow phase can never starve a later one.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSettings {
+    /// The whole shutdown, delay included, ends by then (default 30 s).
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    /// After readiness flips to not-ready, wait this long before phase 1 so
+    /// load balancers stop routing here (default 0 s; see the README).
+    #[serde(with = "humantime_serde")]
+    pub propagation_delay: Duration,
+    /// Caps every stop hook of every component (default: the phase budget).
+    #[serde(default, with = "humantime_serde")]
+    pub component_cap: Option<Duration>,
+    /// The budget of each phase.
+    pub phases: PhaseBudgets,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(30),
+            propagation_delay: Duration::ZERO,
+            component_cap: None,
+            phases: PhaseBudgets::default(),
+        }
+    }
+}
+
+impl ShutdownSettings {
+    /// Checks that the delay and the phase budgets fit in the deadline.
+    pub(crate) fn validate(&self, v: &mut Validation) {
+        let total = self.propagation_delay + self.phases.total();
+        v.check(
+            total <= self.deadline,
+            "shutdown",
+            format!(
+                "propagation_delay ({}) plus the phase budgets ({}) must fit in deadline ({})",
+                humantime::format_duration(self.propagation_delay),
+                humantime::format_duration(self.phases.total()),
+                humantime::format_duration(self.deadline)
+            ),
+        );
+        v.check(self.deadline > Duration::ZERO, "shutdown.deadline", "must be greater than zero");
+    }
+}
+
+/// `[shutdown.phases]`: the budget of each stop phase.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhaseBudgets {
+    /// Phase 1 (default 2 s).
+    #[serde(with = "humantime_serde")]
+    pub stop_accepting: Duration,
+    /// Phase 2 (default 15 s).
+    #[serde(with = "humantime_serde")]
+    pub drain: Duration,
+    /// Phase 3 (default 5 s).
+    #[serde(with = "humantime_serde")]
+    pub stop_workers: Duration,
+    /// Phase 4 (default 3 s).
+    #[serde(with = "humantime_serde")]
+    pub flush: Duration,
+    /// Phase 5 (default 3 s).
+    #[serde(with = "humantime_serde")]
+    pub close: Duration,
+}
+
+impl Default for PhaseBudgets {
+    fn default() -> Self {
+        Self {
+            stop_accepting: Duration::from_secs(2),
+            drain: Duration::from_secs(15),
+            stop_workers: Duration::from_secs(5),
+            flush: Duration::from_secs(3),
+            close: Duration::from_secs(3),
+        }
+    }
+}
+
+impl PhaseBudgets {
+    /// Every phase with the same budget.
+    pub fn uniform(budget: Duration) -> Self {
+        Self { stop_accepting: budget, drain: budget, stop_workers: budget, flush: budget, close: budget }
+    }
+
+    /// The budget of one phase.
+    pub fn get(&self, phase: StopPhase) -> Duration {
+        match phase {
+            StopPhase::StopAccepting => self.stop_accepting,
+            StopPhase::Drain => self.drain,
+            StopPhase::StopWorkers => self.stop_workers,
+            StopPhase::Flush => self.flush,
+            StopPhase::Close => self.close,
+        }
+    }
+
+    /// The sum of all five budgets.
+    pub fn total(&self) -> Duration {
+        StopPhase::ALL.iter().map(|&p| self.get(p)).sum()
+    }
+}
+
+/// Everything the runtime itself reads from config.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuntimeSettings {
+    /// `[start]`.
+    pub start: StartDefaults,
+    /// `[shutdown]`.
+    pub shutdown: ShutdownSettings,
+    /// `[components.<name>]`, by component name.
+    pub components: BTreeMap<String, ComponentOverrides>,
+}
+
+impl RuntimeSettings {
+    /// The settings for the component called `name`: `[start]` defaults,
+    /// then the component's own `base`, then `[components.<name>]`.
+    pub fn for_component(&self, name: &str, base: Option<ComponentSettings>) -> ComponentSettings {
+        let base = base.unwrap_or(ComponentSettings {
+            start_timeout: self.start.timeout,
+            ready_timeout: self.start.ready_timeout,
+            ..ComponentSettings::default()
+        });
+        match self.components.get(name) {
+            Some(overrides) => overrides.apply(base),
+            None => base,
+        }
+    }
+
+    /// Whether config disables the component called `name`.
+    pub fn is_disabled(&self, name: &str) -> bool {
+        self.components.get(name).and_then(|o| o.enabled) == Some(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_budgets_fit_kubernetes_default_grace_period() {
+        let s = ShutdownSettings::default();
+        let mut v = Validation::default();
+        s.validate(&mut v);
+        assert!(v.issues().is_empty(), "{:?}", v.issues());
+        assert!(s.propagation_delay + s.phases.total() <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn budgets_that_overflow_the_deadline_are_rejected() {
+        let s = ShutdownSettings { deadline: Duration::from_secs(5), ..ShutdownSettings::default() };
+        let mut v = Validation::default();
+        s.validate(&mut v);
+        assert_eq!(v.issues().len(), 1);
+        assert!(v.issues()[0].to_string().contains("must fit in deadline (5s)"));
+    }
+
+    #[test]
+    fn component_overrides_win_over_start_defaults() {
+        let mut rs = RuntimeSettings::default();
+        rs.components.insert(
+            "db".into(),
+            ComponentOverrides { start_timeout: Some(Duration::from_secs(3)), ..Default::default() },
+        );
+        assert_eq!(rs.for_component("db", None).start_timeout, Duration::from_secs(3));
+        assert_eq!(rs.for_component("other", None).start_timeout, Duration::from_secs(30));
+    }
+}

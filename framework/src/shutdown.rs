@@ -1,0 +1,225 @@
+//! The shutdown sequence, top to bottom. This is the one place it lives.
+//!
+//! 1. Readiness flips to not-ready at once (probes keep answering: 503).
+//! 2. The propagation delay lets load balancers stop routing here.
+//! 3. Phases 1 to 5 run strictly in order. Within a phase, dependents stop
+//!    before their dependencies and independent components stop
+//!    concurrently. Only components that started take part, and each joins
+//!    only the phases whose hook it overrides.
+//!
+//! Budgets: the whole sequence ends by `shutdown.deadline`; each phase ends
+//! by its budget; each hook ends by its cap. A hook past its cap is
+//! abandoned (its task aborted) and named, and its dependencies go on. Hooks
+//! not yet run when a phase's budget is spent are skipped and named. A panic
+//! is caught and named. Nothing here waits without a bound.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::task::AbortHandle;
+
+use crate::component::{BoxError, Component};
+use crate::context::StopContext;
+use crate::events::{box_error_chain, EventKind};
+use crate::phase::{Phase, StopPhase};
+use crate::runtime::Shared;
+use crate::supervise::{join, launch, BoxFuture, Ended, Launched};
+use crate::trigger::ShutdownReason;
+use crate::walk::Walk;
+
+/// A component that did not stop cleanly in a phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopProblem {
+    /// The component.
+    pub component: String,
+    /// The phase.
+    pub phase: StopPhase,
+    /// `failed`, `panicked`, `timed_out` (abandoned) or `skipped`.
+    pub event: EventKind,
+    /// The error chain, panic message, or what was overrun.
+    pub error: String,
+}
+
+impl std::fmt::Display for StopProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "component `{}` {} in phase {} ({}): {}", self.component, self.event, self.phase.number(), self.phase, self.error)
+    }
+}
+
+/// What a shutdown did.
+#[derive(Debug, Clone)]
+pub struct ShutdownReport {
+    /// Why it ran.
+    pub reason: ShutdownReason,
+    /// Every hook that failed, panicked, was abandoned or was skipped.
+    pub problems: Vec<StopProblem>,
+    /// How long each phase took.
+    pub phases: Vec<(StopPhase, Duration)>,
+    /// From the request to the end of phase 5.
+    pub elapsed: Duration,
+}
+
+impl ShutdownReport {
+    /// No hook failed, panicked, overran or was skipped.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Runs the whole sequence for the components marked in `started`.
+pub(crate) async fn shut_down(shared: &Shared, started: &[bool], reason: ShutdownReason) -> ShutdownReport {
+    let began = Instant::now();
+    let settings = &shared.settings;
+    let deadline = began + settings.deadline;
+    shared.events.emit(EventKind::ShutdownRequested.build().detail(reason.to_string()));
+
+    shared.health.begin_shutdown();
+    shared.events.emit(EventKind::NotReady.build().detail("shutting down"));
+
+    if !settings.propagation_delay.is_zero() {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(began + settings.propagation_delay).min(deadline.into())).await;
+    }
+
+    let mut problems = Vec::new();
+    let mut phases = Vec::with_capacity(StopPhase::ALL.len());
+    for phase in StopPhase::ALL {
+        let phase_began = Instant::now();
+        let phase_end = (phase_began + settings.phases.get(phase)).min(deadline);
+        shared.events.emit(EventKind::PhaseStarted.build().phase(Phase::Stop(phase)));
+        run_phase(shared, started, phase, phase_end, &mut problems).await;
+        let took = phase_began.elapsed();
+        shared.events.emit(EventKind::PhaseFinished.build().phase(Phase::Stop(phase)).elapsed(took));
+        phases.push((phase, took));
+    }
+
+    shared.health.finish_shutdown();
+    let elapsed = began.elapsed();
+    let verdict = if problems.is_empty() { "clean".to_string() } else { format!("{} problem(s)", problems.len()) };
+    shared.events.emit(EventKind::ShutdownFinished.build().elapsed(elapsed).detail(verdict));
+    ShutdownReport { reason, problems, phases, elapsed }
+}
+
+/// One phase: the reversed graph walked concurrently, within `phase_end`.
+async fn run_phase(shared: &Shared, started: &[bool], phase: StopPhase, phase_end: Instant, problems: &mut Vec<StopProblem>) {
+    let graph = &shared.graph;
+    // Reversed: a component waits for its dependents.
+    let mut walk = Walk::new(&graph.dependents, &graph.dependencies, started);
+    let mut runnable = walk.roots();
+    let mut ran = vec![false; graph.len()];
+    let mut running: FuturesUnordered<BoxFuture<(usize, Instant, HookEnd)>> = FuturesUnordered::new();
+    let mut aborts: Vec<Option<(Instant, AbortHandle)>> = vec![None; graph.len()];
+    let sleep = tokio::time::sleep_until(phase_end.into());
+    tokio::pin!(sleep);
+
+    loop {
+        while let Some(i) = runnable.pop() {
+            ran[i] = true;
+            let node = &graph.nodes[i];
+            let hook_began = Instant::now();
+            let cap = node.settings.stop_cap.or(shared.settings.component_cap).unwrap_or(Duration::MAX);
+            let cap_end = hook_began.checked_add(cap).unwrap_or(phase_end).min(phase_end);
+            let ctx = Arc::new(StopContext {
+                name: node.name.clone(),
+                phase,
+                logger: shared.loggers[i].new(slog::o!("phase" => phase.as_str())),
+                deadline: cap_end,
+                not_joined: AtomicBool::new(false),
+            });
+            match launch(call_hook(node.component.clone(), ctx.clone())).await {
+                Launched::Done(ended) => {
+                    if ctx.joined() {
+                        shared.events.emit(EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began));
+                        record(shared, i, phase, hook_began, HookEnd::Ended(ended), problems);
+                    }
+                    walk.complete(i, &mut runnable);
+                }
+                Launched::Running(handle) => {
+                    shared.events.emit(EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began));
+                    aborts[i] = Some((hook_began, handle.abort_handle()));
+                    running.push(Box::pin(async move {
+                        let end = tokio::select! {
+                            ended = join(handle) => ended.map(HookEnd::Ended).unwrap_or(HookEnd::Aborted),
+                            () = tokio::time::sleep_until(cap_end.into()) => HookEnd::OverCap(cap),
+                        };
+                        (i, hook_began, end)
+                    }));
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some((i, hook_began, end)) = running.next() => {
+                if let (HookEnd::OverCap(_), Some((_, handle))) = (&end, &aborts[i]) {
+                    handle.abort();
+                }
+                aborts[i] = None;
+                record(shared, i, phase, hook_began, end, problems);
+                walk.complete(i, &mut runnable);
+            }
+            () = &mut sleep => break,
+        }
+    }
+
+    // The phase's budget is spent: abandon what runs, name what never ran.
+    for (i, slot) in aborts.iter().enumerate() {
+        if let Some((hook_began, handle)) = slot {
+            handle.abort();
+            let budget = humantime::format_duration(shared.settings.phases.get(phase));
+            record(shared, i, phase, *hook_began, HookEnd::PhaseOver(format!("abandoned: phase budget ({budget}) spent")), problems);
+        }
+    }
+    for i in (0..graph.len()).filter(|&i| started[i] && !ran[i]) {
+        let name = &graph.nodes[i].name;
+        let error = "never ran: the phase's budget was spent while its dependents were still stopping".to_string();
+        shared.events.emit(EventKind::Skipped.build().component(name).phase(Phase::Stop(phase)).error(error.clone()));
+        problems.push(StopProblem { component: name.to_string(), phase, event: EventKind::Skipped, error });
+    }
+}
+
+/// How a running hook ended.
+enum HookEnd {
+    Ended(Ended<Result<(), BoxError>>),
+    /// Its task was aborted by someone else (not expected).
+    Aborted,
+    /// It ran past its cap and was abandoned.
+    OverCap(Duration),
+    /// The phase's budget ran out while it ran.
+    PhaseOver(String),
+}
+
+/// Emits the event for a finished hook and records any problem.
+fn record(shared: &Shared, i: usize, phase: StopPhase, hook_began: Instant, end: HookEnd, problems: &mut Vec<StopProblem>) {
+    let name = &shared.graph.nodes[i].name;
+    let elapsed = hook_began.elapsed();
+    let (event, error) = match end {
+        HookEnd::Ended(Ended::Returned(Ok(()))) => {
+            shared.events.emit(EventKind::Stopped.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed));
+            return;
+        }
+        HookEnd::Ended(Ended::Returned(Err(e))) => (EventKind::Failed, box_error_chain(&e)),
+        HookEnd::Ended(Ended::Panicked(message)) => (EventKind::Panicked, message),
+        HookEnd::Aborted => (EventKind::Failed, "the hook's task was aborted".to_string()),
+        HookEnd::OverCap(cap) => (EventKind::TimedOut, format!("abandoned: ran past its cap of {}", humantime::format_duration(cap))),
+        HookEnd::PhaseOver(message) => (EventKind::TimedOut, message),
+    };
+    shared.events.emit(event.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed).error(error.clone()));
+    problems.push(StopProblem { component: name.to_string(), phase, event, error });
+}
+
+/// The hook of `phase`, as an owned future.
+fn call_hook(component: Arc<dyn Component>, ctx: Arc<StopContext>) -> BoxFuture<Result<(), BoxError>> {
+    Box::pin(async move {
+        match ctx.phase {
+            StopPhase::StopAccepting => component.stop_accepting(&ctx).await,
+            StopPhase::Drain => component.drain(&ctx).await,
+            StopPhase::StopWorkers => component.stop_workers(&ctx).await,
+            StopPhase::Flush => component.flush(&ctx).await,
+            StopPhase::Close => component.close(&ctx).await,
+        }
+    })
+}

@@ -1,0 +1,223 @@
+//! Start: concurrently along the graph, each component once all of its
+//! dependencies are started and ready.
+//!
+//! Each component's `start` runs under its start timeout, with its retry
+//! policy; then `ready` is polled (1 ms, doubling to 100 ms) until ready or
+//! its readiness timeout. The first failure, timeout or panic — or a
+//! shutdown request — stops the start: nothing new is launched, starts in
+//! flight are cancelled, and the caller rolls back exactly the components
+//! whose `start` returned `Ok`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::task::AbortHandle;
+
+use crate::component::{Permanent, Readiness};
+use crate::context::StartContext;
+use crate::events::{box_error_chain, EventKind};
+use crate::phase::Phase;
+use crate::runtime::Shared;
+use crate::supervise::{join, launch, BoxFuture, Ended, Launched};
+use crate::trigger::ShutdownReason;
+use crate::walk::Walk;
+
+/// Why a start did not complete: the root cause, never a cancellation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("component `{component}` {} in phase {phase}: {error}", match .event {
+    EventKind::TimedOut => "timed out",
+    EventKind::Panicked => "panicked",
+    _ => "failed",
+})]
+pub struct StartFailure {
+    /// The component that failed first.
+    pub component: String,
+    /// `start` or `ready`.
+    pub phase: Phase,
+    /// `failed`, `timed_out` or `panicked`.
+    pub event: EventKind,
+    /// The error chain or panic message.
+    pub error: String,
+}
+
+/// How the start ended.
+#[derive(Debug)]
+pub(crate) enum StartEnd {
+    /// Every component started and is ready.
+    Complete,
+    /// A component failed; this is the first failure.
+    Failed(StartFailure),
+    /// A shutdown was requested before the start completed.
+    Interrupted(ShutdownReason),
+}
+
+/// A failed step of one component's start: (phase, event, error).
+type StepError = (Phase, EventKind, String);
+
+/// Starts every component; returns which ones started and how it ended.
+pub(crate) async fn start_all(shared: &Shared) -> (Vec<bool>, StartEnd) {
+    let graph = &shared.graph;
+    let everyone = vec![true; graph.len()];
+    let mut walk = Walk::new(&graph.dependencies, &graph.dependents, &everyone);
+    let mut started = vec![false; graph.len()];
+    let mut aborts: Vec<Option<AbortHandle>> = vec![None; graph.len()];
+    let mut running: FuturesUnordered<BoxFuture<(usize, Option<Ended<Result<(), StepError>>>)>> = FuturesUnordered::new();
+    let mut runnable = walk.roots();
+    runnable.reverse(); // pop() launches in name order
+    let mut end = match shared.shutdown.reason() {
+        Some(reason) => Some(StartEnd::Interrupted(reason)),
+        None => None,
+    };
+
+    while end.is_none() {
+        while let Some(i) = runnable.pop() {
+            match launch(start_one(shared, i)).await {
+                Launched::Done(ended) => {
+                    end = settle(shared, i, ended, &mut started, &mut walk, &mut runnable);
+                    if end.is_some() {
+                        break;
+                    }
+                }
+                Launched::Running(handle) => {
+                    aborts[i] = Some(handle.abort_handle());
+                    running.push(Box::pin(async move { (i, join(handle).await) }));
+                }
+            }
+        }
+        if end.is_some() || running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some((i, ended)) = running.next() => {
+                aborts[i] = None;
+                if let Some(ended) = ended {
+                    end = settle(shared, i, ended, &mut started, &mut walk, &mut runnable);
+                    runnable.sort_unstable_by(|a, b| b.cmp(a));
+                }
+            }
+            reason = shared.shutdown.requested() => end = Some(StartEnd::Interrupted(reason)),
+        }
+    }
+
+    // Cancel what is still starting. A start that returned before its abort
+    // took effect did start, so it is counted and will be rolled back.
+    aborts.iter().flatten().for_each(AbortHandle::abort);
+    while let Some((i, ended)) = running.next().await {
+        match ended {
+            Some(Ended::Returned(Ok(()))) => started[i] = true,
+            Some(ended) => {
+                let _ = settle(shared, i, ended, &mut started, &mut walk, &mut Vec::new());
+            }
+            None => shared.events.emit(
+                EventKind::Cancelled.build().component(&graph.nodes[i].name).phase(Phase::Start).detail("start was cancelled; it is not stopped"),
+            ),
+        }
+    }
+    (started, end.unwrap_or(StartEnd::Complete))
+}
+
+/// Records the outcome of one component's start; returns `Some` on failure.
+fn settle(
+    shared: &Shared,
+    i: usize,
+    ended: Ended<Result<(), StepError>>,
+    started: &mut [bool],
+    walk: &mut Walk<'_>,
+    runnable: &mut Vec<usize>,
+) -> Option<StartEnd> {
+    let name = &shared.graph.nodes[i].name;
+    let (phase, event, error) = match ended {
+        Ended::Returned(Ok(())) => {
+            started[i] = true;
+            walk.complete(i, runnable);
+            return None;
+        }
+        Ended::Returned(Err(step)) => step,
+        Ended::Panicked(message) => (Phase::Start, EventKind::Panicked, message),
+    };
+    // A start that returned Ok and then failed readiness did start: roll it back too.
+    if phase == Phase::Ready {
+        started[i] = true;
+    }
+    shared.events.emit(event.build().component(name).phase(phase).error(error.clone()));
+    Some(StartEnd::Failed(StartFailure { component: name.to_string(), phase, event, error }))
+}
+
+/// One component's start, retries and readiness wait included, as an owned future.
+fn start_one(shared: &Shared, i: usize) -> BoxFuture<Result<(), StepError>> {
+    let node = shared.graph.nodes[i].clone();
+    let events = shared.events.clone();
+    let ctx = StartContext {
+        index: i,
+        name: node.name.clone(),
+        logger: shared.loggers[i].clone(),
+        graph: shared.graph.clone(),
+        resources: shared.resources.clone(),
+        shutdown: shared.shutdown.clone(),
+        registry: shared.registry.clone(),
+    };
+    Box::pin(async move {
+        let settings = &node.settings;
+        let name = &node.name;
+        let began = Instant::now();
+        events.emit(EventKind::Starting.build().component(name).phase(Phase::Start));
+        let deadline = tokio::time::Instant::from_std(began + settings.start_timeout);
+        let mut attempt = 1;
+        loop {
+            let error = match tokio::time::timeout_at(deadline, node.component.start(&ctx)).await {
+                Ok(Ok(())) => break,
+                Ok(Err(error)) => error,
+                Err(_) => {
+                    let limit = humantime::format_duration(settings.start_timeout);
+                    return Err((Phase::Start, EventKind::TimedOut, format!("start did not finish within {limit}")));
+                }
+            };
+            let chain = box_error_chain(&error);
+            if error.is::<Permanent>() || attempt >= settings.retry.attempts {
+                return Err((Phase::Start, EventKind::Failed, chain));
+            }
+            let backoff = settings.retry.backoff(attempt);
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err((Phase::Start, EventKind::Failed, format!("{chain} (no time left in the start timeout for attempt {})", attempt + 1)));
+            }
+            events.emit(
+                EventKind::Retrying
+                    .build()
+                    .component(name)
+                    .phase(Phase::Start)
+                    .error(chain)
+                    .detail(format!("attempt {attempt} of {} failed; retrying in {:?}", settings.retry.attempts, backoff)),
+            );
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+        }
+        events.emit(EventKind::Started.build().component(name).phase(Phase::Start).elapsed(began.elapsed()));
+        let ready_began = Instant::now();
+        wait_until_ready(&node.component, settings.ready_timeout).await.map_err(|e| (Phase::Ready, EventKind::TimedOut, e))?;
+        events.emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(ready_began.elapsed()));
+        Ok(())
+    })
+}
+
+/// Polls `ready` with a doubling interval until it reports ready or `limit` passes.
+async fn wait_until_ready(component: &Arc<dyn crate::Component>, limit: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut interval = Duration::from_millis(1);
+    let mut last = String::from("ready() never returned");
+    loop {
+        match tokio::time::timeout_at(deadline, component.ready()).await {
+            Ok(readiness) if readiness.is_ready() => return Ok(()),
+            Ok(Readiness::NotReady(reason)) => last = reason,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        if tokio::time::Instant::now() + interval >= deadline {
+            break;
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(Duration::from_millis(100));
+    }
+    Err(format!("not ready within {}: {last}", humantime::format_duration(limit)))
+}

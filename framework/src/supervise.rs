@@ -1,0 +1,112 @@
+//! Running one hook so that a panic is caught and a hang can be abandoned.
+//!
+//! A hook is polled once in place: most hooks (and every default no-op)
+//! finish on that first poll, so they cost no task spawn. A hook that is
+//! still pending moves into its own task, which can be aborted at its cap.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::Poll;
+
+use tokio::task::JoinHandle;
+
+/// An owned, sendable future.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// How a hook ended, if it did not return normally.
+#[derive(Debug)]
+pub(crate) enum Ended<T> {
+    /// It returned.
+    Returned(T),
+    /// It panicked, with this message.
+    Panicked(String),
+}
+
+/// A hook after its first poll.
+pub(crate) enum Launched<T> {
+    /// Finished on the first poll.
+    Done(Ended<T>),
+    /// Still running in its own task.
+    Running(JoinHandle<T>),
+}
+
+/// Polls `future` once in place; spawns it if it is not done.
+pub(crate) async fn launch<T: Send + 'static>(future: BoxFuture<T>) -> Launched<T> {
+    let mut slot = Some(future);
+    std::future::poll_fn(move |cx| {
+        let Some(mut future) = slot.take() else {
+            return Poll::Ready(Launched::Done(Ended::Panicked("hook polled after completion".into())));
+        };
+        Poll::Ready(match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Launched::Done(Ended::Returned(value)),
+            // The task polls again at once with its own waker, as the Future
+            // contract requires of whoever polls next.
+            Ok(Poll::Pending) => Launched::Running(tokio::spawn(future)),
+            Err(payload) => Launched::Done(Ended::Panicked(panic_message(payload))),
+        })
+    })
+    .await
+}
+
+/// Waits for a spawned hook; an abort is reported as `None`.
+pub(crate) async fn join<T>(handle: JoinHandle<T>) -> Option<Ended<T>> {
+    match handle.await {
+        Ok(value) => Some(Ended::Returned(value)),
+        Err(e) if e.is_panic() => Some(Ended::Panicked(panic_message(e.into_panic()))),
+        Err(_) => None,
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => s.to_string(),
+            Err(_) => "a panic with a non-string payload".to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_ready_future_is_not_spawned() {
+        match launch(Box::pin(async { 7 })).await {
+            Launched::Done(Ended::Returned(7)) => {}
+            _ => panic!("expected an inline result"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pending_future_finishes_in_its_task() {
+        let launched = launch(Box::pin(async {
+            tokio::task::yield_now().await;
+            9
+        }))
+        .await;
+        let Launched::Running(handle) = launched else { panic!("expected a task") };
+        assert!(matches!(join(handle).await, Some(Ended::Returned(9))));
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_first_poll_is_caught() {
+        let launched = launch(Box::pin(async { panic!("boom") })).await;
+        assert!(matches!(launched, Launched::Done(Ended::Panicked(m)) if m == "boom"));
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_task_is_caught() {
+        let launched = launch(Box::pin(async {
+            tokio::task::yield_now().await;
+            panic!("late boom")
+        }))
+        .await;
+        let Launched::Running(handle) = launched else { panic!("expected a task") };
+        assert!(matches!(join(handle).await, Some(Ended::Panicked(m)) if m == "late boom"));
+    }
+}

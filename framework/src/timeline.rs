@@ -1,0 +1,51 @@
+//! An in-memory record of every lifecycle event, for tests and for the
+//! admin endpoint that draws the lifecycle.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::events::{EventKind, EventSink, LifecycleEvent};
+use crate::phase::Phase;
+
+/// Every lifecycle event, in the order it was emitted. Cheap to clone; all
+/// clones share one record.
+#[derive(Clone, Default, Debug)]
+pub struct Timeline {
+    events: Arc<Mutex<Vec<LifecycleEvent>>>,
+}
+
+impl Timeline {
+    /// An empty timeline.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of every event so far.
+    pub fn events(&self) -> Vec<LifecycleEvent> {
+        self.events.lock().clone()
+    }
+
+    /// The timeline as a JSON array.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(&*self.events.lock()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The index of the first event matching `component`, `event` and `phase`.
+    pub fn position(&self, component: &str, event: EventKind, phase: Option<Phase>) -> Option<usize> {
+        self.events.lock().iter().position(|e| {
+            e.component.as_deref() == Some(component) && e.event == event && (phase.is_none() || e.phase == phase)
+        })
+    }
+
+    /// Every event of one kind, in order.
+    pub fn of_kind(&self, event: EventKind) -> Vec<LifecycleEvent> {
+        self.events.lock().iter().filter(|e| e.event == event).cloned().collect()
+    }
+}
+
+impl EventSink for Timeline {
+    fn on_event(&self, event: &LifecycleEvent) {
+        self.events.lock().push(event.clone());
+    }
+}
