@@ -96,8 +96,8 @@ impl App {
             Ok(config) => (config, Vec::new()),
             Err(ConfigErrors(issues)) => (LoadedConfig::default(), issues),
         };
-        let mut log_settings = config.section::<LogSettings>("log").unwrap_or_else(|issue| {
-            issues.push(issue);
+        let mut log_settings = config.section::<LogSettings>("log").unwrap_or_else(|ConfigErrors(found)| {
+            issues.extend(found);
             LogSettings::default()
         });
         log_settings.level = cli.log_level.unwrap_or(log_settings.level);

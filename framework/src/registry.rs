@@ -101,7 +101,7 @@ impl Registration {
 inventory::collect!(Registration);
 
 fn build_from_config<T: FromConfig>(config: &LoadedConfig, section: &str) -> Result<Built, Vec<ConfigIssue>> {
-    let typed: T::Config = config.section(section).map_err(|issue| vec![issue])?;
+    let typed: T::Config = config.section(section).map_err(|errors| errors.0)?;
     let mut v = Validation::for_section(section);
     typed.validate(&mut v);
     if !v.issues().is_empty() {

@@ -1,0 +1,200 @@
+//! Components for the child-process tests: a small service whose stop
+//! hooks print what they do, plus misbehaving components that tests switch
+//! on through config (`APP__COMPONENTS__<NAME>__ENABLED=true`).
+
+use std::time::Duration;
+
+use orderly::{async_trait, BoxError, Component, Dependency, FromConfig, NoConfig, Secret, StartContext, StopContext, Validate, Validation};
+use serde::Deserialize;
+
+/// Prints one line that the parent test reads, bypassing the log drain.
+fn mark(component: &str, what: &str) {
+    println!("MARK {component} {what}");
+}
+
+/// Config of [`Api`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// How long the drain takes, in milliseconds.
+    pub drain_ms: u64,
+}
+
+impl Validate for ApiConfig {
+    fn validate(&self, v: &mut Validation) {
+        v.check(self.drain_ms <= 60_000, "drain_ms", "must be at most 60000");
+    }
+}
+
+/// Stands in for a server: joins phases 1 and 2, depends on [`Store`].
+pub struct Api {
+    drain: Duration,
+}
+
+#[async_trait]
+impl Component for Api {
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Store>()]
+    }
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        ctx.dependency::<Store>()?;
+        Ok(())
+    }
+    async fn stop_accepting(&self, _: &StopContext) -> Result<(), BoxError> {
+        mark("api", "stop_accepting");
+        Ok(())
+    }
+    async fn drain(&self, _: &StopContext) -> Result<(), BoxError> {
+        tokio::time::sleep(self.drain).await;
+        mark("api", "drain");
+        Ok(())
+    }
+}
+
+impl FromConfig for Api {
+    type Config = ApiConfig;
+    fn from_config(config: ApiConfig) -> Result<Self, BoxError> {
+        Ok(Api { drain: Duration::from_millis(config.drain_ms) })
+    }
+}
+orderly::register!(Api);
+
+/// Config of [`Store`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// A connection URL with a password in it.
+    pub url: Secret<String>,
+}
+
+impl Validate for StoreConfig {}
+
+/// Stands in for a connection pool: joins phases 4 and 5.
+pub struct Store;
+
+#[async_trait]
+impl Component for Store {
+    async fn flush(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        slog::info!(ctx.logger(), "store flushed"; "rows" => 3);
+        mark("store", "flush");
+        Ok(())
+    }
+    async fn close(&self, _: &StopContext) -> Result<(), BoxError> {
+        mark("store", "close");
+        Ok(())
+    }
+}
+
+impl FromConfig for Store {
+    type Config = StoreConfig;
+    fn from_config(_: StoreConfig) -> Result<Self, BoxError> {
+        Ok(Store)
+    }
+}
+orderly::register!(Store);
+
+/// Leaves a blocking thread and a task running forever (off by default).
+pub struct Stray;
+
+#[async_trait]
+impl Component for Stray {
+    async fn start(&self, _: &StartContext) -> Result<(), BoxError> {
+        tokio::task::spawn_blocking(|| loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        });
+        tokio::spawn(std::future::pending::<()>());
+        Ok(())
+    }
+}
+
+impl FromConfig for Stray {
+    type Config = NoConfig;
+    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
+        Ok(Stray)
+    }
+}
+orderly::register!(Stray);
+
+/// Hangs forever in its drain (off by default).
+pub struct Hanger;
+
+#[async_trait]
+impl Component for Hanger {
+    async fn drain(&self, _: &StopContext) -> Result<(), BoxError> {
+        mark("hanger", "drain-begin");
+        std::future::pending().await
+    }
+}
+
+impl FromConfig for Hanger {
+    type Config = NoConfig;
+    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
+        Ok(Hanger)
+    }
+}
+orderly::register!(Hanger);
+
+/// Blocks its thread in flush, so no timer can abandon it (off by default):
+/// only the watchdog can end the process.
+pub struct Blocker;
+
+#[async_trait]
+impl Component for Blocker {
+    async fn flush(&self, _: &StopContext) -> Result<(), BoxError> {
+        mark("blocker", "flush-begin");
+        std::thread::sleep(Duration::from_secs(3600));
+        Ok(())
+    }
+}
+
+impl FromConfig for Blocker {
+    type Config = NoConfig;
+    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
+        Ok(Blocker)
+    }
+}
+orderly::register!(Blocker);
+
+/// Fails to start (off by default); depends on [`Store`], so the rollback
+/// must stop `store` and nothing else that had not started.
+pub struct Broken;
+
+#[async_trait]
+impl Component for Broken {
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Store>()]
+    }
+    async fn start(&self, _: &StartContext) -> Result<(), BoxError> {
+        Err("cannot reach the payment gateway".into())
+    }
+}
+
+impl FromConfig for Broken {
+    type Config = NoConfig;
+    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
+        Ok(Broken)
+    }
+}
+orderly::register!(Broken);
+
+/// Fails while running, from a supervised background task (off by default).
+pub struct Crasher;
+
+#[async_trait]
+impl Component for Crasher {
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        ctx.spawn(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err("lost the lease on the work queue".into())
+        });
+        Ok(())
+    }
+}
+
+impl FromConfig for Crasher {
+    type Config = NoConfig;
+    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
+        Ok(Crasher)
+    }
+}
+orderly::register!(Crasher);

@@ -170,13 +170,36 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Reads one section into its type. A missing section reads as an empty
     /// table, so a type whose fields all have defaults needs no config at all.
-    pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ConfigIssue> {
-        let result = match self.inner.get::<config::Value>(key) {
-            Ok(value) => value.try_deserialize::<T>(),
-            Err(config::ConfigError::NotFound(_)) => Config::default().try_deserialize::<T>(),
-            Err(e) => Err(e),
+    ///
+    /// Every bad key in the section is reported, not just the first: a key
+    /// that fails is set aside (its default applies) and the rest is read again.
+    pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ConfigErrors> {
+        let mut table = match self.inner.get::<config::Value>(key) {
+            Ok(value) => value,
+            Err(config::ConfigError::NotFound(_)) => config::Value::new(None, config::Map::<String, config::Value>::new()),
+            Err(e) => return Err(ConfigErrors(vec![ConfigIssue { key: key.to_string(), message: e.to_string() }])),
         };
-        result.map_err(|e| ConfigIssue { key: key.to_string(), message: e.to_string() })
+        let mut issues = Vec::new();
+        // Bounded: each round removes one key, and sections are small.
+        for _ in 0..64 {
+            match table.clone().try_deserialize::<T>() {
+                Ok(value) if issues.is_empty() => return Ok(value),
+                Ok(_) => break,
+                Err(e) => {
+                    let culprit = offending_key(&e);
+                    let full_key = match &culprit {
+                        Some(k) if !k.is_empty() => format!("{key}.{k}"),
+                        _ => key.to_string(),
+                    };
+                    issues.push(ConfigIssue { key: full_key, message: e.to_string() });
+                    match culprit {
+                        Some(k) if remove_path(&mut table, &k) => continue,
+                        _ => break,
+                    }
+                }
+            }
+        }
+        Err(ConfigErrors(issues))
     }
 
     /// The top-level section names present in any layer.
@@ -193,8 +216,8 @@ impl LoadedConfig {
     /// may use.
     pub fn runtime_settings(&self, component_names: &[&str]) -> Result<RuntimeSettings, ConfigErrors> {
         let mut v = Validation::default();
-        let start = self.section::<StartDefaults>("start").unwrap_or_else(|i| {
-            v.push(i);
+        let start = self.section::<StartDefaults>("start").unwrap_or_else(|ConfigErrors(found)| {
+            found.into_iter().for_each(|i| v.push(i));
             StartDefaults::default()
         });
         let shutdown = match self.section::<ShutdownSettings>("shutdown") {
@@ -202,14 +225,14 @@ impl LoadedConfig {
                 s.validate(&mut v);
                 s
             }
-            Err(i) => {
-                v.push(i);
+            Err(ConfigErrors(found)) => {
+                found.into_iter().for_each(|i| v.push(i));
                 ShutdownSettings::default()
             }
         };
         let mut components = BTreeMap::new();
-        let tables = self.section::<BTreeMap<String, config::Value>>("components").unwrap_or_else(|i| {
-            v.push(i);
+        let tables = self.section::<BTreeMap<String, config::Value>>("components").unwrap_or_else(|ConfigErrors(found)| {
+            found.into_iter().for_each(|i| v.push(i));
             BTreeMap::new()
         });
         for (name, value) in tables {
@@ -235,6 +258,36 @@ impl LoadedConfig {
             Err(ConfigErrors(issues))
         }
     }
+}
+
+/// The key, relative to the section being read, that an error is about.
+fn offending_key(error: &config::ConfigError) -> Option<String> {
+    match error {
+        config::ConfigError::Type { key: Some(key), .. } => Some(key.clone()),
+        config::ConfigError::At { key: Some(key), .. } => Some(key.clone()),
+        config::ConfigError::At { error, .. } => offending_key(error),
+        config::ConfigError::Message(message) => {
+            let rest = message.strip_prefix("unknown field `")?;
+            Some(rest[..rest.find('`')?].to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Removes the dotted `path` from a table value; false if it is not there.
+fn remove_path(value: &mut config::Value, path: &str) -> bool {
+    let Ok(mut table) = value.clone().into_table() else { return false };
+    let removed = match path.split_once('.') {
+        None => table.remove(path).is_some(),
+        Some((head, rest)) => match table.get_mut(head) {
+            Some(child) => remove_path(child, rest),
+            None => false,
+        },
+    };
+    if removed {
+        *value = config::Value::new(None, table);
+    }
+    removed
 }
 
 /// A config type for components that have no settings of their own.

@@ -1,0 +1,24 @@
+//! The app that the signal tests run as a real child process.
+
+fn main() -> std::process::ExitCode {
+    orderly::App::new(orderly::app_info!(), orderly::link![orderly_tests])
+        .embedded_config(
+            r#"
+            [api]
+            drain_ms = 100
+            [components.stray]
+            enabled = false
+            [components.hanger]
+            enabled = false
+            [components.blocker]
+            enabled = false
+            [components.broken]
+            enabled = false
+            [components.crasher]
+            enabled = false
+            [log]
+            format = "json"
+            "#,
+        )
+        .run()
+}
