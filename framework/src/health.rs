@@ -80,9 +80,11 @@ impl Health {
             (node.name.to_string(), readiness)
         }))
         .await;
-        // A shutdown may have begun while the components answered.
-        let ready = self.state() == AppState::Running && answers.iter().all(|(_, r)| r.is_ready());
-        ReadinessReport { ready, state: self.state(), components: answers }
+        // A shutdown may have begun while the components answered; read the
+        // state once so the report never says ready while shutting down.
+        let state = self.state();
+        let ready = state == AppState::Running && answers.iter().all(|(_, r)| r.is_ready());
+        ReadinessReport { ready, state, components: answers }
     }
 
     pub(crate) fn set_running(&self) {

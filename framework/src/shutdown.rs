@@ -114,12 +114,18 @@ async fn run_phase(shared: &Shared, started: &[bool], phase: StopPhase, phase_en
     tokio::pin!(sleep);
 
     loop {
-        while let Some(i) = runnable.pop() {
+        // Once the budget is spent nothing new begins; the rest is skipped below.
+        while let Some(i) = runnable.pop_front().filter(|_| Instant::now() < phase_end) {
             ran[i] = true;
             let node = &graph.nodes[i];
             let hook_began = Instant::now();
-            let cap = node.settings.stop_cap.or(shared.settings.component_cap).unwrap_or(Duration::MAX);
-            let cap_end = hook_began.checked_add(cap).unwrap_or(phase_end).min(phase_end);
+            let cap = node.settings.stop_cap.or(shared.settings.component_cap);
+            let cap_end = cap.and_then(|c| hook_began.checked_add(c)).map_or(phase_end, |end| end.min(phase_end));
+            // Which limit binds decides how an overrun is reported.
+            let over = match cap {
+                Some(c) if cap_end < phase_end => HookEnd::OverCap(c),
+                _ => HookEnd::PhaseOver(phase_over_message(shared, phase)),
+            };
             let ctx = Arc::new(StopContext {
                 name: node.name.clone(),
                 phase,
@@ -141,7 +147,7 @@ async fn run_phase(shared: &Shared, started: &[bool], phase: StopPhase, phase_en
                     running.push(Box::pin(async move {
                         let end = tokio::select! {
                             ended = join(handle) => ended.map(HookEnd::Ended).unwrap_or(HookEnd::Aborted),
-                            () = tokio::time::sleep_until(cap_end.into()) => HookEnd::OverCap(cap),
+                            () = tokio::time::sleep_until(cap_end.into()) => over,
                         };
                         (i, hook_began, end)
                     }));
@@ -154,7 +160,7 @@ async fn run_phase(shared: &Shared, started: &[bool], phase: StopPhase, phase_en
         tokio::select! {
             biased;
             Some((i, hook_began, end)) = running.next() => {
-                if let (HookEnd::OverCap(_), Some((_, handle))) = (&end, &aborts[i]) {
+                if let (HookEnd::OverCap(_) | HookEnd::PhaseOver(_), Some((_, handle))) = (&end, &aborts[i]) {
                     handle.abort();
                 }
                 aborts[i] = None;
@@ -169,8 +175,7 @@ async fn run_phase(shared: &Shared, started: &[bool], phase: StopPhase, phase_en
     for (i, slot) in aborts.iter().enumerate() {
         if let Some((hook_began, handle)) = slot {
             handle.abort();
-            let budget = humantime::format_duration(shared.settings.phases.get(phase));
-            record(shared, i, phase, *hook_began, HookEnd::PhaseOver(format!("abandoned: phase budget ({budget}) spent")), problems);
+            record(shared, i, phase, *hook_began, HookEnd::PhaseOver(phase_over_message(shared, phase)), problems);
         }
     }
     for i in (0..graph.len()).filter(|&i| started[i] && !ran[i]) {
@@ -179,6 +184,10 @@ async fn run_phase(shared: &Shared, started: &[bool], phase: StopPhase, phase_en
         shared.events.emit(EventKind::Skipped.build().component(name).phase(Phase::Stop(phase)).error(error.clone()));
         problems.push(StopProblem { component: name.to_string(), phase, event: EventKind::Skipped, error });
     }
+}
+
+fn phase_over_message(shared: &Shared, phase: StopPhase) -> String {
+    format!("abandoned: the phase's budget ({}) was spent", humantime::format_duration(shared.settings.phases.get(phase)))
 }
 
 /// How a running hook ended.

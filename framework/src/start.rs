@@ -8,6 +8,7 @@
 //! flight are cancelled, and the caller rolls back exactly the components
 //! whose `start` returned `Ok`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,14 +65,13 @@ pub(crate) async fn start_all(shared: &Shared) -> (Vec<bool>, StartEnd) {
     let mut aborts: Vec<Option<AbortHandle>> = vec![None; graph.len()];
     let mut running: FuturesUnordered<BoxFuture<(usize, Option<Ended<Result<(), StepError>>>)>> = FuturesUnordered::new();
     let mut runnable = walk.roots();
-    runnable.reverse(); // pop() launches in name order
     let mut end = match shared.shutdown.reason() {
         Some(reason) => Some(StartEnd::Interrupted(reason)),
         None => None,
     };
 
     while end.is_none() {
-        while let Some(i) = runnable.pop() {
+        while let Some(i) = runnable.pop_front() {
             match launch(start_one(shared, i)).await {
                 Launched::Done(ended) => {
                     end = settle(shared, i, ended, &mut started, &mut walk, &mut runnable);
@@ -94,7 +94,6 @@ pub(crate) async fn start_all(shared: &Shared) -> (Vec<bool>, StartEnd) {
                 aborts[i] = None;
                 if let Some(ended) = ended {
                     end = settle(shared, i, ended, &mut started, &mut walk, &mut runnable);
-                    runnable.sort_unstable_by(|a, b| b.cmp(a));
                 }
             }
             reason = shared.shutdown.requested() => end = Some(StartEnd::Interrupted(reason)),
@@ -108,7 +107,7 @@ pub(crate) async fn start_all(shared: &Shared) -> (Vec<bool>, StartEnd) {
         match ended {
             Some(Ended::Returned(Ok(()))) => started[i] = true,
             Some(ended) => {
-                let _ = settle(shared, i, ended, &mut started, &mut walk, &mut Vec::new());
+                let _ = settle(shared, i, ended, &mut started, &mut walk, &mut VecDeque::new());
             }
             None => shared.events.emit(
                 EventKind::Cancelled.build().component(&graph.nodes[i].name).phase(Phase::Start).detail("start was cancelled; it is not stopped"),
@@ -125,7 +124,7 @@ fn settle(
     ended: Ended<Result<(), StepError>>,
     started: &mut [bool],
     walk: &mut Walk<'_>,
-    runnable: &mut Vec<usize>,
+    runnable: &mut VecDeque<usize>,
 ) -> Option<StartEnd> {
     let name = &shared.graph.nodes[i].name;
     let (phase, event, error) = match ended {

@@ -2,6 +2,8 @@
 //! it waits for has completed. Start waits for dependencies; each stop phase
 //! walks the reversed graph and waits for dependents.
 
+use std::collections::VecDeque;
+
 /// Counts, per node, how many predecessors are still outstanding.
 pub(crate) struct Walk<'g> {
     outstanding: Vec<usize>,
@@ -22,17 +24,21 @@ impl<'g> Walk<'g> {
     }
 
     /// The included nodes with nothing to wait for, in index order.
-    pub(crate) fn roots(&self) -> Vec<usize> {
+    ///
+    /// Callers launch from the front and append released nodes at the back:
+    /// everything runnable now begins before anything it releases, so
+    /// independent components begin together rather than one chain first.
+    pub(crate) fn roots(&self) -> VecDeque<usize> {
         (0..self.outstanding.len()).filter(|&i| self.included[i] && self.outstanding[i] == 0).collect()
     }
 
     /// Marks `node` complete and appends the nodes that became runnable to `runnable`.
-    pub(crate) fn complete(&mut self, node: usize, runnable: &mut Vec<usize>) {
+    pub(crate) fn complete(&mut self, node: usize, runnable: &mut impl Extend<usize>) {
         for &next in &self.successors[node] {
             if self.included[next] {
                 self.outstanding[next] -= 1;
                 if self.outstanding[next] == 0 {
-                    runnable.push(next);
+                    runnable.extend([next]);
                 }
             }
         }

@@ -199,6 +199,8 @@ impl LoadedConfig {
                 }
             }
         }
+        // Keys come back in the order a hash map chose; sort for stable output.
+        issues.sort_by(|a, b| a.key.cmp(&b.key));
         Err(ConfigErrors(issues))
     }
 

@@ -1,0 +1,109 @@
+//! Config layering, validation and redaction, in process (no shared
+//! process environment: every test passes its own variables).
+
+use std::time::Duration;
+
+use orderly::{ConfigSources, Secret};
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("orderly-config-{tag}-{}-{}", std::process::id(), fastrand_seed()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fastrand_seed() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+fn deadline(sources: &ConfigSources) -> Duration {
+    sources.load().unwrap().runtime_settings(&[]).unwrap().shutdown.deadline
+}
+
+#[test]
+fn every_layer_overrides_the_one_below() {
+    let dir = temp_dir("layers");
+    write(&dir, "config/default.toml", "[shutdown]\ndeadline = \"31s\"\n");
+    write(&dir, "config/prod.toml", "[shutdown]\ndeadline = \"32s\"\n");
+    let explicit = write(&dir, "explicit.toml", "[shutdown]\ndeadline = \"33s\"\n");
+    let embedded = "[shutdown]\ndeadline = \"30s\"\n";
+    let env = [("APP__SHUTDOWN__DEADLINE", "34s")];
+
+    let base = || ConfigSources::new("APP").dir(dir.join("config")).embedded_defaults(embedded).env_vars(Vec::<(String, String)>::new());
+    assert_eq!(deadline(&ConfigSources::new("APP").env_vars(Vec::<(String, String)>::new())), Duration::from_secs(30), "type default");
+    assert_eq!(deadline(&base().dir(dir.join("nowhere"))), Duration::from_secs(30), "embedded");
+    assert_eq!(deadline(&base()), Duration::from_secs(31), "config/default.toml");
+    assert_eq!(deadline(&base().profile(Some("prod".into()))), Duration::from_secs(32), "config/<profile>.toml");
+    assert_eq!(deadline(&base().profile(Some("prod".into())).file(Some(explicit.clone()))), Duration::from_secs(33), "--config");
+    let with_env = base().profile(Some("prod".into())).file(Some(explicit)).env_vars(env);
+    assert_eq!(deadline(&with_env), Duration::from_secs(34), "environment");
+    assert_eq!(deadline(&with_env.set("shutdown.deadline", "35s")), Duration::from_secs(35), "command line");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn several_invalid_values_are_reported_together() {
+    let sources = ConfigSources::new("APP")
+        .embedded_defaults("[shutdown]\ndeadline = \"soon\"\n[start]\ntimeout = 5\n[components.db]\nretry = { attempts = 3 }\n")
+        .env_vars([("APP__SHUTDOWN__PROPAGATION_DELAY", "later")]);
+    let errors = sources.load().unwrap().runtime_settings(&["db"]).unwrap_err();
+    let keys: Vec<&str> = errors.0.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, vec!["start.timeout", "shutdown.deadline", "shutdown.propagation_delay", "components.db"], "{errors}");
+    assert!(errors.to_string().starts_with("invalid configuration (4 problems)"));
+}
+
+#[test]
+fn unknown_keys_are_rejected() {
+    let sources = ConfigSources::new("APP").embedded_defaults("[shutdown]\ndeadlin = \"5s\"\n");
+    let errors = sources.load().unwrap().runtime_settings(&[]).unwrap_err();
+    assert_eq!(errors.0[0].key, "shutdown.deadlin");
+    assert!(errors.0[0].message.contains("unknown field `deadlin`"));
+}
+
+#[test]
+fn component_overrides_for_unknown_components_are_rejected() {
+    let sources = ConfigSources::new("APP").embedded_defaults("[components.dbb]\nenabled = false\n");
+    let errors = sources.load().unwrap().runtime_settings(&["db"]).unwrap_err();
+    assert!(errors.0[0].message.contains("no component is named `dbb`"));
+}
+
+#[test]
+fn a_syntax_error_names_its_file() {
+    let dir = temp_dir("syntax");
+    let file = write(&dir, "broken.toml", "[shutdown\n");
+    let errors = ConfigSources::new("APP").file(Some(file.clone())).load().unwrap_err();
+    assert_eq!(errors.0[0].key, file.display().to_string());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_explicit_file_is_an_error() {
+    let errors = ConfigSources::new("APP").file(Some("/nonexistent/orderly.toml".into())).load().unwrap_err();
+    assert_eq!(errors.0[0].message, "file not found");
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Database {
+    url: Secret<String>,
+    pool_size: u32,
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_and_serialization() {
+    let config = ConfigSources::new("APP")
+        .env_vars([("APP__DATABASE__URL", "postgres://app:hunter2@db/app"), ("APP__DATABASE__POOL_SIZE", "8")])
+        .load()
+        .unwrap();
+    let db: Database = config.section("database").unwrap();
+    assert_eq!(db.pool_size, 8);
+    assert_eq!(db.url.expose(), "postgres://app:hunter2@db/app");
+    let shown = format!("{db:?} {db:#?} {}", serde_json::to_string(&db.url).unwrap());
+    assert!(!shown.contains("hunter2"), "{shown}");
+}

@@ -1,0 +1,136 @@
+//! Ordering properties on random graphs, checked against what the
+//! components actually did (the journal), not what the runtime says it did.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderly::testing::{Behavior, Edge, Journal, Probe, Step, TestApp};
+use orderly::StopPhase;
+use proptest::prelude::*;
+use tokio::sync::Barrier;
+
+fn name(i: usize) -> String {
+    format!("c{i:02}")
+}
+
+/// `edges` as (dependent, dependency) pairs with dependent > dependency, so the graph is acyclic.
+fn dag(n: usize, raw: &[(usize, usize)]) -> Vec<Vec<usize>> {
+    let mut deps = vec![Vec::new(); n];
+    for &(a, b) in raw {
+        let (a, b) = (a % n, b % n);
+        if a > b && !deps[a].contains(&b) {
+            deps[a].push(b);
+        }
+    }
+    deps
+}
+
+async fn run_graph(deps: Vec<Vec<usize>>, yields: Vec<u32>) -> Journal {
+    let journal = Journal::new();
+    let roots = deps.iter().filter(|d| d.is_empty()).count();
+    // Every root waits for every other root: if roots started one at a
+    // time, this barrier would never open and the test would time out.
+    let barrier = Arc::new(Barrier::new(roots));
+    let mut app = TestApp::builder();
+    for (i, ds) in deps.iter().enumerate() {
+        let dep_names: Vec<String> = ds.iter().map(|&d| name(d)).collect();
+        let dep_refs: Vec<&str> = dep_names.iter().map(String::as_str).collect();
+        let start = if ds.is_empty() { Behavior::Barrier(barrier.clone()) } else { Behavior::Yield(yields[i % yields.len()]) };
+        let mut probe = Probe::new(&name(i)).depends_on(&dep_refs).on_start(start).journal(&journal);
+        for phase in StopPhase::ALL {
+            probe = probe.on(phase, Behavior::Yield(yields[(i + phase.number() as usize) % yields.len()]));
+        }
+        app = app.component(probe);
+    }
+    let app = tokio::time::timeout(Duration::from_secs(20), app.start())
+        .await
+        .expect("start deadlocked: independent components did not start concurrently")
+        .unwrap_or_else(|e| panic!("start failed: {e:?}"));
+    let report = app.shutdown().await;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    journal
+}
+
+fn check(deps: &[Vec<usize>], journal: &Journal) {
+    let seq = |i: usize, step, edge| journal.seq(&name(i), step, edge).unwrap_or_else(|| panic!("{} never did {step:?} {edge:?}", name(i)));
+    for (a, ds) in deps.iter().enumerate() {
+        for &d in ds {
+            assert!(
+                seq(a, Step::Start, Edge::Begin) > seq(d, Step::Ready, Edge::End),
+                "{} started before its dependency {} was ready",
+                name(a),
+                name(d)
+            );
+            for phase in StopPhase::ALL {
+                assert!(
+                    seq(a, Step::Stop(phase), Edge::End) < seq(d, Step::Stop(phase), Edge::Begin),
+                    "in {phase}, {} had not stopped when its dependency {} began",
+                    name(a),
+                    name(d)
+                );
+            }
+        }
+    }
+    for pair in StopPhase::ALL.windows(2) {
+        let last_end = (0..deps.len()).map(|i| seq(i, Step::Stop(pair[0]), Edge::End)).max();
+        let first_begin = (0..deps.len()).map(|i| seq(i, Step::Stop(pair[1]), Edge::Begin)).min();
+        assert!(last_end < first_begin, "phase {} overlapped phase {}", pair[0], pair[1]);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn start_and_stop_follow_the_graph(
+        n in 1usize..30,
+        edges in proptest::collection::vec((0usize..30, 0usize..30), 0..80),
+        yields in proptest::collection::vec(0u32..3, 1..5),
+    ) {
+        let deps = dag(n, &edges);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let journal = rt.block_on(run_graph(deps.clone(), yields));
+        check(&deps, &journal);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_components_stop_concurrently_within_a_phase() {
+    // Three independent components meet at a barrier in their drain; a
+    // serial drain would never open it.
+    let barrier = Arc::new(Barrier::new(3));
+    let mut app = TestApp::builder();
+    for n in ["a", "b", "c"] {
+        app = app.component(Probe::new(n).on(StopPhase::Drain, Behavior::Barrier(barrier.clone())));
+    }
+    let app = app.start().await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), app.shutdown()).await.expect("drain ran serially");
+    assert!(report.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_join_only_the_phases_they_override() {
+    let journal = Journal::new();
+    let app = TestApp::builder()
+        .component(Probe::new("only_close").joins(StopPhase::Close).journal(&journal))
+        .start()
+        .await
+        .unwrap();
+    app.shutdown().await;
+    let stopping: Vec<_> = app.timeline().of_kind(orderly::EventKind::Stopping).into_iter().map(|e| e.phase).collect();
+    assert_eq!(stopping, vec![Some(orderly::Phase::Stop(StopPhase::Close))]);
+    assert!(journal.did("only_close", Step::Stop(StopPhase::Close)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependent_waits_for_its_dependency_to_become_ready() {
+    let journal = Journal::new();
+    let app = TestApp::builder()
+        .component(Probe::new("cache").not_ready_for(3).journal(&journal))
+        .component(Probe::new("api").depends_on(&["cache"]).journal(&journal))
+        .start()
+        .await
+        .unwrap();
+    assert!(journal.seq("api", Step::Start, Edge::Begin) > journal.seq("cache", Step::Ready, Edge::End));
+    app.shutdown().await;
+}
