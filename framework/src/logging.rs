@@ -2,7 +2,7 @@
 //! readable text on a terminal. Records go through an async drain that
 //! blocks rather than drops, and is flushed before the process exits.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use serde::Deserialize;
 use slog::Drain;
@@ -87,7 +87,7 @@ pub fn build_logger(settings: &LogSettings, app: &str, version: &str) -> (slog::
     };
     let level = settings.level.to_slog();
     let (drain, guard) = if json {
-        let drain = slog_json::Json::new(std::io::stdout()).add_default_keys().build().fuse();
+        let drain = slog_json::Json::new(WholeLines::default()).add_default_keys().build().fuse();
         async_drain(drain.filter_level(level).fuse())
     } else {
         let decorator = slog_term::TermDecorator::new().stdout().build();
@@ -109,4 +109,33 @@ where
         .thread_name("orderly-log".into())
         .build_with_guard();
     (drain.fuse(), guard)
+}
+
+/// Hands log output to stdout one whole line at a time, under the stdout
+/// lock. slog-json writes a record in many small writes; without this, a
+/// `println!` from another thread can land inside a JSON record and break
+/// both lines.
+#[derive(Default)]
+struct WholeLines {
+    pending: Vec<u8>,
+}
+
+impl Write for WholeLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if let Some(end) = self.pending.iter().rposition(|&b| b == b'\n') {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&self.pending[..=end])?;
+            stdout.flush()?;
+            self.pending.drain(..=end);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&self.pending)?;
+        self.pending.clear();
+        stdout.flush()
+    }
 }

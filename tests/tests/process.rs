@@ -12,6 +12,7 @@ struct App {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
     dir: PathBuf,
 }
 
@@ -40,18 +41,18 @@ impl App {
         let stderr = Arc::new(Mutex::new(String::new()));
         let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
         let lines = stdout.clone();
-        std::thread::spawn(move || {
+        let out_reader = std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 lines.lock().unwrap().push(line);
             }
         });
         let text = stderr.clone();
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             let mut s = String::new();
             let _ = BufReader::new(err).read_to_string(&mut s);
             text.lock().unwrap().push_str(&s);
         });
-        App { child, stdout, stderr, dir }
+        App { child, stdout, stderr, readers: vec![out_reader, err_reader], dir }
     }
 
     /// Waits until a stdout line contains every one of `parts`.
@@ -89,8 +90,10 @@ impl App {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        // Let the reader threads drain the pipes.
-        std::thread::sleep(Duration::from_millis(50));
+        // The pipes close with the process; the readers then have everything.
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         let lines = self.stdout.lock().unwrap().clone();
         let err = self.stderr.lock().unwrap().clone();
@@ -121,6 +124,10 @@ fn sigterm_runs_the_five_phases_in_order_and_every_log_line_reaches_stdout() {
     let (code, lines, stderr) = app.exit(Duration::from_secs(20));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(marks(&lines), vec!["api stop_accepting", "api drain", "store flush", "store close"]);
+    // Log records and other writes to stdout never split each other's lines.
+    for line in &lines {
+        assert!(line.starts_with("MARK ") || serde_json::from_str::<serde_json::Value>(line).is_ok(), "torn line: {line}");
+    }
 
     let events = events(&lines);
     let phases: Vec<&str> = events.iter().filter(|e| e["event"] == "phase_started").filter_map(|e| e["phase"].as_str()).collect();
