@@ -133,7 +133,13 @@ impl App {
         }
     }
 
-    fn assemble_and_run(self, cli: &Cli, config: &LoadedConfig, mut issues: Vec<ConfigIssue>, logger: &slog::Logger) -> ExitStatus {
+    fn assemble_and_run(
+        self,
+        cli: &Cli,
+        config: &LoadedConfig,
+        mut issues: Vec<ConfigIssue>,
+        logger: &slog::Logger,
+    ) -> ExitStatus {
         let registrations: Vec<&Registration> = Registration::all().collect();
         let mut owned_names: Vec<String> = registrations.iter().map(|r| r.section().to_string()).collect();
         owned_names.extend(self.extra.iter().map(|c| c.name().to_string()));
@@ -208,7 +214,11 @@ impl App {
             return ExitStatus::Clean;
         }
         if cli.check {
-            println!("{}: config and dependency graph are valid ({} components)", self.info.name, runtime.component_names().len());
+            println!(
+                "{}: config and dependency graph are valid ({} components)",
+                self.info.name,
+                runtime.component_names().len()
+            );
             return ExitStatus::Clean;
         }
         run_process(self.info.name, runtime, logger)

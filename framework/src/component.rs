@@ -163,9 +163,7 @@ pub struct Permanent {
 impl Permanent {
     /// Wraps an error so that start retries stop at once.
     pub fn new(source: impl Into<BoxError>) -> Self {
-        Self {
-            source: source.into(),
-        }
+        Self { source: source.into() }
     }
 }
 
@@ -178,7 +176,7 @@ pub fn default_name<T: ?Sized + 'static>() -> &'static str {
         return name;
     }
     let name: &'static str = Box::leak(snake_case(short_type_name(std::any::type_name::<T>())).into_boxed_str());
-    *NAMES.write().get_or_insert_with(HashMap::new).entry(id).or_insert(name)
+    NAMES.write().get_or_insert_with(HashMap::new).entry(id).or_insert(name)
 }
 
 fn short_type_name(full: &str) -> &str {

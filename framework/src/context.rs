@@ -124,10 +124,10 @@ impl StartContext {
         let providers = by_type.get(&TypeId::of::<R>()).map(Vec::as_slice).unwrap_or_default();
         let mut matching = providers.iter().filter(|(j, _)| declared.contains(j));
         match (matching.next(), matching.next()) {
-            (Some((_, value)), None) => value.clone().downcast::<R>().map_err(|_| AccessError::NotFound {
-                component: self.name.to_string(),
-                requested,
-            }),
+            (Some((_, value)), None) => value
+                .clone()
+                .downcast::<R>()
+                .map_err(|_| AccessError::NotFound { component: self.name.to_string(), requested }),
             (Some(_), Some(_)) => Err(AccessError::Ambiguous {
                 component: self.name.to_string(),
                 requested,

@@ -222,7 +222,12 @@ impl Graph {
                 }
                 for (i, deps) in self.dependencies.iter().enumerate() {
                     for &j in deps {
-                        let _ = writeln!(out, "    {} --> {}", mermaid_id(&self.nodes[i].name), mermaid_id(&self.nodes[j].name));
+                        let _ = writeln!(
+                            out,
+                            "    {} --> {}",
+                            mermaid_id(&self.nodes[i].name),
+                            mermaid_id(&self.nodes[j].name)
+                        );
                     }
                 }
             }

@@ -81,7 +81,9 @@ pub use phase::{Phase, StopPhase};
 pub use registry::{FromConfig, Linked, Registration};
 pub use retry::RetryPolicy;
 pub use runtime::{BuildError, RunOutcome, Runtime, RuntimeBuilder};
-pub use settings::{ComponentOverrides, ComponentSettings, PhaseBudgets, RuntimeSettings, ShutdownSettings, StartDefaults};
+pub use settings::{
+    ComponentOverrides, ComponentSettings, PhaseBudgets, RuntimeSettings, ShutdownSettings, StartDefaults,
+};
 pub use shutdown::{ShutdownReport, StopProblem};
 pub use start::StartFailure;
 pub use timeline::Timeline;

@@ -69,10 +69,13 @@ impl EventSink for LifecycleMetrics {
         match (e.event, e.phase) {
             (EventKind::Started, _) => self.start.with_label_values(&[component]).observe(elapsed),
             (EventKind::Ready, _) => self.ready.with_label_values(&[component]).observe(elapsed),
-            (EventKind::PhaseFinished, Some(Phase::Stop(p))) => self.phase.with_label_values(&[p.as_str()]).observe(elapsed),
-            (EventKind::Stopped | EventKind::Failed | EventKind::TimedOut | EventKind::Panicked, Some(Phase::Stop(p))) => {
-                self.stop.with_label_values(&[component, p.as_str()]).observe(elapsed)
+            (EventKind::PhaseFinished, Some(Phase::Stop(p))) => {
+                self.phase.with_label_values(&[p.as_str()]).observe(elapsed)
             }
+            (
+                EventKind::Stopped | EventKind::Failed | EventKind::TimedOut | EventKind::Panicked,
+                Some(Phase::Stop(p)),
+            ) => self.stop.with_label_values(&[component, p.as_str()]).observe(elapsed),
             _ => {}
         }
     }

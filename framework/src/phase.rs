@@ -29,13 +29,8 @@ pub enum StopPhase {
 
 impl StopPhase {
     /// All phases in the order the shutdown runs them.
-    pub const ALL: [StopPhase; 5] = [
-        StopPhase::StopAccepting,
-        StopPhase::Drain,
-        StopPhase::StopWorkers,
-        StopPhase::Flush,
-        StopPhase::Close,
-    ];
+    pub const ALL: [StopPhase; 5] =
+        [StopPhase::StopAccepting, StopPhase::Drain, StopPhase::StopWorkers, StopPhase::Flush, StopPhase::Close];
 
     /// The phase's position, 1 to 5.
     pub fn number(self) -> u8 {

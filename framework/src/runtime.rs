@@ -48,6 +48,9 @@ pub enum RunOutcome {
     ShutDown(ShutdownReport),
 }
 
+/// A component added to a builder: an explicit name, the component, explicit settings.
+type PendingNode = (Option<String>, Arc<dyn Component>, Option<ComponentSettings>);
+
 /// Assembles a [`Runtime`] from components and settings.
 ///
 /// ```
@@ -67,7 +70,7 @@ pub enum RunOutcome {
 /// ```
 #[derive(Default)]
 pub struct RuntimeBuilder {
-    nodes: Vec<(Option<String>, Arc<dyn Component>, Option<ComponentSettings>)>,
+    nodes: Vec<PendingNode>,
     settings: RuntimeSettings,
     disabled: BTreeSet<String>,
     logger: Option<slog::Logger>,
@@ -90,7 +93,12 @@ impl RuntimeBuilder {
 
     /// Adds a component under an explicit name, with explicit settings
     /// (which `[components.<name>]` in config still overrides).
-    pub fn component_named(mut self, name: &str, component: Arc<dyn Component>, settings: Option<ComponentSettings>) -> Self {
+    pub fn component_named(
+        mut self,
+        name: &str,
+        component: Arc<dyn Component>,
+        settings: Option<ComponentSettings>,
+    ) -> Self {
         self.nodes.push((Some(name.to_string()), component, settings));
         self
     }
@@ -214,11 +222,16 @@ impl Runtime {
                 Ok(())
             }
             StartEnd::Failed(failure) => {
-                let reason = ShutdownReason::ComponentFailed { component: failure.component.clone(), error: failure.error.clone() };
+                let reason = ShutdownReason::ComponentFailed {
+                    component: failure.component.clone(),
+                    error: failure.error.clone(),
+                };
                 let rollback = self.roll_back(&started, reason).await;
                 Err(Box::new(RunOutcome::StartFailed { failure, rollback }))
             }
-            StartEnd::Interrupted(reason) => Err(Box::new(RunOutcome::Interrupted(self.roll_back(&started, reason).await))),
+            StartEnd::Interrupted(reason) => {
+                Err(Box::new(RunOutcome::Interrupted(self.roll_back(&started, reason).await)))
+            }
         }
     }
 

@@ -44,7 +44,15 @@ pub struct StopProblem {
 
 impl std::fmt::Display for StopProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "component `{}` {} in phase {} ({}): {}", self.component, self.event, self.phase.number(), self.phase, self.error)
+        write!(
+            f,
+            "component `{}` {} in phase {} ({}): {}",
+            self.component,
+            self.event,
+            self.phase.number(),
+            self.phase,
+            self.error
+        )
     }
 }
 
@@ -79,7 +87,10 @@ pub(crate) async fn shut_down(shared: &Shared, started: &[bool], reason: Shutdow
     shared.events.emit(EventKind::NotReady.build().detail("shutting down"));
 
     if !settings.propagation_delay.is_zero() {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(began + settings.propagation_delay).min(deadline.into())).await;
+        tokio::time::sleep_until(
+            tokio::time::Instant::from_std(began + settings.propagation_delay).min(deadline.into()),
+        )
+        .await;
     }
 
     let mut problems = Vec::new();
@@ -102,7 +113,13 @@ pub(crate) async fn shut_down(shared: &Shared, started: &[bool], reason: Shutdow
 }
 
 /// One phase: the reversed graph walked concurrently, within `phase_end`.
-async fn run_phase(shared: &Shared, started: &[bool], phase: StopPhase, phase_end: Instant, problems: &mut Vec<StopProblem>) {
+async fn run_phase(
+    shared: &Shared,
+    started: &[bool],
+    phase: StopPhase,
+    phase_end: Instant,
+    problems: &mut Vec<StopProblem>,
+) {
     let graph = &shared.graph;
     // Reversed: a component waits for its dependents.
     let mut walk = Walk::new(&graph.dependents, &graph.dependencies, started);
@@ -136,13 +153,17 @@ async fn run_phase(shared: &Shared, started: &[bool], phase: StopPhase, phase_en
             match launch(call_hook(node.component.clone(), ctx.clone())).await {
                 Launched::Done(ended) => {
                     if ctx.joined() {
-                        shared.events.emit(EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began));
+                        shared.events.emit(
+                            EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began),
+                        );
                         record(shared, i, phase, hook_began, HookEnd::Ended(ended), problems);
                     }
                     walk.complete(i, &mut runnable);
                 }
                 Launched::Running(handle) => {
-                    shared.events.emit(EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began));
+                    shared.events.emit(
+                        EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began),
+                    );
                     aborts[i] = Some((hook_began, handle.abort_handle()));
                     running.push(Box::pin(async move {
                         let end = tokio::select! {
@@ -187,7 +208,10 @@ async fn run_phase(shared: &Shared, started: &[bool], phase: StopPhase, phase_en
 }
 
 fn phase_over_message(shared: &Shared, phase: StopPhase) -> String {
-    format!("abandoned: the phase's budget ({}) was spent", humantime::format_duration(shared.settings.phases.get(phase)))
+    format!(
+        "abandoned: the phase's budget ({}) was spent",
+        humantime::format_duration(shared.settings.phases.get(phase))
+    )
 }
 
 /// How a running hook ended.
@@ -202,7 +226,14 @@ enum HookEnd {
 }
 
 /// Emits the event for a finished hook and records any problem.
-fn record(shared: &Shared, i: usize, phase: StopPhase, hook_began: Instant, end: HookEnd, problems: &mut Vec<StopProblem>) {
+fn record(
+    shared: &Shared,
+    i: usize,
+    phase: StopPhase,
+    hook_began: Instant,
+    end: HookEnd,
+    problems: &mut Vec<StopProblem>,
+) {
     let name = &shared.graph.nodes[i].name;
     let elapsed = hook_began.elapsed();
     let (event, error) = match end {
@@ -213,7 +244,9 @@ fn record(shared: &Shared, i: usize, phase: StopPhase, hook_began: Instant, end:
         HookEnd::Ended(Ended::Returned(Err(e))) => (EventKind::Failed, box_error_chain(&e)),
         HookEnd::Ended(Ended::Panicked(message)) => (EventKind::Panicked, message),
         HookEnd::Aborted => (EventKind::Failed, "the hook's task was aborted".to_string()),
-        HookEnd::OverCap(cap) => (EventKind::TimedOut, format!("abandoned: ran past its cap of {}", humantime::format_duration(cap))),
+        HookEnd::OverCap(cap) => {
+            (EventKind::TimedOut, format!("abandoned: ran past its cap of {}", humantime::format_duration(cap)))
+        }
         HookEnd::PhaseOver(message) => (EventKind::TimedOut, message),
     };
     shared.events.emit(event.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed).error(error.clone()));

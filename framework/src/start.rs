@@ -56,6 +56,9 @@ pub(crate) enum StartEnd {
 /// A failed step of one component's start: (phase, event, error).
 type StepError = (Phase, EventKind, String);
 
+/// How one component's start future ended.
+type StartEnded = Ended<Result<(), StepError>>;
+
 /// Starts every component; returns which ones started and how it ended.
 pub(crate) async fn start_all(shared: &Shared) -> (Vec<bool>, StartEnd) {
     let graph = &shared.graph;
@@ -63,12 +66,9 @@ pub(crate) async fn start_all(shared: &Shared) -> (Vec<bool>, StartEnd) {
     let mut walk = Walk::new(&graph.dependencies, &graph.dependents, &everyone);
     let mut started = vec![false; graph.len()];
     let mut aborts: Vec<Option<AbortHandle>> = vec![None; graph.len()];
-    let mut running: FuturesUnordered<BoxFuture<(usize, Option<Ended<Result<(), StepError>>>)>> = FuturesUnordered::new();
+    let mut running: FuturesUnordered<BoxFuture<(usize, Option<StartEnded>)>> = FuturesUnordered::new();
     let mut runnable = walk.roots();
-    let mut end = match shared.shutdown.reason() {
-        Some(reason) => Some(StartEnd::Interrupted(reason)),
-        None => None,
-    };
+    let mut end = shared.shutdown.reason().map(StartEnd::Interrupted);
 
     while end.is_none() {
         while let Some(i) = runnable.pop_front() {
@@ -110,7 +110,11 @@ pub(crate) async fn start_all(shared: &Shared) -> (Vec<bool>, StartEnd) {
                 let _ = settle(shared, i, ended, &mut started, &mut walk, &mut VecDeque::new());
             }
             None => shared.events.emit(
-                EventKind::Cancelled.build().component(&graph.nodes[i].name).phase(Phase::Start).detail("start was cancelled; it is not stopped"),
+                EventKind::Cancelled
+                    .build()
+                    .component(&graph.nodes[i].name)
+                    .phase(Phase::Start)
+                    .detail("start was cancelled; it is not stopped"),
             ),
         }
     }
@@ -179,22 +183,26 @@ fn start_one(shared: &Shared, i: usize) -> BoxFuture<Result<(), StepError>> {
             }
             let backoff = settings.retry.backoff(attempt);
             if tokio::time::Instant::now() + backoff >= deadline {
-                return Err((Phase::Start, EventKind::Failed, format!("{chain} (no time left in the start timeout for attempt {})", attempt + 1)));
+                return Err((
+                    Phase::Start,
+                    EventKind::Failed,
+                    format!("{chain} (no time left in the start timeout for attempt {})", attempt + 1),
+                ));
             }
             events.emit(
-                EventKind::Retrying
-                    .build()
-                    .component(name)
-                    .phase(Phase::Start)
-                    .error(chain)
-                    .detail(format!("attempt {attempt} of {} failed; retrying in {:?}", settings.retry.attempts, backoff)),
+                EventKind::Retrying.build().component(name).phase(Phase::Start).error(chain).detail(format!(
+                    "attempt {attempt} of {} failed; retrying in {:?}",
+                    settings.retry.attempts, backoff
+                )),
             );
             tokio::time::sleep(backoff).await;
             attempt += 1;
         }
         events.emit(EventKind::Started.build().component(name).phase(Phase::Start).elapsed(began.elapsed()));
         let ready_began = Instant::now();
-        wait_until_ready(&node.component, settings.ready_timeout).await.map_err(|e| (Phase::Ready, EventKind::TimedOut, e))?;
+        wait_until_ready(&node.component, settings.ready_timeout)
+            .await
+            .map_err(|e| (Phase::Ready, EventKind::TimedOut, e))?;
         events.emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(ready_began.elapsed()));
         Ok(())
     })

@@ -294,7 +294,12 @@ impl Journal {
 
     /// The components that began `step`, in order.
     pub fn who_did(&self, step: Step) -> Vec<String> {
-        self.entries.lock().iter().filter(|e| e.step == step && e.edge == Edge::Begin).map(|e| e.component.clone()).collect()
+        self.entries
+            .lock()
+            .iter()
+            .filter(|e| e.step == step && e.edge == Edge::Begin)
+            .map(|e| e.component.clone())
+            .collect()
     }
 
     /// Whether `a`'s hook for `pa` ended before `b`'s hook for `pb` began.

@@ -39,7 +39,9 @@ impl fmt::Display for ShutdownReason {
         match self {
             ShutdownReason::Signal(name) => write!(f, "received {name}"),
             ShutdownReason::Requested { by, reason } => write!(f, "requested by {by}: {reason}"),
-            ShutdownReason::ComponentFailed { component, error } => write!(f, "component `{component}` failed: {error}"),
+            ShutdownReason::ComponentFailed { component, error } => {
+                write!(f, "component `{component}` failed: {error}")
+            }
         }
     }
 }

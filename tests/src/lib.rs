@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use orderly::{async_trait, BoxError, Component, Dependency, FromConfig, NoConfig, Secret, StartContext, StopContext, Validate, Validation};
+use orderly::{
+    async_trait, BoxError, Component, Dependency, FromConfig, NoConfig, Secret, StartContext, StopContext, Validate,
+    Validation,
+};
 use serde::Deserialize;
 
 /// Prints one line that the parent test reads, bypassing the log drain.

@@ -10,10 +10,17 @@ use orderly::{ConfigSources, EventKind, Phase, Runtime, ShutdownReason, Shutdown
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandons_component_that_overruns_its_cap_and_goes_on() {
     let journal = Journal::new();
-    let settings = ShutdownSettings { component_cap: Some(Duration::from_millis(100)), ..short_budgets(Duration::from_secs(2)) };
+    let settings =
+        ShutdownSettings { component_cap: Some(Duration::from_millis(100)), ..short_budgets(Duration::from_secs(2)) };
     let app = TestApp::builder()
         .component(Probe::new("db").joins_all().journal(&journal))
-        .component(Probe::new("api").depends_on(&["db"]).on(StopPhase::Drain, Behavior::Hang).joins(StopPhase::Close).journal(&journal))
+        .component(
+            Probe::new("api")
+                .depends_on(&["db"])
+                .on(StopPhase::Drain, Behavior::Hang)
+                .joins(StopPhase::Close)
+                .journal(&journal),
+        )
         .configure(|b| b.shutdown_settings(settings))
         .start()
         .await
@@ -22,7 +29,10 @@ async fn abandons_component_that_overruns_its_cap_and_goes_on() {
 
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     let problem = &report.problems[0];
-    assert_eq!((problem.component.as_str(), problem.phase, problem.event), ("api", StopPhase::Drain, EventKind::TimedOut));
+    assert_eq!(
+        (problem.component.as_str(), problem.phase, problem.event),
+        ("api", StopPhase::Drain, EventKind::TimedOut)
+    );
     assert!(problem.error.contains("cap of 100ms"), "{}", problem.error);
     // Its dependency still drained after it was abandoned, and every later phase ran.
     assert!(journal.did("db", Step::Stop(StopPhase::Drain)));
@@ -46,7 +56,10 @@ async fn phase_budget_abandons_the_runner_and_names_the_skipped() {
         .unwrap();
     let report = app.shutdown().await;
     let summary: Vec<_> = report.problems.iter().map(|p| (p.component.as_str(), p.phase, p.event)).collect();
-    assert_eq!(summary, vec![("api", StopPhase::Drain, EventKind::TimedOut), ("db", StopPhase::Drain, EventKind::Skipped)]);
+    assert_eq!(
+        summary,
+        vec![("api", StopPhase::Drain, EventKind::TimedOut), ("db", StopPhase::Drain, EventKind::Skipped)]
+    );
     assert!(journal.did("db", Step::Stop(StopPhase::Close)), "the next phase still runs");
     assert!(report.elapsed < Duration::from_millis(150) * 6, "the deadline holds: {:?}", report.elapsed);
 }
@@ -56,7 +69,12 @@ async fn a_panicking_hook_is_reported_and_the_shutdown_continues() {
     let journal = Journal::new();
     let app = TestApp::builder()
         .component(Probe::new("db").joins(StopPhase::Close).journal(&journal))
-        .component(Probe::new("metrics").depends_on(&["db"]).on(StopPhase::Flush, Behavior::Panic("buffer poisoned".into())).journal(&journal))
+        .component(
+            Probe::new("metrics")
+                .depends_on(&["db"])
+                .on(StopPhase::Flush, Behavior::Panic("buffer poisoned".into()))
+                .journal(&journal),
+        )
         .start()
         .await
         .unwrap();
@@ -70,13 +88,20 @@ async fn a_panicking_hook_is_reported_and_the_shutdown_continues() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_hook_is_reported_and_the_shutdown_continues() {
     let app = TestApp::builder()
-        .component(Probe::new("queue").on(StopPhase::StopWorkers, Behavior::Fail("lease release refused".into())).joins(StopPhase::Close))
+        .component(
+            Probe::new("queue")
+                .on(StopPhase::StopWorkers, Behavior::Fail("lease release refused".into()))
+                .joins(StopPhase::Close),
+        )
         .start()
         .await
         .unwrap();
     let report = app.shutdown().await;
     assert_eq!(report.problems.len(), 1);
-    assert_eq!(report.problems[0].to_string(), "component `queue` failed in phase 3 (stop_workers): lease release refused");
+    assert_eq!(
+        report.problems[0].to_string(),
+        "component `queue` failed in phase 3 (stop_workers): lease release refused"
+    );
     assert!(app.timeline().position("queue", EventKind::Stopped, Some(Phase::Stop(StopPhase::Close))).is_some());
 }
 
@@ -84,10 +109,8 @@ async fn a_failing_hook_is_reported_and_the_shutdown_continues() {
 async fn a_stop_cap_from_config_is_honoured() {
     // The cap set in a config file reaches the component's hook: config is
     // honoured everywhere, not only where it is easy (Spring #22014).
-    let config = ConfigSources::new("APP")
-        .embedded_defaults("[components.api]\nstop_cap = \"120ms\"\n")
-        .load()
-        .unwrap();
+    let config =
+        ConfigSources::new("APP").embedded_defaults("[components.api]\nstop_cap = \"120ms\"\n").load().unwrap();
     let settings = config.runtime_settings(&["api"]).unwrap();
     let runtime = Runtime::builder()
         .component(Probe::new("api").on(StopPhase::StopAccepting, Behavior::Hang))

@@ -35,12 +35,25 @@ fn every_layer_overrides_the_one_below() {
     let embedded = "[shutdown]\ndeadline = \"30s\"\n";
     let env = [("APP__SHUTDOWN__DEADLINE", "34s")];
 
-    let base = || ConfigSources::new("APP").dir(dir.join("config")).embedded_defaults(embedded).env_vars(Vec::<(String, String)>::new());
-    assert_eq!(deadline(&ConfigSources::new("APP").env_vars(Vec::<(String, String)>::new())), Duration::from_secs(30), "type default");
+    let base = || {
+        ConfigSources::new("APP")
+            .dir(dir.join("config"))
+            .embedded_defaults(embedded)
+            .env_vars(Vec::<(String, String)>::new())
+    };
+    assert_eq!(
+        deadline(&ConfigSources::new("APP").env_vars(Vec::<(String, String)>::new())),
+        Duration::from_secs(30),
+        "type default"
+    );
     assert_eq!(deadline(&base().dir(dir.join("nowhere"))), Duration::from_secs(30), "embedded");
     assert_eq!(deadline(&base()), Duration::from_secs(31), "config/default.toml");
     assert_eq!(deadline(&base().profile(Some("prod".into()))), Duration::from_secs(32), "config/<profile>.toml");
-    assert_eq!(deadline(&base().profile(Some("prod".into())).file(Some(explicit.clone()))), Duration::from_secs(33), "--config");
+    assert_eq!(
+        deadline(&base().profile(Some("prod".into())).file(Some(explicit.clone()))),
+        Duration::from_secs(33),
+        "--config"
+    );
     let with_env = base().profile(Some("prod".into())).file(Some(explicit)).env_vars(env);
     assert_eq!(deadline(&with_env), Duration::from_secs(34), "environment");
     assert_eq!(deadline(&with_env.set("shutdown.deadline", "35s")), Duration::from_secs(35), "command line");
@@ -50,11 +63,17 @@ fn every_layer_overrides_the_one_below() {
 #[test]
 fn several_invalid_values_are_reported_together() {
     let sources = ConfigSources::new("APP")
-        .embedded_defaults("[shutdown]\ndeadline = \"soon\"\n[start]\ntimeout = 5\n[components.db]\nretry = { attempts = 3 }\n")
+        .embedded_defaults(
+            "[shutdown]\ndeadline = \"soon\"\n[start]\ntimeout = 5\n[components.db]\nretry = { attempts = 3 }\n",
+        )
         .env_vars([("APP__SHUTDOWN__PROPAGATION_DELAY", "later")]);
     let errors = sources.load().unwrap().runtime_settings(&["db"]).unwrap_err();
     let keys: Vec<&str> = errors.0.iter().map(|i| i.key.as_str()).collect();
-    assert_eq!(keys, vec!["start.timeout", "shutdown.deadline", "shutdown.propagation_delay", "components.db"], "{errors}");
+    assert_eq!(
+        keys,
+        vec!["start.timeout", "shutdown.deadline", "shutdown.propagation_delay", "components.db"],
+        "{errors}"
+    );
     assert!(errors.to_string().starts_with("invalid configuration (4 problems)"));
 }
 

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use orderly::testing::{TestApp, TestStartError};
-use orderly::{async_trait, AccessError, BoxError, Component, Dependency, GraphError, RunOutcome, Runtime, StartContext};
+use orderly::{
+    async_trait, AccessError, BoxError, Component, Dependency, GraphError, RunOutcome, Runtime, StartContext,
+};
 use pool::Pool;
 
 /// A resource type, as a connection pool would be.
@@ -78,7 +80,9 @@ impl Component for Orphan {
 
 #[test]
 fn a_dependency_on_an_unregistered_type_is_caught_before_start() {
-    let Err(orderly::BuildError::Graph(errors)) = Runtime::builder().component(Orphan).build() else { panic!("must not build") };
+    let Err(orderly::BuildError::Graph(errors)) = Runtime::builder().component(Orphan).build() else {
+        panic!("must not build")
+    };
     assert!(matches!(&errors.0[0], GraphError::MissingType { component, .. } if component == "orphan"));
     assert!(errors.to_string().contains("orderly::link!"), "the message points at the linker fix: {errors}");
 }

@@ -41,17 +41,16 @@ fn duplicate_names_are_rejected() {
 #[test]
 fn nothing_starts_when_the_graph_is_invalid() {
     let journal = Journal::new();
-    let result = build(vec![Probe::new("ok").journal(&journal), Probe::new("bad").depends_on(&["nope"]).journal(&journal)]);
+    let result =
+        build(vec![Probe::new("ok").journal(&journal), Probe::new("bad").depends_on(&["nope"]).journal(&journal)]);
     assert!(result.is_err());
     assert!(!journal.did("ok", Step::Start));
 }
 
 #[test]
 fn a_dependency_on_a_component_disabled_in_config_is_an_error() {
-    let config = orderly::ConfigSources::new("APP")
-        .embedded_defaults("[components.cache]\nenabled = false\n")
-        .load()
-        .unwrap();
+    let config =
+        orderly::ConfigSources::new("APP").embedded_defaults("[components.cache]\nenabled = false\n").load().unwrap();
     let settings: RuntimeSettings = config.runtime_settings(&["api", "cache"]).unwrap();
     let result = Runtime::builder()
         .component(Probe::new("api").depends_on(&["cache"]))
@@ -66,6 +65,9 @@ fn a_dependency_on_a_component_disabled_in_config_is_an_error() {
 #[test]
 fn the_graph_renders_as_mermaid_and_dot() {
     let runtime = build(vec![Probe::new("api").depends_on(&["db"]), Probe::new("db")]).unwrap();
-    assert_eq!(runtime.render_graph(orderly::GraphFormat::Mermaid), "graph TD\n    api[\"api\"]\n    db[\"db\"]\n    api --> db\n");
+    assert_eq!(
+        runtime.render_graph(orderly::GraphFormat::Mermaid),
+        "graph TD\n    api[\"api\"]\n    db[\"db\"]\n    api --> db\n"
+    );
     assert!(runtime.render_graph(orderly::GraphFormat::Dot).starts_with("digraph components {"));
 }

@@ -35,7 +35,8 @@ async fn run_graph(deps: Vec<Vec<usize>>, yields: Vec<u32>) -> Journal {
     for (i, ds) in deps.iter().enumerate() {
         let dep_names: Vec<String> = ds.iter().map(|&d| name(d)).collect();
         let dep_refs: Vec<&str> = dep_names.iter().map(String::as_str).collect();
-        let start = if ds.is_empty() { Behavior::Barrier(barrier.clone()) } else { Behavior::Yield(yields[i % yields.len()]) };
+        let start =
+            if ds.is_empty() { Behavior::Barrier(barrier.clone()) } else { Behavior::Yield(yields[i % yields.len()]) };
         let mut probe = Probe::new(&name(i)).depends_on(&dep_refs).on_start(start).journal(&journal);
         for phase in StopPhase::ALL {
             probe = probe.on(phase, Behavior::Yield(yields[(i + phase.number() as usize) % yields.len()]));
@@ -52,7 +53,9 @@ async fn run_graph(deps: Vec<Vec<usize>>, yields: Vec<u32>) -> Journal {
 }
 
 fn check(deps: &[Vec<usize>], journal: &Journal) {
-    let seq = |i: usize, step, edge| journal.seq(&name(i), step, edge).unwrap_or_else(|| panic!("{} never did {step:?} {edge:?}", name(i)));
+    let seq = |i: usize, step, edge| {
+        journal.seq(&name(i), step, edge).unwrap_or_else(|| panic!("{} never did {step:?} {edge:?}", name(i)))
+    };
     for (a, ds) in deps.iter().enumerate() {
         for &d in ds {
             assert!(

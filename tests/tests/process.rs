@@ -113,7 +113,11 @@ fn run(env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     let dir = scratch_dir();
     let out = command(&dir, env, args).output().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
@@ -126,11 +130,15 @@ fn sigterm_runs_the_five_phases_in_order_and_every_log_line_reaches_stdout() {
     assert_eq!(marks(&lines), vec!["api stop_accepting", "api drain", "store flush", "store close"]);
     // Log records and other writes to stdout never split each other's lines.
     for line in &lines {
-        assert!(line.starts_with("MARK ") || serde_json::from_str::<serde_json::Value>(line).is_ok(), "torn line: {line}");
+        assert!(
+            line.starts_with("MARK ") || serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "torn line: {line}"
+        );
     }
 
     let events = events(&lines);
-    let phases: Vec<&str> = events.iter().filter(|e| e["event"] == "phase_started").filter_map(|e| e["phase"].as_str()).collect();
+    let phases: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "phase_started").filter_map(|e| e["phase"].as_str()).collect();
     assert_eq!(phases, vec!["stop_accepting", "drain", "stop_workers", "flush", "close"]);
     assert_eq!(events.iter().find(|e| e["event"] == "shutdown_requested").unwrap()["detail"], "received SIGTERM");
     // A record logged inside phase 4 and the very last lifecycle event were flushed before exit.
@@ -172,12 +180,16 @@ fn a_stray_blocking_thread_does_not_hold_the_process() {
 
 #[test]
 fn a_hung_hook_is_abandoned_and_named_and_the_exit_code_says_unclean() {
-    let app = App::spawn(&[("APP__COMPONENTS__HANGER__ENABLED", "true")], &["--set", "components.hanger.stop_cap=200ms"]);
+    let app =
+        App::spawn(&[("APP__COMPONENTS__HANGER__ENABLED", "true")], &["--set", "components.hanger.stop_cap=200ms"]);
     app.wait_until_ready();
     app.signal(libc::SIGTERM);
     let (code, lines, stderr) = app.exit(Duration::from_secs(20));
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("component `hanger` timed_out in phase 2 (drain): abandoned: ran past its cap of 200ms"), "{stderr}");
+    assert!(
+        stderr.contains("component `hanger` timed_out in phase 2 (drain): abandoned: ran past its cap of 200ms"),
+        "{stderr}"
+    );
     assert_eq!(marks(&lines).last(), Some(&"store close"), "later phases still ran");
 }
 
@@ -305,9 +317,17 @@ fn config_precedence_holds_end_to_end() {
     assert_eq!(drain_ms(&[], &[], &files[..1]), "1", "config/default.toml");
     assert_eq!(drain_ms(&[("APP_PROFILE", "prod")], &[], &files[..2]), "2", "profile from the environment");
     assert_eq!(drain_ms(&[], &["--profile", "prod", "--config", "explicit.toml"], &files), "3", "--config");
-    assert_eq!(drain_ms(&[("APP__API__DRAIN_MS", "4")], &["--profile", "prod", "--config", "explicit.toml"], &files), "4", "env");
     assert_eq!(
-        drain_ms(&[("APP__API__DRAIN_MS", "4")], &["--profile", "prod", "--config", "explicit.toml", "--set", "api.drain_ms=5"], &files),
+        drain_ms(&[("APP__API__DRAIN_MS", "4")], &["--profile", "prod", "--config", "explicit.toml"], &files),
+        "4",
+        "env"
+    );
+    assert_eq!(
+        drain_ms(
+            &[("APP__API__DRAIN_MS", "4")],
+            &["--profile", "prod", "--config", "explicit.toml", "--set", "api.drain_ms=5"],
+            &files
+        ),
         "5",
         "command line"
     );

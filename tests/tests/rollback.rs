@@ -9,7 +9,10 @@ use orderly::{ComponentSettings, EventKind, Phase, RunOutcome, StopPhase};
 
 /// base <- leaf <- mid (fails) <- top, plus an independent `side` that
 /// started and an independent `stuck` whose start is still running.
-async fn fail_in_the_middle(mid_start: Behavior, mid_settings: ComponentSettings) -> (Box<RunOutcome>, Journal, orderly::Timeline) {
+async fn fail_in_the_middle(
+    mid_start: Behavior,
+    mid_settings: ComponentSettings,
+) -> (Box<RunOutcome>, Journal, orderly::Timeline) {
     let journal = Journal::new();
     let mid = Probe::new("mid").depends_on(&["base", "leaf"]).on_start(mid_start).joins_all().journal(&journal);
     let result = TestApp::builder()
@@ -35,12 +38,18 @@ fn assert_exact_rollback(journal: &Journal, timeline: &orderly::Timeline) {
         assert_eq!(stopped, vec!["base", "leaf", "side"], "phase {phase} stopped the wrong set");
         assert!(journal.ended_before("leaf", phase, "base", phase), "leaf must stop before base in {phase}");
     }
-    let mut rolled_back: Vec<String> =
-        timeline.of_kind(EventKind::RolledBack).iter().filter_map(|e| e.component.as_deref().map(String::from)).collect();
+    let mut rolled_back: Vec<String> = timeline
+        .of_kind(EventKind::RolledBack)
+        .iter()
+        .filter_map(|e| e.component.as_deref().map(String::from))
+        .collect();
     rolled_back.sort();
     assert_eq!(rolled_back, vec!["base", "leaf", "side"]);
     assert!(!journal.did("top", Step::Start), "top must never start");
-    assert!(timeline.position("stuck", EventKind::Cancelled, Some(Phase::Start)).is_some(), "stuck's start must be cancelled");
+    assert!(
+        timeline.position("stuck", EventKind::Cancelled, Some(Phase::Start)).is_some(),
+        "stuck's start must be cancelled"
+    );
 }
 
 fn settings(start_timeout: Duration) -> ComponentSettings {
@@ -49,7 +58,8 @@ fn settings(start_timeout: Duration) -> ComponentSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_failure_rolls_back_exactly_the_started_set_in_reverse() {
-    let (outcome, journal, timeline) = fail_in_the_middle(Behavior::Fail("disk full".into()), settings(Duration::from_secs(30))).await;
+    let (outcome, journal, timeline) =
+        fail_in_the_middle(Behavior::Fail("disk full".into()), settings(Duration::from_secs(30))).await;
     let RunOutcome::StartFailed { failure, rollback } = *outcome else { panic!("{outcome:?}") };
     assert_eq!((failure.component.as_str(), failure.phase, failure.event), ("mid", Phase::Start, EventKind::Failed));
     assert_eq!(failure.error, "disk full", "the root cause, not a cancellation");
@@ -68,7 +78,8 @@ async fn start_timeout_rolls_back_exactly_the_started_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_panic_rolls_back_exactly_the_started_set() {
-    let (outcome, journal, timeline) = fail_in_the_middle(Behavior::Panic("index out of range".into()), settings(Duration::from_secs(30))).await;
+    let (outcome, journal, timeline) =
+        fail_in_the_middle(Behavior::Panic("index out of range".into()), settings(Duration::from_secs(30))).await;
     let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!("{outcome:?}") };
     assert_eq!((failure.component.as_str(), failure.event), ("mid", EventKind::Panicked));
     assert!(failure.error.contains("index out of range"));
@@ -81,8 +92,18 @@ async fn a_slow_start_failing_after_a_yield_is_handled_like_an_immediate_one() {
     let journal = Journal::new();
     let result = TestApp::builder()
         .component(Probe::new("base").joins(StopPhase::Close).journal(&journal))
-        .component(Probe::new("late").depends_on(&["base"]).on_start(Behavior::Sleep(Duration::from_millis(20))).journal(&journal))
-        .component(Probe::new("bad").depends_on(&["base"]).on_start(Behavior::Sleep(Duration::from_millis(5))).journal(&journal))
+        .component(
+            Probe::new("late")
+                .depends_on(&["base"])
+                .on_start(Behavior::Sleep(Duration::from_millis(20)))
+                .journal(&journal),
+        )
+        .component(
+            Probe::new("bad")
+                .depends_on(&["base"])
+                .on_start(Behavior::Sleep(Duration::from_millis(5)))
+                .journal(&journal),
+        )
         .configure(|b| {
             b.component_named(
                 "worse",

@@ -6,18 +6,23 @@ use std::time::Duration;
 
 use orderly::testing::{Behavior, Journal, Probe, Step, TestApp, TestStartError};
 use orderly::{
-    async_trait, BoxError, Component, ComponentSettings, EventKind, Permanent, Phase, RetryPolicy, RunOutcome, Runtime, ShutdownReason,
-    StartContext, StopPhase,
+    async_trait, BoxError, Component, ComponentSettings, EventKind, Permanent, Phase, RetryPolicy, RunOutcome, Runtime,
+    ShutdownReason, StartContext, StopPhase,
 };
 
 fn retrying(attempts: u32) -> ComponentSettings {
-    ComponentSettings { retry: RetryPolicy::new(attempts, Duration::from_millis(1), Duration::from_millis(5)), ..ComponentSettings::default() }
+    ComponentSettings {
+        retry: RetryPolicy::new(attempts, Duration::from_millis(1), Duration::from_millis(5)),
+        ..ComponentSettings::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_start_failures_are_retried_with_backoff() {
     let app = TestApp::builder()
-        .configure(|b| b.component_named("db", Arc::new(Probe::new("db").on_start(Behavior::FailTimes(2))), Some(retrying(5))))
+        .configure(|b| {
+            b.component_named("db", Arc::new(Probe::new("db").on_start(Behavior::FailTimes(2))), Some(retrying(5)))
+        })
         .start()
         .await
         .unwrap();
@@ -30,7 +35,9 @@ async fn transient_start_failures_are_retried_with_backoff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_stop_when_attempts_run_out() {
     let result = TestApp::builder()
-        .configure(|b| b.component_named("db", Arc::new(Probe::new("db").on_start(Behavior::FailTimes(10))), Some(retrying(3))))
+        .configure(|b| {
+            b.component_named("db", Arc::new(Probe::new("db").on_start(Behavior::FailTimes(10))), Some(retrying(3)))
+        })
         .start()
         .await;
     let Err(TestStartError::Start(outcome, timeline)) = result else { panic!("start should fail") };
@@ -50,7 +57,10 @@ impl Component for WrongPassword {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permanent_errors_are_not_retried() {
-    let result = TestApp::builder().configure(|b| b.component_named("db", Arc::new(WrongPassword), Some(retrying(10)))).start().await;
+    let result = TestApp::builder()
+        .configure(|b| b.component_named("db", Arc::new(WrongPassword), Some(retrying(10))))
+        .start()
+        .await;
     let Err(TestStartError::Start(outcome, timeline)) = result else { panic!("start should fail") };
     let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!() };
     assert!(failure.error.contains("password authentication failed"));
@@ -62,7 +72,13 @@ async fn a_component_that_never_becomes_ready_fails_start_and_is_rolled_back() {
     let journal = Journal::new();
     let settings = ComponentSettings { ready_timeout: Duration::from_millis(50), ..ComponentSettings::default() };
     let result = TestApp::builder()
-        .configure(|b| b.component_named("cache", Arc::new(Probe::new("cache").not_ready_for(u32::MAX).joins(StopPhase::Close).journal(&journal)), Some(settings)))
+        .configure(|b| {
+            b.component_named(
+                "cache",
+                Arc::new(Probe::new("cache").not_ready_for(u32::MAX).joins(StopPhase::Close).journal(&journal)),
+                Some(settings),
+            )
+        })
         .start()
         .await;
     let Err(TestStartError::Start(outcome, _)) = result else { panic!("start should fail") };
@@ -78,7 +94,13 @@ async fn a_shutdown_request_during_start_cancels_and_rolls_back() {
     let runtime = Arc::new(
         Runtime::builder()
             .component(Probe::new("db").joins(StopPhase::Close).journal(&journal))
-            .component(Probe::new("migrations").depends_on(&["db"]).on_start(Behavior::Hang).joins(StopPhase::Close).journal(&journal))
+            .component(
+                Probe::new("migrations")
+                    .depends_on(&["db"])
+                    .on_start(Behavior::Hang)
+                    .joins(StopPhase::Close)
+                    .journal(&journal),
+            )
             .build()
             .unwrap(),
     );
@@ -109,8 +131,11 @@ impl Component for Crashes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_background_task_failure_shuts_the_app_down_naming_the_component() {
-    let runtime = Runtime::builder().component(Crashes).component(Probe::new("db").joins(StopPhase::Close)).build().unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(10), runtime.run()).await.expect("the failure must trigger a shutdown");
+    let runtime =
+        Runtime::builder().component(Crashes).component(Probe::new("db").joins(StopPhase::Close)).build().unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), runtime.run())
+        .await
+        .expect("the failure must trigger a shutdown");
     let RunOutcome::ShutDown(report) = outcome else { panic!("{outcome:?}") };
     assert_eq!(
         report.reason,
@@ -122,7 +147,8 @@ async fn a_background_task_failure_shuts_the_app_down_naming_the_component() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutting_down_twice_stops_nothing_twice() {
     let journal = Journal::new();
-    let app = TestApp::builder().component(Probe::new("db").joins(StopPhase::Close).journal(&journal)).start().await.unwrap();
+    let app =
+        TestApp::builder().component(Probe::new("db").joins(StopPhase::Close).journal(&journal)).start().await.unwrap();
     app.shutdown().await;
     app.shutdown().await;
     assert_eq!(journal.who_did(Step::Stop(StopPhase::Close)).len(), 1);

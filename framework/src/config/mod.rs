@@ -176,7 +176,9 @@ impl LoadedConfig {
     pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ConfigErrors> {
         let mut table = match self.inner.get::<config::Value>(key) {
             Ok(value) => value,
-            Err(config::ConfigError::NotFound(_)) => config::Value::new(None, config::Map::<String, config::Value>::new()),
+            Err(config::ConfigError::NotFound(_)) => {
+                config::Value::new(None, config::Map::<String, config::Value>::new())
+            }
             Err(e) => return Err(ConfigErrors(vec![ConfigIssue { key: key.to_string(), message: e.to_string() }])),
         };
         let mut issues = Vec::new();
@@ -233,10 +235,11 @@ impl LoadedConfig {
             }
         };
         let mut components = BTreeMap::new();
-        let tables = self.section::<BTreeMap<String, config::Value>>("components").unwrap_or_else(|ConfigErrors(found)| {
-            found.into_iter().for_each(|i| v.push(i));
-            BTreeMap::new()
-        });
+        let tables =
+            self.section::<BTreeMap<String, config::Value>>("components").unwrap_or_else(|ConfigErrors(found)| {
+                found.into_iter().for_each(|i| v.push(i));
+                BTreeMap::new()
+            });
         for (name, value) in tables {
             let key = format!("components.{name}");
             if !component_names.is_empty() && !component_names.contains(&name.as_str()) {
