@@ -1,1 +1,7 @@
-fn main() {}
+//! example-app: a small service assembled from orderly components.
+
+fn main() -> std::process::ExitCode {
+    orderly::App::new(orderly::app_info!(), orderly::link![example_app])
+        .embedded_config(include_str!("../config/default.toml"))
+        .run()
+}

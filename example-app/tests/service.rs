@@ -1,0 +1,154 @@
+//! example-app as a real process: it serves, drains a request that was in
+//! flight at SIGTERM, refuses new connections once phase 1 ran, and writes
+//! every visit to disk before it exits.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+struct Service {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    dir: PathBuf,
+}
+
+fn scratch() -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("example-app-test-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Service {
+    fn start(bind: &str) -> Service {
+        let dir = scratch();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_example-app"))
+            .env_clear()
+            .current_dir(&dir)
+            .env("APP__HTTP__BIND", bind)
+            .env("APP__VISIT_LOG__PATH", dir.join("visits.jsonl"))
+            .args(["--log-format", "json", "--log-level", "debug"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Service { child, lines, dir }
+    }
+
+    /// The first log line whose `msg` is `msg`, as JSON.
+    fn wait_for(&self, msg: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                if v["msg"] == msg {
+                    return v;
+                }
+            }
+        }
+        panic!("no `{msg}` log line");
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.wait_for("listening")["addr"].as_str().unwrap().parse().unwrap()
+    }
+
+    fn sigterm(&self) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) }, 0);
+    }
+
+    fn exit_code(&mut self) -> (i32, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+                return (status.code().unwrap_or(-1), stderr);
+            }
+            assert!(Instant::now() < deadline, "example-app did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn visits(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("visits.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn get(addr: SocketAddr, raw: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn serves_drains_and_persists_every_visit() {
+    let mut service = Service::start("127.0.0.1:0");
+    let addr = service.addr();
+    assert!(get(addr, "GET / HTTP/1.1\r\nhost: x\r\n\r\n").starts_with("HTTP/1.1 200 OK"));
+    assert!(get(addr, "GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    assert!(get(addr, "garbage\r\n\r\n").starts_with("HTTP/1.1 400"), "malformed requests get 400, not a crash");
+
+    // A request accepted before the signal, whose head is still arriving.
+    let mut slow = TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /visits HTTP/1.1\r\n").unwrap();
+    let local = slow.local_addr().unwrap().to_string();
+    while service.wait_for("connection accepted")["peer"] != local.as_str() {}
+
+    service.sigterm();
+    assert_eq!(service.wait_for("listener closed")["in_flight"], 1);
+    assert!(TcpStream::connect(addr).is_err(), "new connections are refused after phase 1");
+
+    slow.write_all(b"\r\n").unwrap();
+    let mut response = String::new();
+    slow.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "the in-flight request completes normally: {response}");
+
+    let (code, stderr) = service.exit_code();
+    assert_eq!(code, 0, "{stderr}");
+    let paths: Vec<String> = service.visits().iter().map(|v| v["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(paths, vec!["/", "/nope", "/visits"], "every visit, including the drained one, reached the disk");
+}
+
+#[test]
+fn a_port_in_use_fails_start_and_rolls_back() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut service = Service::start(&taken.local_addr().unwrap().to_string());
+    let (code, stderr) = service.exit_code();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("component `http` failed in phase start: binding"), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+}
+
+#[test]
+fn a_bad_bind_address_is_a_config_error() {
+    let mut service = Service::start("not-an-address");
+    let (code, stderr) = service.exit_code();
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("http.bind: `not-an-address` is not host:port"), "{stderr}");
+}
