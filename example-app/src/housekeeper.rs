@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::{async_trait, BoxError, Component, Dependency, FromConfig, StartContext, StopContext, Validate, Validation};
+use orderly::{
+    async_trait, BoxError, Component, Dependency, FromConfig, StartContext, StopContext, Validate, Validation,
+};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::sync::watch;

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use orderly::{async_trait, BoxError, Component, Dependency, FromConfig, StartContext, StopContext, Validate, Validation};
+use orderly::{
+    async_trait, BoxError, Component, Dependency, FromConfig, StartContext, StopContext, Validate, Validation,
+};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

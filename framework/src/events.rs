@@ -260,15 +260,7 @@ impl LogEvents {
 
 impl EventSink for LogEvents {
     fn on_event(&self, e: &LifecycleEvent) {
-        let kv = slog::o!(
-            "component" => e.component.as_deref().unwrap_or("app").to_string(),
-            "phase" => e.phase.map(Phase::as_str),
-            "event" => e.event.as_str(),
-            "elapsed_ms" => e.elapsed.map(|d| d.as_secs_f64() * 1000.0),
-            "error" => e.error.clone(),
-            "detail" => e.detail.clone(),
-        );
-        let logger = self.logger.new(kv);
+        let logger = self.logger.new(slog::OwnedKV(EventFields::from(e)));
         let msg = format!("lifecycle {}", e.event);
         match e.event {
             EventKind::Failed | EventKind::Panicked => slog::error!(logger, "{}", msg),
@@ -277,6 +269,49 @@ impl EventSink for LogEvents {
             }
             _ => slog::info!(logger, "{}", msg),
         }
+    }
+}
+
+/// An event's fields as log keys; fields that do not apply are left out
+/// rather than logged as null.
+struct EventFields {
+    component: String,
+    phase: Option<&'static str>,
+    event: &'static str,
+    elapsed_ms: Option<f64>,
+    error: Option<String>,
+    detail: Option<String>,
+}
+
+impl From<&LifecycleEvent> for EventFields {
+    fn from(e: &LifecycleEvent) -> Self {
+        Self {
+            component: e.component.as_deref().unwrap_or("app").to_string(),
+            phase: e.phase.map(Phase::as_str),
+            event: e.event.as_str(),
+            elapsed_ms: e.elapsed.map(|d| d.as_secs_f64() * 1000.0),
+            error: e.error.clone(),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+impl slog::KV for EventFields {
+    fn serialize(&self, _: &slog::Record<'_>, s: &mut dyn slog::Serializer) -> slog::Result {
+        if let Some(detail) = &self.detail {
+            s.emit_str("detail".into(), detail)?;
+        }
+        if let Some(error) = &self.error {
+            s.emit_str("error".into(), error)?;
+        }
+        if let Some(ms) = self.elapsed_ms {
+            s.emit_f64("elapsed_ms".into(), ms)?;
+        }
+        if let Some(phase) = self.phase {
+            s.emit_str("phase".into(), phase)?;
+        }
+        s.emit_str("event".into(), self.event)?;
+        s.emit_str("component".into(), &self.component)
     }
 }
 
