@@ -299,19 +299,19 @@ impl From<&LifecycleEvent> for EventFields {
 impl slog::KV for EventFields {
     fn serialize(&self, _: &slog::Record<'_>, s: &mut dyn slog::Serializer) -> slog::Result {
         if let Some(detail) = &self.detail {
-            s.emit_str("detail".into(), detail)?;
+            s.emit_str("detail", detail)?;
         }
         if let Some(error) = &self.error {
-            s.emit_str("error".into(), error)?;
+            s.emit_str("error", error)?;
         }
         if let Some(ms) = self.elapsed_ms {
-            s.emit_f64("elapsed_ms".into(), ms)?;
+            s.emit_f64("elapsed_ms", ms)?;
         }
         if let Some(phase) = self.phase {
-            s.emit_str("phase".into(), phase)?;
+            s.emit_str("phase", phase)?;
         }
-        s.emit_str("event".into(), self.event)?;
-        s.emit_str("component".into(), &self.component)
+        s.emit_str("event", self.event)?;
+        s.emit_str("component", &self.component)
     }
 }
 
