@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit, integration and process tests, doctests,
+# and every numbered example. Installs missing Debian packages first when
+# run as root (on a fresh machine); otherwise says what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the suite needs beyond the Rust toolchain. gcc links the
+# binaries; git lets example-app's build script stamp the commit.
+PACKAGES=(gcc git)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+cargo test -p orderly --doc
+
+for example in framework/examples/[0-9]*.rs; do
+  name=$(basename "$example" .rs)
+  args=()
+  [[ $name == 06_* ]] && args=(--check) # an App: validate and exit instead of serving
+  echo "example $name"
+  cargo run -q -p orderly --example "$name" -- "${args[@]}" >/dev/null
+done
+echo "examples: all ran"
+
+# Last, so that its summary is the suite's closing line.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast --lib --bins --tests
+fi
