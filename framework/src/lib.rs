@@ -94,3 +94,8 @@ pub use trigger::{Shutdown, ShutdownReason};
 pub mod __private {
     pub use inventory;
 }
+
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
