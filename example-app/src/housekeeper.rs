@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::{
-    async_trait, BoxError, Component, Dependency, FromConfig, StartContext, StopContext, Validate, Validation,
-};
+use orderly::{BoxError, Component, Dependency, FromConfig, StartContext, StopContext, Validate, Validation};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -42,7 +40,7 @@ pub struct Housekeeper {
     worker: Mutex<Option<(watch::Sender<bool>, JoinHandle<()>)>>,
 }
 
-#[async_trait]
+#[orderly::component]
 impl Component for Housekeeper {
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::on::<VisitLog>()]

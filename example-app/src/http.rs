@@ -14,9 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use orderly::{
-    async_trait, BoxError, Component, Dependency, FromConfig, StartContext, StopContext, Validate, Validation,
-};
+use orderly::{BoxError, Component, Dependency, FromConfig, StartContext, StopContext, Validate, Validation};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -93,7 +91,7 @@ impl Http {
     }
 }
 
-#[async_trait]
+#[orderly::component]
 impl Component for Http {
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::on::<VisitLog>()]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use orderly::{async_trait, BoxError, Component, FromConfig, StartContext, StopContext, Validate, Validation};
+use orderly::{BoxError, Component, FromConfig, StartContext, StopContext, Validate, Validation};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
@@ -121,7 +121,7 @@ impl VisitLog {
     }
 }
 
-#[async_trait]
+#[orderly::component]
 impl Component for VisitLog {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         if let Some(dir) = self.path.parent() {

@@ -2,11 +2,11 @@
 //!
 //! cargo run -p orderly --example 01_minimal_component
 
-use orderly::{async_trait, BoxError, Component, Runtime, ShutdownReason, StartContext, StopContext};
+use orderly::{BoxError, Component, Runtime, ShutdownReason, StartContext, StopContext};
 
 struct Greeter;
 
-#[async_trait]
+#[orderly::component]
 impl Component for Greeter {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         println!("{}: started", ctx.name());

@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use orderly::{
-    async_trait, BoxError, Component, Dependency, GraphFormat, Runtime, ShutdownReason, StartContext, StopContext,
-};
+use orderly::{BoxError, Component, Dependency, GraphFormat, Runtime, ShutdownReason, StartContext, StopContext};
 
 /// What the database component hands to its dependents.
 struct Pool {
@@ -17,7 +15,7 @@ struct Pool {
 
 struct Database;
 
-#[async_trait]
+#[orderly::component]
 impl Component for Database {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         ctx.provide(Arc::new(Pool { url: "postgres://localhost/app".into() }));
@@ -31,7 +29,7 @@ impl Component for Database {
 
 struct Api;
 
-#[async_trait]
+#[orderly::component]
 impl Component for Api {
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::on::<Database>()]
@@ -54,7 +52,7 @@ impl Component for Api {
 
 struct Metrics;
 
-#[async_trait]
+#[orderly::component]
 impl Component for Metrics {
     async fn flush(&self, _: &StopContext) -> Result<(), BoxError> {
         println!("metrics: flushed after every producer stopped (phase 4)");

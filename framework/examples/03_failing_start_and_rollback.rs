@@ -4,11 +4,11 @@
 //!
 //! cargo run -p orderly --example 03_failing_start_and_rollback
 
-use orderly::{async_trait, BoxError, Component, Dependency, RunOutcome, Runtime, StartContext, StopContext};
+use orderly::{BoxError, Component, Dependency, RunOutcome, Runtime, StartContext, StopContext};
 
 struct Cache;
 
-#[async_trait]
+#[orderly::component]
 impl Component for Cache {
     async fn close(&self, _: &StopContext) -> Result<(), BoxError> {
         println!("cache: closed by the rollback");
@@ -18,7 +18,7 @@ impl Component for Cache {
 
 struct Queue;
 
-#[async_trait]
+#[orderly::component]
 impl Component for Queue {
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::on::<Cache>()]

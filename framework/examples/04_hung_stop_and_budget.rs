@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use orderly::{async_trait, BoxError, Component, PhaseBudgets, Runtime, ShutdownReason, ShutdownSettings, StopContext};
+use orderly::{BoxError, Component, PhaseBudgets, Runtime, ShutdownReason, ShutdownSettings, StopContext};
 
 struct Exporter;
 
-#[async_trait]
+#[orderly::component]
 impl Component for Exporter {
     async fn flush(&self, ctx: &StopContext) -> Result<(), BoxError> {
         println!(
@@ -23,7 +23,7 @@ impl Component for Exporter {
 
 struct Database;
 
-#[async_trait]
+#[orderly::component]
 impl Component for Database {
     async fn close(&self, _: &StopContext) -> Result<(), BoxError> {
         println!("database: closed in phase 5 despite the hung exporter");

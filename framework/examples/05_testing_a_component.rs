@@ -5,12 +5,12 @@
 //! cargo run -p orderly --example 05_testing_a_component
 
 use orderly::testing::{Journal, Probe, Step, TestApp};
-use orderly::{async_trait, BoxError, Component, Dependency, EventKind, Phase, StopContext, StopPhase};
+use orderly::{BoxError, Component, Dependency, EventKind, Phase, StopContext, StopPhase};
 
 /// The component under test: it must drain before the store it writes to closes.
 struct Writer;
 
-#[async_trait]
+#[orderly::component]
 impl Component for Writer {
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::named("store")]

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use orderly::{async_trait, BoxError, Component, FromConfig, StartContext, Validate, Validation};
+use orderly::{BoxError, Component, FromConfig, StartContext, Validate, Validation};
 
 /// `[ticker]`.
 #[derive(Debug, serde::Deserialize)]
@@ -34,7 +34,7 @@ struct Ticker {
     every: Duration,
 }
 
-#[async_trait]
+#[orderly::component]
 impl Component for Ticker {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let (every, logger) = (self.every, ctx.logger().clone());

@@ -94,24 +94,20 @@ impl StartContext {
     /// The declared dependency of type `T`, which has started and is ready.
     pub fn dependency<T: Component>(&self) -> Result<Arc<T>, AccessError> {
         let requested = std::any::type_name::<T>();
-        let declared = &self.graph.dependencies[self.index];
-        let mut undeclared = None;
-        for (j, node) in self.graph.nodes.iter().enumerate() {
-            let any: AnyArc = node.component.clone();
-            if let Ok(found) = any.downcast::<T>() {
-                if declared.contains(&j) {
-                    return Ok(found);
-                }
-                undeclared.get_or_insert(j);
-            }
+        let of_type = |j: &usize| {
+            let any: AnyArc = self.graph.nodes[*j].component.clone();
+            any.downcast::<T>().ok()
+        };
+        // Declared dependencies first: the common case costs only their number.
+        if let Some(found) = self.graph.dependencies[self.index].iter().find_map(of_type) {
+            return Ok(found);
         }
-        Err(match undeclared {
-            Some(j) => AccessError::NotDeclared {
-                component: self.name.to_string(),
-                requested,
-                provider: self.graph.nodes[j].name.to_string(),
-            },
-            None => AccessError::NotFound { component: self.name.to_string(), requested },
+        let component = self.name.to_string();
+        Err(match (0..self.graph.len()).find(|j| of_type(j).is_some()) {
+            Some(j) => {
+                AccessError::NotDeclared { component, requested, provider: self.graph.nodes[j].name.to_string() }
+            }
+            None => AccessError::NotFound { component, requested },
         })
     }
 
@@ -186,7 +182,9 @@ impl StartContext {
 pub struct StopContext {
     pub(crate) name: Arc<str>,
     pub(crate) phase: StopPhase,
-    pub(crate) logger: slog::Logger,
+    pub(crate) component_logger: slog::Logger,
+    /// Made on first use: most hooks never log, and a child logger allocates.
+    pub(crate) logger: std::sync::OnceLock<slog::Logger>,
     pub(crate) deadline: Instant,
     pub(crate) not_joined: AtomicBool,
 }
@@ -204,7 +202,7 @@ impl StopContext {
 
     /// A logger whose records carry `component` and `phase`.
     pub fn logger(&self) -> &slog::Logger {
-        &self.logger
+        self.logger.get_or_init(|| self.component_logger.new(slog::o!("phase" => self.phase.as_str())))
     }
 
     /// When this hook will be abandoned: its cap or the phase's end,

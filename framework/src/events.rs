@@ -260,58 +260,41 @@ impl LogEvents {
 
 impl EventSink for LogEvents {
     fn on_event(&self, e: &LifecycleEvent) {
-        let logger = self.logger.new(slog::OwnedKV(EventFields::from(e)));
-        let msg = format!("lifecycle {}", e.event);
+        // The message is formatted lazily and the fields borrowed: a logger
+        // that discards the record costs almost nothing.
+        let fields = EventFields(e);
+        let logger = &self.logger;
         match e.event {
-            EventKind::Failed | EventKind::Panicked => slog::error!(logger, "{}", msg),
+            EventKind::Failed | EventKind::Panicked => slog::error!(logger, "lifecycle {}", e.event.as_str(); fields),
             EventKind::TimedOut | EventKind::Skipped | EventKind::Retrying | EventKind::Cancelled => {
-                slog::warn!(logger, "{}", msg)
+                slog::warn!(logger, "lifecycle {}", e.event.as_str(); fields)
             }
-            _ => slog::info!(logger, "{}", msg),
+            _ => slog::info!(logger, "lifecycle {}", e.event.as_str(); fields),
         }
     }
 }
 
 /// An event's fields as log keys; fields that do not apply are left out
 /// rather than logged as null.
-struct EventFields {
-    component: String,
-    phase: Option<&'static str>,
-    event: &'static str,
-    elapsed_ms: Option<f64>,
-    error: Option<String>,
-    detail: Option<String>,
-}
+struct EventFields<'a>(&'a LifecycleEvent);
 
-impl From<&LifecycleEvent> for EventFields {
-    fn from(e: &LifecycleEvent) -> Self {
-        Self {
-            component: e.component.as_deref().unwrap_or("app").to_string(),
-            phase: e.phase.map(Phase::as_str),
-            event: e.event.as_str(),
-            elapsed_ms: e.elapsed.map(|d| d.as_secs_f64() * 1000.0),
-            error: e.error.clone(),
-            detail: e.detail.clone(),
-        }
-    }
-}
-
-impl slog::KV for EventFields {
+impl slog::KV for EventFields<'_> {
     fn serialize(&self, _: &slog::Record<'_>, s: &mut dyn slog::Serializer) -> slog::Result {
-        if let Some(detail) = &self.detail {
+        let e = self.0;
+        if let Some(detail) = &e.detail {
             s.emit_str("detail", detail)?;
         }
-        if let Some(error) = &self.error {
+        if let Some(error) = &e.error {
             s.emit_str("error", error)?;
         }
-        if let Some(ms) = self.elapsed_ms {
-            s.emit_f64("elapsed_ms", ms)?;
+        if let Some(elapsed) = e.elapsed {
+            s.emit_f64("elapsed_ms", elapsed.as_secs_f64() * 1000.0)?;
         }
-        if let Some(phase) = self.phase {
-            s.emit_str("phase", phase)?;
+        if let Some(phase) = e.phase {
+            s.emit_str("phase", phase.as_str())?;
         }
-        s.emit_str("event", self.event)?;
-        s.emit_str("component", &self.component)
+        s.emit_str("event", e.event.as_str())?;
+        s.emit_str("component", e.component.as_deref().unwrap_or("app"))
     }
 }
 

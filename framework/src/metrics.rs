@@ -1,10 +1,23 @@
-//! Lifecycle metrics, registered on the runtime's own Prometheus registry
-//! (never the process-global one, so parallel tests do not collide).
+//! Lifecycle metrics, on the runtime's own Prometheus registry (never the
+//! process-global one, so parallel tests do not collide).
+//!
+//! Recording must be cheap: it sits on the start and stop path of every
+//! component. So samples are stored as they come (a push under a lock) and
+//! turned into histograms only when the registry is gathered. There are a
+//! handful of samples per component per process lifetime, so the store stays
+//! small.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::Registry;
 
 use crate::events::{EventKind, EventSink, LifecycleEvent};
-use crate::phase::Phase;
+use crate::phase::{Phase, StopPhase};
 
 /// Buckets from 1 ms to 30 s: hooks span connection set-up to full drains.
 const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -16,67 +29,221 @@ const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 /// - `orderly_shutdown_phase_seconds{phase}`: each stop phase;
 /// - `orderly_component_stop_seconds{component,phase}`: each stop hook, also when it failed or was abandoned;
 /// - `orderly_lifecycle_events_total{event}`: every transition.
+#[derive(Clone)]
 pub struct LifecycleMetrics {
-    start: HistogramVec,
-    ready: HistogramVec,
-    phase: HistogramVec,
-    stop: HistogramVec,
-    /// Resolved once per kind, so counting an event does no label hashing.
-    events: Vec<IntCounter>,
+    inner: Arc<Samples>,
+}
+
+struct Samples {
+    start: Mutex<Vec<(Arc<str>, f64)>>,
+    ready: Mutex<Vec<(Arc<str>, f64)>>,
+    phase: Mutex<Vec<(StopPhase, f64)>>,
+    stop: Mutex<Vec<(Arc<str>, StopPhase, f64)>>,
+    events: [AtomicU64; EventKind::ALL.len()],
+    descs: [Desc; 5],
 }
 
 impl LifecycleMetrics {
     /// Creates the metrics and registers them on `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let histogram = |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()), labels)?;
-            registry.register(Box::new(h.clone()))?;
-            Ok(h)
+        let desc = |name: &str, help: &str, labels: &[&str]| {
+            Desc::new(name.into(), help.into(), labels.iter().map(|l| l.to_string()).collect(), Default::default())
         };
-        let start = histogram(
-            "orderly_component_start_seconds",
-            "Time a component's start took, retries included.",
-            &["component"],
-        )?;
-        let ready = histogram(
-            "orderly_component_ready_seconds",
-            "Time from a component's start returning to it reporting ready.",
-            &["component"],
-        )?;
-        let phase = histogram("orderly_shutdown_phase_seconds", "Time each stop phase took.", &["phase"])?;
-        let stop = histogram(
-            "orderly_component_stop_seconds",
-            "Time a component's stop hook took, per phase.",
-            &["component", "phase"],
-        )?;
-        let events_vec = IntCounterVec::new(
-            Opts::new("orderly_lifecycle_events_total", "Lifecycle transitions, by event."),
-            &["event"],
-        )?;
-        registry.register(Box::new(events_vec.clone()))?;
-        let events = EventKind::ALL.iter().map(|k| events_vec.with_label_values(&[k.as_str()])).collect();
-        Ok(Self { start, ready, phase, stop, events })
+        let descs = [
+            desc(
+                "orderly_component_start_seconds",
+                "Time a component's start took, retries included.",
+                &["component"],
+            )?,
+            desc(
+                "orderly_component_ready_seconds",
+                "Time from a component's start returning to it reporting ready.",
+                &["component"],
+            )?,
+            desc("orderly_shutdown_phase_seconds", "Time each stop phase took.", &["phase"])?,
+            desc(
+                "orderly_component_stop_seconds",
+                "Time a component's stop hook took, per phase.",
+                &["component", "phase"],
+            )?,
+            desc("orderly_lifecycle_events_total", "Lifecycle transitions, by event.", &["event"])?,
+        ];
+        let metrics = Self {
+            inner: Arc::new(Samples {
+                start: Mutex::default(),
+                ready: Mutex::default(),
+                phase: Mutex::default(),
+                stop: Mutex::default(),
+                events: std::array::from_fn(|_| AtomicU64::new(0)),
+                descs,
+            }),
+        };
+        registry.register(Box::new(metrics.clone()))?;
+        Ok(metrics)
     }
 }
 
 impl EventSink for LifecycleMetrics {
     fn on_event(&self, e: &LifecycleEvent) {
-        if let Some(counter) = EventKind::ALL.iter().position(|k| *k == e.event).and_then(|i| self.events.get(i)) {
-            counter.inc();
+        if let Some(i) = EventKind::ALL.iter().position(|k| *k == e.event) {
+            self.inner.events[i].fetch_add(1, Ordering::Relaxed);
         }
-        let Some(elapsed) = e.elapsed.map(|d| d.as_secs_f64()) else { return };
-        let component = e.component.as_deref().unwrap_or("app");
+        let Some(seconds) = e.elapsed.map(|d| d.as_secs_f64()) else { return };
+        let component = || e.component.clone().unwrap_or_else(|| Arc::from("app"));
         match (e.event, e.phase) {
-            (EventKind::Started, _) => self.start.with_label_values(&[component]).observe(elapsed),
-            (EventKind::Ready, _) => self.ready.with_label_values(&[component]).observe(elapsed),
-            (EventKind::PhaseFinished, Some(Phase::Stop(p))) => {
-                self.phase.with_label_values(&[p.as_str()]).observe(elapsed)
-            }
+            (EventKind::Started, _) => self.inner.start.lock().push((component(), seconds)),
+            (EventKind::Ready, _) => self.inner.ready.lock().push((component(), seconds)),
+            (EventKind::PhaseFinished, Some(Phase::Stop(p))) => self.inner.phase.lock().push((p, seconds)),
             (
                 EventKind::Stopped | EventKind::Failed | EventKind::TimedOut | EventKind::Panicked,
                 Some(Phase::Stop(p)),
-            ) => self.stop.with_label_values(&[component, p.as_str()]).observe(elapsed),
+            ) => self.inner.stop.lock().push((component(), p, seconds)),
             _ => {}
         }
+    }
+}
+
+impl Collector for LifecycleMetrics {
+    fn desc(&self) -> Vec<&Desc> {
+        self.inner.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let s = &self.inner;
+        let by_component =
+            |samples: &[(Arc<str>, f64)]| group(samples.iter().map(|(c, v)| (vec![("component", c.to_string())], *v)));
+        let start = by_component(&s.start.lock());
+        let ready = by_component(&s.ready.lock());
+        let phase = group(s.phase.lock().iter().map(|(p, v)| (vec![("phase", p.as_str().to_string())], *v)));
+        let stop = group(
+            s.stop
+                .lock()
+                .iter()
+                .map(|(c, p, v)| (vec![("component", c.to_string()), ("phase", p.as_str().to_string())], *v)),
+        );
+        let events: Vec<Metric> = EventKind::ALL
+            .iter()
+            .zip(&s.events)
+            .map(|(kind, count)| {
+                let mut counter = Counter::default();
+                counter.set_value(count.load(Ordering::Relaxed) as f64);
+                let mut metric = Metric::default();
+                metric.set_label(labels(&[("event", kind.as_str().to_string())]));
+                metric.set_counter(counter);
+                metric
+            })
+            .collect();
+        vec![
+            family(&s.descs[0], MetricType::HISTOGRAM, start),
+            family(&s.descs[1], MetricType::HISTOGRAM, ready),
+            family(&s.descs[2], MetricType::HISTOGRAM, phase),
+            family(&s.descs[3], MetricType::HISTOGRAM, stop),
+            family(&s.descs[4], MetricType::COUNTER, events),
+        ]
+    }
+}
+
+/// One histogram per label set, in label order.
+fn group(samples: impl Iterator<Item = (Vec<(&'static str, String)>, f64)>) -> Vec<Metric> {
+    let mut by_labels: BTreeMap<Vec<(&'static str, String)>, Vec<f64>> = BTreeMap::new();
+    for (labels, value) in samples {
+        by_labels.entry(labels).or_default().push(value);
+    }
+    by_labels
+        .into_iter()
+        .map(|(label_values, values)| {
+            let mut histogram = Histogram::default();
+            histogram.set_sample_count(values.len() as u64);
+            histogram.set_sample_sum(values.iter().sum());
+            histogram.set_bucket(
+                BUCKETS
+                    .iter()
+                    .map(|&upper| {
+                        let mut bucket = Bucket::default();
+                        bucket.set_upper_bound(upper);
+                        bucket.set_cumulative_count(values.iter().filter(|&&v| v <= upper).count() as u64);
+                        bucket
+                    })
+                    .collect(),
+            );
+            let mut metric = Metric::default();
+            metric.set_label(labels(&label_values));
+            metric.set_histogram(histogram);
+            metric
+        })
+        .collect()
+}
+
+fn labels(pairs: &[(&'static str, String)]) -> Vec<LabelPair> {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            let mut pair = LabelPair::default();
+            pair.set_name(name.to_string());
+            pair.set_value(value.clone());
+            pair
+        })
+        .collect()
+}
+
+fn family(desc: &Desc, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(desc.fq_name.clone());
+    family.set_help(desc.help.clone());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    family
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prometheus::{Encoder, TextEncoder};
+
+    use super::*;
+
+    fn event(component: &str, event: EventKind, phase: Option<Phase>, ms: u64) -> LifecycleEvent {
+        LifecycleEvent {
+            at: Duration::ZERO,
+            component: Some(component.into()),
+            phase,
+            event,
+            elapsed: Some(Duration::from_millis(ms)),
+            error: None,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn events_become_histograms_and_counters_in_the_text_format() {
+        let registry = Registry::new();
+        let metrics = LifecycleMetrics::register(&registry).unwrap();
+        metrics.on_event(&event("db", EventKind::Started, Some(Phase::Start), 20));
+        metrics.on_event(&event("db", EventKind::Stopped, Some(Phase::Stop(StopPhase::Close)), 3));
+        metrics.on_event(&event("api", EventKind::TimedOut, Some(Phase::Stop(StopPhase::Drain)), 2000));
+        let mut text = Vec::new();
+        TextEncoder::new().encode(&registry.gather(), &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        for expected in [
+            "orderly_component_start_seconds_bucket{component=\"db\",le=\"0.01\"} 0",
+            "orderly_component_start_seconds_bucket{component=\"db\",le=\"0.05\"} 1",
+            "orderly_component_start_seconds_count{component=\"db\"} 1",
+            "orderly_component_stop_seconds_sum{component=\"api\",phase=\"drain\"} 2",
+            "orderly_component_stop_seconds_count{component=\"db\",phase=\"close\"} 1",
+            "orderly_lifecycle_events_total{event=\"timed_out\"} 1",
+            "# TYPE orderly_component_stop_seconds histogram",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn two_runtimes_never_share_metrics() {
+        let (a, b) = (Registry::new(), Registry::new());
+        LifecycleMetrics::register(&a).unwrap().on_event(&event("x", EventKind::Started, None, 1));
+        LifecycleMetrics::register(&b).unwrap();
+        let names: Vec<String> = b.gather().iter().map(|f| f.name().to_string()).collect();
+        assert_eq!(names, vec!["orderly_lifecycle_events_total"], "b saw a's start sample");
     }
 }

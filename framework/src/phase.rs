@@ -55,6 +55,39 @@ impl fmt::Display for StopPhase {
     }
 }
 
+/// A set of stop phases: the phases a component joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PhaseSet(u8);
+
+impl PhaseSet {
+    /// Every phase: the safe default when nothing better is known.
+    pub const ALL: PhaseSet = PhaseSet(0b1_1111);
+
+    /// No phase.
+    pub const NONE: PhaseSet = PhaseSet(0);
+
+    /// The set of `phases`.
+    pub const fn of(phases: &[StopPhase]) -> PhaseSet {
+        let mut bits = 0u8;
+        let mut i = 0;
+        while i < phases.len() {
+            bits |= 1 << phases[i] as u8;
+            i += 1;
+        }
+        PhaseSet(bits)
+    }
+
+    /// Whether `phase` is in the set.
+    pub const fn contains(self, phase: StopPhase) -> bool {
+        self.0 & (1 << phase as u8) != 0
+    }
+
+    /// The phases in the set, in shutdown order.
+    pub fn iter(self) -> impl Iterator<Item = StopPhase> {
+        StopPhase::ALL.into_iter().filter(move |p| self.contains(*p))
+    }
+}
+
 /// Where in the lifecycle something happened: during start, or in a stop phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,6 +120,16 @@ impl fmt::Display for Phase {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phase_sets_hold_exactly_their_phases() {
+        let set = PhaseSet::of(&[StopPhase::Drain, StopPhase::Close]);
+        assert!(set.contains(StopPhase::Drain) && set.contains(StopPhase::Close));
+        assert!(!set.contains(StopPhase::Flush));
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![StopPhase::Drain, StopPhase::Close]);
+        assert_eq!(PhaseSet::ALL.iter().count(), 5);
+        assert_eq!(PhaseSet::NONE.iter().count(), 0);
+    }
 
     #[test]
     fn phases_are_numbered_in_shutdown_order() {

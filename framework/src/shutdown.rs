@@ -23,7 +23,7 @@ use tokio::task::AbortHandle;
 use crate::component::{BoxError, Component};
 use crate::context::StopContext;
 use crate::events::{box_error_chain, EventKind};
-use crate::phase::{Phase, StopPhase};
+use crate::phase::{Phase, PhaseSet, StopPhase};
 use crate::runtime::Shared;
 use crate::supervise::{join, launch, BoxFuture, Ended, Launched};
 use crate::trigger::ShutdownReason;
@@ -93,13 +93,22 @@ pub(crate) async fn shut_down(shared: &Shared, started: &[bool], reason: Shutdow
         .await;
     }
 
+    // Asked once: which phases each component joins (a component that did
+    // not start joins none). The others pass through each phase uncalled.
+    let joins: Vec<PhaseSet> = shared
+        .graph
+        .nodes
+        .iter()
+        .zip(started)
+        .map(|(node, &started)| if started { node.component.joined_phases() } else { PhaseSet::NONE })
+        .collect();
     let mut problems = Vec::new();
     let mut phases = Vec::with_capacity(StopPhase::ALL.len());
     for phase in StopPhase::ALL {
         let phase_began = Instant::now();
         let phase_end = (phase_began + settings.phases.get(phase)).min(deadline);
         shared.events.emit(EventKind::PhaseStarted.build().phase(Phase::Stop(phase)));
-        run_phase(shared, started, phase, phase_end, &mut problems).await;
+        run_phase(shared, started, &joins, phase, phase_end, &mut problems).await;
         let took = phase_began.elapsed();
         shared.events.emit(EventKind::PhaseFinished.build().phase(Phase::Stop(phase)).elapsed(took));
         phases.push((phase, took));
@@ -116,6 +125,7 @@ pub(crate) async fn shut_down(shared: &Shared, started: &[bool], reason: Shutdow
 async fn run_phase(
     shared: &Shared,
     started: &[bool],
+    joins: &[PhaseSet],
     phase: StopPhase,
     phase_end: Instant,
     problems: &mut Vec<StopProblem>,
@@ -131,22 +141,30 @@ async fn run_phase(
     tokio::pin!(sleep);
 
     loop {
-        // Once the budget is spent nothing new begins; the rest is skipped below.
-        while let Some(i) = runnable.pop_front().filter(|_| Instant::now() < phase_end) {
+        while let Some(i) = runnable.pop_front() {
+            if !joins[i].contains(phase) {
+                // Not in this phase: pass through, keeping the order of those around it.
+                walk.complete(i, &mut runnable);
+                continue;
+            }
+            let hook_began = Instant::now();
+            if hook_began >= phase_end {
+                break; // the budget is spent: nothing new begins; the rest is skipped below
+            }
             ran[i] = true;
             let node = &graph.nodes[i];
-            let hook_began = Instant::now();
             let cap = node.settings.stop_cap.or(shared.settings.component_cap);
             let cap_end = cap.and_then(|c| hook_began.checked_add(c)).map_or(phase_end, |end| end.min(phase_end));
             // Which limit binds decides how an overrun is reported.
             let over = match cap {
                 Some(c) if cap_end < phase_end => HookEnd::OverCap(c),
-                _ => HookEnd::PhaseOver(phase_over_message(shared, phase)),
+                _ => HookEnd::PhaseOver,
             };
             let ctx = Arc::new(StopContext {
                 name: node.name.clone(),
                 phase,
-                logger: shared.loggers[i].new(slog::o!("phase" => phase.as_str())),
+                component_logger: shared.loggers[i].clone(),
+                logger: std::sync::OnceLock::new(),
                 deadline: cap_end,
                 not_joined: AtomicBool::new(false),
             });
@@ -181,7 +199,7 @@ async fn run_phase(
         tokio::select! {
             biased;
             Some((i, hook_began, end)) = running.next() => {
-                if let (HookEnd::OverCap(_) | HookEnd::PhaseOver(_), Some((_, handle))) = (&end, &aborts[i]) {
+                if let (HookEnd::OverCap(_) | HookEnd::PhaseOver, Some((_, handle))) = (&end, &aborts[i]) {
                     handle.abort();
                 }
                 aborts[i] = None;
@@ -196,22 +214,15 @@ async fn run_phase(
     for (i, slot) in aborts.iter().enumerate() {
         if let Some((hook_began, handle)) = slot {
             handle.abort();
-            record(shared, i, phase, *hook_began, HookEnd::PhaseOver(phase_over_message(shared, phase)), problems);
+            record(shared, i, phase, *hook_began, HookEnd::PhaseOver, problems);
         }
     }
-    for i in (0..graph.len()).filter(|&i| started[i] && !ran[i]) {
+    for i in (0..graph.len()).filter(|&i| joins[i].contains(phase) && !ran[i]) {
         let name = &graph.nodes[i].name;
         let error = "never ran: the phase's budget was spent while its dependents were still stopping".to_string();
         shared.events.emit(EventKind::Skipped.build().component(name).phase(Phase::Stop(phase)).error(error.clone()));
         problems.push(StopProblem { component: name.to_string(), phase, event: EventKind::Skipped, error });
     }
-}
-
-fn phase_over_message(shared: &Shared, phase: StopPhase) -> String {
-    format!(
-        "abandoned: the phase's budget ({}) was spent",
-        humantime::format_duration(shared.settings.phases.get(phase))
-    )
 }
 
 /// How a running hook ended.
@@ -222,7 +233,7 @@ enum HookEnd {
     /// It ran past its cap and was abandoned.
     OverCap(Duration),
     /// The phase's budget ran out while it ran.
-    PhaseOver(String),
+    PhaseOver,
 }
 
 /// Emits the event for a finished hook and records any problem.
@@ -247,7 +258,13 @@ fn record(
         HookEnd::OverCap(cap) => {
             (EventKind::TimedOut, format!("abandoned: ran past its cap of {}", humantime::format_duration(cap)))
         }
-        HookEnd::PhaseOver(message) => (EventKind::TimedOut, message),
+        HookEnd::PhaseOver => (
+            EventKind::TimedOut,
+            format!(
+                "abandoned: the phase's budget ({}) was spent",
+                humantime::format_duration(shared.settings.phases.get(phase))
+            ),
+        ),
     };
     shared.events.emit(event.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed).error(error.clone()));
     problems.push(StopProblem { component: name.to_string(), phase, event, error });

@@ -33,7 +33,7 @@ use tokio::sync::Barrier;
 use crate::component::{BoxError, Component, Readiness};
 use crate::context::{StartContext, StopContext};
 use crate::dependency::Dependency;
-use crate::phase::StopPhase;
+use crate::phase::{PhaseSet, StopPhase};
 use crate::runtime::{BuildError, RunOutcome, Runtime, RuntimeBuilder};
 use crate::settings::{PhaseBudgets, ShutdownSettings};
 use crate::shutdown::ShutdownReport;
@@ -192,6 +192,11 @@ impl Component for Probe {
 
     fn dependencies(&self) -> Vec<Dependency> {
         self.dependencies.iter().map(Dependency::named).collect()
+    }
+
+    fn joined_phases(&self) -> PhaseSet {
+        let phases: Vec<StopPhase> = self.phases.keys().copied().collect();
+        PhaseSet::of(&phases)
     }
 
     async fn start(&self, _ctx: &StartContext) -> Result<(), BoxError> {

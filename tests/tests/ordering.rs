@@ -25,7 +25,28 @@ fn dag(n: usize, raw: &[(usize, usize)]) -> Vec<Vec<usize>> {
     deps
 }
 
-async fn run_graph(deps: Vec<Vec<usize>>, yields: Vec<u32>) -> Journal {
+/// Whether node `i` joins `phase`, from its random mask (some join none).
+fn joins(masks: &[u8], i: usize, phase: StopPhase) -> bool {
+    masks[i % masks.len()] & (1 << (phase.number() - 1)) != 0
+}
+
+/// `closure[a]`: every node `a` depends on, directly or not.
+fn transitive(deps: &[Vec<usize>]) -> Vec<Vec<bool>> {
+    let mut closure = vec![vec![false; deps.len()]; deps.len()];
+    for a in 0..deps.len() {
+        // Dependencies have lower indices, so they are complete already.
+        for &d in &deps[a] {
+            closure[a][d] = true;
+            let below = closure[d].clone();
+            for (x, reach) in below.into_iter().enumerate() {
+                closure[a][x] |= reach;
+            }
+        }
+    }
+    closure
+}
+
+async fn run_graph(deps: Vec<Vec<usize>>, yields: Vec<u32>, masks: Vec<u8>) -> Journal {
     let journal = Journal::new();
     let roots = deps.iter().filter(|d| d.is_empty()).count();
     // Every root waits for every other root: if roots started one at a
@@ -38,7 +59,7 @@ async fn run_graph(deps: Vec<Vec<usize>>, yields: Vec<u32>) -> Journal {
         let start =
             if ds.is_empty() { Behavior::Barrier(barrier.clone()) } else { Behavior::Yield(yields[i % yields.len()]) };
         let mut probe = Probe::new(&name(i)).depends_on(&dep_refs).on_start(start).journal(&journal);
-        for phase in StopPhase::ALL {
+        for phase in StopPhase::ALL.into_iter().filter(|&p| joins(&masks, i, p)) {
             probe = probe.on(phase, Behavior::Yield(yields[(i + phase.number() as usize) % yields.len()]));
         }
         app = app.component(probe);
@@ -52,7 +73,7 @@ async fn run_graph(deps: Vec<Vec<usize>>, yields: Vec<u32>) -> Journal {
     journal
 }
 
-fn check(deps: &[Vec<usize>], journal: &Journal) {
+fn check(deps: &[Vec<usize>], masks: &[u8], journal: &Journal) {
     let seq = |i: usize, step, edge| {
         journal.seq(&name(i), step, edge).unwrap_or_else(|| panic!("{} never did {step:?} {edge:?}", name(i)))
     };
@@ -64,20 +85,34 @@ fn check(deps: &[Vec<usize>], journal: &Journal) {
                 name(a),
                 name(d)
             );
-            for phase in StopPhase::ALL {
-                assert!(
-                    seq(a, Step::Stop(phase), Edge::End) < seq(d, Step::Stop(phase), Edge::Begin),
-                    "in {phase}, {} had not stopped when its dependency {} began",
-                    name(a),
-                    name(d)
-                );
+        }
+    }
+    // Stop order holds through components that do not join a phase.
+    let closure = transitive(deps);
+    for phase in StopPhase::ALL {
+        for (a, reaches) in closure.iter().enumerate() {
+            assert_eq!(journal.did(&name(a), Step::Stop(phase)), joins(masks, a, phase), "{} in {phase}", name(a));
+            for d in (0..deps.len()).filter(|&d| reaches[d]) {
+                if joins(masks, a, phase) && joins(masks, d, phase) {
+                    assert!(
+                        seq(a, Step::Stop(phase), Edge::End) < seq(d, Step::Stop(phase), Edge::Begin),
+                        "in {phase}, {} had not stopped when {} (which it depends on) began",
+                        name(a),
+                        name(d)
+                    );
+                }
             }
         }
     }
-    for pair in StopPhase::ALL.windows(2) {
-        let last_end = (0..deps.len()).map(|i| seq(i, Step::Stop(pair[0]), Edge::End)).max();
-        let first_begin = (0..deps.len()).map(|i| seq(i, Step::Stop(pair[1]), Edge::Begin)).min();
-        assert!(last_end < first_begin, "phase {} overlapped phase {}", pair[0], pair[1]);
+    let in_phase = |phase| (0..deps.len()).filter(move |&i| joins(masks, i, phase));
+    for (i, earlier) in StopPhase::ALL.iter().enumerate() {
+        for later in &StopPhase::ALL[i + 1..] {
+            let last_end = in_phase(*earlier).map(|i| seq(i, Step::Stop(*earlier), Edge::End)).max();
+            let first_begin = in_phase(*later).map(|i| seq(i, Step::Stop(*later), Edge::Begin)).min();
+            if let (Some(end), Some(begin)) = (last_end, first_begin) {
+                assert!(end < begin, "phase {earlier} overlapped phase {later}");
+            }
+        }
     }
 }
 
@@ -89,11 +124,12 @@ proptest! {
         n in 1usize..30,
         edges in proptest::collection::vec((0usize..30, 0usize..30), 0..80),
         yields in proptest::collection::vec(0u32..3, 1..5),
+        masks in proptest::collection::vec(0u8..32, 1..8),
     ) {
         let deps = dag(n, &edges);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let journal = rt.block_on(run_graph(deps.clone(), yields));
-        check(&deps, &journal);
+        let journal = rt.block_on(run_graph(deps.clone(), yields, masks.clone()));
+        check(&deps, &masks, &journal);
     }
 }
 
