@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 use crate::component::{BoxError, Component};
 use crate::graph::Graph;
 use crate::phase::StopPhase;
+use crate::runtime::Shared;
 use crate::trigger::Shutdown;
 
 /// Asking for a dependency or resource went wrong. Names both sides.
@@ -62,50 +63,51 @@ pub(crate) struct Resources {
 /// The context of a component's `start`.
 pub struct StartContext {
     pub(crate) index: usize,
-    pub(crate) name: Arc<str>,
-    pub(crate) logger: slog::Logger,
-    pub(crate) graph: Arc<Graph>,
-    pub(crate) resources: Arc<Resources>,
-    pub(crate) shutdown: Shutdown,
-    pub(crate) registry: prometheus::Registry,
+    /// One reference to everything the runtime shares, rather than one per part:
+    /// contexts are made per component, on the start path.
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl StartContext {
     /// This component's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.shared.graph.nodes[self.index].name
     }
 
     /// A logger whose records carry `component = <name>`.
     pub fn logger(&self) -> &slog::Logger {
-        &self.logger
+        &self.shared.loggers[self.index]
     }
 
     /// The runtime's Prometheus registry, for this component's own metrics.
     pub fn metrics_registry(&self) -> &prometheus::Registry {
-        &self.registry
+        &self.shared.registry
     }
 
     /// The app's shutdown handle, for fatal errors and admin requests.
     pub fn shutdown(&self) -> &Shutdown {
-        &self.shutdown
+        &self.shared.shutdown
+    }
+
+    fn graph(&self) -> &Graph {
+        &self.shared.graph
     }
 
     /// The declared dependency of type `T`, which has started and is ready.
     pub fn dependency<T: Component>(&self) -> Result<Arc<T>, AccessError> {
         let requested = std::any::type_name::<T>();
         let of_type = |j: &usize| {
-            let any: AnyArc = self.graph.nodes[*j].component.clone();
+            let any: AnyArc = self.graph().nodes[*j].component.clone();
             any.downcast::<T>().ok()
         };
         // Declared dependencies first: the common case costs only their number.
-        if let Some(found) = self.graph.dependencies[self.index].iter().find_map(of_type) {
+        if let Some(found) = self.graph().dependencies[self.index].iter().find_map(of_type) {
             return Ok(found);
         }
-        let component = self.name.to_string();
-        Err(match (0..self.graph.len()).find(|j| of_type(j).is_some()) {
+        let component = self.name().to_string();
+        Err(match (0..self.graph().len()).find(|j| of_type(j).is_some()) {
             Some(j) => {
-                AccessError::NotDeclared { component, requested, provider: self.graph.nodes[j].name.to_string() }
+                AccessError::NotDeclared { component, requested, provider: self.graph().nodes[j].name.to_string() }
             }
             None => AccessError::NotFound { component, requested },
         })
@@ -115,38 +117,38 @@ impl StartContext {
     /// with [`provide`](StartContext::provide) — for example `Arc<PgPool>`.
     pub fn resource<R: Any + Send + Sync>(&self) -> Result<Arc<R>, AccessError> {
         let requested = std::any::type_name::<R>();
-        let declared = &self.graph.dependencies[self.index];
-        let by_type = self.resources.by_type.read();
+        let declared = &self.graph().dependencies[self.index];
+        let by_type = self.shared.resources.by_type.read();
         let providers = by_type.get(&TypeId::of::<R>()).map(Vec::as_slice).unwrap_or_default();
         let mut matching = providers.iter().filter(|(j, _)| declared.contains(j));
         match (matching.next(), matching.next()) {
             (Some((_, value)), None) => value
                 .clone()
                 .downcast::<R>()
-                .map_err(|_| AccessError::NotFound { component: self.name.to_string(), requested }),
+                .map_err(|_| AccessError::NotFound { component: self.name().to_string(), requested }),
             (Some(_), Some(_)) => Err(AccessError::Ambiguous {
-                component: self.name.to_string(),
+                component: self.name().to_string(),
                 requested,
                 providers: providers
                     .iter()
                     .filter(|(j, _)| declared.contains(j))
-                    .map(|(j, _)| self.graph.nodes[*j].name.to_string())
+                    .map(|(j, _)| self.graph().nodes[*j].name.to_string())
                     .collect(),
             }),
             (None, _) => Err(match providers.first() {
                 Some((j, _)) => AccessError::NotDeclared {
-                    component: self.name.to_string(),
+                    component: self.name().to_string(),
                     requested,
-                    provider: self.graph.nodes[*j].name.to_string(),
+                    provider: self.graph().nodes[*j].name.to_string(),
                 },
-                None => AccessError::NotFound { component: self.name.to_string(), requested },
+                None => AccessError::NotFound { component: self.name().to_string(), requested },
             }),
         }
     }
 
     /// Offers a resource to the components that depend on this one.
     pub fn provide<R: Any + Send + Sync>(&self, resource: Arc<R>) {
-        self.resources.by_type.write().entry(TypeId::of::<R>()).or_default().push((self.index, resource));
+        self.shared.resources.by_type.write().entry(TypeId::of::<R>()).or_default().push((self.index, resource));
     }
 
     /// Runs `task` in the background under supervision: if it returns an
@@ -156,8 +158,8 @@ impl StartContext {
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let shutdown = self.shutdown.clone();
-        let name = self.name.clone();
+        let shutdown = self.shared.shutdown.clone();
+        let name = self.shared.graph.nodes[self.index].name.clone();
         let inner = tokio::spawn(task);
         tokio::spawn(async move {
             match inner.await {

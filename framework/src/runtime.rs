@@ -171,7 +171,7 @@ impl RuntimeBuilder {
         ];
         sinks.extend(self.sinks);
         let loggers = graph.nodes.iter().map(|n| logger.new(slog::o!("component" => n.name.to_string()))).collect();
-        let shared = Shared {
+        let shared = Arc::new(Shared {
             health: Health::new(graph.clone()),
             graph,
             events: Events::new(sinks),
@@ -180,7 +180,7 @@ impl RuntimeBuilder {
             resources: Arc::new(Resources::default()),
             registry,
             settings: self.settings.shutdown,
-        };
+        });
         Ok(Runtime { shared, timeline, started: Mutex::new(None) })
     }
 }
@@ -199,7 +199,7 @@ pub(crate) struct Shared {
 
 /// A validated set of components with everything needed to start and stop them.
 pub struct Runtime {
-    shared: Shared,
+    shared: Arc<Shared>,
     timeline: Timeline,
     /// Which components started; `None` before `start` ran.
     started: Mutex<Option<Vec<bool>>>,

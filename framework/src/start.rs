@@ -9,7 +9,9 @@
 //! whose `start` returned `Ok`.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -60,7 +62,7 @@ type StepError = (Phase, EventKind, String);
 type StartEnded = Ended<Result<(), StepError>>;
 
 /// Starts every component; returns which ones started and how it ended.
-pub(crate) async fn start_all(shared: &Shared) -> (Vec<bool>, StartEnd) {
+pub(crate) async fn start_all(shared: &Arc<Shared>) -> (Vec<bool>, StartEnd) {
     let graph = &shared.graph;
     let everyone = vec![true; graph.len()];
     let mut walk = Walk::new(&graph.dependencies, &graph.dependents, &everyone);
@@ -149,30 +151,21 @@ fn settle(
 }
 
 /// One component's start, retries and readiness wait included, as an owned future.
-fn start_one(shared: &Shared, i: usize) -> BoxFuture<Result<(), StepError>> {
-    let node = shared.graph.nodes[i].clone();
-    let events = shared.events.clone();
-    let ctx = StartContext {
-        index: i,
-        name: node.name.clone(),
-        logger: shared.loggers[i].clone(),
-        graph: shared.graph.clone(),
-        resources: shared.resources.clone(),
-        shutdown: shared.shutdown.clone(),
-        registry: shared.registry.clone(),
-    };
+fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StepError>> {
+    let ctx = StartContext { index: i, shared: shared.clone() };
     Box::pin(async move {
-        let settings = &node.settings;
-        let name = &node.name;
+        let shared = &ctx.shared;
+        let node = &shared.graph.nodes[i];
+        let (name, settings) = (&node.name, &node.settings);
         let began = Instant::now();
-        events.emit(EventKind::Starting.build().component(name).phase(Phase::Start));
-        let deadline = tokio::time::Instant::from_std(began + settings.start_timeout);
+        shared.events.emit(EventKind::Starting.build().component(name).phase(Phase::Start).at(began));
+        let deadline = began + settings.start_timeout;
         let mut attempt = 1;
         loop {
-            let error = match tokio::time::timeout_at(deadline, node.component.start(&ctx)).await {
-                Ok(Ok(())) => break,
-                Ok(Err(error)) => error,
-                Err(_) => {
+            let error = match within(deadline, node.component.start(&ctx)).await {
+                Some(Ok(())) => break,
+                Some(Err(error)) => error,
+                None => {
                     let limit = humantime::format_duration(settings.start_timeout);
                     return Err((Phase::Start, EventKind::TimedOut, format!("start did not finish within {limit}")));
                 }
@@ -182,14 +175,15 @@ fn start_one(shared: &Shared, i: usize) -> BoxFuture<Result<(), StepError>> {
                 return Err((Phase::Start, EventKind::Failed, chain));
             }
             let backoff = settings.retry.backoff(attempt);
-            if tokio::time::Instant::now() + backoff >= deadline {
+            if Instant::now() + backoff >= deadline {
+                let next = attempt + 1;
                 return Err((
                     Phase::Start,
                     EventKind::Failed,
-                    format!("{chain} (no time left in the start timeout for attempt {})", attempt + 1),
+                    format!("{chain} (no time left in the start timeout for attempt {next})"),
                 ));
             }
-            events.emit(
+            shared.events.emit(
                 EventKind::Retrying.build().component(name).phase(Phase::Start).error(chain).detail(format!(
                     "attempt {attempt} of {} failed; retrying in {:?}",
                     settings.retry.attempts, backoff
@@ -198,29 +192,47 @@ fn start_one(shared: &Shared, i: usize) -> BoxFuture<Result<(), StepError>> {
             tokio::time::sleep(backoff).await;
             attempt += 1;
         }
-        events.emit(EventKind::Started.build().component(name).phase(Phase::Start).elapsed(began.elapsed()));
-        let ready_began = Instant::now();
-        wait_until_ready(&node.component, settings.ready_timeout)
+        let returned = Instant::now();
+        shared.events.emit(
+            EventKind::Started.build().component(name).phase(Phase::Start).elapsed(returned - began).at(returned),
+        );
+        wait_until_ready(&node.component, returned + settings.ready_timeout, settings.ready_timeout)
             .await
             .map_err(|e| (Phase::Ready, EventKind::TimedOut, e))?;
-        events.emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(ready_began.elapsed()));
+        let ready = Instant::now();
+        shared
+            .events
+            .emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(ready - returned).at(ready));
         Ok(())
     })
 }
 
-/// Polls `ready` with a doubling interval until it reports ready or `limit` passes.
-async fn wait_until_ready(component: &Arc<dyn crate::Component>, limit: Duration) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + limit;
+/// Runs `future` until `deadline`; `None` if it did not finish. A future
+/// that is done on its first poll never arms a timer, which is most of them.
+async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    if let Poll::Ready(output) = futures::poll!(future.as_mut()) {
+        return Some(output);
+    }
+    tokio::time::timeout_at(deadline.into(), future).await.ok()
+}
+
+/// Polls `ready` with a doubling interval until it reports ready or `deadline` passes.
+async fn wait_until_ready(
+    component: &Arc<dyn crate::Component>,
+    deadline: Instant,
+    limit: Duration,
+) -> Result<(), String> {
     let mut interval = Duration::from_millis(1);
     let mut last = String::from("ready() never returned");
     loop {
-        match tokio::time::timeout_at(deadline, component.ready()).await {
-            Ok(readiness) if readiness.is_ready() => return Ok(()),
-            Ok(Readiness::NotReady(reason)) => last = reason,
-            Ok(_) => {}
-            Err(_) => break,
+        match within(deadline, component.ready()).await {
+            Some(readiness) if readiness.is_ready() => return Ok(()),
+            Some(Readiness::NotReady(reason)) => last = reason,
+            Some(_) => {}
+            None => break,
         }
-        if tokio::time::Instant::now() + interval >= deadline {
+        if Instant::now() + interval >= deadline {
             break;
         }
         tokio::time::sleep(interval).await;
