@@ -44,8 +44,8 @@ struct Samples {
 }
 
 impl LifecycleMetrics {
-    /// Creates the metrics and registers them on `registry`.
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+    /// Creates the metrics for about `components` components and registers them on `registry`.
+    pub fn register(registry: &Registry, components: usize) -> Result<Self, prometheus::Error> {
         let desc = |name: &str, help: &str, labels: &[&str]| {
             Desc::new(name.into(), help.into(), labels.iter().map(|l| l.to_string()).collect(), Default::default())
         };
@@ -70,8 +70,8 @@ impl LifecycleMetrics {
         ];
         let metrics = Self {
             inner: Arc::new(Samples {
-                start: Mutex::default(),
-                ready: Mutex::default(),
+                start: Mutex::new(Vec::with_capacity(components)),
+                ready: Mutex::new(Vec::with_capacity(components)),
                 phase: Mutex::default(),
                 stop: Mutex::default(),
                 events: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -218,7 +218,7 @@ mod tests {
     #[test]
     fn events_become_histograms_and_counters_in_the_text_format() {
         let registry = Registry::new();
-        let metrics = LifecycleMetrics::register(&registry).unwrap();
+        let metrics = LifecycleMetrics::register(&registry, 4).unwrap();
         metrics.on_event(&event("db", EventKind::Started, Some(Phase::Start), 20));
         metrics.on_event(&event("db", EventKind::Stopped, Some(Phase::Stop(StopPhase::Close)), 3));
         metrics.on_event(&event("api", EventKind::TimedOut, Some(Phase::Stop(StopPhase::Drain)), 2000));
@@ -241,8 +241,8 @@ mod tests {
     #[test]
     fn two_runtimes_never_share_metrics() {
         let (a, b) = (Registry::new(), Registry::new());
-        LifecycleMetrics::register(&a).unwrap().on_event(&event("x", EventKind::Started, None, 1));
-        LifecycleMetrics::register(&b).unwrap();
+        LifecycleMetrics::register(&a, 1).unwrap().on_event(&event("x", EventKind::Started, None, 1));
+        LifecycleMetrics::register(&b, 1).unwrap();
         let names: Vec<String> = b.gather().iter().map(|f| f.name().to_string()).collect();
         assert_eq!(names, vec!["orderly_lifecycle_events_total"], "b saw a's start sample");
     }

@@ -162,11 +162,13 @@ impl RuntimeBuilder {
         let graph = Arc::new(Graph::build(nodes, &disabled)?);
 
         let registry = self.registry.unwrap_or_default();
-        let timeline = Timeline::new();
+        // A clean start and stop emits about three events per component and
+        // a dozen for the phases; reserving them keeps growth off that path.
+        let timeline = Timeline::with_capacity(3 * graph.len() + 16);
         let logger = self.logger.unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!()));
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![
             Arc::new(timeline.clone()),
-            Arc::new(LifecycleMetrics::register(&registry)?),
+            Arc::new(LifecycleMetrics::register(&registry, graph.len())?),
             Arc::new(crate::events::LogEvents::new(logger.clone())),
         ];
         sinks.extend(self.sinks);

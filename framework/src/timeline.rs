@@ -21,6 +21,11 @@ impl Timeline {
         Self::default()
     }
 
+    /// An empty timeline with room for `events` events before it grows.
+    pub fn with_capacity(events: usize) -> Self {
+        Self { events: Arc::new(Mutex::new(Vec::with_capacity(events))) }
+    }
+
     /// A copy of every event so far.
     pub fn events(&self) -> Vec<LifecycleEvent> {
         self.events.lock().clone()
