@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::component::{default_name, BoxError, Component};
-use crate::config::{ConfigIssue, LoadedConfig, Validate, Validation};
+use crate::config::{ConfigIssue, LoadedConfig, NoConfig, Validate, Validation};
 use crate::events::box_error_chain;
 
 /// A component that can be built from its own typed config section.
@@ -78,6 +78,13 @@ impl Registration {
         Self { section: T::section, module_path, build: build_from_config::<T> }
     }
 
+    /// The registration of a `Default` component with no config, submitted
+    /// from `module_path`. Use [`register_default!`](crate::register_default).
+    #[doc(hidden)]
+    pub const fn of_default<T: Component + Default>(module_path: &'static str) -> Self {
+        Self { section: default_name::<T>, module_path, build: build_default::<T> }
+    }
+
     /// The component's name and config section.
     pub fn section(&self) -> &'static str {
         (self.section)()
@@ -111,6 +118,38 @@ fn build_from_config<T: FromConfig>(config: &LoadedConfig, section: &str) -> Res
     let component = T::from_config(typed)
         .map_err(|e| vec![ConfigIssue { key: section.to_string(), message: box_error_chain(&e) }])?;
     Ok(Built { component: Arc::new(component), config_dump })
+}
+
+fn build_default<T: Component + Default>(config: &LoadedConfig, section: &str) -> Result<Built, Vec<ConfigIssue>> {
+    // No settings of its own, but a section in config is still checked, so a
+    // stray key is an error rather than silently ignored.
+    let _: NoConfig = config.section(section).map_err(|errors| errors.0)?;
+    Ok(Built { component: Arc::new(T::default()), config_dump: "(no settings)".into() })
+}
+
+/// Registers a component type that has no settings of its own and
+/// implements `Default`; its config section, if present, must be empty.
+///
+/// ```
+/// use orderly::{BoxError, Component, StopContext};
+///
+/// #[derive(Default)]
+/// pub struct Janitor;
+///
+/// #[orderly::component]
+/// impl Component for Janitor {
+///     async fn close(&self, _: &StopContext) -> Result<(), BoxError> { Ok(()) }
+/// }
+///
+/// orderly::register_default!(Janitor);
+/// ```
+#[macro_export]
+macro_rules! register_default {
+    ($component:ty) => {
+        $crate::__private::inventory::submit! {
+            $crate::Registration::of_default::<$component>(::core::module_path!())
+        }
+    };
 }
 
 /// Registers a component type (which implements [`FromConfig`]) so that every

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use orderly::{
-    async_trait, BoxError, Component, Dependency, FromConfig, NoConfig, Secret, StartContext, StopContext, Validate,
-    Validation,
+    async_trait, BoxError, Component, Dependency, FromConfig, Secret, StartContext, StopContext, Validate, Validation,
 };
 use serde::Deserialize;
 
@@ -97,6 +96,7 @@ impl FromConfig for Store {
 orderly::register!(Store);
 
 /// Leaves a blocking thread and a task running forever (off by default).
+#[derive(Default)]
 pub struct Stray;
 
 #[async_trait]
@@ -110,15 +110,10 @@ impl Component for Stray {
     }
 }
 
-impl FromConfig for Stray {
-    type Config = NoConfig;
-    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
-        Ok(Stray)
-    }
-}
-orderly::register!(Stray);
+orderly::register_default!(Stray);
 
 /// Hangs forever in its drain (off by default).
+#[derive(Default)]
 pub struct Hanger;
 
 #[async_trait]
@@ -129,16 +124,11 @@ impl Component for Hanger {
     }
 }
 
-impl FromConfig for Hanger {
-    type Config = NoConfig;
-    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
-        Ok(Hanger)
-    }
-}
-orderly::register!(Hanger);
+orderly::register_default!(Hanger);
 
 /// Blocks its thread in flush, so no timer can abandon it (off by default):
 /// only the watchdog can end the process.
+#[derive(Default)]
 pub struct Blocker;
 
 #[async_trait]
@@ -150,16 +140,11 @@ impl Component for Blocker {
     }
 }
 
-impl FromConfig for Blocker {
-    type Config = NoConfig;
-    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
-        Ok(Blocker)
-    }
-}
-orderly::register!(Blocker);
+orderly::register_default!(Blocker);
 
 /// Fails to start (off by default); depends on [`Store`], so the rollback
 /// must stop `store` and nothing else that had not started.
+#[derive(Default)]
 pub struct Broken;
 
 #[async_trait]
@@ -172,15 +157,10 @@ impl Component for Broken {
     }
 }
 
-impl FromConfig for Broken {
-    type Config = NoConfig;
-    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
-        Ok(Broken)
-    }
-}
-orderly::register!(Broken);
+orderly::register_default!(Broken);
 
 /// Fails while running, from a supervised background task (off by default).
+#[derive(Default)]
 pub struct Crasher;
 
 #[async_trait]
@@ -194,10 +174,4 @@ impl Component for Crasher {
     }
 }
 
-impl FromConfig for Crasher {
-    type Config = NoConfig;
-    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
-        Ok(Crasher)
-    }
-}
-orderly::register!(Crasher);
+orderly::register_default!(Crasher);

@@ -173,3 +173,28 @@ async fn a_dependent_waits_for_its_dependency_to_become_ready() {
     assert!(journal.seq("api", Step::Start, Edge::Begin) > journal.seq("cache", Step::Ready, Edge::End));
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_order_is_the_same_on_every_run_and_follows_names_among_equals() {
+    // db <- cache <- {api, worker}; audit is independent. Hooks finish at once.
+    let order = || async {
+        let journal = Journal::new();
+        let app = TestApp::builder()
+            .component(Probe::new("worker").depends_on(&["cache"]).joins(StopPhase::Drain).journal(&journal))
+            .component(Probe::new("db").joins(StopPhase::Drain).journal(&journal))
+            .component(Probe::new("audit").joins(StopPhase::Drain).journal(&journal))
+            .component(Probe::new("api").depends_on(&["cache"]).joins(StopPhase::Drain).journal(&journal))
+            .component(Probe::new("cache").depends_on(&["db"]).joins(StopPhase::Drain).journal(&journal))
+            .start()
+            .await
+            .unwrap();
+        app.shutdown().await;
+        journal.who_did(Step::Stop(StopPhase::Drain))
+    };
+    let first = order().await;
+    // Everything with no dependents first, in name order; then what they released.
+    assert_eq!(first, vec!["api", "audit", "worker", "cache", "db"]);
+    for _ in 0..10 {
+        assert_eq!(order().await, first);
+    }
+}

@@ -340,3 +340,10 @@ fn secrets_never_reach_the_config_dump() {
     assert!(stdout.contains("url: [redacted]"), "{stdout}");
     assert!(!stdout.contains("hunter2"));
 }
+
+#[test]
+fn a_component_without_settings_rejects_keys_in_its_section() {
+    let (code, _, stderr) = run(&[], &["--set", "stray.verbose=true", "--check"]);
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("stray.verbose: unknown field `verbose`"), "{stderr}");
+}

@@ -2,19 +2,13 @@
 //! else in a test binary mentions — the case where the linker drops
 //! registrations unless the app links the crate with `orderly::link!`.
 
-use orderly::{async_trait, BoxError, Component, FromConfig, NoConfig};
+use orderly::Component;
 
 /// A component registered from this crate.
+#[derive(Default)]
 pub struct FixtureClock;
 
-#[async_trait]
+#[orderly::component]
 impl Component for FixtureClock {}
 
-impl FromConfig for FixtureClock {
-    type Config = NoConfig;
-    fn from_config(_: NoConfig) -> Result<Self, BoxError> {
-        Ok(FixtureClock)
-    }
-}
-
-orderly::register!(FixtureClock);
+orderly::register_default!(FixtureClock);
