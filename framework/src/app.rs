@@ -12,7 +12,7 @@ use crate::config::{ConfigErrors, ConfigIssue, ConfigSources, LoadedConfig};
 use crate::exit::ExitStatus;
 use crate::graph::RESERVED_NAMES;
 use crate::logging::{build_logger, LogSettings};
-use crate::registry::{Linked, Registration};
+use crate::registry::{Construct, Linked, Registration};
 use crate::runtime::{BuildError, RunOutcome, Runtime};
 use crate::shutdown::ShutdownReport;
 use crate::trigger::{Shutdown, ShutdownReason};
@@ -162,14 +162,13 @@ impl App {
         let mut dumps = Vec::new();
         for registration in &registrations {
             let name = registration.section();
-            if settings.is_disabled(name) {
-                continue;
-            }
-            match registration.build(config) {
-                Ok(built) => {
+            let construct = if settings.is_disabled(name) { Construct::No } else { Construct::Yes };
+            match registration.read(config, construct) {
+                Ok(Some(built)) => {
                     dumps.push(format!("[{name}]\n{}", built.config_dump));
                     builder = builder.component_named(name, built.component, None);
                 }
+                Ok(None) => {}
                 Err(found) => issues.extend(found),
             }
         }

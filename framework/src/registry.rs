@@ -68,21 +68,35 @@ pub(crate) struct Built {
 pub struct Registration {
     section: fn() -> &'static str,
     module_path: &'static str,
-    build: fn(&LoadedConfig, &str) -> Result<Built, Vec<ConfigIssue>>,
+    /// Reads and validates the section; builds the component when asked to.
+    read: ReadFn,
+}
+
+/// Reads one registration's section: `None` when asked not to construct.
+type ReadFn = fn(&LoadedConfig, &str, Construct) -> Result<Option<Built>, Vec<ConfigIssue>>;
+
+/// Whether reading a registration's config also builds the component.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Construct {
+    /// Build it: the component runs.
+    Yes,
+    /// Only check the config: the component is disabled, but a typo in its
+    /// section should not wait until someone enables it.
+    No,
 }
 
 impl Registration {
     /// The registration of `T`, submitted from `module_path`. Use [`register!`].
     #[doc(hidden)]
     pub const fn of<T: FromConfig>(module_path: &'static str) -> Self {
-        Self { section: T::section, module_path, build: build_from_config::<T> }
+        Self { section: T::section, module_path, read: read_from_config::<T> }
     }
 
     /// The registration of a `Default` component with no config, submitted
     /// from `module_path`. Use [`register_default!`](crate::register_default).
     #[doc(hidden)]
     pub const fn of_default<T: Component + Default>(module_path: &'static str) -> Self {
-        Self { section: default_name::<T>, module_path, build: build_default::<T> }
+        Self { section: default_name::<T>, module_path, read: read_default::<T> }
     }
 
     /// The component's name and config section.
@@ -95,8 +109,9 @@ impl Registration {
         self.module_path.split("::").next().unwrap_or(self.module_path)
     }
 
-    pub(crate) fn build(&self, config: &LoadedConfig) -> Result<Built, Vec<ConfigIssue>> {
-        (self.build)(config, self.section())
+    /// Checks the component's config section and, with `Construct::Yes`, builds it.
+    pub(crate) fn read(&self, config: &LoadedConfig, construct: Construct) -> Result<Option<Built>, Vec<ConfigIssue>> {
+        (self.read)(config, self.section(), construct)
     }
 
     /// Every registration linked into this binary.
@@ -107,24 +122,36 @@ impl Registration {
 
 inventory::collect!(Registration);
 
-fn build_from_config<T: FromConfig>(config: &LoadedConfig, section: &str) -> Result<Built, Vec<ConfigIssue>> {
+fn read_from_config<T: FromConfig>(
+    config: &LoadedConfig,
+    section: &str,
+    construct: Construct,
+) -> Result<Option<Built>, Vec<ConfigIssue>> {
     let typed: T::Config = config.section(section).map_err(|errors| errors.0)?;
     let mut v = Validation::for_section(section);
     typed.validate(&mut v);
     if !v.issues().is_empty() {
         return Err(v.issues().to_vec());
     }
+    if construct == Construct::No {
+        return Ok(None);
+    }
     let config_dump = format!("{typed:#?}");
     let component = T::from_config(typed)
         .map_err(|e| vec![ConfigIssue { key: section.to_string(), message: box_error_chain(&e) }])?;
-    Ok(Built { component: Arc::new(component), config_dump })
+    Ok(Some(Built { component: Arc::new(component), config_dump }))
 }
 
-fn build_default<T: Component + Default>(config: &LoadedConfig, section: &str) -> Result<Built, Vec<ConfigIssue>> {
+fn read_default<T: Component + Default>(
+    config: &LoadedConfig,
+    section: &str,
+    construct: Construct,
+) -> Result<Option<Built>, Vec<ConfigIssue>> {
     // No settings of its own, but a section in config is still checked, so a
     // stray key is an error rather than silently ignored.
     let _: NoConfig = config.section(section).map_err(|errors| errors.0)?;
-    Ok(Built { component: Arc::new(T::default()), config_dump: "(no settings)".into() })
+    Ok((construct == Construct::Yes)
+        .then(|| Built { component: Arc::new(T::default()), config_dump: "(no settings)".into() }))
 }
 
 /// Registers a component type that has no settings of its own and
