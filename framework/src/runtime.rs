@@ -5,6 +5,7 @@
 //! explicit wiring build a `Runtime` directly.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -173,6 +174,7 @@ impl RuntimeBuilder {
         ];
         sinks.extend(self.sinks);
         let loggers = graph.nodes.iter().map(|n| logger.new(slog::o!("component" => n.name.to_string()))).collect();
+        let graph_len = graph.len();
         let shared = Arc::new(Shared {
             health: Health::new(graph.clone()),
             graph,
@@ -180,6 +182,7 @@ impl RuntimeBuilder {
             loggers,
             shutdown: self.shutdown.unwrap_or_default(),
             resources: Arc::new(Resources::default()),
+            start_returned: (0..graph_len).map(|_| AtomicBool::new(false)).collect(),
             registry,
             settings: self.settings.shutdown,
         });
@@ -194,6 +197,9 @@ pub(crate) struct Shared {
     pub(crate) loggers: Vec<slog::Logger>,
     pub(crate) shutdown: Shutdown,
     pub(crate) resources: Arc<Resources>,
+    /// Set when a component's `start` returns `Ok`, even if the task is later
+    /// cancelled or panics while waiting for readiness: it must be rolled back.
+    pub(crate) start_returned: Vec<AtomicBool>,
     pub(crate) registry: prometheus::Registry,
     pub(crate) settings: ShutdownSettings,
     pub(crate) health: Health,

@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -111,6 +112,9 @@ pub(crate) async fn start_all(shared: &Arc<Shared>) -> (Vec<bool>, StartEnd) {
             Some(ended) => {
                 let _ = settle(shared, i, ended, &mut started, &mut walk, &mut VecDeque::new());
             }
+            // Cancelled while waiting for readiness: its start returned, so it holds
+            // whatever it acquired and is rolled back with the rest.
+            None if start_returned(shared, i) => started[i] = true,
             None => shared.events.emit(
                 EventKind::Cancelled
                     .build()
@@ -140,12 +144,12 @@ fn settle(
             return None;
         }
         Ended::Returned(Err(step)) => step,
+        Ended::Panicked(message) if start_returned(shared, i) => (Phase::Ready, EventKind::Panicked, message),
         Ended::Panicked(message) => (Phase::Start, EventKind::Panicked, message),
     };
-    // A start that returned Ok and then failed readiness did start: roll it back too.
-    if phase == Phase::Ready {
-        started[i] = true;
-    }
+    // A start that returned Ok and then failed, timed out or panicked while
+    // becoming ready did start: roll it back too.
+    started[i] = start_returned(shared, i);
     shared.events.emit(event.build().component(name).phase(phase).error(error.clone()));
     Some(StartEnd::Failed(StartFailure { component: name.to_string(), phase, event, error }))
 }
@@ -192,6 +196,7 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StepError>>
             tokio::time::sleep(backoff).await;
             attempt += 1;
         }
+        shared.start_returned[i].store(true, Ordering::Release);
         let returned = Instant::now();
         shared.events.emit(
             EventKind::Started.build().component(name).phase(Phase::Start).elapsed(returned - began).at(returned),
@@ -205,6 +210,10 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StepError>>
             .emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(ready - returned).at(ready));
         Ok(())
     })
+}
+
+fn start_returned(shared: &Shared, i: usize) -> bool {
+    shared.start_returned[i].load(Ordering::Acquire)
 }
 
 /// Runs `future` until `deadline`; `None` if it did not finish. A future

@@ -118,3 +118,22 @@ async fn a_slow_start_failing_after_a_yield_is_handled_like_an_immediate_one() {
     assert_eq!(failure.component, "worse");
     assert!(journal.did("base", Step::Stop(StopPhase::Close)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_still_becoming_ready_when_another_fails_is_rolled_back() {
+    // `a_warming` starts (its start returns) and then waits to become ready;
+    // `b_broken` fails meanwhile. a_warming holds what its start acquired, so
+    // it must be stopped although it never became ready.
+    let journal = Journal::new();
+    let result = TestApp::builder()
+        .component(Probe::new("a_warming").not_ready_for(u32::MAX).joins(StopPhase::Close).journal(&journal))
+        .component(Probe::new("b_broken").on_start(Behavior::Fail("no disk".into())).journal(&journal))
+        .start()
+        .await;
+    let Err(TestStartError::Start(outcome, timeline)) = result else { panic!("start should fail") };
+    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!() };
+    assert_eq!(failure.component, "b_broken");
+    assert!(journal.did("a_warming", Step::Stop(StopPhase::Close)), "a started component must be rolled back");
+    assert!(timeline.position("a_warming", EventKind::RolledBack, None).is_some());
+    assert!(timeline.position("a_warming", EventKind::Cancelled, None).is_none());
+}
