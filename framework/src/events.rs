@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::component::BoxError;
 use crate::phase::Phase;
+use crate::timeline::Timeline;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -76,6 +77,11 @@ impl EventKind {
         EventKind::RolledBack,
         EventKind::ShutdownFinished,
     ];
+
+    /// The kind's position in [`EventKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     /// The snake_case name used in logs and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -177,11 +183,13 @@ pub trait EventSink: Send + Sync {
 pub(crate) struct Events {
     epoch: Instant,
     sinks: Arc<[Arc<dyn EventSink>]>,
+    /// Served last, by value: it keeps the event, so it need not copy it.
+    timeline: Timeline,
 }
 
 impl Events {
-    pub(crate) fn new(sinks: Vec<Arc<dyn EventSink>>) -> Self {
-        Self { epoch: Instant::now(), sinks: sinks.into() }
+    pub(crate) fn new(sinks: Vec<Arc<dyn EventSink>>, timeline: Timeline) -> Self {
+        Self { epoch: Instant::now(), sinks: sinks.into(), timeline }
     }
 
     pub(crate) fn emit(&self, builder: EventBuilder) {
@@ -197,6 +205,7 @@ impl Events {
         for sink in self.sinks.iter() {
             sink.on_event(&event);
         }
+        self.timeline.record(event);
     }
 }
 
@@ -310,6 +319,13 @@ mod tests {
     fn error_chain_joins_every_source() {
         let e = Outer(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"));
         assert_eq!(error_chain(&e), "connecting to db: connection refused");
+    }
+
+    #[test]
+    fn kinds_are_listed_in_declaration_order() {
+        for (i, kind) in EventKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i, "{kind}");
+        }
     }
 
     #[test]

@@ -85,9 +85,7 @@ impl LifecycleMetrics {
 
 impl EventSink for LifecycleMetrics {
     fn on_event(&self, e: &LifecycleEvent) {
-        if let Some(i) = EventKind::ALL.iter().position(|k| *k == e.event) {
-            self.inner.events[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.inner.events[e.event.index()].fetch_add(1, Ordering::Relaxed);
         let Some(seconds) = e.elapsed.map(|d| d.as_secs_f64()) else { return };
         let component = || e.component.clone().unwrap_or_else(|| Arc::from("app"));
         match (e.event, e.phase) {

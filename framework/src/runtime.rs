@@ -168,7 +168,6 @@ impl RuntimeBuilder {
         let timeline = Timeline::with_capacity(3 * graph.len() + 16);
         let logger = self.logger.unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!()));
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![
-            Arc::new(timeline.clone()),
             Arc::new(LifecycleMetrics::register(&registry, graph.len())?),
             Arc::new(crate::events::LogEvents::new(logger.clone())),
         ];
@@ -178,7 +177,7 @@ impl RuntimeBuilder {
         let shared = Arc::new(Shared {
             health: Health::new(graph.clone()),
             graph,
-            events: Events::new(sinks),
+            events: Events::new(sinks, timeline.clone()),
             loggers,
             shutdown: self.shutdown.unwrap_or_default(),
             resources: Arc::new(Resources::default()),

@@ -49,8 +49,17 @@ impl Timeline {
     }
 }
 
+impl Timeline {
+    /// Keeps an event the runtime has finished delivering.
+    pub(crate) fn record(&self, event: LifecycleEvent) {
+        self.events.lock().push(event);
+    }
+}
+
+/// A timeline can also be attached as an extra sink (for example a second
+/// one kept by a test); the runtime's own is fed by value.
 impl EventSink for Timeline {
     fn on_event(&self, event: &LifecycleEvent) {
-        self.events.lock().push(event.clone());
+        self.record(event.clone());
     }
 }
