@@ -127,12 +127,17 @@ fn read_from_config<T: FromConfig>(
     section: &str,
     construct: Construct,
 ) -> Result<Option<Built>, Vec<ConfigIssue>> {
-    let typed: T::Config = config.section(section).map_err(|errors| errors.0)?;
+    // A key that fails to parse does not hide the other problems of the section.
+    let (typed, mut issues) = config.section_lenient::<T::Config>(section);
     let mut v = Validation::for_section(section);
-    typed.validate(&mut v);
-    if !v.issues().is_empty() {
-        return Err(v.issues().to_vec());
+    if let Some(typed) = &typed {
+        typed.validate(&mut v);
     }
+    issues.extend(v.issues().iter().cloned());
+    let typed = match typed {
+        Some(typed) if issues.is_empty() => typed,
+        _ => return Err(issues),
+    };
     if construct == Construct::No {
         return Ok(None);
     }

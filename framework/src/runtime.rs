@@ -220,6 +220,9 @@ impl Runtime {
 
     /// Starts every component along the graph. On failure, the components
     /// that had started are already rolled back when this returns.
+    ///
+    /// A runtime starts once: call this once, then [`shutdown`](Self::shutdown)
+    /// once (or use [`run`](Self::run), which does both).
     pub async fn start(&self) -> Result<(), Box<RunOutcome>> {
         let (started, end) = start_all(&self.shared).await;
         match end {

@@ -342,6 +342,27 @@ fn secrets_never_reach_the_config_dump() {
 }
 
 #[test]
+fn a_parse_error_does_not_hide_a_range_error_in_the_same_section() {
+    // `deadline` cannot parse and `propagation_delay` is out of range: both in one round.
+    let (code, _, stderr) = run(
+        &[],
+        &[
+            "--set",
+            "shutdown.deadline=soon",
+            "--set",
+            "shutdown.propagation_delay=40s",
+            "--set",
+            "api.drain_ms=99999",
+            "--check",
+        ],
+    );
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("shutdown.deadline"), "{stderr}");
+    assert!(stderr.contains("must fit in deadline (30s)"), "{stderr}");
+    assert!(stderr.contains("api.drain_ms: must be at most 60000"), "{stderr}");
+}
+
+#[test]
 fn a_component_without_settings_rejects_keys_in_its_section() {
     let (code, _, stderr) = run(&[], &["--set", "stray.verbose=true", "--check"]);
     assert_eq!(code, 78, "{stderr}");

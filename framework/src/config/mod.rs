@@ -174,19 +174,32 @@ impl LoadedConfig {
     /// Every bad key in the section is reported, not just the first: a key
     /// that fails is set aside (its default applies) and the rest is read again.
     pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ConfigErrors> {
+        match self.section_lenient(key) {
+            (Some(value), issues) if issues.is_empty() => Ok(value),
+            (_, issues) => Err(ConfigErrors(issues)),
+        }
+    }
+
+    /// Like [`section`](Self::section), but also returns the value read once
+    /// the bad keys were set aside (when one could be read), so that callers
+    /// can validate the rest of the section in the same round.
+    pub(crate) fn section_lenient<T: DeserializeOwned>(&self, key: &str) -> (Option<T>, Vec<ConfigIssue>) {
         let mut table = match self.inner.get::<config::Value>(key) {
             Ok(value) => value,
             Err(config::ConfigError::NotFound(_)) => {
                 config::Value::new(None, config::Map::<String, config::Value>::new())
             }
-            Err(e) => return Err(ConfigErrors(vec![ConfigIssue { key: key.to_string(), message: e.to_string() }])),
+            Err(e) => return (None, vec![ConfigIssue { key: key.to_string(), message: e.to_string() }]),
         };
         let mut issues = Vec::new();
+        let mut value = None;
         // Bounded: each round removes one key, and sections are small.
         for _ in 0..64 {
             match table.clone().try_deserialize::<T>() {
-                Ok(value) if issues.is_empty() => return Ok(value),
-                Ok(_) => break,
+                Ok(read) => {
+                    value = Some(read);
+                    break;
+                }
                 Err(e) => {
                     let culprit = offending_key(&e);
                     let full_key = match &culprit {
@@ -203,7 +216,7 @@ impl LoadedConfig {
         }
         // Keys come back in the order a hash map chose; sort for stable output.
         issues.sort_by(|a, b| a.key.cmp(&b.key));
-        Err(ConfigErrors(issues))
+        (value, issues)
     }
 
     /// The top-level section names present in any layer.
@@ -224,16 +237,12 @@ impl LoadedConfig {
             found.into_iter().for_each(|i| v.push(i));
             StartDefaults::default()
         });
-        let shutdown = match self.section::<ShutdownSettings>("shutdown") {
-            Ok(s) => {
-                s.validate(&mut v);
-                s
-            }
-            Err(ConfigErrors(found)) => {
-                found.into_iter().for_each(|i| v.push(i));
-                ShutdownSettings::default()
-            }
-        };
+        let (shutdown, found) = self.section_lenient::<ShutdownSettings>("shutdown");
+        found.into_iter().for_each(|i| v.push(i));
+        if let Some(shutdown) = &shutdown {
+            shutdown.validate(&mut v);
+        }
+        let shutdown = shutdown.unwrap_or_default();
         let mut components = BTreeMap::new();
         let tables =
             self.section::<BTreeMap<String, config::Value>>("components").unwrap_or_else(|ConfigErrors(found)| {
