@@ -180,7 +180,7 @@ impl RuntimeBuilder {
             events: Events::new(sinks, timeline.clone()),
             loggers,
             shutdown: self.shutdown.unwrap_or_default(),
-            resources: Arc::new(Resources::default()),
+            resources: Resources::default(),
             start_returned: (0..graph_len).map(|_| AtomicBool::new(false)).collect(),
             registry,
             settings: self.settings.shutdown,
@@ -195,7 +195,7 @@ pub(crate) struct Shared {
     pub(crate) events: Events,
     pub(crate) loggers: Vec<slog::Logger>,
     pub(crate) shutdown: Shutdown,
-    pub(crate) resources: Arc<Resources>,
+    pub(crate) resources: Resources,
     /// Set when a component's `start` returns `Ok`, even if the task is later
     /// cancelled or panics while waiting for readiness: it must be rolled back.
     pub(crate) start_returned: Vec<AtomicBool>,
