@@ -27,7 +27,8 @@ pub enum EventKind {
     Started,
     /// A component reported ready after starting.
     Ready,
-    /// Readiness flipped to not-ready (the whole app, at shutdown).
+    /// Not ready: a component waiting to become ready after `start` (with
+    /// its reason; once per distinct reason), or the whole app at shutdown.
     NotReady,
     /// A component's start was cancelled because another component failed or
     /// a shutdown was requested. It never started, so it is not stopped.

@@ -201,7 +201,7 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StepError>>
         shared.events.emit(
             EventKind::Started.build().component(name).phase(Phase::Start).elapsed(returned - began).at(returned),
         );
-        wait_until_ready(&node.component, returned + settings.ready_timeout, settings.ready_timeout)
+        wait_until_ready(shared, i, returned + settings.ready_timeout)
             .await
             .map_err(|e| (Phase::Ready, EventKind::TimedOut, e))?;
         let ready = Instant::now();
@@ -227,17 +227,23 @@ async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
 }
 
 /// Polls `ready` with a doubling interval until it reports ready or `deadline` passes.
-async fn wait_until_ready(
-    component: &Arc<dyn crate::Component>,
-    deadline: Instant,
-    limit: Duration,
-) -> Result<(), String> {
+/// A `not_ready` event is emitted when the component first reports not ready,
+/// and again only when its reason changes, so the timeline shows why it waits.
+async fn wait_until_ready(shared: &Shared, i: usize, deadline: Instant) -> Result<(), String> {
+    let node = &shared.graph.nodes[i];
     let mut interval = Duration::from_millis(1);
-    let mut last = String::from("ready() never returned");
+    let mut last: Option<String> = None;
     loop {
-        match within(deadline, component.ready()).await {
+        match within(deadline, node.component.ready()).await {
             Some(readiness) if readiness.is_ready() => return Ok(()),
-            Some(Readiness::NotReady(reason)) => last = reason,
+            Some(Readiness::NotReady(reason)) => {
+                if last.as_deref() != Some(reason.as_str()) {
+                    shared.events.emit(
+                        EventKind::NotReady.build().component(&node.name).phase(Phase::Ready).detail(reason.clone()),
+                    );
+                }
+                last = Some(reason);
+            }
             Some(_) => {}
             None => break,
         }
@@ -247,5 +253,6 @@ async fn wait_until_ready(
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(Duration::from_millis(100));
     }
-    Err(format!("not ready within {}: {last}", humantime::format_duration(limit)))
+    let limit = humantime::format_duration(node.settings.ready_timeout);
+    Err(format!("not ready within {limit}: {}", last.as_deref().unwrap_or("ready() never returned")))
 }

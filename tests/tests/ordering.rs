@@ -171,6 +171,10 @@ async fn a_dependent_waits_for_its_dependency_to_become_ready() {
         .await
         .unwrap();
     assert!(journal.seq("api", Step::Start, Edge::Begin) > journal.seq("cache", Step::Ready, Edge::End));
+    // Why it waited is on the timeline once, not once per poll.
+    let waits = app.timeline().of_kind(orderly::EventKind::NotReady);
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert_eq!((waits[0].component.as_deref(), waits[0].detail.as_deref()), (Some("cache"), Some("warming up")));
     app.shutdown().await;
 }
 
