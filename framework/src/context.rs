@@ -89,6 +89,11 @@ impl StartContext {
         &self.shared.shutdown
     }
 
+    /// The app's lifecycle: health for probes, the timeline, the graph.
+    pub fn lifecycle(&self) -> crate::Lifecycle {
+        crate::Lifecycle::of(&self.shared)
+    }
+
     fn graph(&self) -> &Graph {
         &self.shared.graph
     }

@@ -183,6 +183,8 @@ pub trait EventSink: Send + Sync {
 #[derive(Clone)]
 pub(crate) struct Events {
     epoch: Instant,
+    /// The wall-clock time of `epoch`, so exporters can place events in time.
+    epoch_wall: std::time::SystemTime,
     sinks: Arc<[Arc<dyn EventSink>]>,
     /// Served last, by value: it keeps the event, so it need not copy it.
     timeline: Timeline,
@@ -190,7 +192,15 @@ pub(crate) struct Events {
 
 impl Events {
     pub(crate) fn new(sinks: Vec<Arc<dyn EventSink>>, timeline: Timeline) -> Self {
-        Self { epoch: Instant::now(), sinks: sinks.into(), timeline }
+        Self { epoch: Instant::now(), epoch_wall: std::time::SystemTime::now(), sinks: sinks.into(), timeline }
+    }
+
+    pub(crate) fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    pub(crate) fn epoch_wall(&self) -> std::time::SystemTime {
+        self.epoch_wall
     }
 
     pub(crate) fn emit(&self, builder: EventBuilder) {

@@ -4,7 +4,7 @@
 //! phase runs, and stays answerable through the whole drain.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -28,10 +28,19 @@ pub enum AppState {
 }
 
 /// A cheap, cloneable view of the app's state for probes.
+///
+/// It holds the graph weakly: components keep a `Health` (the management
+/// server does), and the graph holds the components.
 #[derive(Clone)]
 pub struct Health {
-    state: Arc<AtomicU8>,
-    graph: Arc<Graph>,
+    state: Arc<State>,
+    graph: Weak<Graph>,
+}
+
+#[derive(Default)]
+struct State {
+    value: AtomicU8,
+    changed: tokio::sync::Notify,
 }
 
 /// The answer to a readiness probe.
@@ -46,13 +55,13 @@ pub struct ReadinessReport {
 }
 
 impl Health {
-    pub(crate) fn new(graph: Arc<Graph>) -> Self {
-        Self { state: Arc::new(AtomicU8::new(AppState::Starting as u8)), graph }
+    pub(crate) fn new(graph: &Arc<Graph>) -> Self {
+        Self { state: Arc::default(), graph: Arc::downgrade(graph) }
     }
 
     /// The current state.
     pub fn state(&self) -> AppState {
-        match self.state.load(Ordering::Acquire) {
+        match self.state.value.load(Ordering::Acquire) {
             0 => AppState::Starting,
             1 => AppState::Running,
             2 => AppState::ShuttingDown,
@@ -70,10 +79,11 @@ impl Health {
     /// ready. Not ready at all outside [`AppState::Running`].
     pub async fn readiness(&self, per_component: Duration) -> ReadinessReport {
         let state = self.state();
-        if state != AppState::Running {
-            return ReadinessReport { ready: false, state, components: Vec::new() };
-        }
-        let answers = join_all(self.graph.nodes.iter().map(|node| async move {
+        let graph = match self.graph.upgrade() {
+            Some(graph) if state == AppState::Running => graph,
+            _ => return ReadinessReport { ready: false, state, components: Vec::new() },
+        };
+        let answers = join_all(graph.nodes.iter().map(|node| async move {
             let readiness = tokio::time::timeout(per_component, node.component.ready())
                 .await
                 .unwrap_or_else(|_| Readiness::NotReady(format!("ready() did not answer within {per_component:?}")));
@@ -87,15 +97,82 @@ impl Health {
         ReadinessReport { ready, state, components: answers }
     }
 
+    /// Waits until every component has started and been ready once:
+    /// `true`, or `false` if a shutdown began first (start failed, or a
+    /// signal came during start). Servers use it to take traffic only once
+    /// the whole app is up.
+    pub async fn started(&self) -> bool {
+        loop {
+            // Register interest before reading the state, so a change in
+            // between is not missed.
+            let changed = self.state.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            match self.state() {
+                AppState::Starting => changed.await,
+                AppState::Running => return true,
+                AppState::ShuttingDown | AppState::Stopped => return false,
+            }
+        }
+    }
+
+    fn set(&self, state: AppState) {
+        self.state.value.store(state as u8, Ordering::Release);
+        self.state.changed.notify_waiters();
+    }
+
     pub(crate) fn set_running(&self) {
-        self.state.store(AppState::Running as u8, Ordering::Release);
+        self.set(AppState::Running);
     }
 
     pub(crate) fn begin_shutdown(&self) {
-        self.state.store(AppState::ShuttingDown as u8, Ordering::Release);
+        self.set(AppState::ShuttingDown);
     }
 
     pub(crate) fn finish_shutdown(&self) {
-        self.state.store(AppState::Stopped as u8, Ordering::Release);
+        self.set(AppState::Stopped);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health() -> (Health, Arc<Graph>) {
+        let graph = Arc::new(Graph::build(Vec::new(), &Default::default()).expect("an empty graph is valid"));
+        (Health::new(&graph), graph)
+    }
+
+    #[tokio::test]
+    async fn started_waits_for_running() {
+        let (health, _graph) = health();
+        let waiter = tokio::spawn({
+            let health = health.clone();
+            async move { health.started().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "must wait while starting");
+        health.set_running();
+        assert!(waiter.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn started_is_false_when_shutdown_comes_first() {
+        let (health, _graph) = health();
+        let waiter = tokio::spawn({
+            let health = health.clone();
+            async move { health.started().await }
+        });
+        tokio::task::yield_now().await;
+        health.begin_shutdown();
+        assert!(!waiter.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn readiness_is_not_ready_once_the_graph_is_gone() {
+        let (health, graph) = health();
+        health.set_running();
+        drop(graph);
+        assert!(!health.readiness(Duration::from_millis(10)).await.ready);
     }
 }

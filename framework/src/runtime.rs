@@ -15,6 +15,7 @@ use crate::context::Resources;
 use crate::events::{EventSink, Events};
 use crate::graph::{Graph, GraphErrors, GraphFormat, Node};
 use crate::health::Health;
+use crate::lifecycle::Lifecycle;
 use crate::metrics::LifecycleMetrics;
 use crate::settings::{ComponentSettings, RuntimeSettings, ShutdownSettings};
 use crate::shutdown::{shut_down, ShutdownReport};
@@ -175,7 +176,7 @@ impl RuntimeBuilder {
         let loggers = graph.nodes.iter().map(|n| logger.new(slog::o!("component" => n.name.to_string()))).collect();
         let graph_len = graph.len();
         let shared = Arc::new(Shared {
-            health: Health::new(graph.clone()),
+            health: Health::new(&graph),
             graph,
             events: Events::new(sinks, timeline.clone()),
             loggers,
@@ -291,6 +292,11 @@ impl Runtime {
     /// State and readiness for probes.
     pub fn health(&self) -> Health {
         self.shared.health.clone()
+    }
+
+    /// The view of the lifecycle that components get: health, timeline, graph.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::of(&self.shared)
     }
 
     /// The dependency graph as Mermaid or DOT.
