@@ -1,7 +1,43 @@
 //! Standard components for orderly services.
 //!
-//! The HTTP server, management server, metrics, tracing, Postgres pool,
-//! cache, workers and metrics flusher arrive here with the issues that build
-//! them. Each is a Cargo feature and registers like any user component, so
-//! an app runs them by linking this crate: `orderly::link![orderly_components]`.
+//! Each component is a Cargo feature and registers like any user component,
+//! so an app runs them by linking this crate:
+//! `orderly::link![orderly_components]`. A component is turned off with the
+//! framework's usual `disabled` list.
+//!
+//! | feature | component (section) | phases | what it is |
+//! |---|---|---|---|
+//! | `metrics` | [`metrics::Metrics`] (`[metrics]`) | — | the runtime's Prometheus registry as a typed dependency, plus `process_*` metrics |
+//! | `http` | [`http::HttpServer`] (`[http]`) | 1 stop accepting, 2 drain | actix-web server; routes come from other components |
+//! | `admin` | [`admin::Admin`] (`[admin]`) | 5 close | probes, `/metrics`, `/debug/lifecycle` on its own port |
+//! | `tracing` | [`tracing::Tracing`] (`[tracing]`) | 4 flush | OpenTelemetry traces over OTLP/HTTP |
 #![warn(missing_docs)]
+
+#[cfg(feature = "admin")]
+pub mod admin;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(any(feature = "http", feature = "admin"))]
+mod net;
+#[cfg(any(feature = "http", feature = "admin"))]
+mod serve;
+#[cfg(feature = "tracing")]
+pub mod tracing;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once the tracing component has installed a tracer provider; until
+/// then the HTTP tracing middleware does nothing at all.
+static TRACING_INSTALLED: AtomicBool = AtomicBool::new(false);
+
+#[allow(dead_code)] // read only with the `http` feature, set only with `tracing`
+fn tracing_installed() -> bool {
+    TRACING_INSTALLED.load(Ordering::Relaxed)
+}
+
+#[allow(dead_code)]
+fn set_tracing_installed(installed: bool) {
+    TRACING_INSTALLED.store(installed, Ordering::Relaxed);
+}

@@ -1,0 +1,216 @@
+//! The management server (`[admin]`): probes, metrics and lifecycle
+//! introspection on their own port, apart from public traffic.
+//!
+//! | endpoint | answer |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process runs (liveness) |
+//! | `GET /startupz` | 200 once every component has started and been ready, else 503 |
+//! | `GET /readyz` | asks every component's `ready()` at once, each within `readiness_timeout`; 200 or 503 with each component's state; 503 from the first moment of shutdown |
+//! | `GET /metrics` | the runtime's registry in Prometheus text format |
+//! | `GET /debug/lifecycle` | the lifecycle timeline and the dependency graph (only with `debug = true`) |
+//!
+//! It binds in `start` and serves at once, so startup probes answer while
+//! the rest of the app starts. It stays up through the whole drain and
+//! closes only in phase 5: probes and `/metrics` keep answering while the
+//! public server drains.
+//!
+//! Debug endpoints are off by default. When on, they answer only clients
+//! on loopback, unless `debug_remote = true` says otherwise.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use orderly::{
+    BoxError, Component, Dependency, FromConfig, GraphFormat, Lifecycle, Readiness, StartContext, StopContext, Validate,
+    Validation,
+};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::metrics::{self as metrics_mod, Metrics};
+use crate::net::BoundListener;
+use crate::serve::Serving;
+
+/// `[admin]`. Every key can be set as `APP__ADMIN__<KEY>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to listen on (`admin.bind`). Use `0.0.0.0:9090` for probes from the kubelet.
+    pub bind: String,
+    /// How long `/readyz` waits for each component's `ready()`.
+    #[serde(with = "humantime_serde")]
+    pub readiness_timeout: Duration,
+    /// Serve `/debug/*` endpoints.
+    pub debug: bool,
+    /// Serve `/debug/*` to clients not on loopback too.
+    pub debug_remote: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:9090".into(),
+            readiness_timeout: Duration::from_millis(500),
+            debug: false,
+            debug_remote: false,
+        }
+    }
+}
+
+impl Validate for AdminConfig {
+    fn validate(&self, v: &mut Validation) {
+        v.check(self.bind.parse::<SocketAddr>().is_ok(), "bind", format!("`{}` is not host:port", self.bind));
+        v.check(!self.readiness_timeout.is_zero(), "readiness_timeout", "must be greater than 0");
+        v.check(!self.debug_remote || self.debug, "debug_remote", "has no effect unless `debug = true`");
+    }
+}
+
+/// What the handlers share.
+struct AdminState {
+    lifecycle: Lifecycle,
+    registry: prometheus::Registry,
+    readiness_timeout: Duration,
+    debug: bool,
+    debug_remote: bool,
+}
+
+/// The management server component.
+pub struct Admin {
+    config: AdminConfig,
+    serving: Mutex<Option<Serving>>,
+    local_addr: OnceLock<SocketAddr>,
+}
+
+impl Admin {
+    /// A management server with `config`.
+    pub fn new(config: AdminConfig) -> Self {
+        Self { config, serving: Mutex::new(None), local_addr: OnceLock::new() }
+    }
+
+    /// The bound address, once started.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr.get().copied()
+    }
+}
+
+async fn healthz(state: web::Data<AdminState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "alive", "state": state.lifecycle.health().state() }))
+}
+
+async fn startupz(state: web::Data<AdminState>) -> HttpResponse {
+    let health = state.lifecycle.health();
+    let status = if health.is_started() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    HttpResponse::build(status).json(json!({ "started": health.is_started(), "state": health.state() }))
+}
+
+async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
+    let report = state.lifecycle.health().readiness(state.readiness_timeout).await;
+    let components: serde_json::Map<String, serde_json::Value> = report
+        .components
+        .iter()
+        .map(|(name, readiness)| {
+            let value = match readiness {
+                Readiness::Ready => json!({ "state": "ready" }),
+                Readiness::Degraded(reason) => json!({ "state": "degraded", "reason": reason }),
+                Readiness::NotReady(reason) => json!({ "state": "not_ready", "reason": reason }),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    let status = if report.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    HttpResponse::build(status).json(json!({ "ready": report.ready, "state": report.state, "components": components }))
+}
+
+async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
+    match metrics_mod::render(&state.registry) {
+        Ok(text) => HttpResponse::Ok().content_type(metrics_mod::TEXT_FORMAT).body(text),
+        Err(error) => HttpResponse::InternalServerError().json(json!({ "error": error.to_string() })),
+    }
+}
+
+async fn debug_lifecycle(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
+    let local_client = req.peer_addr().is_some_and(|peer| peer.ip().is_loopback());
+    if !state.debug || !(local_client || state.debug_remote) {
+        return HttpResponse::NotFound().json(json!({ "error": "not found" }));
+    }
+    let lifecycle = &state.lifecycle;
+    HttpResponse::Ok().json(json!({
+        "state": lifecycle.health().state(),
+        "timeline": lifecycle.timeline().to_json(),
+        "graph": {
+            "mermaid": lifecycle.render_graph(GraphFormat::Mermaid),
+            "dot": lifecycle.render_graph(GraphFormat::Dot),
+        },
+    }))
+}
+
+#[orderly::component]
+impl Component for Admin {
+    fn name(&self) -> &str {
+        "admin"
+    }
+
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Metrics>()]
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let registry = ctx.dependency::<Metrics>()?.registry()?;
+        let addr: SocketAddr = self.config.bind.parse()?;
+        let bound = BoundListener::bind(addr, 128)?;
+        let local = bound.local_addr();
+        let (listener, closer) = bound.split();
+        listener.set_nonblocking(true)?;
+        let state = web::Data::new(AdminState {
+            lifecycle: ctx.lifecycle(),
+            registry,
+            readiness_timeout: self.config.readiness_timeout,
+            debug: self.config.debug,
+            debug_remote: self.config.debug_remote,
+        });
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(state.clone())
+                .route("/healthz", web::get().to(healthz))
+                .route("/startupz", web::get().to(startupz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics))
+                .route("/debug/lifecycle", web::get().to(debug_lifecycle))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .map_err(|e| format!("starting the management server on {local}: {e}"))?
+        .run();
+        *self.serving.lock() = Some(Serving::spawn(server, closer, ctx.logger().clone()));
+        let _ = self.local_addr.set(local);
+        slog::info!(ctx.logger(), "management server listening"; "addr" => local.to_string(), "debug" => self.config.debug);
+        Ok(())
+    }
+
+    async fn close(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        let serving = self.serving.lock().take();
+        if let Some(mut serving) = serving {
+            serving.stop_now(ctx.deadline()).await;
+        }
+        Ok(())
+    }
+}
+
+impl FromConfig for Admin {
+    type Config = AdminConfig;
+
+    fn section() -> &'static str {
+        "admin"
+    }
+
+    fn from_config(config: AdminConfig) -> Result<Self, BoxError> {
+        Ok(Self::new(config))
+    }
+}
+
+orderly::register!(Admin);

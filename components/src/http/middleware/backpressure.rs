@@ -1,0 +1,85 @@
+//! A concurrency limit that rejects instead of queueing: past
+//! `http.max_concurrent_requests`, a request gets 503 with `Retry-After`
+//! at once, so a load balancer can send it elsewhere.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+
+use crate::http::ApiError;
+
+/// Requests being served, shared by all workers.
+pub(crate) struct Limit {
+    active: AtomicUsize,
+    max: usize,
+}
+
+impl Limit {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { active: AtomicUsize::new(0), max })
+    }
+}
+
+struct Permit(Arc<Limit>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pub(crate) async fn limit<B: MessageBody>(
+    limit: Arc<Limit>,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    if limit.active.fetch_add(1, Ordering::AcqRel) >= limit.max {
+        limit.active.fetch_sub(1, Ordering::AcqRel);
+        return Err(ApiError::overloaded().into());
+    }
+    let _permit = Permit(limit);
+    next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App, HttpResponse};
+    use tokio::sync::Notify;
+
+    #[actix_web::test]
+    async fn rejects_past_the_limit_and_recovers() {
+        let shared = Limit::new(1);
+        let release = Arc::new(Notify::new());
+        let gate = release.clone();
+        let app = test::init_service(
+            App::new().wrap(from_fn(move |req, next| limit(shared.clone(), req, next))).route(
+                "/",
+                web::get().to(move || {
+                    let gate = gate.clone();
+                    async move {
+                        gate.notified().await;
+                        HttpResponse::Ok().finish()
+                    }
+                }),
+            ),
+        )
+        .await;
+        let first = test::call_service(&app, test::TestRequest::get().uri("/").to_request());
+        let mut first = std::pin::pin!(first);
+        assert!(futures::poll!(first.as_mut()).is_pending(), "the first request holds the only slot");
+        let second = test::try_call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        let (status, headers) = crate::http::middleware::test_support::seen_by_client(second);
+        assert_eq!(status, 503);
+        assert_eq!(headers.get("retry-after").unwrap(), "1");
+        release.notify_one();
+        assert_eq!(first.await.status(), 200);
+        release.notify_one();
+        let third = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(third.status(), 200, "the slot was released");
+    }
+}

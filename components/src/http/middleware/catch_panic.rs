@@ -1,0 +1,52 @@
+//! A handler that panics answers 500 (JSON, cause logged) instead of
+//! taking its connection, and possibly its worker thread, down with it.
+
+use std::panic::AssertUnwindSafe;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use futures::FutureExt;
+
+use crate::http::ApiError;
+
+pub(crate) async fn catch_panic<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    match AssertUnwindSafe(next.call(req)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_owned());
+            Err(ApiError::internal(format!("handler panicked: {message}")).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App, HttpResponse};
+
+    #[actix_web::test]
+    async fn a_panicking_handler_gets_500() {
+        let app = test::init_service(App::new().wrap(from_fn(catch_panic)).route(
+            "/",
+            web::get().to(|| async {
+                if std::hint::black_box(true) {
+                    panic!("boom");
+                }
+                HttpResponse::Ok().finish()
+            }),
+        ))
+        .await;
+        let result = test::try_call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        let (status, _) = crate::http::middleware::test_support::seen_by_client(result);
+        assert_eq!(status, 500);
+    }
+}

@@ -1,0 +1,121 @@
+//! `http_requests_total{method,route,status}` and
+//! `http_request_duration_seconds{method,route}`, labelled by route
+//! template (`/users/{id}`), never by raw path, so cardinality is bounded.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+use super::{route_template, status_of};
+use crate::metrics::MetricsError;
+
+/// The server's metrics, registered on the runtime's registry.
+#[derive(Clone)]
+pub(crate) struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    in_flight: IntGauge,
+    pub(crate) cut_off: IntCounter,
+}
+
+impl HttpMetrics {
+    pub(crate) fn register(registry: &Registry) -> Result<Self, MetricsError> {
+        let metrics = Self {
+            requests: IntCounterVec::new(
+                Opts::new("http_requests_total", "HTTP requests answered, by method, route template and status."),
+                &["method", "route", "status"],
+            )
+            .map_err(|source| MetricsError::Register { what: "http_requests_total", source })?,
+            duration: HistogramVec::new(
+                HistogramOpts::new("http_request_duration_seconds", "Time to the response head, by method and route template.")
+                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["method", "route"],
+            )
+            .map_err(|source| MetricsError::Register { what: "http_request_duration_seconds", source })?,
+            in_flight: IntGauge::new("http_requests_in_flight", "HTTP requests being served.")
+                .map_err(|source| MetricsError::Register { what: "http_requests_in_flight", source })?,
+            cut_off: IntCounter::new(
+                "http_requests_cut_off_total",
+                "Requests still running when the drain's budget ran out, answered 503.",
+            )
+            .map_err(|source| MetricsError::Register { what: "http_requests_cut_off_total", source })?,
+        };
+        let collectors: [(&'static str, Box<dyn prometheus::core::Collector>); 4] = [
+            ("http_requests_total", Box::new(metrics.requests.clone())),
+            ("http_request_duration_seconds", Box::new(metrics.duration.clone())),
+            ("http_requests_in_flight", Box::new(metrics.in_flight.clone())),
+            ("http_requests_cut_off_total", Box::new(metrics.cut_off.clone())),
+        ];
+        for (what, collector) in collectors {
+            registry.register(collector).map_err(|source| MetricsError::Register { what, source })?;
+        }
+        Ok(metrics)
+    }
+}
+
+/// Methods outside the standard set share one label value.
+fn method_label(method: &Method) -> &str {
+    match *method {
+        Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::PATCH | Method::HEAD | Method::OPTIONS => {
+            method.as_str()
+        }
+        _ => "OTHER",
+    }
+}
+
+struct InFlight(IntGauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+pub(crate) async fn record<B: MessageBody>(
+    metrics: HttpMetrics,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let started = Instant::now();
+    metrics.in_flight.inc();
+    let _in_flight = InFlight(metrics.in_flight.clone());
+    let method = req.method().clone();
+    let route = route_template(&req);
+    let response = next.call(req).await;
+    let method = method_label(&method);
+    metrics.duration.with_label_values(&[method, &route]).observe(started.elapsed().as_secs_f64());
+    metrics.requests.with_label_values(&[method, &route, status_of(&response).as_str()]).inc();
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App, HttpResponse};
+
+    #[actix_web::test]
+    async fn labels_use_the_route_template() {
+        let registry = Registry::new();
+        let metrics = HttpMetrics::register(&registry).unwrap();
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(move |req, next| record(metrics.clone(), req, next)))
+                .route("/users/{id}", web::get().to(HttpResponse::Ok)),
+        )
+        .await;
+        for path in ["/users/1", "/users/2", "/nope"] {
+            test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+        }
+        let text = crate::metrics::render(&registry).unwrap();
+        assert!(text.contains(r#"http_requests_total{method="GET",route="/users/{id}",status="200"} 2"#), "{text}");
+        assert!(text.contains(r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#), "{text}");
+        assert!(text.contains(r#"http_request_duration_seconds_count{method="GET",route="/users/{id}"} 2"#), "{text}");
+        assert!(!text.contains("/users/1"), "raw paths never become labels");
+        assert!(text.contains("http_requests_in_flight 0"), "{text}");
+    }
+}

@@ -1,0 +1,99 @@
+//! The middleware stack, one concern per module. Each is a plain async
+//! function used with `actix_web::middleware::from_fn`, so it can be tested
+//! on its own with `actix_web::test`.
+//!
+//! Order, outermost first (see [`stack`](super::stack)): request id, access
+//! log, metrics, tracing, security headers, JSON errors, drain tracking,
+//! backpressure, timeout, panic guard, then the router.
+
+pub(crate) mod access_log;
+pub(crate) mod backpressure;
+pub(crate) mod catch_panic;
+pub(crate) mod json_errors;
+pub(crate) mod metrics;
+pub(crate) mod request_id;
+pub(crate) mod security_headers;
+pub(crate) mod timeout;
+pub(crate) mod tracing;
+
+use std::fmt;
+
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+/// The route template a request matches (`/users/{id}`), never the raw
+/// path, so labels and log fields stay bounded; `unmatched` otherwise.
+///
+/// Read before the request goes in: a layer outside the router must not
+/// hold the request while routing runs (the router needs it to itself).
+pub(crate) fn route_template(req: &ServiceRequest) -> String {
+    req.match_pattern().unwrap_or_else(|| "unmatched".to_owned())
+}
+
+/// The status a layer's result will reach the client with.
+pub(crate) fn status_of<B>(result: &Result<ServiceResponse<B>, actix_web::Error>) -> StatusCode {
+    match result {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    }
+}
+
+/// An error that an inner layer returned, with headers an outer layer must
+/// still put on its response (actix renders errors after the middleware).
+#[derive(Debug)]
+pub(crate) struct ErrorWithHeaders {
+    error: actix_web::Error,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ErrorWithHeaders {
+    /// Wraps `error`, or adds to the headers if it is already wrapped.
+    pub(crate) fn add(error: actix_web::Error, headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>) -> actix_web::Error {
+        let mut wrapped = ErrorWithHeaders { error, headers: Vec::new() };
+        wrapped.headers.extend(headers);
+        wrapped.into()
+    }
+}
+
+impl fmt::Display for ErrorWithHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl ResponseError for ErrorWithHeaders {
+    fn status_code(&self) -> StatusCode {
+        self.error.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = self.error.error_response();
+        for (name, value) in &self.headers {
+            if !response.headers().contains_key(name) {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use actix_web::dev::ServiceResponse;
+    use actix_web::http::header::HeaderMap;
+    use actix_web::http::StatusCode;
+
+    /// Status and headers of what the client would get, whether the
+    /// service answered or returned an error for actix to render.
+    pub(crate) fn seen_by_client(result: Result<ServiceResponse, actix_web::Error>) -> (StatusCode, HeaderMap) {
+        match result {
+            Ok(response) => (response.status(), response.headers().clone()),
+            Err(error) => {
+                let response = error.error_response();
+                (response.status(), response.headers().clone())
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `X-Request-ID`: taken from the client when it is a sane token, generated
+//! otherwise, echoed in the response, and kept in the request's extensions
+//! for logs ([`RequestContext`](crate::http::RequestContext)).
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::HttpMessage;
+
+use super::ErrorWithHeaders;
+use crate::http::RequestId;
+
+/// The header's name.
+pub(crate) const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A client's id is reused only if it is short and plain: it ends up in logs.
+fn acceptable(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+fn generate() -> Arc<str> {
+    format!("{:032x}", fastrand::u128(..)).into()
+}
+
+pub(crate) async fn request_id<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map(Arc::<str>::from)
+        .unwrap_or_else(generate);
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let value = HeaderValue::from_str(&id).ok();
+    match next.call(req).await {
+        Ok(mut response) => {
+            if let Some(value) = value {
+                response.headers_mut().insert(HEADER, value);
+            }
+            Ok(response)
+        }
+        Err(error) => Err(ErrorWithHeaders::add(error, value.map(|v| (HEADER, v)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App, HttpResponse};
+
+    async fn echo(req: actix_web::HttpRequest) -> HttpResponse {
+        let id = req.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
+        HttpResponse::Ok().body(id)
+    }
+
+    #[actix_web::test]
+    async fn keeps_a_valid_client_id_and_echoes_it() {
+        let app = test::init_service(App::new().wrap(from_fn(request_id)).route("/", web::get().to(echo))).await;
+        let req = test::TestRequest::get().uri("/").insert_header(("x-request-id", "abc-123")).to_request();
+        let res = test::call_service(&app, req).await;
+        assert_eq!(res.headers().get("x-request-id").unwrap(), "abc-123");
+        assert_eq!(test::read_body(res).await, "abc-123");
+    }
+
+    #[actix_web::test]
+    async fn replaces_a_missing_or_unsafe_id() {
+        let app = test::init_service(App::new().wrap(from_fn(request_id)).route("/", web::get().to(echo))).await;
+        for header in [None, Some("has spaces\tand tabs"), Some(&*"x".repeat(200))] {
+            let mut req = test::TestRequest::get().uri("/");
+            if let Some(h) = header {
+                req = req.insert_header(("x-request-id", h));
+            }
+            let res = test::call_service(&app, req.to_request()).await;
+            let echoed = res.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+            assert_eq!(echoed.len(), 32, "generated: {echoed}");
+            assert_eq!(test::read_body(res).await, echoed.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Conservative security headers on every response, unless the handler set
+//! its own value.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+
+use super::ErrorWithHeaders;
+
+const HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+];
+
+pub(crate) async fn security_headers<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let all = || HEADERS.into_iter().map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)));
+    match next.call(req).await {
+        Ok(mut response) => {
+            let headers = response.headers_mut();
+            for (name, value) in all() {
+                if !headers.contains_key(&name) {
+                    headers.insert(name, value);
+                }
+            }
+            Ok(response)
+        }
+        Err(error) => Err(ErrorWithHeaders::add(error, all())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App, HttpResponse};
+
+    #[actix_web::test]
+    async fn adds_headers_without_overriding_the_handlers() {
+        let app = test::init_service(
+            App::new().wrap(from_fn(security_headers)).route(
+                "/",
+                web::get().to(|| async { HttpResponse::Ok().insert_header(("x-frame-options", "SAMEORIGIN")).finish() }),
+            ),
+        )
+        .await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(res.headers().get("x-content-type-options").unwrap(), "nosniff");
+        assert_eq!(res.headers().get("x-frame-options").unwrap(), "SAMEORIGIN");
+        assert!(res.headers().contains_key("content-security-policy"));
+    }
+}

@@ -1,0 +1,65 @@
+//! A server span per request, continuing the caller's trace from a W3C
+//! `traceparent` header. Inert until the tracing component installs a
+//! tracer provider, so an app without tracing pays one atomic load.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::HeaderMap;
+use actix_web::middleware::Next;
+use actix_web::HttpMessage;
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{global, KeyValue};
+
+use super::{route_template, status_of};
+use crate::http::RequestId;
+
+/// Reads propagation headers from an actix request.
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+pub(crate) async fn trace<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    if !crate::tracing_installed() {
+        return next.call(req).await;
+    }
+    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&Headers(req.headers())));
+    let tracer = global::tracer("orderly-http");
+    let method = req.method().as_str().to_owned();
+    let route = route_template(&req);
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", method.clone()),
+        KeyValue::new("url.path", req.path().to_owned()),
+        KeyValue::new("http.route", route.clone()),
+    ];
+    if let Some(id) = req.extensions().get::<RequestId>() {
+        attributes.push(KeyValue::new("http.request_id", id.as_str().to_owned()));
+    }
+    let span = tracer
+        .span_builder(format!("{method} {route}"))
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes)
+        .start_with_context(&tracer, &parent);
+    let context = parent.with_span(span);
+    req.extensions_mut().insert(context.clone());
+    let response = next.call(req).await;
+    let span = context.span();
+    let status = status_of(&response);
+    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
+    if status.is_server_error() {
+        span.set_status(Status::error(status.as_str().to_owned()));
+    }
+    span.end();
+    response
+}

@@ -1,0 +1,28 @@
+//! The public HTTP server (actix-web 4) and its middleware stack.
+//!
+//! - [`HttpServer`] (`[http]`): binds in `start`, so "address in use" fails
+//!   startup and rolls back; serves once every component has started;
+//!   phase 1 closes the listener and tells every connection to close after
+//!   its current response; phase 2 waits for in-flight requests, cuts off
+//!   what still runs at the end of its budget (503, counted) and reports it.
+//! - Routes come from components that depend on the server
+//!   ([`HttpServer::routes`]); the server never sees their types.
+//! - Middleware, one module each: request id, access log, metrics, tracing,
+//!   security headers, JSON errors, drain tracking, backpressure, timeout,
+//!   panic guard.
+//! - Handlers return [`ApiError`] for typed, JSON errors, and extract
+//!   [`RequestContext`] for a logger carrying the request id.
+
+mod config;
+mod drain;
+mod error;
+pub(crate) mod middleware;
+mod request;
+mod routes;
+mod server;
+mod stack;
+
+pub use config::HttpConfig;
+pub use error::ApiError;
+pub use request::{RequestContext, RequestId};
+pub use server::{HttpError, HttpServer};

@@ -1,0 +1,312 @@
+//! The HTTP server component: binds in `start`, serves once the whole app
+//! has started, stops accepting in phase 1 and drains in phase 2.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix_web::http::KeepAlive;
+use actix_web::web::ServiceConfig;
+use orderly::{BoxError, Component, Dependency, FromConfig, Lifecycle, Readiness, StartContext, StopContext};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use super::drain::Drain;
+use super::middleware::backpressure::Limit;
+use super::middleware::metrics::HttpMetrics;
+use super::routes::RouteTable;
+use super::stack::Stack;
+use super::HttpConfig;
+use crate::metrics::{Metrics, MetricsError};
+use crate::net::{BindError, BoundListener, ListenerCloser};
+use crate::serve::Serving;
+
+/// What can go wrong with the HTTP server, with what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Routes were contributed after the server began serving.
+    #[error(
+        "routes were added after the HTTP server began serving; add them in `start` of a component \
+         that declares `Dependency::on::<HttpServer>()`"
+    )]
+    RoutesSealed,
+    /// The listener could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The server's metrics could not be registered.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// The actix server could not be set up on the bound listener.
+    #[error("starting the HTTP server on {addr}: {source}")]
+    Serve {
+        /// The bound address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The drain's budget ran out with requests still running; they were
+    /// answered 503 and their connections closed.
+    #[error("{count} request(s) were still running when the drain's budget ran out and were cut off")]
+    CutOff {
+        /// How many.
+        count: usize,
+    },
+}
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Constructed, not started.
+    Idle,
+    /// Listening (connections queue in the kernel) until the app has started.
+    Bound,
+    /// Workers are taking connections.
+    Serving,
+    /// No longer accepting.
+    Stopped,
+}
+
+enum Socket {
+    None,
+    Bound(std::net::TcpListener, ListenerCloser),
+    Serving(Serving),
+}
+
+/// The HTTP server (`[http]`). Other components add routes to it:
+///
+/// ```
+/// use actix_web::web;
+/// use orderly::{BoxError, Component, Dependency, StartContext};
+/// use orderly_components::http::HttpServer;
+///
+/// struct Hello;
+///
+/// #[orderly::component]
+/// impl Component for Hello {
+///     fn dependencies(&self) -> Vec<Dependency> {
+///         vec![Dependency::on::<HttpServer>()]
+///     }
+///     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+///         ctx.dependency::<HttpServer>()?.routes(|cfg| {
+///             cfg.route("/hello", web::get().to(|| async { "hello" }));
+///         })?;
+///         Ok(())
+///     }
+/// }
+/// ```
+pub struct HttpServer {
+    config: HttpConfig,
+    routes: Arc<RouteTable>,
+    drain: Arc<Drain>,
+    socket: Arc<Mutex<Socket>>,
+    state: watch::Sender<State>,
+    local_addr: OnceLock<SocketAddr>,
+    metrics: OnceLock<HttpMetrics>,
+    lifecycle: OnceLock<Lifecycle>,
+}
+
+impl HttpServer {
+    /// A server with `config` (usually built from `[http]` by the registry).
+    pub fn new(config: HttpConfig) -> Self {
+        Self {
+            config,
+            routes: Arc::default(),
+            drain: Arc::default(),
+            socket: Arc::new(Mutex::new(Socket::None)),
+            state: watch::Sender::new(State::Idle),
+            local_addr: OnceLock::new(),
+            metrics: OnceLock::new(),
+            lifecycle: OnceLock::new(),
+        }
+    }
+
+    /// Adds routes. Call it from the `start` of a component that depends on
+    /// the server; `configure` runs once per worker thread, so share state
+    /// through `web::Data::from(Arc<…>)`.
+    pub fn routes<F>(&self, configure: F) -> Result<(), HttpError>
+    where
+        F: Fn(&mut ServiceConfig) + Send + Sync + 'static,
+    {
+        if self.routes.add(Arc::new(configure)) {
+            Ok(())
+        } else {
+            Err(HttpError::RoutesSealed)
+        }
+    }
+
+    /// The bound address, once started (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr.get().copied()
+    }
+
+    /// Waits until workers take connections: `true`, or `false` if the
+    /// server stopped (or the app shut down) before it served.
+    pub async fn serving(&self) -> bool {
+        let mut state = self.state.subscribe();
+        let reached = state.wait_for(|s| matches!(s, State::Serving | State::Stopped)).await.map(|s| *s);
+        matches!(reached, Ok(State::Serving))
+    }
+
+    /// Requests being served right now.
+    pub fn in_flight(&self) -> usize {
+        self.drain.in_flight()
+    }
+
+    fn stack(&self, logger: slog::Logger, metrics: HttpMetrics) -> Stack {
+        Stack {
+            logger,
+            metrics,
+            drain: self.drain.clone(),
+            limit: Limit::new(self.config.max_concurrent_requests),
+            request_timeout: self.config.request_timeout,
+            max_body_bytes: self.config.max_body_bytes,
+            access_log: self.config.access_log,
+            routes: Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// Starts the actix server on the bound listener, unless a stop came first.
+fn serve(
+    config: &HttpConfig,
+    mut stack: Stack,
+    routes: &RouteTable,
+    socket: &Mutex<Socket>,
+    state: &watch::Sender<State>,
+    logger: &slog::Logger,
+) -> Result<(), HttpError> {
+    let mut socket = socket.lock();
+    let Socket::Bound(listener, _) = &*socket else {
+        return Ok(()); // stopped before the app finished starting
+    };
+    let addr = listener.local_addr().map_err(|source| HttpError::Serve { addr: config.bind.parse().unwrap_or(([0, 0, 0, 0], 0).into()), source })?;
+    let serve_error = |source| HttpError::Serve { addr, source };
+    let listener = listener.try_clone().map_err(serve_error)?;
+    listener.set_nonblocking(true).map_err(serve_error)?;
+    stack.routes = routes.seal();
+    let drain = stack.drain.clone();
+    let keep_alive = if config.keep_alive.is_zero() { KeepAlive::Disabled } else { KeepAlive::Timeout(config.keep_alive) };
+    let server = actix_web::HttpServer::new(move || stack.app())
+        .workers(config.worker_count())
+        .backlog(config.backlog)
+        .keep_alive(keep_alive)
+        .client_request_timeout(config.client_request_timeout)
+        .disable_signals()
+        .on_connect(move |_, extensions| {
+            extensions.insert(drain.connection());
+        })
+        .listen(listener)
+        .map_err(serve_error)?
+        .run();
+    let Socket::Bound(_, closer) = std::mem::replace(&mut *socket, Socket::None) else {
+        return Ok(());
+    };
+    *socket = Socket::Serving(Serving::spawn(server, closer, logger.clone()));
+    state.send_replace(State::Serving);
+    slog::info!(logger, "serving"; "addr" => addr.to_string(), "workers" => config.worker_count());
+    Ok(())
+}
+
+#[orderly::component]
+impl Component for HttpServer {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Metrics>()]
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        if self.metrics.get().is_none() {
+            let registry = ctx.dependency::<Metrics>()?.registry().map_err(HttpError::from)?;
+            let _ = self.metrics.set(HttpMetrics::register(&registry).map_err(HttpError::from)?);
+        }
+        let _ = self.lifecycle.set(ctx.lifecycle());
+        let addr = self.config.bind_addr()?;
+        let bound = BoundListener::bind(addr, self.config.backlog).map_err(HttpError::from)?;
+        let local = bound.local_addr();
+        let _ = self.local_addr.set(local);
+        let (listener, closer) = bound.split();
+        *self.socket.lock() = Socket::Bound(listener, closer);
+        self.state.send_replace(State::Bound);
+        slog::info!(ctx.logger(), "listening; serving once the app has started"; "addr" => local.to_string());
+
+        // Workers start once every component has: routes are complete then,
+        // and connections that arrive meanwhile wait in the kernel's queue.
+        let metrics = self.metrics.get().cloned().ok_or(HttpError::Metrics(MetricsError::NotStarted))?;
+        let stack = self.stack(ctx.logger().clone(), metrics);
+        let (config, routes, socket, state) =
+            (self.config.clone(), self.routes.clone(), self.socket.clone(), self.state.clone());
+        let (lifecycle, logger) = (ctx.lifecycle(), ctx.logger().clone());
+        ctx.spawn(async move {
+            if lifecycle.health().started().await {
+                serve(&config, stack, &routes, &socket, &state, &logger)?;
+            }
+            Ok(())
+        });
+        Ok(())
+    }
+
+    async fn ready(&self) -> Readiness {
+        let app_running = self.lifecycle.get().is_some_and(|l| l.health().is_started());
+        match *self.state.borrow() {
+            State::Serving => Readiness::Ready,
+            // While the app starts, being bound is all we can be: workers wait for it.
+            State::Bound if !app_running => Readiness::Ready,
+            State::Bound => Readiness::NotReady("starting workers".into()),
+            State::Idle => Readiness::NotReady("not started".into()),
+            State::Stopped => Readiness::NotReady("stopped".into()),
+        }
+    }
+
+    async fn stop_accepting(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        self.drain.begin();
+        let mut socket = self.socket.lock();
+        match &mut *socket {
+            Socket::Serving(serving) => serving.stop_accepting(),
+            // Never served: dropping the listener closes it.
+            Socket::Bound(..) => *socket = Socket::None,
+            Socket::None => {}
+        }
+        self.state.send_replace(State::Stopped);
+        slog::info!(ctx.logger(), "stopped accepting"; "in_flight" => self.drain.in_flight(), "connections" => self.drain.connections());
+        Ok(())
+    }
+
+    async fn drain(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        let deadline = ctx.deadline();
+        // Leave a little of the budget to answer the stragglers with a 503.
+        let margin = deadline.saturating_duration_since(Instant::now()).mul_f64(0.1).min(Duration::from_millis(100));
+        let outcome = self.drain.wait(deadline - margin, deadline).await;
+        // The actix server task is waiting on its workers' once-a-second
+        // check; nothing is left for it to do that we need.
+        *self.socket.lock() = Socket::None;
+        if outcome.connections_left > 0 {
+            slog::warn!(ctx.logger(), "connections still open at the end of the drain"; "connections" => outcome.connections_left);
+        }
+        if outcome.cut_off > 0 {
+            if let Some(metrics) = self.metrics.get() {
+                metrics.cut_off.inc_by(outcome.cut_off as u64);
+            }
+            return Err(HttpError::CutOff { count: outcome.cut_off }.into());
+        }
+        slog::info!(ctx.logger(), "drained");
+        Ok(())
+    }
+}
+
+impl FromConfig for HttpServer {
+    type Config = HttpConfig;
+
+    fn section() -> &'static str {
+        "http"
+    }
+
+    fn from_config(config: HttpConfig) -> Result<Self, BoxError> {
+        Ok(Self::new(config))
+    }
+}
+
+orderly::register!(HttpServer);

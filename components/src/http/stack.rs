@@ -1,0 +1,74 @@
+//! The actix `App` with the whole middleware stack, as every worker builds it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Condition};
+use actix_web::{web, App};
+
+use super::drain::{self, Drain};
+use super::error::extractors;
+use super::middleware::{
+    access_log, backpressure, catch_panic, json_errors, metrics, request_id, security_headers, timeout, tracing,
+};
+use super::request::RequestLogger;
+use super::routes::Configure;
+use super::ApiError;
+
+/// What every worker's `App` shares.
+#[derive(Clone)]
+pub(crate) struct Stack {
+    pub(crate) logger: slog::Logger,
+    pub(crate) metrics: metrics::HttpMetrics,
+    pub(crate) drain: Arc<Drain>,
+    pub(crate) limit: Arc<backpressure::Limit>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) access_log: bool,
+    pub(crate) routes: Arc<[Configure]>,
+}
+
+impl Stack {
+    /// The app: extractor limits, routes, and the middleware, outermost last.
+    pub(crate) fn app(
+        &self,
+    ) -> App<
+        impl ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<impl MessageBody>,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    > {
+        let Stack { logger, metrics, drain, limit, request_timeout, max_body_bytes, access_log, routes } = self.clone();
+        let error_logger = logger.clone();
+        let access_logger = logger.clone();
+        let mut app = App::new()
+            .app_data(extractors::json(max_body_bytes))
+            .app_data(extractors::bytes(max_body_bytes))
+            .app_data(extractors::form(max_body_bytes))
+            .app_data(extractors::query())
+            .app_data(extractors::path())
+            .app_data(RequestLogger(logger));
+        for configure in routes.iter() {
+            app = app.configure(|cfg| configure(cfg));
+        }
+        app.default_service(web::to(|| async { Err::<&str, _>(ApiError::not_found("no such route")) }))
+            .wrap(from_fn(catch_panic::catch_panic))
+            .wrap(from_fn(move |req, next| timeout::timeout(request_timeout, req, next)))
+            .wrap(from_fn(move |req, next| backpressure::limit(limit.clone(), req, next)))
+            .wrap(from_fn(move |req, next| drain::track(drain.clone(), req, next)))
+            .wrap(from_fn(move |req, next| json_errors::json_errors(error_logger.clone(), req, next)))
+            .wrap(from_fn(security_headers::security_headers))
+            .wrap(from_fn(tracing::trace))
+            .wrap(from_fn(move |req, next| metrics::record(metrics.clone(), req, next)))
+            .wrap(Condition::new(
+                access_log,
+                from_fn(move |req, next| access_log::access_log(access_logger.clone(), req, next)),
+            ))
+            .wrap(from_fn(request_id::request_id))
+    }
+}

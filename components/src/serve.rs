@@ -1,0 +1,56 @@
+//! Running an actix-web server on a listener we bound, and stopping it on
+//! our schedule rather than actix's.
+//!
+//! actix's own stop has fixed delays (workers are checked once a second,
+//! and a system stop sleeps 300 ms). We never wait for those: we close the
+//! listener ourselves, track connections ourselves, and only send actix the
+//! stop commands, so a stop is as fast as the work in flight allows.
+
+use std::time::Instant;
+
+use actix_web::dev::{Server, ServerHandle};
+use tokio::task::JoinHandle;
+
+use crate::net::ListenerCloser;
+
+/// An actix server that is running.
+pub(crate) struct Serving {
+    handle: ServerHandle,
+    task: JoinHandle<()>,
+    closer: ListenerCloser,
+}
+
+impl Serving {
+    /// Drives `server` on the current runtime. `closer` closes its listener.
+    pub(crate) fn spawn(server: Server, closer: ListenerCloser, logger: slog::Logger) -> Self {
+        let handle = server.handle();
+        let task = tokio::spawn(async move {
+            if let Err(error) = server.await {
+                slog::error!(logger, "server stopped with an error"; "error" => %error);
+            }
+        });
+        Self { handle, task, closer }
+    }
+
+    /// Stops taking connections now, and tells every open connection to
+    /// finish its current response and close (no keep-alive reuse).
+    pub(crate) fn stop_accepting(&mut self) {
+        // The command is sent by the call itself; its future only waits for
+        // workers, which are checked once a second: we track that ourselves.
+        drop(self.handle.stop(true));
+        self.closer.close();
+    }
+
+    /// Closes the listener and every connection, waiting at most until `deadline`.
+    pub(crate) async fn stop_now(&mut self, deadline: Instant) {
+        self.closer.close();
+        let _ = tokio::time::timeout_at(deadline.into(), self.handle.stop(false)).await;
+        self.task.abort();
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
