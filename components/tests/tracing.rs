@@ -1,0 +1,125 @@
+//! Traces reach a real OTLP/HTTP receiver, including the span of a request
+//! served during the drain, and the lifecycle phases.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use orderly::{Runtime, ShutdownSettings};
+use orderly_components::admin::Admin;
+use orderly_components::http::HttpServer;
+use orderly_components::metrics::Metrics;
+use orderly_components::tracing::{Tracing, TracingConfig};
+use parking_lot::Mutex;
+use prost::Message;
+use support::*;
+
+/// An OTLP/HTTP receiver: accepts `POST /v1/traces` (protobuf) and keeps
+/// every span it decodes, with its service name.
+struct Receiver {
+    spans: Arc<Mutex<Vec<(String, Span)>>>,
+    url: String,
+    _server: actix_web::dev::ServerHandle,
+}
+
+async fn receive(body: web::Bytes, spans: web::Data<Mutex<Vec<(String, Span)>>>) -> HttpResponse {
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    for resource_spans in request.resource_spans {
+        let service = resource_spans
+            .resource
+            .iter()
+            .flat_map(|r| r.attributes.iter())
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| kv.value.as_ref())
+            .map(|v| format!("{:?}", v.value))
+            .unwrap_or_default();
+        for scope in resource_spans.scope_spans {
+            spans.lock().extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
+        }
+    }
+    HttpResponse::Ok().content_type("application/x-protobuf").body(Vec::<u8>::new())
+}
+
+fn start_receiver() -> Receiver {
+    let spans: Arc<Mutex<Vec<(String, Span)>>> = Arc::default();
+    let data = web::Data::from(spans.clone());
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().app_data(data.clone()).route("/v1/traces", web::post().to(receive))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Receiver { spans, url: format!("http://{addr}/v1/traces"), _server: handle }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_of_requests_served_during_the_drain_are_exported() {
+    let receiver = start_receiver();
+    let tracing = TracingConfig { endpoint: receiver.url.clone(), service_name: "drain-test".into(), ..TracingConfig::default() };
+    let http = Arc::new(HttpServer::new(http_config()));
+    let admin = Arc::new(Admin::new(admin_config()));
+    let accepted = Arc::new(Accepted::default());
+    let runtime = Runtime::builder()
+        .component(Metrics::default())
+        .component(Tracing::new(tracing))
+        .component_arc(http.clone())
+        .component_arc(admin)
+        .component(TestRoutes { accepted: accepted.clone() })
+        .shutdown_settings(ShutdownSettings::default())
+        .build()
+        .unwrap();
+    runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    assert!(http.serving().await);
+    let base = format!("http://{}", http.local_addr().unwrap());
+
+    // A request that is still running when the shutdown begins, continuing a caller's trace.
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let in_flight = tokio::spawn(
+        fresh_connection_client()
+            .get(format!("{base}/slow?ms=300"))
+            .header("traceparent", format!("00-{caller_trace}-00f067aa0ba902b7-01"))
+            .send(),
+    );
+    while accepted.count() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = runtime.shutdown(reason()).await;
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(in_flight.await.unwrap().unwrap().status(), 200);
+
+    let spans = receiver.spans.lock();
+    let names: Vec<&str> = spans.iter().map(|(_, s)| s.name.as_str()).collect();
+    let request = spans.iter().find(|(_, s)| s.name == "GET /slow").unwrap_or_else(|| panic!("request span missing: {names:?}"));
+    assert!(request.0.contains("drain-test"), "service name: {}", request.0);
+    assert_eq!(hex(&request.1.trace_id), caller_trace, "the caller's trace continues");
+    assert_eq!(hex(&request.1.parent_span_id), "00f067aa0ba902b7");
+    let status = request.1.attributes.iter().find(|kv| kv.key == "http.response.status_code").expect("status attribute");
+    assert!(format!("{:?}", status.value).contains("200"), "{status:?}");
+    for lifecycle in ["startup", "start http", "shutdown", "phase stop_accepting", "phase drain", "stop http"] {
+        assert!(names.contains(&lifecycle), "lifecycle span {lifecycle} missing: {names:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_endpoint_tracing_is_off() {
+    let tracing = Arc::new(Tracing::new(TracingConfig::default()));
+    let runtime = Runtime::builder().component_arc(tracing.clone()).build().unwrap();
+    runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    assert!(!tracing.is_exporting());
+    assert!(runtime.shutdown(reason()).await.is_clean());
+}
