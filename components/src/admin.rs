@@ -24,8 +24,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use orderly::{
-    BoxError, Component, Dependency, FromConfig, GraphFormat, Lifecycle, Readiness, StartContext, StopContext, Validate,
-    Validation,
+    BoxError, Component, Dependency, FromConfig, GraphFormat, Lifecycle, Readiness, StartContext, StopContext,
+    Validate, Validation,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;

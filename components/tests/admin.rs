@@ -31,7 +31,12 @@ async fn probes_answer_while_the_app_is_still_starting() {
     let gate = Arc::new(Notify::new());
     let admin = Arc::new(Admin::new(admin_config()));
     let runtime = Arc::new(
-        Runtime::builder().component(Metrics::default()).component_arc(admin.clone()).component(Gate(gate.clone())).build().unwrap(),
+        Runtime::builder()
+            .component(Metrics::default())
+            .component_arc(admin.clone())
+            .component(Gate(gate.clone()))
+            .build()
+            .unwrap(),
     );
     let starting = tokio::spawn({
         let runtime = runtime.clone();

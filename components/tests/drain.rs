@@ -38,7 +38,10 @@ struct Probes {
 /// One round: clients keep sending 200 ms requests on fresh connections
 /// while the shutdown runs; a prober watches the admin server.
 async fn drain_under_load() {
-    let settings = ShutdownSettings { phases: PhaseBudgets { drain: Duration::from_secs(10), ..PhaseBudgets::default() }, ..ShutdownSettings::default() };
+    let settings = ShutdownSettings {
+        phases: PhaseBudgets { drain: Duration::from_secs(10), ..PhaseBudgets::default() },
+        ..ShutdownSettings::default()
+    };
     let svc = start_with(http_config(), admin_config(), settings).await;
     let stop = Arc::new(AtomicBool::new(false));
     let shutting_down = Arc::new(AtomicBool::new(false));
@@ -47,7 +50,8 @@ async fn drain_under_load() {
 
     let clients: Vec<_> = (0..24)
         .map(|_| {
-            let (stop, shutting_down, outcomes, client) = (stop.clone(), shutting_down.clone(), outcomes.clone(), client.clone());
+            let (stop, shutting_down, outcomes, client) =
+                (stop.clone(), shutting_down.clone(), outcomes.clone(), client.clone());
             let url = format!("{}/slow?ms=200", svc.base);
             tokio::spawn(async move {
                 while !stop.load(Ordering::SeqCst) {
@@ -84,7 +88,8 @@ async fn drain_under_load() {
                         probes.lock().readyz_during_shutdown.push(res.status().as_u16());
                     }
                 }
-                let in_drain = phase_done(&timeline, StopPhase::StopAccepting) && !phase_done(&timeline, StopPhase::Drain);
+                let in_drain =
+                    phase_done(&timeline, StopPhase::StopAccepting) && !phase_done(&timeline, StopPhase::Drain);
                 if in_drain {
                     if let Ok(res) = client.get(format!("{admin}/metrics")).send().await {
                         probes.lock().metrics_during_drain.push(res.status().as_u16());
@@ -121,7 +126,11 @@ async fn drain_under_load() {
     assert!(outcomes.bad_status.is_empty(), "an accepted request failed: {:?}", outcomes.bad_status);
     assert_eq!(outcomes.ok, svc.accepted.count(), "every request a handler saw was answered 200");
     assert!(outcomes.not_accepted > 0, "clients kept trying and were turned away");
-    assert!(!probes.readyz_during_shutdown.is_empty() && probes.readyz_during_shutdown.iter().all(|s| *s == 503), "{:?}", probes.readyz_during_shutdown);
+    assert!(
+        !probes.readyz_during_shutdown.is_empty() && probes.readyz_during_shutdown.iter().all(|s| *s == 503),
+        "{:?}",
+        probes.readyz_during_shutdown
+    );
     assert!(!probes.metrics_during_drain.is_empty(), "the prober saw the drain");
     assert!(probes.metrics_during_drain.iter().all(|s| *s == 200), "{:?}", probes.metrics_during_drain);
     assert!(
@@ -141,7 +150,10 @@ async fn a_drain_under_load_drops_nothing_repeatedly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_running_at_the_end_of_the_budget_is_cut_off_and_counted() {
-    let settings = ShutdownSettings { phases: PhaseBudgets { drain: Duration::from_millis(400), ..PhaseBudgets::default() }, ..ShutdownSettings::default() };
+    let settings = ShutdownSettings {
+        phases: PhaseBudgets { drain: Duration::from_millis(400), ..PhaseBudgets::default() },
+        ..ShutdownSettings::default()
+    };
     let svc = start_with(http_config(), admin_config(), settings).await;
     let admin = svc.admin_base.clone();
     let hung = tokio::spawn(fresh_connection_client().get(format!("{}/hang", svc.base)).send());

@@ -34,7 +34,11 @@ async fn bad_input_gets_a_json_4xx_and_never_a_500() {
     let cases: Vec<(&str, reqwest::RequestBuilder, u16)> = vec![
         ("malformed JSON", client.post(&echo).header("content-type", "application/json").body("{\"a\": "), 400),
         ("wrong content type", client.post(&echo).header("content-type", "text/plain").body("{}"), 415),
-        ("oversized body", client.post(&echo).header("content-type", "application/json").body(format!("\"{}\"", "x".repeat(4096))), 413),
+        (
+            "oversized body",
+            client.post(&echo).header("content-type", "application/json").body(format!("\"{}\"", "x".repeat(4096))),
+            413,
+        ),
         ("bad path parameter", client.get(format!("{}/users/not-a-number", svc.base)), 404),
         ("unknown route", client.get(format!("{}/nope", svc.base)), 404),
         ("wrong method", client.delete(format!("{}/hello", svc.base)), 404),
@@ -111,7 +115,8 @@ async fn a_port_in_use_fails_start_and_rolls_back() {
     assert_eq!(failure.component, "http");
     assert!(failure.error.contains(&addr.to_string()) && failure.error.contains("in use"), "{}", failure.error);
     assert!(rollback.is_clean());
-    let rolled_back: Vec<_> = runtime.timeline().of_kind(EventKind::RolledBack).into_iter().filter_map(|e| e.component).collect();
+    let rolled_back: Vec<_> =
+        runtime.timeline().of_kind(EventKind::RolledBack).into_iter().filter_map(|e| e.component).collect();
     assert!(rolled_back.iter().any(|c| &**c == "metrics"), "what had started is stopped again: {rolled_back:?}");
     assert!(runtime.timeline().position("test_routes", EventKind::Starting, None).is_none(), "dependents never start");
 }

@@ -70,7 +70,8 @@ fn hex(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_of_requests_served_during_the_drain_are_exported() {
     let receiver = start_receiver();
-    let tracing = TracingConfig { endpoint: receiver.url.clone(), service_name: "drain-test".into(), ..TracingConfig::default() };
+    let tracing =
+        TracingConfig { endpoint: receiver.url.clone(), service_name: "drain-test".into(), ..TracingConfig::default() };
     let http = Arc::new(HttpServer::new(http_config()));
     let admin = Arc::new(Admin::new(admin_config()));
     let accepted = Arc::new(Accepted::default());
@@ -104,11 +105,13 @@ async fn spans_of_requests_served_during_the_drain_are_exported() {
 
     let spans = receiver.spans.lock();
     let names: Vec<&str> = spans.iter().map(|(_, s)| s.name.as_str()).collect();
-    let request = spans.iter().find(|(_, s)| s.name == "GET /slow").unwrap_or_else(|| panic!("request span missing: {names:?}"));
+    let request =
+        spans.iter().find(|(_, s)| s.name == "GET /slow").unwrap_or_else(|| panic!("request span missing: {names:?}"));
     assert!(request.0.contains("drain-test"), "service name: {}", request.0);
     assert_eq!(hex(&request.1.trace_id), caller_trace, "the caller's trace continues");
     assert_eq!(hex(&request.1.parent_span_id), "00f067aa0ba902b7");
-    let status = request.1.attributes.iter().find(|kv| kv.key == "http.response.status_code").expect("status attribute");
+    let status =
+        request.1.attributes.iter().find(|kv| kv.key == "http.response.status_code").expect("status attribute");
     assert!(format!("{:?}", status.value).contains("200"), "{status:?}");
     for lifecycle in ["startup", "start http", "shutdown", "phase stop_accepting", "phase drain", "stop http"] {
         assert!(names.contains(&lifecycle), "lifecycle span {lifecycle} missing: {names:?}");

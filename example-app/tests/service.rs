@@ -1,6 +1,7 @@
-//! example-app as a real process: it serves, drains a request that was in
-//! flight at SIGTERM, refuses new connections once phase 1 ran, and writes
-//! every visit to disk before it exits.
+//! example-app as a real process: it serves its routes and the management
+//! endpoints, drains a request that was in flight at SIGTERM, refuses new
+//! connections once phase 1 ran, and writes every visit to disk before it
+//! exits.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -29,6 +30,7 @@ impl Service {
             .env_clear()
             .current_dir(&dir)
             .env("APP__HTTP__BIND", bind)
+            .env("APP__ADMIN__BIND", "127.0.0.1:0")
             .env("APP__VISIT_LOG__PATH", dir.join("visits.jsonl"))
             .args(["--log-format", "json", "--log-level", "debug"])
             .stdout(Stdio::piped())
@@ -60,8 +62,11 @@ impl Service {
         panic!("no `{msg}` log line");
     }
 
-    fn addr(&self) -> SocketAddr {
-        self.wait_for("listening")["addr"].as_str().unwrap().parse().unwrap()
+    /// The public and management addresses, once the app serves.
+    fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        let admin = self.wait_for("management server listening")["addr"].as_str().unwrap().parse().unwrap();
+        let http = self.wait_for("serving")["addr"].as_str().unwrap().parse().unwrap();
+        (http, admin)
     }
 
     fn sigterm(&self) {
@@ -106,25 +111,35 @@ fn get(addr: SocketAddr, raw: &str) -> String {
     response
 }
 
+fn get_path(addr: SocketAddr, path: &str) -> String {
+    get(addr, &format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"))
+}
+
 #[test]
 fn serves_drains_and_persists_every_visit() {
     let mut service = Service::start("127.0.0.1:0");
-    let addr = service.addr();
-    assert!(get(addr, "GET / HTTP/1.1\r\nhost: x\r\n\r\n").starts_with("HTTP/1.1 200 OK"));
-    assert!(get(addr, "GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    let (addr, admin) = service.addrs();
+    assert!(get_path(addr, "/").starts_with("HTTP/1.1 200 OK"));
+    let missing = get_path(addr, "/nope");
+    assert!(missing.starts_with("HTTP/1.1 404") && missing.contains("\"code\":\"not_found\""), "{missing}");
     assert!(get(addr, "garbage\r\n\r\n").starts_with("HTTP/1.1 400"), "malformed requests get 400, not a crash");
 
-    // A request accepted before the signal, whose head is still arriving.
+    assert!(get_path(admin, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(get_path(admin, "/readyz").starts_with("HTTP/1.1 200"));
+    let metrics = get_path(admin, "/metrics");
+    assert!(metrics.contains(r#"http_requests_total{method="GET",route="/",status="200"} 1"#), "{metrics}");
+    assert!(get_path(admin, "/debug/lifecycle").contains("\"timeline\""));
+
+    // A request accepted before the signal, still running when it comes.
     let mut slow = TcpStream::connect(addr).unwrap();
-    slow.write_all(b"GET /visits HTTP/1.1\r\n").unwrap();
-    let local = slow.local_addr().unwrap().to_string();
-    while service.wait_for("connection accepted")["peer"] != local.as_str() {}
+    slow.write_all(b"GET /work?ms=700 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+    service.wait_for("work started");
 
     service.sigterm();
-    assert_eq!(service.wait_for("listener closed")["in_flight"], 1);
+    assert_eq!(service.wait_for("stopped accepting")["in_flight"], 1);
     assert!(TcpStream::connect(addr).is_err(), "new connections are refused after phase 1");
+    assert!(get_path(admin, "/readyz").starts_with("HTTP/1.1 503"), "not ready from the first moment of shutdown");
 
-    slow.write_all(b"\r\n").unwrap();
     let mut response = String::new();
     slow.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200 OK"), "the in-flight request completes normally: {response}");
@@ -132,7 +147,7 @@ fn serves_drains_and_persists_every_visit() {
     let (code, stderr) = service.exit_code();
     assert_eq!(code, 0, "{stderr}");
     let paths: Vec<String> = service.visits().iter().map(|v| v["path"].as_str().unwrap().to_string()).collect();
-    assert_eq!(paths, vec!["/", "/nope", "/visits"], "every visit, including the drained one, reached the disk");
+    assert_eq!(paths, vec!["/", "/work"], "every visit, including the drained one, reached the disk");
 }
 
 #[test]
@@ -141,7 +156,7 @@ fn a_port_in_use_fails_start_and_rolls_back() {
     let mut service = Service::start(&taken.local_addr().unwrap().to_string());
     let (code, stderr) = service.exit_code();
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("component `http` failed in phase start: binding"), "{stderr}");
+    assert!(stderr.contains("component `http` failed in phase start: cannot listen on"), "{stderr}");
     assert!(stderr.contains("in use"), "{stderr}");
 }
 

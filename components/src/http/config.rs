@@ -66,7 +66,11 @@ impl HttpConfig {
 
 impl Validate for HttpConfig {
     fn validate(&self, v: &mut Validation) {
-        v.check(self.bind_addr().is_ok(), "bind", format!("`{}` is not host:port (for example 0.0.0.0:8080)", self.bind));
+        v.check(
+            self.bind_addr().is_ok(),
+            "bind",
+            format!("`{}` is not host:port (for example 0.0.0.0:8080)", self.bind),
+        );
         v.check(self.workers <= 1024, "workers", "must be at most 1024 (0 means one per CPU)");
         v.check(self.max_body_bytes > 0, "max_body_bytes", "must be greater than 0");
         v.check(!self.request_timeout.is_zero(), "request_timeout", "must be greater than 0");

@@ -97,10 +97,13 @@ impl ApiError {
             .with_retry_after(Duration::from_secs(1))
     }
 
-    /// 500. The cause is logged with the request id; the client sees only
-    /// "internal error".
+    /// Status 500: the cause is logged with the request id; the client sees
+    /// only `internal error`.
     pub fn internal(cause: impl Into<BoxError>) -> Self {
-        Self { source: Some(cause.into()), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error") }
+        Self {
+            source: Some(cause.into()),
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        }
     }
 
     /// Adds a `Retry-After` header.
@@ -194,7 +197,9 @@ pub(crate) mod extractors {
                 JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
                     ApiError::payload_too_large(limit)
                 }
-                JsonPayloadError::ContentType => ApiError::unsupported_media_type("expected Content-Type: application/json"),
+                JsonPayloadError::ContentType => {
+                    ApiError::unsupported_media_type("expected Content-Type: application/json")
+                }
                 // serde's message describes the client's input, never our internals.
                 JsonPayloadError::Deserialize(e) => ApiError::bad_request(format!("invalid JSON: {e}")),
                 JsonPayloadError::Payload(e) => payload(e, limit),
@@ -228,8 +233,9 @@ pub(crate) mod extractors {
     }
 
     pub(crate) fn path() -> web::PathConfig {
-        web::PathConfig::default()
-            .error_handler(|error: PathError, _: &HttpRequest| ApiError::bad_request(format!("invalid path: {error}")).into())
+        web::PathConfig::default().error_handler(|error: PathError, _: &HttpRequest| {
+            ApiError::bad_request(format!("invalid path: {error}")).into()
+        })
     }
 }
 

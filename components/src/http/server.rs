@@ -180,13 +180,16 @@ fn serve(
     let Socket::Bound(listener, _) = &*socket else {
         return Ok(()); // stopped before the app finished starting
     };
-    let addr = listener.local_addr().map_err(|source| HttpError::Serve { addr: config.bind.parse().unwrap_or(([0, 0, 0, 0], 0).into()), source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| HttpError::Serve { addr: config.bind.parse().unwrap_or(([0, 0, 0, 0], 0).into()), source })?;
     let serve_error = |source| HttpError::Serve { addr, source };
     let listener = listener.try_clone().map_err(serve_error)?;
     listener.set_nonblocking(true).map_err(serve_error)?;
     stack.routes = routes.seal();
     let drain = stack.drain.clone();
-    let keep_alive = if config.keep_alive.is_zero() { KeepAlive::Disabled } else { KeepAlive::Timeout(config.keep_alive) };
+    let keep_alive =
+        if config.keep_alive.is_zero() { KeepAlive::Disabled } else { KeepAlive::Timeout(config.keep_alive) };
     let server = actix_web::HttpServer::new(move || stack.app())
         .workers(config.worker_count())
         .backlog(config.backlog)
@@ -231,7 +234,7 @@ impl Component for HttpServer {
         let (listener, closer) = bound.split();
         *self.socket.lock() = Socket::Bound(listener, closer);
         self.state.send_replace(State::Bound);
-        slog::info!(ctx.logger(), "listening; serving once the app has started"; "addr" => local.to_string());
+        slog::info!(ctx.logger(), "listening"; "addr" => local.to_string(), "serving" => "once the app has started");
 
         // Workers start once every component has: routes are complete then,
         // and connections that arrive meanwhile wait in the kernel's queue.

@@ -62,11 +62,13 @@ where
     let recorder = Recorder { tracer, epoch: lifecycle.epoch() };
     let root = Context::new();
 
-    let starts = pairs(&events, EventKind::Starting, &[EventKind::Ready, EventKind::Failed, EventKind::Cancelled], None);
+    let starts =
+        pairs(&events, EventKind::Starting, &[EventKind::Ready, EventKind::Failed, EventKind::Cancelled], None);
     if let Some(end) = starts.iter().map(|(_, _, to, _)| *to).max() {
         let startup = recorder.span("startup".into(), Duration::ZERO, end, &root, Vec::new());
         for (component, from, to, outcome) in &starts {
-            let attributes = vec![KeyValue::new("component", component.to_string()), KeyValue::new("outcome", outcome.as_str())];
+            let attributes =
+                vec![KeyValue::new("component", component.to_string()), KeyValue::new("outcome", outcome.as_str())];
             recorder.span(format!("start {component}"), *from, *to, &startup, attributes);
         }
     }
@@ -76,7 +78,9 @@ where
     let reason = vec![KeyValue::new("reason", requested.detail.clone().unwrap_or_default())];
     let shutdown = recorder.span("shutdown".into(), requested.at, last, &root, reason);
     for started in events.iter().filter(|e| e.event == EventKind::PhaseStarted && e.component.is_none()) {
-        let finished = events.iter().find(|e| e.event == EventKind::PhaseFinished && e.phase == started.phase && e.component.is_none());
+        let finished = events
+            .iter()
+            .find(|e| e.event == EventKind::PhaseFinished && e.phase == started.phase && e.component.is_none());
         let (Some(phase), Some(finished)) = (started.phase, finished) else { continue };
         let span = recorder.span(format!("phase {phase}"), started.at, finished.at, &shutdown, Vec::new());
         let stops = pairs(
@@ -86,7 +90,8 @@ where
             Some(phase),
         );
         for (component, from, to, outcome) in stops {
-            let attributes = vec![KeyValue::new("component", component.to_string()), KeyValue::new("outcome", outcome.as_str())];
+            let attributes =
+                vec![KeyValue::new("component", component.to_string()), KeyValue::new("outcome", outcome.as_str())];
             recorder.span(format!("stop {component}"), from, to, &span, attributes);
         }
     }

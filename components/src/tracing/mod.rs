@@ -150,8 +150,9 @@ impl Component for Tracing {
         }
         let config = self.config.clone();
         // The blocking client owns a runtime of its own; build it off the async threads.
-        let provider =
-            tokio::task::spawn_blocking(move || build_provider(config)).await.map_err(|_| TracingError::Task("start"))??;
+        let provider = tokio::task::spawn_blocking(move || build_provider(config))
+            .await
+            .map_err(|_| TracingError::Task("start"))??;
         global::set_text_map_propagator(TraceContextPropagator::new());
         global::set_tracer_provider(provider.clone());
         *self.provider.lock() = Some(provider);

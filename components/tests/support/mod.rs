@@ -53,7 +53,10 @@ fn routes(cfg: &mut web::ServiceConfig, accepted: Arc<Accepted>) {
             }),
         )
         .route("/users/{id}", web::get().to(|id: web::Path<u32>| async move { format!("user {id}") }))
-        .route("/echo", web::post().to(|body: web::Json<serde_json::Value>| async move { HttpResponse::Ok().json(body.0) }))
+        .route(
+            "/echo",
+            web::post().to(|body: web::Json<serde_json::Value>| async move { HttpResponse::Ok().json(body.0) }),
+        )
         .route(
             "/fail",
             web::get().to(|| async { Err::<String, _>(ApiError::internal("pool exhausted: db at 10.1.2.3")) }),
@@ -105,7 +108,11 @@ pub fn admin_config() -> AdminConfig {
     AdminConfig { bind: "127.0.0.1:0".into(), ..AdminConfig::default() }
 }
 
-pub fn build(http: HttpConfig, admin: AdminConfig, shutdown: ShutdownSettings) -> (Runtime, Arc<HttpServer>, Arc<Admin>, Arc<Accepted>) {
+pub fn build(
+    http: HttpConfig,
+    admin: AdminConfig,
+    shutdown: ShutdownSettings,
+) -> (Runtime, Arc<HttpServer>, Arc<Admin>, Arc<Accepted>) {
     let server = Arc::new(HttpServer::new(http));
     let admin = Arc::new(Admin::new(admin));
     let accepted = Arc::new(Accepted::default());

@@ -56,8 +56,8 @@ mod tests {
         let shared = Limit::new(1);
         let release = Arc::new(Notify::new());
         let gate = release.clone();
-        let app = test::init_service(
-            App::new().wrap(from_fn(move |req, next| limit(shared.clone(), req, next))).route(
+        let app =
+            test::init_service(App::new().wrap(from_fn(move |req, next| limit(shared.clone(), req, next))).route(
                 "/",
                 web::get().to(move || {
                     let gate = gate.clone();
@@ -66,9 +66,8 @@ mod tests {
                         HttpResponse::Ok().finish()
                     }
                 }),
-            ),
-        )
-        .await;
+            ))
+            .await;
         let first = test::call_service(&app, test::TestRequest::get().uri("/").to_request());
         let mut first = std::pin::pin!(first);
         assert!(futures::poll!(first.as_mut()).is_pending(), "the first request holds the only slot");

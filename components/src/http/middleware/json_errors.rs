@@ -22,7 +22,12 @@ fn is_json(value: Option<&HeaderValue>) -> bool {
     value.and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json") || v.contains("+json"))
 }
 
-fn log_server_error(logger: &slog::Logger, status: StatusCode, error: Option<&actix_web::Error>, id: Option<&RequestId>) {
+fn log_server_error(
+    logger: &slog::Logger,
+    status: StatusCode,
+    error: Option<&actix_web::Error>,
+    id: Option<&RequestId>,
+) {
     let cause = error.map(|e| match e.as_error::<ApiError>() {
         Some(api) => api.to_string(),
         None => e.to_string(),
@@ -87,11 +92,16 @@ mod tests {
             App::new()
                 .wrap(from_fn(move |req, next| json_errors(log.clone(), req, next)))
                 .service(web::resource("/ok").route(web::get().to(HttpResponse::Ok)))
-                .route("/text-500", web::get().to(|| async { HttpResponse::InternalServerError().body("db password is hunter2") }))
+                .route(
+                    "/text-500",
+                    web::get().to(|| async { HttpResponse::InternalServerError().body("db password is hunter2") }),
+                )
                 .route(
                     "/actix-error",
                     web::get().to(|| async {
-                        Err::<HttpResponse, _>(actix_web::error::ErrorInternalServerError("connection to 10.0.0.5 refused"))
+                        Err::<HttpResponse, _>(actix_web::error::ErrorInternalServerError(
+                            "connection to 10.0.0.5 refused",
+                        ))
                     }),
                 )
                 .route("/api-error", web::get().to(|| async { Err::<HttpResponse, _>(ApiError::bad_request("no")) })),

@@ -31,8 +31,11 @@ impl HttpMetrics {
             )
             .map_err(|source| MetricsError::Register { what: "http_requests_total", source })?,
             duration: HistogramVec::new(
-                HistogramOpts::new("http_request_duration_seconds", "Time to the response head, by method and route template.")
-                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "Time to the response head, by method and route template.",
+                )
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
                 &["method", "route"],
             )
             .map_err(|source| MetricsError::Register { what: "http_request_duration_seconds", source })?,

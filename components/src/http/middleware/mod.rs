@@ -50,7 +50,10 @@ pub(crate) struct ErrorWithHeaders {
 
 impl ErrorWithHeaders {
     /// Wraps `error`, or adds to the headers if it is already wrapped.
-    pub(crate) fn add(error: actix_web::Error, headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>) -> actix_web::Error {
+    pub(crate) fn add(
+        error: actix_web::Error,
+        headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    ) -> actix_web::Error {
         let mut wrapped = ErrorWithHeaders { error, headers: Vec::new() };
         wrapped.headers.extend(headers);
         wrapped.into()

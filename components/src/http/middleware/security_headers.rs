@@ -19,7 +19,8 @@ pub(crate) async fn security_headers<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let all = || HEADERS.into_iter().map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)));
+    let all =
+        || HEADERS.into_iter().map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)));
     match next.call(req).await {
         Ok(mut response) => {
             let headers = response.headers_mut();
@@ -42,12 +43,10 @@ mod tests {
 
     #[actix_web::test]
     async fn adds_headers_without_overriding_the_handlers() {
-        let app = test::init_service(
-            App::new().wrap(from_fn(security_headers)).route(
-                "/",
-                web::get().to(|| async { HttpResponse::Ok().insert_header(("x-frame-options", "SAMEORIGIN")).finish() }),
-            ),
-        )
+        let app = test::init_service(App::new().wrap(from_fn(security_headers)).route(
+            "/",
+            web::get().to(|| async { HttpResponse::Ok().insert_header(("x-frame-options", "SAMEORIGIN")).finish() }),
+        ))
         .await;
         let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
         assert_eq!(res.headers().get("x-content-type-options").unwrap(), "nosniff");
