@@ -87,13 +87,14 @@ pub fn build_logger(settings: &LogSettings, app: &str, version: &str) -> (slog::
     };
     let level = settings.level.to_slog();
     let (drain, guard) = if json {
-        let drain = slog_json::Json::new(WholeLines::default()).add_default_keys().build().fuse();
-        async_drain(drain.filter_level(level).fuse())
+        async_drain(slog_json::Json::new(WholeLines::default()).add_default_keys().build().fuse())
     } else {
         let decorator = slog_term::TermDecorator::new().stdout().build();
-        let drain = slog_term::FullFormat::new(decorator).build().fuse();
-        async_drain(drain.filter_level(level).fuse())
+        async_drain(slog_term::FullFormat::new(decorator).build().fuse())
     };
+    // Filter before the channel: a record below the level costs a comparison,
+    // not a copy of its fields and a trip to the log thread.
+    let drain = drain.filter_level(level).fuse();
     let logger = slog::Logger::root(drain, slog::o!("app" => app.to_string(), "version" => version.to_string()));
     (logger, LogGuard { _guard: Some(guard) })
 }

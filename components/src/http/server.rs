@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::drain::Drain;
+use super::middleware::access_log::{AccessLog, FLUSH_EVERY};
 use super::middleware::backpressure::Limit;
 use super::middleware::metrics::HttpMetrics;
 use super::routes::RouteTable;
@@ -104,13 +105,13 @@ pub struct HttpServer {
     local_addr: OnceLock<SocketAddr>,
     metrics: OnceLock<HttpMetrics>,
     lifecycle: OnceLock<Lifecycle>,
+    access_log: Option<Arc<AccessLog>>,
 }
 
 impl HttpServer {
     /// A server with `config` (usually built from `[http]` by the registry).
     pub fn new(config: HttpConfig) -> Self {
         Self {
-            config,
             routes: Arc::default(),
             drain: Arc::default(),
             socket: Arc::new(Mutex::new(Socket::None)),
@@ -118,6 +119,8 @@ impl HttpServer {
             local_addr: OnceLock::new(),
             metrics: OnceLock::new(),
             lifecycle: OnceLock::new(),
+            access_log: config.access_log.then(|| Arc::new(AccessLog::stdout())),
+            config,
         }
     }
 
@@ -161,7 +164,7 @@ impl HttpServer {
             limit: Limit::new(self.config.max_concurrent_requests),
             request_timeout: self.config.request_timeout,
             max_body_bytes: self.config.max_body_bytes,
-            access_log: self.config.access_log,
+            access_log: self.access_log.clone(),
             routes: Arc::from(Vec::new()),
         }
     }
@@ -242,6 +245,21 @@ impl Component for HttpServer {
         let stack = self.stack(ctx.logger().clone(), metrics);
         let (config, routes, socket, state) =
             (self.config.clone(), self.routes.clone(), self.socket.clone(), self.state.clone());
+        if let Some(log) = &self.access_log {
+            let log = Arc::downgrade(log);
+            // Ends with the server: it holds the log only weakly.
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(FLUSH_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    match log.upgrade() {
+                        Some(log) => log.flush(),
+                        None => return,
+                    }
+                }
+            });
+        }
         let (lifecycle, logger) = (ctx.lifecycle(), ctx.logger().clone());
         ctx.spawn(async move {
             if lifecycle.health().started().await {
@@ -286,6 +304,9 @@ impl Component for HttpServer {
         // The actix server task is waiting on its workers' once-a-second
         // check; nothing is left for it to do that we need.
         *self.socket.lock() = Socket::None;
+        if let Some(log) = &self.access_log {
+            log.flush();
+        }
         if outcome.connections_left > 0 {
             slog::warn!(ctx.logger(), "connections still open at the end of the drain"; "connections" => outcome.connections_left);
         }

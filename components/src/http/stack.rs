@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Condition};
+use actix_web::middleware::from_fn;
 use actix_web::{web, App};
 
 use super::drain::{self, Drain};
 use super::error::extractors;
-use super::middleware::{
-    access_log, backpressure, catch_panic, json_errors, metrics, request_id, security_headers, timeout, tracing,
-};
+use super::middleware::access_log::AccessLog;
+use super::middleware::observe::{self, Observers};
+use super::middleware::{backpressure, catch_panic, json_errors, metrics, security_headers, timeout};
 use super::request::RequestLogger;
 use super::routes::Configure;
 use super::ApiError;
@@ -26,7 +26,7 @@ pub(crate) struct Stack {
     pub(crate) limit: Arc<backpressure::Limit>,
     pub(crate) request_timeout: Duration,
     pub(crate) max_body_bytes: usize,
-    pub(crate) access_log: bool,
+    pub(crate) access_log: Option<Arc<AccessLog>>,
     pub(crate) routes: Arc<[Configure]>,
 }
 
@@ -45,7 +45,7 @@ impl Stack {
     > {
         let Stack { logger, metrics, drain, limit, request_timeout, max_body_bytes, access_log, routes } = self.clone();
         let error_logger = logger.clone();
-        let access_logger = logger.clone();
+        let observers = Observers { metrics, access_log };
         let mut app = App::new()
             .app_data(extractors::json(max_body_bytes))
             .app_data(extractors::bytes(max_body_bytes))
@@ -63,12 +63,6 @@ impl Stack {
             .wrap(from_fn(move |req, next| drain::track(drain.clone(), req, next)))
             .wrap(from_fn(move |req, next| json_errors::json_errors(error_logger.clone(), req, next)))
             .wrap(from_fn(security_headers::security_headers))
-            .wrap(from_fn(tracing::trace))
-            .wrap(from_fn(move |req, next| metrics::record(metrics.clone(), req, next)))
-            .wrap(Condition::new(
-                access_log,
-                from_fn(move |req, next| access_log::access_log(access_logger.clone(), req, next)),
-            ))
-            .wrap(from_fn(request_id::request_id))
+            .wrap(from_fn(move |req, next| observe::observe(observers.clone(), req, next)))
     }
 }

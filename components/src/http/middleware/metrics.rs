@@ -2,11 +2,11 @@
 //! `http_request_duration_seconds{method,route}`, labelled by route
 //! template (`/users/{id}`), never by raw path, so cardinality is bounded.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
@@ -78,20 +78,34 @@ impl Drop for InFlight {
     }
 }
 
+impl HttpMetrics {
+    /// Counts a request as in flight until the guard is dropped.
+    pub(crate) fn in_flight(&self) -> impl Drop {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+
+    /// Records one answered request.
+    pub(crate) fn observe(&self, method: &Method, route: &str, status: StatusCode, took: Duration) {
+        let method = method_label(method);
+        self.duration.with_label_values(&[method, route]).observe(took.as_secs_f64());
+        self.requests.with_label_values(&[method, route, status.as_str()]).inc();
+    }
+}
+
+/// The middleware on its own (the server runs it inside `observe`).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn record<B: MessageBody>(
     metrics: HttpMetrics,
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let started = Instant::now();
-    metrics.in_flight.inc();
-    let _in_flight = InFlight(metrics.in_flight.clone());
+    let _in_flight = metrics.in_flight();
     let method = req.method().clone();
     let route = route_template(&req);
     let response = next.call(req).await;
-    let method = method_label(&method);
-    metrics.duration.with_label_values(&[method, &route]).observe(started.elapsed().as_secs_f64());
-    metrics.requests.with_label_values(&[method, &route, status_of(&response).as_str()]).inc();
+    metrics.observe(&method, &route, status_of(&response), started.elapsed());
     response
 }
 

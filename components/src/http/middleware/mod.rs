@@ -2,15 +2,17 @@
 //! function used with `actix_web::middleware::from_fn`, so it can be tested
 //! on its own with `actix_web::test`.
 //!
-//! Order, outermost first (see [`stack`](super::stack)): request id, access
-//! log, metrics, tracing, security headers, JSON errors, drain tracking,
-//! backpressure, timeout, panic guard, then the router.
+//! Order, outermost first (see [`stack`](super::stack)): `observe` (request
+//! id, tracing, metrics and access log, in one pass so the route template
+//! is matched once per request), security headers, JSON errors, drain
+//! tracking, backpressure, timeout, panic guard, then the router.
 
 pub(crate) mod access_log;
 pub(crate) mod backpressure;
 pub(crate) mod catch_panic;
 pub(crate) mod json_errors;
 pub(crate) mod metrics;
+pub(crate) mod observe;
 pub(crate) mod request_id;
 pub(crate) mod security_headers;
 pub(crate) mod timeout;

@@ -25,10 +25,8 @@ fn generate() -> Arc<str> {
     format!("{:032x}", fastrand::u128(..)).into()
 }
 
-pub(crate) async fn request_id<B: MessageBody>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
+/// Gives the request its id (kept in its extensions); returns the value to echo.
+pub(crate) fn assign(req: &ServiceRequest) -> Option<HeaderValue> {
     let id = req
         .headers()
         .get(&HEADER)
@@ -36,9 +34,17 @@ pub(crate) async fn request_id<B: MessageBody>(
         .filter(|v| acceptable(v))
         .map(Arc::<str>::from)
         .unwrap_or_else(generate);
-    req.extensions_mut().insert(RequestId(id.clone()));
     let value = HeaderValue::from_str(&id).ok();
-    match next.call(req).await {
+    req.extensions_mut().insert(RequestId(id));
+    value
+}
+
+/// Puts the id on the response, or on the error actix will render.
+pub(crate) fn echo<B>(
+    result: Result<ServiceResponse<B>, actix_web::Error>,
+    value: Option<HeaderValue>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    match result {
         Ok(mut response) => {
             if let Some(value) = value {
                 response.headers_mut().insert(HEADER, value);
@@ -47,6 +53,16 @@ pub(crate) async fn request_id<B: MessageBody>(
         }
         Err(error) => Err(ErrorWithHeaders::add(error, value.map(|v| (HEADER, v)))),
     }
+}
+
+/// The middleware on its own (the server runs it inside `observe`).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) async fn request_id<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let value = assign(&req);
+    echo(next.call(req).await, value)
 }
 
 #[cfg(test)]

@@ -2,16 +2,14 @@
 //! `traceparent` header. Inert until the tracing component installs a
 //! tracer provider, so an app without tracing pays one atomic load.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
 use actix_web::http::header::HeaderMap;
-use actix_web::middleware::Next;
+use actix_web::http::StatusCode;
 use actix_web::HttpMessage;
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{global, KeyValue};
 
-use super::{route_template, status_of};
 use crate::http::RequestId;
 
 /// Reads propagation headers from an actix request.
@@ -27,21 +25,19 @@ impl Extractor for Headers<'_> {
     }
 }
 
-pub(crate) async fn trace<B: MessageBody>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
+/// Starts the request's server span, continuing the caller's trace, and
+/// keeps its context in the request's extensions. `None` when tracing is off.
+pub(crate) fn start(req: &ServiceRequest, route: &str) -> Option<opentelemetry::Context> {
     if !crate::tracing_installed() {
-        return next.call(req).await;
+        return None;
     }
     let parent = global::get_text_map_propagator(|propagator| propagator.extract(&Headers(req.headers())));
     let tracer = global::tracer("orderly-http");
-    let method = req.method().as_str().to_owned();
-    let route = route_template(&req);
+    let method = req.method().as_str();
     let mut attributes = vec![
-        KeyValue::new("http.request.method", method.clone()),
+        KeyValue::new("http.request.method", method.to_owned()),
         KeyValue::new("url.path", req.path().to_owned()),
-        KeyValue::new("http.route", route.clone()),
+        KeyValue::new("http.route", route.to_owned()),
     ];
     if let Some(id) = req.extensions().get::<RequestId>() {
         attributes.push(KeyValue::new("http.request_id", id.as_str().to_owned()));
@@ -53,13 +49,16 @@ pub(crate) async fn trace<B: MessageBody>(
         .start_with_context(&tracer, &parent);
     let context = parent.with_span(span);
     req.extensions_mut().insert(context.clone());
-    let response = next.call(req).await;
+    Some(context)
+}
+
+/// Ends the span with the response's status.
+pub(crate) fn finish(context: Option<opentelemetry::Context>, status: StatusCode) {
+    let Some(context) = context else { return };
     let span = context.span();
-    let status = status_of(&response);
     span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
     if status.is_server_error() {
         span.set_status(Status::error(status.as_str().to_owned()));
     }
     span.end();
-    response
 }

@@ -1,0 +1,217 @@
+//! Process-level HTTP benches: throughput through the full middleware
+//! stack against bare actix-web (with `wrk`), the time from SIGTERM to
+//! exit (idle and with requests in flight), and the time from exec to a
+//! ready answer with the idle RSS.
+//!
+//! `cargo build --release -p orderly-benches --bins && target/release/http-harness`
+//! Options: `--duration SECS` (wrk, default 5), `--rounds N` (default 3),
+//! `--runs N` (start/stop samples, default 20). Needs `wrk` on PATH.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Bare,
+    Orderly,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Bare => "bare",
+            Mode::Orderly => "orderly",
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+struct Server {
+    child: Child,
+    http: SocketAddr,
+    ready: SocketAddr,
+}
+
+fn server_binary() -> PathBuf {
+    let me = std::env::current_exe().expect("own path");
+    me.with_file_name("http-server")
+}
+
+fn spawn(mode: Mode, workers: usize, extra_env: &[(&str, String)]) -> Server {
+    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut command = Command::new(server_binary());
+    command
+        .arg(mode.name())
+        .env("BENCH_WORKERS", workers.to_string())
+        .env("BENCH_HTTP_BIND", http.to_string())
+        .env("APP__ADMIN__BIND", admin.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (key, value) in extra_env {
+        command.env(key, value);
+    }
+    let child = command.spawn().expect("spawn http-server");
+    let ready = if mode == Mode::Bare { http } else { admin };
+    Server { child, http, ready }
+}
+
+/// One request on a fresh connection; the status line's code, or None.
+fn get(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.get(9..12)?.parse().ok()
+}
+
+fn wait_ready(server: &Server) -> Duration {
+    let started = Instant::now();
+    while get(server.ready, "/readyz") != Some(200) {
+        assert!(started.elapsed() < Duration::from_secs(10), "server never became ready");
+        std::thread::yield_now();
+    }
+    started.elapsed()
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+}
+
+fn rss_kib(child: &Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn wrk(addr: SocketAddr, seconds: u64) -> f64 {
+    let output = Command::new("timeout")
+        .args([&(seconds + 20).to_string(), "wrk", "-t1", "-c32", &format!("-d{seconds}s"), &format!("http://{addr}/hello")])
+        .output()
+        .expect("wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let non_2xx = text.lines().find(|l| l.contains("Non-2xx")).map(str::to_owned);
+    assert!(non_2xx.is_none(), "errors under load: {non_2xx:?}\n{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"))
+}
+
+fn stop(mut server: Server) -> Duration {
+    let signalled = Instant::now();
+    sigterm(&server.child);
+    server.child.wait().expect("wait");
+    signalled.elapsed()
+}
+
+fn throughput(seconds: u64, rounds: usize) {
+    println!("## Throughput: GET /hello, wrk -t1 -c32 -d{seconds}s, 1 server worker, median of {rounds} rounds");
+    let mut results = Vec::new();
+    for mode in [Mode::Bare, Mode::Orderly] {
+        let mut samples = Vec::new();
+        for _ in 0..rounds {
+            let server = spawn(mode, 1, &[]);
+            wait_ready(&server);
+            samples.push(wrk(server.http, seconds));
+            stop(server);
+        }
+        let m = median(samples.clone());
+        println!("{:8} {:>10.0} req/s   samples: {:?}", mode.name(), m, samples.iter().map(|s| s.round()).collect::<Vec<_>>());
+        results.push(m);
+    }
+    println!("orderly / bare = {:.1}%\n", 100.0 * results[1] / results[0]);
+}
+
+fn start_and_idle_stop(runs: usize) {
+    println!("## Exec to ready, idle RSS, SIGTERM to exit when idle: median of {runs} runs (2 workers)");
+    for mode in [Mode::Bare, Mode::Orderly] {
+        let (mut ready, mut rss, mut exit) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let server = spawn(mode, 2, &[]);
+            ready.push(wait_ready(&server).as_secs_f64() * 1e3);
+            std::thread::sleep(Duration::from_millis(200));
+            rss.push(rss_kib(&server.child) as f64 / 1024.0);
+            exit.push(stop(server).as_secs_f64() * 1e3);
+        }
+        println!(
+            "{:8} exec->ready {:6.2} ms   idle RSS {:5.2} MiB   SIGTERM->exit {:7.2} ms",
+            mode.name(),
+            median(ready),
+            median(rss),
+            median(exit)
+        );
+    }
+    println!();
+}
+
+fn in_flight_stop(runs: usize) {
+    println!("## SIGTERM to exit with 8 requests of 200 ms in flight: median of {runs} runs (2 workers)");
+    for mode in [Mode::Bare, Mode::Orderly] {
+        let (mut total, mut after_last, mut failed) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..runs {
+            let server = spawn(mode, 2, &[]);
+            wait_ready(&server);
+            let addr = server.http;
+            let requests: Vec<_> = (0..8)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let status = get(addr, "/sleep?ms=200");
+                        (status, Instant::now())
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(50));
+            let mut server = server;
+            let signalled = Instant::now();
+            sigterm(&server.child);
+            server.child.wait().expect("wait");
+            let exited = Instant::now();
+            let mut last = signalled;
+            for request in requests {
+                let (status, at) = request.join().expect("client thread");
+                if status != Some(200) {
+                    failed += 1;
+                }
+                last = last.max(at);
+            }
+            total.push((exited - signalled).as_secs_f64() * 1e3);
+            after_last.push(exited.saturating_duration_since(last).as_secs_f64() * 1e3);
+        }
+        println!(
+            "{:8} SIGTERM->exit {:7.2} ms   last response->exit {:7.2} ms   failed requests: {failed}",
+            mode.name(),
+            median(total),
+            median(after_last)
+        );
+    }
+    println!();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let option = |name: &str, default: u64| {
+        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    };
+    let (duration, rounds, runs) = (option("--duration", 5), option("--rounds", 3) as usize, option("--runs", 20) as usize);
+    start_and_idle_stop(runs);
+    in_flight_stop(runs.min(10));
+    throughput(duration, rounds);
+}
