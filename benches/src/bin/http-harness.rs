@@ -5,7 +5,8 @@
 //!
 //! `cargo build --release -p orderly-benches --bins && target/release/http-harness`
 //! Options: `--duration SECS` (wrk, default 5), `--rounds N` (default 3),
-//! `--runs N` (start/stop samples, default 20). Needs `wrk` on PATH.
+//! `--runs N` (start/stop samples, default 20), `--only start|stop|throughput`.
+//! Needs `wrk` on PATH.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -123,21 +124,25 @@ fn stop(mut server: Server) -> Duration {
 }
 
 fn throughput(seconds: u64, rounds: usize) {
-    println!("## Throughput: GET /hello, wrk -t1 -c32 -d{seconds}s, 1 server worker, median of {rounds} rounds");
-    let mut results = Vec::new();
-    for mode in [Mode::Bare, Mode::Orderly] {
-        let mut samples = Vec::new();
-        for _ in 0..rounds {
+    println!("## Throughput: GET /hello, wrk -t1 -c32 -d{seconds}s, 1 server worker, {rounds} interleaved rounds");
+    // Interleaved (bare, orderly, bare, …) so drift on a shared machine
+    // hits both alike; each round's ratio is reported as well as the medians.
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, mode) in [Mode::Bare, Mode::Orderly].into_iter().enumerate() {
             let server = spawn(mode, 1, &[]);
             wait_ready(&server);
-            samples.push(wrk(server.http, seconds));
+            samples[i].push(wrk(server.http, seconds));
             stop(server);
         }
-        let m = median(samples.clone());
-        println!("{:8} {:>10.0} req/s   samples: {:?}", mode.name(), m, samples.iter().map(|s| s.round()).collect::<Vec<_>>());
-        results.push(m);
     }
-    println!("orderly / bare = {:.1}%\n", 100.0 * results[1] / results[0]);
+    for (i, mode) in [Mode::Bare, Mode::Orderly].into_iter().enumerate() {
+        let rounded: Vec<f64> = samples[i].iter().map(|s| s.round()).collect();
+        println!("{:8} {:>10.0} req/s   samples: {rounded:?}", mode.name(), median(samples[i].clone()));
+    }
+    let ratios: Vec<f64> = samples[0].iter().zip(&samples[1]).map(|(b, o)| 100.0 * o / b).collect();
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.1}%")).collect();
+    println!("orderly / bare: median of per-round ratios {:.1}%   rounds: {}\n", median(ratios.clone()), shown.join(" "));
 }
 
 fn start_and_idle_stop(runs: usize) {
@@ -211,7 +216,14 @@ fn main() {
         args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
     };
     let (duration, rounds, runs) = (option("--duration", 5), option("--rounds", 3) as usize, option("--runs", 20) as usize);
-    start_and_idle_stop(runs);
-    in_flight_stop(runs.min(10));
-    throughput(duration, rounds);
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
+    if only.is_none_or(|o| o == "start") {
+        start_and_idle_stop(runs);
+    }
+    if only.is_none_or(|o| o == "stop") {
+        in_flight_stop(runs.min(10));
+    }
+    if only.is_none_or(|o| o == "throughput") {
+        throughput(duration, rounds);
+    }
 }
