@@ -24,6 +24,7 @@ if ((${#missing[@]})); then
 fi
 
 cargo test -p orderly --doc
+cargo test -p orderly-components --doc
 
 for example in framework/examples/[0-9]*.rs; do
   name=$(basename "$example" .rs)

@@ -104,7 +104,14 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn wrk(addr: SocketAddr, seconds: u64) -> f64 {
     let output = Command::new("timeout")
-        .args([&(seconds + 20).to_string(), "wrk", "-t1", "-c32", &format!("-d{seconds}s"), &format!("http://{addr}/hello")])
+        .args([
+            &(seconds + 20).to_string(),
+            "wrk",
+            "-t1",
+            "-c32",
+            &format!("-d{seconds}s"),
+            &format!("http://{addr}/hello"),
+        ])
         .output()
         .expect("wrk (apt-get install wrk)");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -142,7 +149,11 @@ fn throughput(seconds: u64, rounds: usize) {
     }
     let ratios: Vec<f64> = samples[0].iter().zip(&samples[1]).map(|(b, o)| 100.0 * o / b).collect();
     let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.1}%")).collect();
-    println!("orderly / bare: median of per-round ratios {:.1}%   rounds: {}\n", median(ratios.clone()), shown.join(" "));
+    println!(
+        "orderly / bare: median of per-round ratios {:.1}%   rounds: {}\n",
+        median(ratios.clone()),
+        shown.join(" ")
+    );
 }
 
 fn start_and_idle_stop(runs: usize) {
@@ -213,9 +224,14 @@ fn in_flight_stop(runs: usize) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let option = |name: &str, default: u64| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
-    let (duration, rounds, runs) = (option("--duration", 5), option("--rounds", 3) as usize, option("--runs", 20) as usize);
+    let (duration, rounds, runs) =
+        (option("--duration", 5), option("--rounds", 3) as usize, option("--runs", 20) as usize);
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
     if only.is_none_or(|o| o == "start") {
         start_and_idle_stop(runs);

@@ -134,7 +134,12 @@ fn format_line(out: &mut String, at: SystemTime, line: &Line<'_>) {
     push_json_str(out, line.method);
     out.push_str(",\"route\":");
     push_json_str(out, line.route);
-    let _ = write!(out, ",\"status\":{},\"duration_ms\":{:.3},\"request_id\":", line.status, line.duration.as_secs_f64() * 1e3);
+    let _ = write!(
+        out,
+        ",\"status\":{},\"duration_ms\":{:.3},\"request_id\":",
+        line.status,
+        line.duration.as_secs_f64() * 1e3
+    );
     push_json_str(out, line.request_id);
     out.push_str("}\n");
 }
