@@ -14,12 +14,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{HeaderValue, CONNECTION};
-use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 
-use super::error::ApiError;
 
 /// Counters shared by every worker thread of one server.
 #[derive(Default)]
@@ -63,7 +61,8 @@ impl Drain {
         ConnectionGuard(self.clone())
     }
 
-    fn request(self: &Arc<Self>) -> RequestGuard {
+    /// Counts a request in flight until the guard is dropped.
+    pub(crate) fn request(self: &Arc<Self>) -> RequestGuard {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         RequestGuard(self.clone())
     }
@@ -122,7 +121,7 @@ impl Drop for ConnectionGuard {
 }
 
 /// Held by a request until its body has been sent (or dropped).
-struct RequestGuard(Arc<Drain>);
+pub(crate) struct RequestGuard(Arc<Drain>);
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
@@ -148,27 +147,22 @@ impl MessageBody for Tracked {
     }
 }
 
-/// The middleware: counts the request, cuts it off when told to, and marks
-/// responses `Connection: close` once the server is draining.
-pub(crate) async fn track<B: MessageBody + 'static>(
-    drain: Arc<Drain>,
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let guard = drain.request();
-    let cut_off = async {
-        drain.cancelled().await;
-        drain.cut_off.fetch_add(1, Ordering::SeqCst);
-    };
-    let mut response = tokio::select! {
-        biased;
-        response = next.call(req) => response?,
-        () = cut_off => return Err(ApiError::shutting_down().into()),
-    };
-    if drain.is_draining() {
-        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+impl Drain {
+    /// Resolves when the request must be cut off, counting it as cut off.
+    pub(crate) async fn cut_off(&self) {
+        self.cancelled().await;
+        self.cut_off.fetch_add(1, Ordering::SeqCst);
     }
-    Ok(response.map_into_boxed_body().map_body(|_, body| BoxBody::new(Tracked { body, _guard: guard })))
+
+    /// Keeps the request counted until its body has been sent, and marks
+    /// the response `Connection: close` once the server is draining.
+    pub(crate) fn finish(&self, response: ServiceResponse<BoxBody>, guard: RequestGuard) -> ServiceResponse<BoxBody> {
+        let mut response = response;
+        if self.is_draining() {
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response.map_body(|_, body| BoxBody::new(Tracked { body, _guard: guard }))
+    }
 }
 
 #[cfg(test)]

@@ -2,19 +2,20 @@
 //! its id, a logger that carries the id, and its trace context.
 
 use std::future::{ready, Ready};
-use std::sync::Arc;
 
 use actix_web::dev::Payload;
+use actix_web::http::header::HeaderValue;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
 /// The request's id: the client's `X-Request-ID` when valid, else generated.
+/// Held as the header value it is echoed as (cloning it is a reference count).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub(crate) Arc<str>);
+pub struct RequestId(pub(crate) HeaderValue);
 
 impl RequestId {
-    /// The id as text.
+    /// The id as text (always plain ASCII: validated or generated).
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.to_str().unwrap_or_default()
     }
 }
 
@@ -68,7 +69,7 @@ impl FromRequest for RequestContext {
         let extensions = req.extensions();
         let id = extensions.get::<RequestId>().cloned();
         let logger = match &id {
-            Some(id) => base.new(slog::o!("request_id" => id.0.to_string())),
+            Some(id) => base.new(slog::o!("request_id" => id.as_str().to_owned())),
             None => base,
         };
         let trace = extensions.get::<opentelemetry::Context>().cloned();

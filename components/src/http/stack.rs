@@ -8,11 +8,12 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App};
 
-use super::drain::{self, Drain};
+use super::drain::Drain;
 use super::error::extractors;
 use super::middleware::access_log::AccessLog;
 use super::middleware::observe::{self, Observers};
-use super::middleware::{backpressure, catch_panic, json_errors, metrics, security_headers, timeout};
+use super::middleware::guard::{self, Guards};
+use super::middleware::{backpressure, metrics};
 use super::request::RequestLogger;
 use super::routes::Configure;
 use super::ApiError;
@@ -45,7 +46,8 @@ impl Stack {
     > {
         let Stack { logger, metrics, drain, limit, request_timeout, max_body_bytes, access_log, routes } = self.clone();
         let error_logger = logger.clone();
-        let observers = Observers { metrics, access_log };
+        // Built per worker (this runs once on each worker thread).
+        let observers = Observers { metrics, local: Default::default(), access_log };
         let mut app = App::new()
             .app_data(extractors::json(max_body_bytes))
             .app_data(extractors::bytes(max_body_bytes))
@@ -56,13 +58,9 @@ impl Stack {
         for configure in routes.iter() {
             app = app.configure(|cfg| configure(cfg));
         }
+        let guards = Guards { logger: error_logger, drain, limit, request_timeout };
         app.default_service(web::to(|| async { Err::<&str, _>(ApiError::not_found("no such route")) }))
-            .wrap(from_fn(catch_panic::catch_panic))
-            .wrap(from_fn(move |req, next| timeout::timeout(request_timeout, req, next)))
-            .wrap(from_fn(move |req, next| backpressure::limit(limit.clone(), req, next)))
-            .wrap(from_fn(move |req, next| drain::track(drain.clone(), req, next)))
-            .wrap(from_fn(move |req, next| json_errors::json_errors(error_logger.clone(), req, next)))
-            .wrap(from_fn(security_headers::security_headers))
+            .wrap(from_fn(move |req, next| guard::guard(guards.clone(), req, next)))
             .wrap(from_fn(move |req, next| observe::observe(observers.clone(), req, next)))
     }
 }

@@ -32,7 +32,7 @@ type Sink = Box<dyn Fn(&[u8]) + Send + Sync>;
 
 /// The buffered access log of one server.
 pub(crate) struct AccessLog {
-    buffer: Mutex<Vec<u8>>,
+    buffer: Mutex<String>,
     sink: Sink,
 }
 
@@ -56,27 +56,27 @@ impl AccessLog {
     }
 
     pub(crate) fn to(sink: Sink) -> Self {
-        Self { buffer: Mutex::new(Vec::with_capacity(FLUSH_AT * 2)), sink }
+        Self { buffer: Mutex::new(String::with_capacity(FLUSH_AT * 2)), sink }
     }
 
     pub(crate) fn record(&self, line: &Line<'_>) {
-        let mut text = String::with_capacity(256);
-        format_line(&mut text, SystemTime::now(), line);
+        let now = SystemTime::now();
         let full = {
+            // Formatted straight into the shared buffer: no allocation per line.
             let mut buffer = self.buffer.lock();
-            buffer.extend_from_slice(text.as_bytes());
-            (buffer.len() >= FLUSH_AT).then(|| std::mem::replace(&mut *buffer, Vec::with_capacity(FLUSH_AT * 2)))
+            format_line(&mut buffer, now, line);
+            (buffer.len() >= FLUSH_AT).then(|| std::mem::replace(&mut *buffer, String::with_capacity(FLUSH_AT * 2)))
         };
-        if let Some(bytes) = full {
-            (self.sink)(&bytes);
+        if let Some(text) = full {
+            (self.sink)(text.as_bytes());
         }
     }
 
     /// Writes out whatever is buffered.
     pub(crate) fn flush(&self) {
-        let bytes = std::mem::take(&mut *self.buffer.lock());
-        if !bytes.is_empty() {
-            (self.sink)(&bytes);
+        let text = std::mem::take(&mut *self.buffer.lock());
+        if !text.is_empty() {
+            (self.sink)(text.as_bytes());
         }
     }
 }
@@ -102,6 +102,24 @@ fn push_json_str(out: &mut String, value: &str) {
     out.push('"');
 }
 
+/// Appends `value` in decimal, left-padded with zeros to `width` digits.
+/// By hand: `write!` was the largest cost of a line.
+fn push_padded(out: &mut String, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let start = at.min(digits.len() - width.min(digits.len()));
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+}
+
 /// `2026-11-21T06:33:48.481197Z`, from days since the epoch by the
 /// civil-from-days algorithm (proleptic Gregorian, UTC).
 fn push_timestamp(out: &mut String, at: SystemTime) {
@@ -117,14 +135,20 @@ fn push_timestamp(out: &mut String, at: SystemTime) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60,
-        since.subsec_micros()
-    );
+    push_padded(out, year.max(0) as u64, 4);
+    out.push('-');
+    push_padded(out, month as u64, 2);
+    out.push('-');
+    push_padded(out, day as u64, 2);
+    out.push('T');
+    push_padded(out, rem / 3_600, 2);
+    out.push(':');
+    push_padded(out, rem % 3_600 / 60, 2);
+    out.push(':');
+    push_padded(out, rem % 60, 2);
+    out.push('.');
+    push_padded(out, u64::from(since.subsec_micros()), 6);
+    out.push('Z');
 }
 
 fn format_line(out: &mut String, at: SystemTime, line: &Line<'_>) {
@@ -134,12 +158,15 @@ fn format_line(out: &mut String, at: SystemTime, line: &Line<'_>) {
     push_json_str(out, line.method);
     out.push_str(",\"route\":");
     push_json_str(out, line.route);
-    let _ = write!(
-        out,
-        ",\"status\":{},\"duration_ms\":{:.3},\"request_id\":",
-        line.status,
-        line.duration.as_secs_f64() * 1e3
-    );
+    out.push_str(",\"status\":");
+    push_padded(out, u64::from(line.status), 1);
+    // Milliseconds with three decimals, from whole microseconds.
+    let micros = line.duration.as_micros().min(u128::from(u64::MAX)) as u64;
+    out.push_str(",\"duration_ms\":");
+    push_padded(out, micros / 1_000, 1);
+    out.push('.');
+    push_padded(out, micros % 1_000, 3);
+    out.push_str(",\"request_id\":");
     push_json_str(out, line.request_id);
     out.push_str("}\n");
 }
@@ -217,6 +244,22 @@ mod tests {
         out.clear();
         push_timestamp(&mut out, UNIX_EPOCH + Duration::from_secs(951_782_400)); // a leap day
         assert_eq!(out, "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[core::prelude::v1::test]
+    fn numbers_are_padded_and_durations_have_three_decimals() {
+        let mut out = String::new();
+        push_padded(&mut out, 7, 3);
+        push_padded(&mut out, 12345, 2);
+        push_padded(&mut out, 0, 1);
+        assert_eq!(out, "007123450");
+        let mut line = String::new();
+        let fields = Line { method: "GET", route: "/", status: 204, duration: Duration::from_micros(12_034), request_id: "r" };
+        format_line(&mut line, UNIX_EPOCH, &fields);
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(record["duration_ms"], 12.034);
+        assert_eq!(record["status"], 204);
+        assert_eq!(record["ts"], "1970-01-01T00:00:00.000000Z");
     }
 
     #[core::prelude::v1::test]

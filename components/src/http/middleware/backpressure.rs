@@ -23,7 +23,19 @@ impl Limit {
     }
 }
 
-struct Permit(Arc<Limit>);
+impl Limit {
+    /// A slot, or `None` when the limit is reached (answer 503 at once).
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        if self.active.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.active.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Permit(self.clone()))
+    }
+}
+
+/// Held while a request runs.
+pub(crate) struct Permit(Arc<Limit>);
 
 impl Drop for Permit {
     fn drop(&mut self) {
@@ -31,16 +43,16 @@ impl Drop for Permit {
     }
 }
 
+/// The middleware on its own (the server applies it inside `guard`).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn limit<B: MessageBody>(
     limit: Arc<Limit>,
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
-    if limit.active.fetch_add(1, Ordering::AcqRel) >= limit.max {
-        limit.active.fetch_sub(1, Ordering::AcqRel);
+    let Some(_permit) = limit.try_acquire() else {
         return Err(ApiError::overloaded().into());
-    }
-    let _permit = Permit(limit);
+    };
     next.call(req).await
 }
 

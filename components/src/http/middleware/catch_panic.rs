@@ -1,6 +1,7 @@
 //! A handler that panics answers 500 (JSON, cause logged) instead of
 //! taking its connection, and possibly its worker thread, down with it.
 
+use std::any::Any;
 use std::panic::AssertUnwindSafe;
 
 use actix_web::body::MessageBody;
@@ -10,21 +11,23 @@ use futures::FutureExt;
 
 use crate::http::ApiError;
 
+/// The 500 for a panic, keeping its message for the log.
+pub(crate) fn panic_error(panic: Box<dyn Any + Send>) -> actix_web::Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    ApiError::internal(format!("handler panicked: {message}")).into()
+}
+
+/// The middleware on its own (the server applies it inside `guard`).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn catch_panic<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
-    match AssertUnwindSafe(next.call(req)).catch_unwind().await {
-        Ok(response) => response,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".to_owned());
-            Err(ApiError::internal(format!("handler panicked: {message}")).into())
-        }
-    }
+    AssertUnwindSafe(next.call(req)).catch_unwind().await.unwrap_or_else(|panic| Err(panic_error(panic)))
 }
 
 #[cfg(test)]

@@ -39,18 +39,18 @@ fn log_server_error(
     );
 }
 
-pub(crate) async fn json_errors<B: MessageBody + 'static>(
-    logger: slog::Logger,
-    req: ServiceRequest,
-    next: Next<B>,
+/// Turns whatever the inner layers produced into a JSON error where needed.
+pub(crate) fn convert<B: MessageBody + 'static>(
+    logger: &slog::Logger,
+    id: Option<&RequestId>,
+    result: Result<ServiceResponse<B>, actix_web::Error>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let id = req.extensions().get::<RequestId>().cloned();
-    let response = match next.call(req).await {
+    let response = match result {
         Ok(response) => response.map_into_boxed_body(),
         Err(error) => {
             let status = error.as_response_error().status_code();
             if status.is_server_error() {
-                log_server_error(&logger, status, Some(&error), id.as_ref());
+                log_server_error(logger, status, Some(&error), id);
             }
             return Err(match error.as_error::<ApiError>() {
                 Some(_) => error,
@@ -64,7 +64,7 @@ pub(crate) async fn json_errors<B: MessageBody + 'static>(
     }
     let error = response.response().error();
     if status.is_server_error() {
-        log_server_error(&logger, status, error, id.as_ref());
+        log_server_error(logger, status, error, id);
     }
     if error.and_then(|e| e.as_error::<ApiError>()).is_some() || is_json(response.headers().get(header::CONTENT_TYPE)) {
         return Ok(response);
@@ -78,6 +78,17 @@ pub(crate) async fn json_errors<B: MessageBody + 'static>(
         }
     }
     Ok(ServiceResponse::new(request, replacement))
+}
+
+/// The middleware on its own (the server applies it inside `guard`).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) async fn json_errors<B: MessageBody + 'static>(
+    logger: slog::Logger,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = req.extensions().get::<RequestId>().cloned();
+    convert(&logger, id.as_ref(), next.call(req).await)
 }
 
 #[cfg(test)]

@@ -3,13 +3,16 @@
 //! on its own with `actix_web::test`.
 //!
 //! Order, outermost first (see [`stack`](super::stack)): `observe` (request
-//! id, tracing, metrics and access log, in one pass so the route template
-//! is matched once per request), security headers, JSON errors, drain
-//! tracking, backpressure, timeout, panic guard, then the router.
+//! id, tracing, metrics, access log and security headers, in one pass so
+//! the route template is matched once per request), then `guard` (the
+//! concurrency limit, drain tracking and cut-off, the time limit, the panic
+//! guard and JSON errors, in one pass), then the router. Each concern keeps
+//! its own module and `from_fn` function, tested on its own.
 
 pub(crate) mod access_log;
 pub(crate) mod backpressure;
 pub(crate) mod catch_panic;
+pub(crate) mod guard;
 pub(crate) mod json_errors;
 pub(crate) mod metrics;
 pub(crate) mod observe;

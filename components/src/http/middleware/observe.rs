@@ -1,27 +1,27 @@
 //! The outermost layer: what the server records about every request, in
 //! one pass. It gives the request its id, starts its span, and once the
-//! answer is known records the metrics and the access line, ends the span
-//! and echoes the id. Each concern lives in its own module; this layer only
+//! answer is known records the metrics and the access line, ends the span,
+//! adds the security headers and echoes the id. Each concern lives in its own module; this layer only
 //! calls them in order, so the route template is matched once, not three
 //! times, and one future wraps the request instead of four.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::HttpMessage;
 
 use super::access_log::{AccessLog, Line};
-use super::metrics::HttpMetrics;
-use super::{request_id, route_template, status_of, tracing};
-use crate::http::RequestId;
+use super::metrics::{HttpMetrics, LocalSeries};
+use super::{request_id, route_template, security_headers, status_of, tracing, ErrorWithHeaders};
 
-/// What `observe` records into.
+/// What `observe` records into (one per worker).
 #[derive(Clone)]
 pub(crate) struct Observers {
     pub(crate) metrics: HttpMetrics,
+    pub(crate) local: Rc<LocalSeries>,
     pub(crate) access_log: Option<Arc<AccessLog>>,
 }
 
@@ -35,23 +35,35 @@ pub(crate) async fn observe<B: MessageBody>(
     let echo = request_id::assign(&req);
     let route = route_template(&req);
     let method = req.method().clone();
-    let id = observers.access_log.as_ref().and_then(|_| req.extensions().get::<RequestId>().cloned());
     let span = tracing::start(&req, &route);
 
     let result = next.call(req).await;
 
     let status = status_of(&result);
     let took = started.elapsed();
-    observers.metrics.observe(&method, &route, status, took);
     if let Some(log) = &observers.access_log {
         log.record(&Line {
             method: method.as_str(),
             route: &route,
             status: status.as_u16(),
             duration: took,
-            request_id: id.as_ref().map_or("", |id| id.as_str()),
+            request_id: echo.as_ref().and_then(|id| id.to_str().ok()).unwrap_or(""),
         });
     }
+    observers.metrics.observe_cached(&observers.local, &method, route, status, took);
     tracing::finish(span, status);
-    request_id::echo(result, echo)
+    match result {
+        Ok(mut response) => {
+            let headers = response.headers_mut();
+            security_headers::add(headers);
+            if let Some(id) = echo {
+                headers.insert(request_id::HEADER, id);
+            }
+            Ok(response)
+        }
+        Err(error) => {
+            let id = echo.map(|id| (request_id::HEADER, id));
+            Err(ErrorWithHeaders::add(error, security_headers::all().chain(id)))
+        }
+    }
 }

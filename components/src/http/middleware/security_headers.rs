@@ -3,7 +3,7 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 
 use super::ErrorWithHeaders;
@@ -15,20 +15,29 @@ const HEADERS: [(&str, &str); 4] = [
     ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
 ];
 
+/// The headers, as name/value pairs.
+pub(crate) fn all() -> impl Iterator<Item = (HeaderName, HeaderValue)> {
+    HEADERS.into_iter().map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)))
+}
+
+/// Adds the headers the handler did not set itself.
+pub(crate) fn add(headers: &mut HeaderMap) {
+    for (name, value) in all() {
+        if !headers.contains_key(&name) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// The middleware on its own (the server applies it inside `observe`).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn security_headers<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let all =
-        || HEADERS.into_iter().map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)));
     match next.call(req).await {
         Ok(mut response) => {
-            let headers = response.headers_mut();
-            for (name, value) in all() {
-                if !headers.contains_key(&name) {
-                    headers.insert(name, value);
-                }
-            }
+            add(response.headers_mut());
             Ok(response)
         }
         Err(error) => Err(ErrorWithHeaders::add(error, all())),

@@ -9,6 +9,8 @@ use actix_web::middleware::Next;
 
 use crate::http::ApiError;
 
+/// The middleware on its own (the server applies it inside `guard`).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn timeout<B: MessageBody>(
     limit: Duration,
     req: ServiceRequest,

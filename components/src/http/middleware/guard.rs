@@ -1,0 +1,55 @@
+//! The inner layer: what protects the server from each request, in one
+//! pass — the concurrency limit, the drain's count and cut-off, the time
+//! limit and the panic guard — and the JSON rendering of whatever went
+//! wrong. Each concern lives in its own module; this layer only composes
+//! them, so a request goes through one future here instead of five.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::HttpMessage;
+use futures::FutureExt;
+
+use super::backpressure::Limit;
+use super::{catch_panic, json_errors};
+use crate::http::drain::Drain;
+use crate::http::{ApiError, RequestId};
+
+/// What `guard` enforces.
+#[derive(Clone)]
+pub(crate) struct Guards {
+    pub(crate) logger: slog::Logger,
+    pub(crate) drain: Arc<Drain>,
+    pub(crate) limit: Arc<Limit>,
+    pub(crate) request_timeout: Duration,
+}
+
+pub(crate) async fn guard<B: MessageBody + 'static>(
+    guards: Guards,
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let id = req.extensions().get::<RequestId>().cloned();
+    let counted = guards.drain.request();
+    let result = match guards.limit.try_acquire() {
+        None => Err(ApiError::overloaded().into()),
+        Some(_permit) => {
+            let work = AssertUnwindSafe(next.call(req)).catch_unwind();
+            tokio::select! {
+                biased;
+                done = tokio::time::timeout(guards.request_timeout, work) => match done {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(panic)) => Err(catch_panic::panic_error(panic)),
+                    Err(_) => Err(ApiError::timeout(guards.request_timeout).into()),
+                },
+                () = guards.drain.cut_off() => Err(ApiError::shutting_down().into()),
+            }
+        }
+    };
+    let response = json_errors::convert(&guards.logger, id.as_ref(), result)?;
+    Ok(guards.drain.finish(response, counted))
+}
