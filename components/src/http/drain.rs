@@ -18,7 +18,6 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{HeaderValue, CONNECTION};
 use actix_web::web::Bytes;
 
-
 /// Counters shared by every worker thread of one server.
 #[derive(Default)]
 pub(crate) struct Drain {

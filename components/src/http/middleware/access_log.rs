@@ -254,7 +254,8 @@ mod tests {
         push_padded(&mut out, 0, 1);
         assert_eq!(out, "007123450");
         let mut line = String::new();
-        let fields = Line { method: "GET", route: "/", status: 204, duration: Duration::from_micros(12_034), request_id: "r" };
+        let fields =
+            Line { method: "GET", route: "/", status: 204, duration: Duration::from_micros(12_034), request_id: "r" };
         format_line(&mut line, UNIX_EPOCH, &fields);
         let record: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(record["duration_ms"], 12.034);

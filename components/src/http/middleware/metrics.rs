@@ -110,7 +110,14 @@ impl HttpMetrics {
     }
 
     /// Records one answered request through a worker's cache of series.
-    pub(crate) fn observe_cached(&self, local: &LocalSeries, method: &Method, route: String, status: StatusCode, took: Duration) {
+    pub(crate) fn observe_cached(
+        &self,
+        local: &LocalSeries,
+        method: &Method,
+        route: String,
+        status: StatusCode,
+        took: Duration,
+    ) {
         let method = method_label(method);
         let key = (method, route, status.as_u16());
         let mut series = local.series.borrow_mut();

@@ -34,12 +34,7 @@ fn generate() -> HeaderValue {
 
 /// Gives the request its id (kept in its extensions); returns the value to echo.
 pub(crate) fn assign(req: &ServiceRequest) -> Option<HeaderValue> {
-    let id = req
-        .headers()
-        .get(&HEADER)
-        .filter(|v| v.to_str().is_ok_and(acceptable))
-        .cloned()
-        .unwrap_or_else(generate);
+    let id = req.headers().get(&HEADER).filter(|v| v.to_str().is_ok_and(acceptable)).cloned().unwrap_or_else(generate);
     req.extensions_mut().insert(RequestId(id.clone()));
     Some(id)
 }
