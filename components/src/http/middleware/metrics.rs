@@ -82,8 +82,11 @@ fn method_label(method: &Method) -> &'static str {
 /// Bounded: label values are bounded, and past the cap it just stops caching.
 #[derive(Default)]
 pub(crate) struct LocalSeries {
-    series: RefCell<HashMap<(&'static str, String, u16), (IntCounter, Histogram)>>,
+    series: RefCell<HashMap<SeriesKey, (IntCounter, Histogram)>>,
 }
+
+/// Method label, route template, status.
+type SeriesKey = (&'static str, String, u16);
 
 const LOCAL_SERIES_CAP: usize = 4096;
 
