@@ -11,6 +11,7 @@
 //! | `http` | [`http::HttpServer`] (`[http]`) | 1 stop accepting, 2 drain | actix-web server; routes come from other components |
 //! | `admin` | [`admin::Admin`] (`[admin]`) | 5 close | probes, `/metrics`, `/debug/lifecycle` on its own port |
 //! | `tracing` | [`tracing::Tracing`] (`[tracing]`) | 4 flush | OpenTelemetry traces over OTLP/HTTP |
+//! | `postgres` | [`postgres::Database`] (`[database]`) | 5 close | deadpool-postgres pool, migrations, a private dev database when no URL is set |
 #![warn(missing_docs)]
 
 #[cfg(feature = "admin")]
@@ -21,6 +22,8 @@ pub mod http;
 pub mod metrics;
 #[cfg(any(feature = "http", feature = "admin"))]
 mod net;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(any(feature = "http", feature = "admin"))]
 mod serve;
 #[cfg(feature = "tracing")]

@@ -1,0 +1,230 @@
+//! A private PostgreSQL for development and tests: `initdb` into a fresh
+//! directory, `postgres` on a free loopback port, removed again on stop.
+//!
+//! PostgreSQL refuses to run as root, so as root the binaries run as the
+//! `postgres` user (`runuser -u postgres`), which owns the directory.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Starting or stopping the dev database failed; says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DevDatabaseError {
+    /// No PostgreSQL server binaries were found.
+    #[error(
+        "database.url is not set, and no PostgreSQL server binaries were found to start a local dev database \
+         (looked for initdb in {searched}); install them (Debian: `apt-get install postgresql`) or set \
+         database.url (APP__DATABASE__URL)"
+    )]
+    BinariesMissing {
+        /// Where we looked.
+        searched: String,
+    },
+    /// A step failed; `output` is what the tool printed.
+    #[error("dev database: {step} failed: {output}")]
+    Step {
+        /// Which step.
+        step: &'static str,
+        /// stderr/stdout of the tool, or the OS error.
+        output: String,
+    },
+}
+
+/// Where to look for `initdb` and `pg_ctl`: Debian's versioned directories
+/// (newest first), then `PATH`.
+pub(crate) fn find_binaries(roots: &[&Path]) -> Result<PathBuf, DevDatabaseError> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    for root in roots {
+        if let Ok(entries) = std::fs::read_dir(root) {
+            let mut versions: Vec<(u32, PathBuf)> = entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok().map(|v| (v, e.path().join("bin"))))
+                .collect();
+            versions.sort_by(|a, b| b.0.cmp(&a.0));
+            candidates.extend(versions.into_iter().map(|(_, bin)| bin));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path));
+    }
+    candidates.into_iter().find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()).ok_or_else(|| {
+        DevDatabaseError::BinariesMissing {
+            searched: roots
+                .iter()
+                .map(|r| format!("{}/*/bin", r.display()))
+                .chain(["PATH".to_owned()])
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    })
+}
+
+/// A running private PostgreSQL. Stopped and removed by [`stop`](Self::stop)
+/// or, failing that, on drop.
+pub struct DevDatabase {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_postgres: bool,
+    running: bool,
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn free_port() -> Result<u16, DevDatabaseError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| DevDatabaseError::Step { step: "finding a free port", output: e.to_string() })
+}
+
+fn check(step: &'static str, result: std::io::Result<Output>) -> Result<(), DevDatabaseError> {
+    match result {
+        Ok(output) if output.status.success() => Ok(()),
+        Ok(output) => Err(DevDatabaseError::Step {
+            step,
+            output: format!("{}{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout))
+                .trim()
+                .to_owned(),
+        }),
+        Err(e) => Err(DevDatabaseError::Step { step, output: e.to_string() }),
+    }
+}
+
+impl DevDatabase {
+    /// Starts one on a free port, trusting local connections (user `postgres`).
+    pub async fn start() -> Result<Self, DevDatabaseError> {
+        Self::start_on(None, None).await
+    }
+
+    /// Starts one on `port` (or a free one), requiring `password` for user
+    /// `postgres` when given.
+    pub async fn start_on(port: Option<u16>, password: Option<String>) -> Result<Self, DevDatabaseError> {
+        tokio::task::spawn_blocking(move || Self::start_blocking(port, password.as_deref()))
+            .await
+            .map_err(|e| DevDatabaseError::Step { step: "start", output: e.to_string() })?
+    }
+
+    fn start_blocking(port: Option<u16>, password: Option<&str>) -> Result<Self, DevDatabaseError> {
+        let bin = find_binaries(&[Path::new("/usr/lib/postgresql")])?;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let dir = std::env::temp_dir().join(format!("orderly-dev-db-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| DevDatabaseError::Step { step: "creating the data directory", output: e.to_string() })?;
+        let port = match port {
+            Some(port) => port,
+            None => free_port()?,
+        };
+        let mut db = DevDatabase { bin, dir, port, as_postgres: is_root(), running: false };
+        if db.as_postgres {
+            check("chown to postgres", Command::new("chown").arg("postgres:").arg(&db.dir).output())?;
+        }
+        let mut initdb =
+            vec!["-D".to_owned(), db.data().display().to_string(), "-U".into(), "postgres".into(), "--no-sync".into()];
+        match password {
+            Some(password) => {
+                let file = db.dir.join("pwfile");
+                std::fs::write(&file, password)
+                    .map_err(|e| DevDatabaseError::Step { step: "writing the password file", output: e.to_string() })?;
+                if db.as_postgres {
+                    check("chown the password file", Command::new("chown").arg("postgres:").arg(&file).output())?;
+                }
+                initdb.extend(["-A".into(), "scram-sha-256".into(), format!("--pwfile={}", file.display())]);
+            }
+            None => initdb.extend(["-A".into(), "trust".into()]),
+        }
+        check("initdb", db.tool("initdb", &initdb).output())?;
+        let options = format!(
+            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            db.port,
+            db.dir.display()
+        );
+        let log = db.dir.join("log").display().to_string();
+        let data = db.data().display().to_string();
+        check(
+            "pg_ctl start",
+            db.tool("pg_ctl", &["-D", &data, "-l", &log, "-w", "-s", "-o", &options, "start"]).output(),
+        )?;
+        db.running = true;
+        Ok(db)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn tool(&self, name: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
+        let program = self.bin.join(name);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        command.args(args).current_dir(&self.dir);
+        command
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection URL for user `postgres`, database `postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server (fast shutdown) and removes its directory.
+    pub async fn stop(mut self) -> Result<(), DevDatabaseError> {
+        let stopped = tokio::task::spawn_blocking(move || {
+            let result = self.stop_blocking("fast");
+            drop(self);
+            result
+        });
+        tokio::time::timeout(Duration::from_secs(30), stopped)
+            .await
+            .map_err(|_| DevDatabaseError::Step { step: "pg_ctl stop", output: "did not finish within 30 s".into() })?
+            .map_err(|e| DevDatabaseError::Step { step: "pg_ctl stop", output: e.to_string() })?
+    }
+
+    fn stop_blocking(&mut self, mode: &str) -> Result<(), DevDatabaseError> {
+        if !std::mem::replace(&mut self.running, false) {
+            return Ok(());
+        }
+        let data = self.data().display().to_string();
+        check("pg_ctl stop", self.tool("pg_ctl", &["-D", &data, "-m", mode, "-w", "-s", "stop"]).output())
+    }
+}
+
+impl Drop for DevDatabase {
+    fn drop(&mut self) {
+        // Leave no server or directory behind, even on an error path.
+        let _ = self.stop_blocking("immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_say_how_to_fix_it() {
+        let empty = std::env::temp_dir().join("orderly-no-postgres-here");
+        let _ = std::fs::create_dir_all(&empty);
+        let saved = std::env::var_os("PATH");
+        std::env::set_var("PATH", &empty);
+        let error = find_binaries(&[&empty]).unwrap_err().to_string();
+        if let Some(path) = saved {
+            std::env::set_var("PATH", path);
+        }
+        assert!(error.contains("apt-get install postgresql"), "{error}");
+        assert!(error.contains("APP__DATABASE__URL"), "{error}");
+    }
+}

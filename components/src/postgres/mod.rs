@@ -1,0 +1,332 @@
+//! The Postgres pool component (`[database]`): deadpool-postgres over
+//! tokio-postgres, the app's migrations, and a private dev database when
+//! no URL is configured.
+//!
+//! - `start` connects, retrying refused or timed-out connections with
+//!   backoff for up to `connect_retry` (a database that comes up a little
+//!   later is fine) while a wrong password or a missing database fails at
+//!   once; then runs the migrations under an advisory lock.
+//! - `ready` runs `SELECT 1` within a second.
+//! - Phase 5 closes the pool: it waits, within the budget, for checked-out
+//!   connections to come back, closes every connection, then stops the dev
+//!   database if it started one.
+//! - A full pool makes callers wait up to `wait_timeout`, then
+//!   [`DbError::Unavailable`], which maps to 503.
+
+mod dev_database;
+mod migrations;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use orderly::{
+    BoxError, Component, FromConfig, Permanent, Readiness, Secret, StartContext, StopContext, Validate, Validation,
+};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+pub use dev_database::{DevDatabase, DevDatabaseError};
+pub use migrations::MigrationError;
+
+/// `[database]`. Every key can be set as `APP__DATABASE__<KEY>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/db` (redacted in every dump). Empty:
+    /// start a private dev database, if `dev_database` allows it.
+    pub url: Secret<String>,
+    /// With no `url`, start a private Postgres from the local binaries.
+    /// Turn it off in production profiles, so a missing URL is an error.
+    pub dev_database: bool,
+    /// Connections at most.
+    pub pool_size: usize,
+    /// How long one connection attempt may take.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long `start` keeps retrying a database that refuses connections.
+    #[serde(with = "humantime_serde")]
+    pub connect_retry: Duration,
+    /// How long a caller waits for a free connection before `DbError::Unavailable`.
+    #[serde(with = "humantime_serde")]
+    pub wait_timeout: Duration,
+    /// `statement_timeout` of every connection; 0 = none.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// Directory of `<version>_<name>.sql` files; empty = no migrations.
+    pub migrations: String,
+    /// `application_name` of the connections, as `pg_stat_activity` shows it.
+    pub application_name: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::new(String::new()),
+            dev_database: true,
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            connect_retry: Duration::from_secs(20),
+            wait_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(30),
+            migrations: "migrations".into(),
+            application_name: "orderly".into(),
+        }
+    }
+}
+
+impl Validate for DatabaseConfig {
+    fn validate(&self, v: &mut Validation) {
+        let url = self.url.expose();
+        v.check(
+            url.is_empty() || url.parse::<tokio_postgres::Config>().is_ok(),
+            "url",
+            "is not a valid postgres:// URL (the value is not shown: it may hold a password)",
+        );
+        v.check(!url.is_empty() || self.dev_database, "url", "must be set when dev_database = false");
+        v.check((1..=10_000).contains(&self.pool_size), "pool_size", "must be 1 to 10000");
+        v.check(!self.connect_timeout.is_zero(), "connect_timeout", "must be greater than 0");
+        v.check(!self.wait_timeout.is_zero(), "wait_timeout", "must be greater than 0");
+    }
+}
+
+/// A database operation failed; handlers map it to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection became free within `wait_timeout`, or the pool is
+    /// closed, or the database is unreachable: 503, try again.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Postgres rejected a query.
+    #[error("query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    /// The component has not started (or was stopped).
+    #[error("the database component has not started")]
+    NotStarted,
+}
+
+#[cfg(feature = "http")]
+impl From<DbError> for crate::http::ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(_) | DbError::NotStarted => {
+                crate::http::ApiError::unavailable("the database is unavailable; try again", Duration::from_secs(1))
+            }
+            DbError::Query(e) => crate::http::ApiError::internal(e),
+        }
+    }
+}
+
+/// Why `start` could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The database refused us for a reason retrying will not fix.
+    #[error("connecting to {target}: {source} (not retried: fix the URL or the credentials)")]
+    Rejected {
+        /// host:port/db, never the password.
+        target: String,
+        /// The cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// Still unreachable when `connect_retry` ran out.
+    #[error("connecting to {target}: still failing after {tries} attempts over {waited:?}: {last}")]
+    GaveUp {
+        /// host:port/db.
+        target: String,
+        /// Attempts made.
+        tries: u32,
+        /// Time spent.
+        waited: Duration,
+        /// The last error.
+        last: String,
+    },
+}
+
+/// The Postgres pool component.
+pub struct Database {
+    config: DatabaseConfig,
+    pool: Mutex<Option<Pool>>,
+    dev: tokio::sync::Mutex<Option<DevDatabase>>,
+}
+
+impl Database {
+    /// A pool with `config`.
+    pub fn new(config: DatabaseConfig) -> Self {
+        Self { config, pool: Mutex::new(None), dev: tokio::sync::Mutex::new(None) }
+    }
+
+    /// The pool (a cheap handle).
+    pub fn pool(&self) -> Result<Pool, DbError> {
+        self.pool.lock().clone().ok_or(DbError::NotStarted)
+    }
+
+    /// A connection, waiting at most `wait_timeout` for a free one.
+    pub async fn get(&self) -> Result<Object, DbError> {
+        let pool = self.pool()?;
+        pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => DbError::Unavailable(e.to_string()),
+            other => DbError::Unavailable(other.to_string()),
+        })
+    }
+
+    /// The port of the dev database, if this component started one.
+    pub async fn dev_database_port(&self) -> Option<u16> {
+        self.dev.lock().await.as_ref().map(DevDatabase::port)
+    }
+}
+
+/// `host:port/db` of a config, for messages (never the password).
+fn target(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{}:{port}/{}", hosts.join(","), config.get_dbname().unwrap_or("postgres"))
+}
+
+/// Errors that retrying cannot fix: authentication, a missing database or role.
+fn is_rejection(error: &tokio_postgres::Error) -> bool {
+    error.code().is_some_and(|code| {
+        [
+            SqlState::INVALID_PASSWORD,
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            SqlState::INVALID_CATALOG_NAME,
+            SqlState::INSUFFICIENT_PRIVILEGE,
+        ]
+        .contains(code)
+    })
+}
+
+async fn connect_with_retry(
+    pool: &Pool,
+    config: &DatabaseConfig,
+    target: &str,
+    logger: &slog::Logger,
+) -> Result<Object, BoxError> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(50);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let error = match pool.get().await {
+            Ok(client) => return Ok(client),
+            Err(PoolError::Backend(e)) if is_rejection(&e) => {
+                return Err(Permanent::new(ConnectError::Rejected { target: target.to_owned(), source: e }).into())
+            }
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() + backoff > config.connect_retry {
+            return Err(ConnectError::GaveUp {
+                target: target.to_owned(),
+                tries,
+                waited: started.elapsed(),
+                last: error,
+            }
+            .into());
+        }
+        slog::warn!(logger, "database not reachable yet; retrying"; "target" => target, "error" => &error, "attempt" => tries);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[orderly::component]
+impl Component for Database {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let url = if self.config.url.expose().is_empty() {
+            let dev = DevDatabase::start().await.map_err(Permanent::new)?;
+            let url = dev.url();
+            slog::info!(ctx.logger(), "started a local dev database"; "port" => dev.port());
+            *self.dev.lock().await = Some(dev);
+            url
+        } else {
+            self.config.url.expose().clone()
+        };
+        let mut pg: tokio_postgres::Config = url.parse().map_err(Permanent::new)?;
+        pg.connect_timeout(self.config.connect_timeout).application_name(&self.config.application_name);
+        if !self.config.statement_timeout.is_zero() {
+            pg.options(format!("-c statement_timeout={}", self.config.statement_timeout.as_millis()));
+        }
+        let target = target(&pg);
+        let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(self.config.pool_size)
+            .wait_timeout(Some(self.config.wait_timeout))
+            .create_timeout(Some(self.config.connect_timeout))
+            .recycle_timeout(Some(self.config.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(Permanent::new)?;
+        let mut client = connect_with_retry(&pool, &self.config, &target, ctx.logger()).await?;
+        if !self.config.migrations.is_empty() {
+            let dir = PathBuf::from(&self.config.migrations);
+            let applied = migrations::run(&mut client, &dir).await.map_err(Permanent::new)?;
+            slog::info!(ctx.logger(), "migrations"; "dir" => dir.display().to_string(), "applied" => applied.join(","));
+        }
+        drop(client);
+        slog::info!(ctx.logger(), "database pool ready"; "target" => &target, "pool_size" => self.config.pool_size);
+        *self.pool.lock() = Some(pool);
+        Ok(())
+    }
+
+    async fn ready(&self) -> Readiness {
+        let check = async {
+            let client = self.get().await?;
+            client.query_one("SELECT 1", &[]).await?;
+            Ok::<(), DbError>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(1), check).await {
+            Ok(Ok(())) => Readiness::Ready,
+            Ok(Err(e)) => Readiness::NotReady(e.to_string()),
+            Err(_) => Readiness::NotReady("SELECT 1 took longer than 1 s".into()),
+        }
+    }
+
+    async fn close(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        let pool = self.pool.lock().take();
+        let mut left = 0;
+        if let Some(pool) = pool {
+            // Closing drops idle connections now and each checked-out one
+            // when it comes back; wait for those within the budget.
+            pool.close();
+            while pool.status().size > 0 && Instant::now() < ctx.deadline() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            left = pool.status().size;
+        }
+        if let Some(dev) = self.dev.lock().await.take() {
+            dev.stop().await?;
+            slog::info!(ctx.logger(), "dev database stopped and removed");
+        }
+        if left > 0 {
+            return Err(format!("{left} connection(s) were still checked out when the close budget ran out").into());
+        }
+        Ok(())
+    }
+}
+
+impl FromConfig for Database {
+    type Config = DatabaseConfig;
+
+    fn section() -> &'static str {
+        "database"
+    }
+
+    fn from_config(config: DatabaseConfig) -> Result<Self, BoxError> {
+        Ok(Self::new(config))
+    }
+}
+
+orderly::register!(Database);
