@@ -12,6 +12,7 @@
 //! | `admin` | [`admin::Admin`] (`[admin]`) | 5 close | probes, `/metrics`, `/debug/lifecycle` on its own port |
 //! | `tracing` | [`tracing::Tracing`] (`[tracing]`) | 4 flush | OpenTelemetry traces over OTLP/HTTP |
 //! | `postgres` | [`postgres::Database`] (`[database]`) | 5 close | deadpool-postgres pool, migrations, a private dev database when no URL is set |
+//! | `workers` | [`workers::Workers`] (`[workers]`) | 1 stop claiming, 3 stop workers | job runners over a durable Postgres queue and a bounded in-memory queue |
 #![warn(missing_docs)]
 
 #[cfg(feature = "admin")]
@@ -28,6 +29,8 @@ pub mod postgres;
 mod serve;
 #[cfg(feature = "tracing")]
 pub mod tracing;
+#[cfg(feature = "workers")]
+pub mod workers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

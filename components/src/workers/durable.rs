@@ -1,0 +1,246 @@
+//! The durable queue: jobs in a Postgres table, claimed with
+//! `FOR UPDATE SKIP LOCKED` under a lease, so any number of processes can
+//! share it. A job has attempts, exponential backoff between them, and a
+//! dead-letter state after the last one. A process that dies leaves its
+//! leases to expire; the jobs are then claimed again.
+
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Pool, Transaction};
+use tokio_postgres::Row;
+
+use super::job::{Job, JobId};
+
+/// The table and its index; created under an advisory lock at start.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS orderly_jobs (
+    id           BIGSERIAL PRIMARY KEY,
+    queue        TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    payload      JSONB NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'ready' CHECK (status IN ('ready', 'running', 'done', 'dead')),
+    attempts     INT NOT NULL DEFAULT 0,
+    max_attempts INT NOT NULL,
+    run_after    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    lease_until  TIMESTAMPTZ,
+    lease_owner  TEXT,
+    last_error   TEXT,
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    finished_at  TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS orderly_jobs_claimable ON orderly_jobs (queue, run_after) WHERE status IN ('ready', 'running');
+";
+
+/// Same key space as the migrations' lock, different key.
+const SCHEMA_LOCK: i64 = 0x6f72_6465_726c_7a;
+
+/// A queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// No connection (pool exhausted, database down, or stopped).
+    #[error("the job queue's database is unavailable: {0}")]
+    Unavailable(String),
+    /// Postgres rejected a statement.
+    #[error("{what}: {source}")]
+    Query {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The in-memory queue is full (`try_enqueue`) or closed.
+    #[error("the in-memory queue `{queue}` is {state}")]
+    Rejected {
+        /// The queue.
+        queue: String,
+        /// `full` or `closed`.
+        state: &'static str,
+    },
+    /// Enqueueing was refused because the workers are stopping.
+    #[error("the workers are stopping and take no new jobs")]
+    Stopping,
+}
+
+fn query(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> QueueError {
+    move |source| QueueError::Query { what, source }
+}
+
+/// The queue's SQL, for one queue name and lease owner.
+#[derive(Clone)]
+pub(crate) struct DurableQueue {
+    pub(crate) pool: Pool,
+    pub(crate) queue: std::sync::Arc<str>,
+    /// Who holds the leases this process takes (host:pid:nonce).
+    pub(crate) owner: String,
+    pub(crate) lease: Duration,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
+}
+
+impl DurableQueue {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, QueueError> {
+        self.pool.get().await.map_err(|e| QueueError::Unavailable(e.to_string()))
+    }
+
+    pub(crate) async fn create_schema(&self) -> Result<(), QueueError> {
+        let client = self.client().await?;
+        client.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK]).await.map_err(query("locking the schema"))?;
+        let created = client.batch_execute(SCHEMA).await.map_err(query("creating orderly_jobs"));
+        let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK]).await;
+        created?;
+        unlocked.map_err(query("unlocking the schema"))?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` jobs: ready ones whose time has come, and
+    /// running ones whose lease expired (their worker died).
+    pub(crate) async fn claim(&self, limit: i64) -> Result<Vec<Job>, QueueError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "UPDATE orderly_jobs SET status = 'running', attempts = attempts + 1,
+                        lease_until = now() + $3::BIGINT * interval '1 millisecond', lease_owner = $4
+                 WHERE id IN (
+                     SELECT id FROM orderly_jobs
+                     WHERE queue = $1
+                       AND ((status = 'ready' AND run_after <= now()) OR (status = 'running' AND lease_until < now()))
+                     ORDER BY run_after, id
+                     FOR UPDATE SKIP LOCKED
+                     LIMIT $2)
+                 RETURNING id, kind, payload, attempts",
+                &[&&*self.queue, &limit, &(self.lease.as_millis() as i64), &self.owner],
+            )
+            .await
+            .map_err(query("claiming jobs"))?;
+        Ok(rows.iter().map(|row| self.job(row)).collect())
+    }
+
+    fn job(&self, row: &Row) -> Job {
+        Job { id: row.get(0), queue: self.queue.clone(), kind: row.get(1), payload: row.get(2), attempt: row.get(3) }
+    }
+
+    /// Extends the lease of a job still being worked on; `false` if it is no longer ours.
+    pub(crate) async fn renew(&self, id: JobId) -> Result<bool, QueueError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE orderly_jobs SET lease_until = now() + $3::BIGINT * interval '1 millisecond'
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+                &[&id, &self.owner, &(self.lease.as_millis() as i64)],
+            )
+            .await
+            .map_err(query("renewing a lease"))?;
+        Ok(n == 1)
+    }
+
+    /// Marks the job done inside the handler's transaction; `false` if the
+    /// lease was lost (another worker has it now: the caller rolls back).
+    pub(crate) async fn complete_in(&self, tx: &Transaction<'_>, id: JobId) -> Result<bool, QueueError> {
+        let n = tx
+            .execute(
+                "UPDATE orderly_jobs SET status = 'done', finished_at = now(), lease_until = NULL, last_error = NULL
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+                &[&id, &self.owner],
+            )
+            .await
+            .map_err(query("completing a job"))?;
+        Ok(n == 1)
+    }
+
+    /// Records a failed attempt: back to `ready` after a backoff, or `dead`
+    /// after the last attempt. Returns whether it is dead.
+    pub(crate) async fn fail(&self, job: &Job, error: &str) -> Result<bool, QueueError> {
+        let backoff = self.backoff(job.attempt);
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE orderly_jobs SET
+                     status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'ready' END,
+                     run_after = now() + $3::BIGINT * interval '1 millisecond',
+                     lease_until = NULL, lease_owner = NULL, last_error = $4,
+                     finished_at = CASE WHEN attempts >= max_attempts THEN now() END
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'
+                 RETURNING status",
+                &[&job.id, &self.owner, &(backoff.as_millis() as i64), &error],
+            )
+            .await
+            .map_err(query("recording a failure"))?;
+        Ok(row.is_some_and(|r| r.get::<_, &str>(0) == "dead"))
+    }
+
+    /// Gives a job back without counting the attempt (shutdown).
+    pub(crate) async fn release(&self, id: JobId) -> Result<(), QueueError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE orderly_jobs SET status = 'ready', attempts = greatest(attempts - 1, 0),
+                        lease_until = NULL, lease_owner = NULL
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+                &[&id, &self.owner],
+            )
+            .await
+            .map_err(query("releasing a job"))?;
+        Ok(())
+    }
+
+    /// Jobs waiting (ready or leased), for the depth gauge.
+    pub(crate) async fn depth(&self) -> Result<i64, QueueError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM orderly_jobs WHERE queue = $1 AND status IN ('ready', 'running')",
+                &[&&*self.queue],
+            )
+            .await
+            .map_err(query("measuring the queue"))?;
+        Ok(row.get(0))
+    }
+
+    /// Exponential backoff from `backoff_initial`, doubling per attempt, capped.
+    pub(crate) fn backoff(&self, attempt: i32) -> Duration {
+        let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(30);
+        self.backoff_initial.saturating_mul(1 << doublings).min(self.backoff_max)
+    }
+}
+
+/// Adds a job with any client or transaction: enqueue in the same
+/// transaction as the write that causes it, and the job exists exactly
+/// when the write does.
+pub async fn enqueue<C: GenericClient>(
+    client: &C,
+    queue: &str,
+    kind: &str,
+    payload: &serde_json::Value,
+    max_attempts: i32,
+) -> Result<JobId, QueueError> {
+    let row = client
+        .query_one(
+            "INSERT INTO orderly_jobs (queue, kind, payload, max_attempts) VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&queue, &kind, payload, &max_attempts],
+        )
+        .await
+        .map_err(query("enqueueing a job"))?;
+    Ok(row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let manager = deadpool_postgres::Manager::new(tokio_postgres::Config::new(), tokio_postgres::NoTls);
+        let pool = Pool::builder(manager).build().unwrap();
+        let q = DurableQueue {
+            pool,
+            queue: "q".into(),
+            owner: "me".into(),
+            lease: Duration::from_secs(30),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(10),
+        };
+        let secs: Vec<u64> = (1..=6).map(|a| q.backoff(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
+    }
+}

@@ -1,0 +1,66 @@
+//! Jobs and their handlers.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use orderly::BoxError;
+use tokio::sync::watch;
+
+/// A job's id in the durable queue (0 for in-memory jobs).
+pub type JobId = i64;
+
+/// One job as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Its id: use it as the idempotency key of whatever the job does.
+    pub id: JobId,
+    /// The queue it came from.
+    pub queue: Arc<str>,
+    /// Which handler runs it.
+    pub kind: String,
+    /// Its input.
+    pub payload: serde_json::Value,
+    /// This attempt's number, from 1.
+    pub attempt: i32,
+}
+
+/// What a handler gets besides the job: the shutdown's cancellation and,
+/// for durable jobs, the transaction the job completes in.
+pub struct JobContext<'a> {
+    pub(crate) cancel: watch::Receiver<bool>,
+    pub(crate) transaction: Option<&'a deadpool_postgres::Transaction<'a>>,
+}
+
+impl JobContext<'_> {
+    /// Resolves when phase 3 asks running jobs to stop: finish quickly or
+    /// return an error, and the job goes back to the queue for another worker.
+    pub async fn cancelled(&self) {
+        let mut cancel = self.cancel.clone();
+        // An error means the worker is gone; that is a cancellation too.
+        let _ = cancel.wait_for(|c| *c).await;
+    }
+
+    /// Whether cancellation has been asked for.
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+
+    /// The transaction a durable job completes in. Write the job's effects
+    /// here: they commit together with the job's completion, so a job's
+    /// effects land exactly once even if the process is killed. `None` for
+    /// in-memory jobs.
+    pub fn transaction(&self) -> Option<&deadpool_postgres::Transaction<'_>> {
+        self.transaction.map(|t| t as _)
+    }
+}
+
+/// Runs jobs of one kind. Register it with
+/// [`Workers::handle`](super::Workers::handle) from the `start` of a
+/// component that depends on the workers (with typed access to its own
+/// dependencies).
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    /// Runs one job. An error retries it with backoff, up to the attempt
+    /// limit, then dead-letters it.
+    async fn run(&self, job: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError>;
+}

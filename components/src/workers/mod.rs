@@ -1,0 +1,506 @@
+//! The workers component (`[workers]`): a pool of job runners with bounded
+//! concurrency over two queues — a durable Postgres queue shared by every
+//! replica, and an in-memory bounded queue.
+//!
+//! - Handlers are registered by job kind from the `start` of components
+//!   that depend on the workers ([`Workers::handle`]).
+//! - Work begins once the whole app has started.
+//! - Phase 1 stops claiming new jobs. Phase 3 asks running jobs to stop
+//!   ([`JobContext::cancelled`]), waits for them within its budget, and
+//!   gives every job it did not finish back to the queue (lease released),
+//!   so another replica picks it up. A durable job's effects, written in
+//!   [`JobContext::transaction`], commit together with its completion:
+//!   nothing is lost and no completed job runs again, even after SIGKILL
+//!   (the dead process's leases expire and its jobs are claimed again).
+
+mod durable;
+mod job;
+mod memory;
+mod metrics;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use orderly::{
+    BoxError, Component, Dependency, FromConfig, Lifecycle, StartContext, StopContext, Validate, Validation,
+};
+use parking_lot::{Mutex, RwLock};
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+
+pub use durable::{enqueue, QueueError};
+pub use job::{Job, JobContext, JobHandler, JobId};
+pub use memory::MemoryQueue;
+
+use self::durable::DurableQueue;
+use self::metrics::WorkerMetrics;
+use crate::metrics::Metrics;
+use crate::postgres::Database;
+
+/// The in-memory queue's label in metrics.
+const MEMORY: &str = "memory";
+
+/// `[workers]`. Every key can be set as `APP__WORKERS__<KEY>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// The durable queue this process works on.
+    pub queue: String,
+    /// Jobs run at once, both queues together.
+    pub concurrency: usize,
+    /// How often an idle worker looks for durable jobs.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long a claimed job stays ours without renewal (renewed every third of it).
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Attempts before a job is dead-lettered.
+    pub max_attempts: i32,
+    /// Backoff after the first failure, doubling per attempt.
+    #[serde(with = "humantime_serde")]
+    pub backoff_initial: Duration,
+    /// The longest backoff.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// The in-memory queue's capacity.
+    pub memory_capacity: usize,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            queue: "default".into(),
+            concurrency: 4,
+            poll_interval: Duration::from_millis(250),
+            lease: Duration::from_secs(30),
+            max_attempts: 5,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+            memory_capacity: 1024,
+        }
+    }
+}
+
+impl Validate for WorkersConfig {
+    fn validate(&self, v: &mut Validation) {
+        v.check(!self.queue.is_empty(), "queue", "must not be empty");
+        v.check((1..=10_000).contains(&self.concurrency), "concurrency", "must be 1 to 10000");
+        v.check(self.lease >= Duration::from_millis(300), "lease", "must be at least 300ms");
+        v.check(self.max_attempts >= 1, "max_attempts", "must be at least 1");
+        v.check(!self.poll_interval.is_zero(), "poll_interval", "must be greater than 0");
+        v.check(self.memory_capacity >= 1, "memory_capacity", "must be at least 1");
+    }
+}
+
+/// What the running pool shares with its tasks.
+struct Shared {
+    handlers: RwLock<HashMap<String, Arc<dyn JobHandler>>>,
+    /// Set in phase 1: no more claiming.
+    claiming: watch::Sender<bool>,
+    /// Set in phase 3: handlers should stop.
+    cancel: watch::Sender<bool>,
+    /// Set at the end of phase 3's budget: stop waiting for handlers, release their jobs.
+    hard_stop: watch::Sender<bool>,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    metrics: WorkerMetrics,
+    logger: slog::Logger,
+}
+
+/// Counts a running job until dropped.
+struct Running(Arc<Shared>, Arc<str>);
+
+impl Running {
+    fn new(shared: &Arc<Shared>, queue: &Arc<str>) -> Self {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        shared.metrics.in_flight.with_label_values(&[queue]).inc();
+        Running(shared.clone(), queue.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.with_label_values(&[&self.1]).dec();
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// The workers component.
+pub struct Workers {
+    config: WorkersConfig,
+    handlers: Mutex<HashMap<String, Arc<dyn JobHandler>>>,
+    shared: OnceLock<Arc<Shared>>,
+    durable: OnceLock<DurableQueue>,
+    memory: OnceLock<MemoryQueue>,
+    memory_receiver: Mutex<Option<mpsc::Receiver<Job>>>,
+}
+
+impl Workers {
+    /// Workers with `config`.
+    pub fn new(config: WorkersConfig) -> Self {
+        Self {
+            config,
+            handlers: Mutex::new(HashMap::new()),
+            shared: OnceLock::new(),
+            durable: OnceLock::new(),
+            memory: OnceLock::new(),
+            memory_receiver: Mutex::new(None),
+        }
+    }
+
+    /// Runs jobs of `kind` with `handler`. Call it from the `start` of a
+    /// component that depends on the workers.
+    pub fn handle(&self, kind: &str, handler: impl JobHandler) {
+        let handler: Arc<dyn JobHandler> = Arc::new(handler);
+        match self.shared.get() {
+            Some(shared) => {
+                shared.handlers.write().insert(kind.to_owned(), handler);
+            }
+            None => {
+                self.handlers.lock().insert(kind.to_owned(), handler);
+            }
+        }
+    }
+
+    /// Adds a durable job to this process's queue.
+    pub async fn enqueue(&self, kind: &str, payload: serde_json::Value) -> Result<JobId, QueueError> {
+        let durable = self.durable.get().ok_or(QueueError::Unavailable("the workers have not started".into()))?;
+        let client = durable.client().await?;
+        enqueue(&client, &durable.queue, kind, &payload, self.config.max_attempts).await
+    }
+
+    /// The in-memory queue (bounded).
+    pub fn memory_queue(&self) -> Result<MemoryQueue, QueueError> {
+        self.memory.get().cloned().ok_or(QueueError::Unavailable("the workers have not started".into()))
+    }
+
+    /// Jobs running now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.get().map_or(0, |s| s.in_flight.load(Ordering::SeqCst))
+    }
+}
+
+/// Resolves when the flag becomes `value` (or its sender is gone).
+/// Returns nothing, so no borrow of the flag is held across an await.
+async fn until(flag: &mut watch::Receiver<bool>, value: bool) {
+    let _ = flag.wait_for(|v| *v == value).await;
+}
+
+fn owner_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
+    format!("{host}:{}:{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// Runs one durable job to an outcome: done, failed (retried or dead), or released.
+async fn run_durable(shared: Arc<Shared>, queue: DurableQueue, job: Job) {
+    let _running = Running::new(&shared, &queue.queue);
+    let label = |status: &str| shared.metrics.jobs.with_label_values(&[&queue.queue, status]).inc();
+    let handler = shared.handlers.read().get(&job.kind).cloned();
+    let started = Instant::now();
+    let outcome: Option<Result<bool, String>> = async {
+        let Some(handler) = handler else {
+            return Some(Err(format!("no handler for job kind `{}` in this process", job.kind)));
+        };
+        let mut client = match queue.client().await {
+            Ok(client) => client,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let tx = match client.transaction().await {
+            Ok(tx) => tx,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let ctx = JobContext { cancel: shared.cancel.subscribe(), transaction: Some(&tx) };
+        let mut hard_stop = shared.hard_stop.subscribe();
+        let renew_every = queue.lease / 3;
+        let result = {
+            let run = handler.run(&job, &ctx);
+            let mut run = std::pin::pin!(run);
+            loop {
+                tokio::select! {
+                    result = &mut run => break Some(result),
+                    _ = until(&mut hard_stop, true) => break None,
+                    () = tokio::time::sleep(renew_every) => {
+                        if !matches!(queue.renew(job.id).await, Ok(true)) {
+                            slog::warn!(shared.logger, "lost the lease of a running job"; "job" => job.id);
+                        }
+                    }
+                }
+            }
+        };
+        drop(ctx);
+        match result {
+            None => None, // the transaction rolls back on drop
+            Some(Ok(())) => match queue.complete_in(&tx, job.id).await {
+                Ok(true) => Some(tx.commit().await.map(|()| true).map_err(|e| e.to_string())),
+                Ok(false) => Some(Ok(false)), // someone else has it now; roll back our effects
+                Err(e) => Some(Err(e.to_string())),
+            },
+            Some(Err(e)) => Some(Err(orderly::error_chain(e.as_ref()))),
+        }
+    }
+    .await;
+    shared
+        .metrics
+        .duration
+        .with_label_values(&[&*queue.queue, job.kind.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    let cancelled = *shared.cancel.borrow();
+    match outcome {
+        Some(Ok(true)) => label("done"),
+        Some(Ok(false)) => {
+            slog::warn!(shared.logger, "job finished after its lease was lost; its effects were rolled back"; "job" => job.id)
+        }
+        Some(Err(_)) | None if cancelled => {
+            match queue.release(job.id).await {
+                Ok(()) => label("released"),
+                // Its lease will expire and it will be claimed again: still not lost.
+                Err(e) => {
+                    slog::warn!(shared.logger, "could not release a job; its lease will expire"; "job" => job.id, "error" => %e)
+                }
+            }
+        }
+        Some(Err(error)) => match queue.fail(&job, &error).await {
+            Ok(true) => {
+                label("dead");
+                slog::error!(shared.logger, "job dead-lettered"; "job" => job.id, "kind" => &job.kind, "error" => &error);
+            }
+            Ok(false) => {
+                label("failed");
+                slog::warn!(shared.logger, "job failed; will retry"; "job" => job.id, "kind" => &job.kind, "attempt" => job.attempt, "error" => &error);
+            }
+            Err(e) => {
+                slog::warn!(shared.logger, "could not record a job failure; its lease will expire"; "job" => job.id, "error" => %e)
+            }
+        },
+        None => label("released"),
+    }
+}
+
+/// Runs one in-memory job.
+async fn run_memory(shared: Arc<Shared>, job: Job) {
+    let queue: Arc<str> = MEMORY.into();
+    let _running = Running::new(&shared, &queue);
+    let handler = shared.handlers.read().get(&job.kind).cloned();
+    let started = Instant::now();
+    let ctx = JobContext { cancel: shared.cancel.subscribe(), transaction: None };
+    let mut hard_stop = shared.hard_stop.subscribe();
+    let status = match handler {
+        None => "failed",
+        Some(handler) => tokio::select! {
+            result = handler.run(&job, &ctx) => if result.is_ok() { "done" } else { "failed" },
+            _ = until(&mut hard_stop, true) => "dropped",
+        },
+    };
+    shared.metrics.duration.with_label_values(&[MEMORY, &job.kind]).observe(started.elapsed().as_secs_f64());
+    shared.metrics.jobs.with_label_values(&[MEMORY, status]).inc();
+}
+
+/// Claims durable jobs while there is room, until phase 1.
+async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semaphore>, poll: Duration) {
+    let mut claiming = shared.claiming.subscribe();
+    loop {
+        if !*claiming.borrow() {
+            return;
+        }
+        // Wait for room, or for phase 1.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+            _ = until(&mut claiming, false) => return,
+        };
+        let room = 1 + slots.available_permits() as i64;
+        let jobs = match queue.claim(room).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                slog::warn!(shared.logger, "claiming jobs failed; retrying"; "error" => %e);
+                Vec::new()
+            }
+        };
+        if jobs.is_empty() {
+            drop(permit);
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {}
+                _ = until(&mut claiming, false) => return,
+            }
+            continue;
+        }
+        let mut permits = vec![permit];
+        for job in jobs {
+            let permit = match permits.pop() {
+                Some(p) => p,
+                // Claimed as many as there were permits; they are free unless memory jobs took them.
+                None => match slots.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let (shared, queue) = (shared.clone(), queue.clone());
+            tokio::spawn(async move {
+                run_durable(shared, queue, job).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Runs in-memory jobs as they come, until phase 1; then drops what is left.
+async fn memory_loop(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, slots: Arc<Semaphore>) {
+    let mut claiming = shared.claiming.subscribe();
+    loop {
+        let job = tokio::select! {
+            job = receiver.recv() => match job { Some(job) => job, None => return },
+            _ = until(&mut claiming, false) => break,
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            run_memory(shared, job).await;
+            drop(permit);
+        });
+    }
+    receiver.close();
+    let mut dropped = 0;
+    while receiver.try_recv().is_ok() {
+        dropped += 1;
+    }
+    if dropped > 0 {
+        shared.metrics.jobs.with_label_values(&[MEMORY, "dropped"]).inc_by(dropped);
+        slog::warn!(shared.logger, "in-memory jobs not started before shutdown were dropped"; "jobs" => dropped);
+    }
+}
+
+/// Keeps `queue_depth` current.
+async fn depth_loop(shared: Arc<Shared>, queue: DurableQueue, memory: MemoryQueue) {
+    let mut claiming = shared.claiming.subscribe();
+    loop {
+        if let Ok(depth) = queue.depth().await {
+            shared.metrics.depth.with_label_values(&[&queue.queue]).set(depth);
+        }
+        shared.metrics.depth.with_label_values(&[MEMORY]).set(memory.depth() as i64);
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = until(&mut claiming, false) => return,
+        }
+    }
+}
+
+#[orderly::component]
+impl Component for Workers {
+    fn name(&self) -> &str {
+        "workers"
+    }
+
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Database>(), Dependency::on::<Metrics>()]
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let registry = ctx.dependency::<Metrics>()?.registry()?;
+        let pool = ctx.dependency::<Database>()?.pool()?;
+        let durable = DurableQueue {
+            pool,
+            queue: self.config.queue.as_str().into(),
+            owner: owner_id(),
+            lease: self.config.lease,
+            backoff_initial: self.config.backoff_initial,
+            backoff_max: self.config.backoff_max,
+        };
+        durable.create_schema().await?;
+        let shared = Arc::new(Shared {
+            handlers: RwLock::new(std::mem::take(&mut *self.handlers.lock())),
+            claiming: watch::Sender::new(true),
+            cancel: watch::Sender::new(false),
+            hard_stop: watch::Sender::new(false),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            metrics: WorkerMetrics::register(&registry)?,
+            logger: ctx.logger().clone(),
+        });
+        let (sender, receiver) = mpsc::channel(self.config.memory_capacity);
+        let memory = MemoryQueue { name: MEMORY.into(), sender };
+        let _ = self.shared.set(shared.clone());
+        let _ = self.durable.set(durable.clone());
+        let _ = self.memory.set(memory.clone());
+        *self.memory_receiver.lock() = Some(receiver);
+        let receiver = self.memory_receiver.lock().take();
+
+        // Handlers are registered by dependents' starts: work begins once the app is up.
+        let lifecycle: Lifecycle = ctx.lifecycle();
+        let (concurrency, poll) = (self.config.concurrency, self.config.poll_interval);
+        ctx.spawn(async move {
+            if !lifecycle.health().started().await {
+                return Ok(());
+            }
+            let slots = Arc::new(Semaphore::new(concurrency));
+            if let Some(receiver) = receiver {
+                tokio::spawn(memory_loop(shared.clone(), receiver, slots.clone()));
+            }
+            tokio::spawn(depth_loop(shared.clone(), durable.clone(), memory));
+            claim_loop(shared, durable, slots, poll).await;
+            Ok(())
+        });
+        slog::info!(ctx.logger(), "workers ready"; "queue" => &self.config.queue, "concurrency" => self.config.concurrency);
+        Ok(())
+    }
+
+    async fn stop_accepting(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        if let Some(shared) = self.shared.get() {
+            shared.claiming.send_replace(false);
+            slog::info!(ctx.logger(), "stopped claiming jobs"; "in_flight" => shared.in_flight.load(Ordering::SeqCst));
+        }
+        Ok(())
+    }
+
+    async fn stop_workers(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        let Some(shared) = self.shared.get() else { return Ok(()) };
+        shared.cancel.send_replace(true);
+        let deadline = ctx.deadline();
+        // Leave time to give unfinished jobs back before the budget ends.
+        let margin = deadline.saturating_duration_since(Instant::now()).mul_f64(0.2).min(Duration::from_millis(500));
+        let wait_idle = |until: Instant| async move {
+            let wait = async {
+                loop {
+                    let idle = shared.idle.notified();
+                    let mut idle = std::pin::pin!(idle);
+                    idle.as_mut().enable();
+                    if shared.in_flight.load(Ordering::SeqCst) == 0 {
+                        return;
+                    }
+                    idle.await;
+                }
+            };
+            tokio::time::timeout_at(until.into(), wait).await.is_ok()
+        };
+        if !wait_idle(deadline - margin).await {
+            let left = shared.in_flight.load(Ordering::SeqCst);
+            slog::warn!(ctx.logger(), "jobs still running at the end of the budget; giving them back"; "jobs" => left);
+            shared.hard_stop.send_replace(true);
+            if !wait_idle(deadline).await {
+                return Err(format!(
+                    "{} job(s) could not be given back in time; their leases will expire",
+                    shared.in_flight.load(Ordering::SeqCst)
+                )
+                .into());
+            }
+        }
+        slog::info!(ctx.logger(), "workers stopped");
+        Ok(())
+    }
+}
+
+impl FromConfig for Workers {
+    type Config = WorkersConfig;
+
+    fn section() -> &'static str {
+        "workers"
+    }
+
+    fn from_config(config: WorkersConfig) -> Result<Self, BoxError> {
+        Ok(Self::new(config))
+    }
+}
+
+orderly::register!(Workers);

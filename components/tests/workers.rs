@@ -1,0 +1,221 @@
+//! The workers against a real, throwaway Postgres: jobs run once with their
+//! effects committed with their completion, failures retry with backoff and
+//! dead-letter, and phase 3 gives back what it could not finish.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderly::{
+    BoxError, Component, Dependency, PhaseBudgets, Runtime, Secret, ShutdownReason, ShutdownSettings, StartContext,
+};
+use orderly_components::metrics::Metrics;
+use orderly_components::postgres::{Database, DatabaseConfig, DevDatabase};
+use orderly_components::workers::{Job, JobContext, JobHandler, Workers, WorkersConfig};
+
+/// Writes the job's id into `processed`, in the job's transaction.
+struct Record;
+
+#[orderly::async_trait]
+impl JobHandler for Record {
+    async fn run(&self, job: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError> {
+        let tx = ctx.transaction().ok_or("durable jobs have a transaction")?;
+        tx.execute("INSERT INTO processed (job_id) VALUES ($1)", &[&job.id]).await?;
+        Ok(())
+    }
+}
+
+struct AlwaysFails;
+
+#[orderly::async_trait]
+impl JobHandler for AlwaysFails {
+    async fn run(&self, _: &Job, _: &JobContext<'_>) -> Result<(), BoxError> {
+        Err("the upstream said no".into())
+    }
+}
+
+/// Stops when asked.
+struct Cooperative;
+
+#[orderly::async_trait]
+impl JobHandler for Cooperative {
+    async fn run(&self, _: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError> {
+        ctx.cancelled().await;
+        Err("cancelled before finishing".into())
+    }
+}
+
+/// Ignores cancellation.
+struct Stubborn;
+
+#[orderly::async_trait]
+impl JobHandler for Stubborn {
+    async fn run(&self, _: &Job, _: &JobContext<'_>) -> Result<(), BoxError> {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        Ok(())
+    }
+}
+
+struct Counter(Arc<AtomicUsize>);
+
+#[orderly::async_trait]
+impl JobHandler for Counter {
+    async fn run(&self, _: &Job, _: &JobContext<'_>) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Registers the handlers, like an app's component would.
+struct Handlers(Arc<AtomicUsize>);
+
+#[orderly::component]
+impl Component for Handlers {
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Workers>()]
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let workers = ctx.dependency::<Workers>()?;
+        workers.handle("record", Record);
+        workers.handle("fails", AlwaysFails);
+        workers.handle("cooperative", Cooperative);
+        workers.handle("stubborn", Stubborn);
+        workers.handle("count", Counter(self.0.clone()));
+        Ok(())
+    }
+}
+
+struct Setup {
+    server: DevDatabase,
+    runtime: Runtime,
+    workers: Arc<Workers>,
+    counted: Arc<AtomicUsize>,
+}
+
+async fn setup(workers: WorkersConfig, stop_workers: Duration) -> Setup {
+    let server = DevDatabase::start().await.expect("a throwaway postgres");
+    let (client, connection) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute("CREATE TABLE processed (job_id BIGINT PRIMARY KEY)").await.unwrap();
+    let database =
+        DatabaseConfig { url: Secret::new(server.url()), migrations: String::new(), ..DatabaseConfig::default() };
+    let workers = Arc::new(Workers::new(workers));
+    let counted = Arc::new(AtomicUsize::new(0));
+    let settings = ShutdownSettings {
+        phases: PhaseBudgets { stop_workers, ..PhaseBudgets::default() },
+        ..ShutdownSettings::default()
+    };
+    let runtime = Runtime::builder()
+        .component(Metrics::default())
+        .component(Database::new(database))
+        .component_arc(workers.clone())
+        .component(Handlers(counted.clone()))
+        .shutdown_settings(settings)
+        .build()
+        .unwrap();
+    runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    Setup { server, runtime, workers, counted }
+}
+
+async fn query_i64(url: &str, sql: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+async fn eventually(url: &str, sql: &str, expected: i64) {
+    for _ in 0..500 {
+        if query_i64(url, sql).await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("`{sql}` never reached {expected} (last: {})", query_i64(url, sql).await);
+}
+
+fn reason() -> ShutdownReason {
+    ShutdownReason::Signal("SIGTERM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_jobs_complete_once_with_their_effects() {
+    let s = setup(WorkersConfig::default(), Duration::from_secs(5)).await;
+    for n in 0..50 {
+        s.workers.enqueue("record", serde_json::json!({ "n": n })).await.unwrap();
+    }
+    let url = s.server.url();
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE status = 'done'", 50).await;
+    assert_eq!(query_i64(&url, "SELECT count(*) FROM processed").await, 50);
+    let text = orderly_components::metrics::render(s.runtime.metrics_registry()).unwrap();
+    assert!(text.contains(r#"jobs_total{queue="default",status="done"} 50"#), "{text}");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_retries_with_backoff_then_is_dead_lettered() {
+    let config = WorkersConfig {
+        max_attempts: 3,
+        backoff_initial: Duration::from_millis(20),
+        poll_interval: Duration::from_millis(10),
+        ..WorkersConfig::default()
+    };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let id = s.workers.enqueue("fails", serde_json::json!({})).await.unwrap();
+    let url = s.server.url();
+    eventually(
+        &url,
+        &format!("SELECT count(*) FROM orderly_jobs WHERE id = {id} AND status = 'dead' AND attempts = 3"),
+        1,
+    )
+    .await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let error: String =
+        client.query_one("SELECT last_error FROM orderly_jobs WHERE id = $1", &[&id]).await.unwrap().get(0);
+    assert!(error.contains("the upstream said no"), "{error}");
+    let text = orderly_components::metrics::render(s.runtime.metrics_registry()).unwrap();
+    assert!(text.contains(r#"jobs_total{queue="default",status="failed"} 2"#), "{text}");
+    assert!(text.contains(r#"jobs_total{queue="default",status="dead"} 1"#), "{text}");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_3_gives_back_every_job_it_did_not_finish() {
+    let s = setup(WorkersConfig::default(), Duration::from_millis(1500)).await;
+    let cooperative = s.workers.enqueue("cooperative", serde_json::json!({})).await.unwrap();
+    let stubborn = s.workers.enqueue("stubborn", serde_json::json!({})).await.unwrap();
+    let url = s.server.url();
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE status = 'running'", 2).await;
+    while s.workers.in_flight() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = s.runtime.shutdown(reason()).await;
+    assert!(report.is_clean(), "{report:?}");
+    for id in [cooperative, stubborn] {
+        let sql = format!("SELECT count(*) FROM orderly_jobs WHERE id = {id} AND status = 'ready' AND attempts = 0 AND lease_owner IS NULL");
+        assert_eq!(query_i64(&url, &sql).await, 1, "job {id} is back in the queue, its attempt not counted");
+    }
+    let text = orderly_components::metrics::render(s.runtime.metrics_registry()).unwrap();
+    assert!(text.contains(r#"jobs_total{queue="default",status="released"} 2"#), "{text}");
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_queue_runs_jobs_and_is_bounded() {
+    let config = WorkersConfig { memory_capacity: 4, ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let queue = s.workers.memory_queue().unwrap();
+    for _ in 0..20 {
+        queue.enqueue("count", serde_json::Value::Null).await.unwrap();
+    }
+    while s.counted.load(Ordering::SeqCst) < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    let error = queue.try_enqueue("count", serde_json::Value::Null).unwrap_err();
+    assert!(error.to_string().contains("closed"), "after shutdown: {error}");
+    s.server.stop().await.unwrap();
+}
