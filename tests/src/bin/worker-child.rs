@@ -1,0 +1,63 @@
+//! A worker process for the multi-process queue test: the standard
+//! components (HTTP and management servers off) plus one job handler.
+//!
+//! Job kind `record`: logs its start in `runs` (autocommit, so interrupted
+//! runs are visible), sleeps `payload.ms`, then writes `processed` in the
+//! job's transaction, which commits with the job's completion.
+
+use std::time::Duration;
+
+use orderly::{BoxError, Component, Dependency, StartContext};
+use orderly_components::postgres::Database;
+use orderly_components::workers::{Job, JobContext, JobHandler, Workers};
+
+struct Record {
+    database: std::sync::Arc<Database>,
+}
+
+#[orderly::async_trait]
+impl JobHandler for Record {
+    async fn run(&self, job: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError> {
+        let pid = std::process::id() as i64;
+        self.database.get().await?.execute("INSERT INTO runs (job_id, pid) VALUES ($1, $2)", &[&job.id, &pid]).await?;
+        let ms = job.payload["ms"].as_u64().unwrap_or(10);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        let tx = ctx.transaction().ok_or("a durable job")?;
+        tx.execute("INSERT INTO processed (job_id, pid) VALUES ($1, $2)", &[&job.id, &pid]).await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct RecordJobs;
+
+#[orderly::component]
+impl Component for RecordJobs {
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Workers>(), Dependency::on::<Database>()]
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let database = ctx.dependency::<Database>()?;
+        ctx.dependency::<Workers>()?.handle("record", Record { database });
+        Ok(())
+    }
+}
+
+const CONFIG: &str = r#"
+[components.http]
+enabled = false
+[components.admin]
+enabled = false
+[database]
+migrations = ""
+[log]
+format = "json"
+"#;
+
+fn main() -> std::process::ExitCode {
+    orderly::App::new(orderly::app_info!(), orderly::link![orderly_components])
+        .embedded_config(CONFIG)
+        .component(RecordJobs)
+        .run()
+}
