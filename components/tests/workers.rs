@@ -216,6 +216,6 @@ async fn the_memory_queue_runs_jobs_and_is_bounded() {
     }
     assert!(s.runtime.shutdown(reason()).await.is_clean());
     let error = queue.try_enqueue("count", serde_json::Value::Null).unwrap_err();
-    assert!(error.to_string().contains("closed"), "after shutdown: {error}");
+    assert!(error.to_string().contains("stopping"), "after phase 1: {error}");
     s.server.stop().await.unwrap();
 }

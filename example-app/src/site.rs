@@ -67,13 +67,12 @@ impl Component for Site {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let book: Arc<VisitBook> = ctx.resource::<VisitBook>()?;
         ctx.dependency::<HttpServer>()?.routes(move |cfg| {
-            cfg.service(
-                web::scope("")
-                    .app_data(web::Data::from(book.clone()))
-                    .route("/", web::get().to(hello))
-                    .route("/visits", web::get().to(visits))
-                    .route("/work", web::get().to(work)),
-            );
+            // Data on the app, not an empty-prefix scope: a scope matches every
+            // path and would hide the routes other components add.
+            cfg.app_data(web::Data::from(book.clone()))
+                .route("/", web::get().to(hello))
+                .route("/visits", web::get().to(visits))
+                .route("/work", web::get().to(work));
         })?;
         Ok(())
     }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 struct Service {
     child: Child,
     lines: mpsc::Receiver<String>,
+    seen: std::cell::RefCell<Vec<String>>,
     dir: PathBuf,
 }
 
@@ -31,6 +32,7 @@ impl Service {
             .current_dir(&dir)
             .env("APP__HTTP__BIND", bind)
             .env("APP__ADMIN__BIND", "127.0.0.1:0")
+            .env("APP__DATABASE__MIGRATIONS", concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
             .env("APP__VISIT_LOG__PATH", dir.join("visits.jsonl"))
             .args(["--log-format", "json", "--log-level", "debug"])
             .stdout(Stdio::piped())
@@ -46,17 +48,23 @@ impl Service {
                 }
             }
         });
-        Service { child, lines, dir }
+        Service { child, lines, seen: Default::default(), dir }
     }
 
-    /// The first log line whose `msg` is `msg`, as JSON.
+    /// The first log line whose `msg` is `msg`, as JSON (in the order
+    /// written, whatever was asked for before).
     fn wait_for(&self, msg: &str) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = self.seen.borrow_mut();
+        let matching = |line: &String| serde_json::from_str::<serde_json::Value>(line).ok().filter(|v| v["msg"] == msg);
+        if let Some(found) = seen.iter().find_map(matching) {
+            return found;
+        }
         while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                if v["msg"] == msg {
-                    return v;
-                }
+            let found = matching(&line);
+            seen.push(line);
+            if let Some(found) = found {
+                return found;
             }
         }
         panic!("no `{msg}` log line");
@@ -111,6 +119,16 @@ fn get(addr: SocketAddr, raw: &str) -> String {
     response
 }
 
+fn post_json(addr: SocketAddr, path: &str, body: &str) -> String {
+    get(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
 fn get_path(addr: SocketAddr, path: &str) -> String {
     get(addr, &format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"))
 }
@@ -118,6 +136,7 @@ fn get_path(addr: SocketAddr, path: &str) -> String {
 #[test]
 fn serves_drains_and_persists_every_visit() {
     let mut service = Service::start("127.0.0.1:0");
+    let dev_database = service.wait_for("started a local dev database");
     let (addr, admin) = service.addrs();
     assert!(get_path(addr, "/").starts_with("HTTP/1.1 200 OK"));
     let missing = get_path(addr, "/nope");
@@ -146,6 +165,9 @@ fn serves_drains_and_persists_every_visit() {
 
     let (code, stderr) = service.exit_code();
     assert_eq!(code, 0, "{stderr}");
+    let port = dev_database["port"].as_u64().unwrap() as u16;
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "the dev database stopped with the app");
+    assert!(!std::path::Path::new(dev_database["dir"].as_str().unwrap()).exists(), "and its directory is gone");
     let paths: Vec<String> = service.visits().iter().map(|v| v["path"].as_str().unwrap().to_string()).collect();
     assert_eq!(paths, vec!["/", "/work"], "every visit, including the drained one, reached the disk");
 }
@@ -166,4 +188,42 @@ fn a_bad_bind_address_is_a_config_error() {
     let (code, stderr) = service.exit_code();
     assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains("http.bind: `not-an-address` is not host:port"), "{stderr}");
+}
+
+#[test]
+fn an_endpoint_enqueues_a_job_that_a_worker_runs() {
+    let mut service = Service::start("127.0.0.1:0");
+    let (addr, _) = service.addrs();
+    let accepted = post_json(addr, "/greetings", r#"{"name":"Ada"}"#);
+    assert!(accepted.starts_with("HTTP/1.1 202"), "{accepted}");
+    let invalid = post_json(addr, "/greetings", r#"{"name":""}"#);
+    assert!(invalid.starts_with("HTTP/1.1 400") && invalid.contains("bad_request"), "{invalid}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = get_path(addr, "/greetings");
+        if list.contains("hello, Ada!") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never ran: {list}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    service.sigterm();
+    let (code, stderr) = service.exit_code();
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_killed_app_leaves_no_dev_database_behind() {
+    let service = Service::start("127.0.0.1:0");
+    let dev_database = service.wait_for("started a local dev database");
+    service.addrs();
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(service.child.id() as i32, libc::SIGKILL) }, 0);
+    let port = dev_database["port"].as_u64().unwrap() as u16;
+    let dir = std::path::PathBuf::from(dev_database["dir"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() || dir.exists() {
+        assert!(Instant::now() < deadline, "the dev database outlived a SIGKILLed app");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

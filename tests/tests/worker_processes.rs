@@ -129,14 +129,19 @@ async fn every_job_completes_exactly_once_across_sigterm_and_sigkill() {
     assert_eq!(third.exit_code(), Some(0));
 
     assert_eq!(count(&client, "SELECT count(*) FROM processed").await, 1000, "every job's effect, once");
-    assert_eq!(count(&client, "SELECT count(*) FROM orderly_jobs WHERE status <> 'done'").await, 0, "none lost or dead");
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM orderly_jobs WHERE status <> 'done'").await,
+        0,
+        "none lost or dead"
+    );
     assert_eq!(
         count(&client, "SELECT count(*) FROM runs r JOIN processed p USING (job_id) WHERE r.at > p.at").await,
         0,
         "no completed job ran again"
     );
     assert!(count(&client, "SELECT count(DISTINCT pid) FROM processed").await >= 2, "the processes shared the work");
-    let handed_over = "SELECT count(*) FROM (SELECT job_id FROM runs GROUP BY job_id HAVING count(DISTINCT pid) > 1) AS h";
+    let handed_over =
+        "SELECT count(*) FROM (SELECT job_id FROM runs GROUP BY job_id HAVING count(DISTINCT pid) > 1) AS h";
     assert!(count(&client, handed_over).await > 0, "the killed process's leased jobs were taken over");
     drop(client);
     server.stop().await.unwrap();

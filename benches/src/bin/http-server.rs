@@ -63,6 +63,10 @@ const CONFIG: &str = r#"
 bind = "127.0.0.1:8080"
 [admin]
 bind = "127.0.0.1:9090"
+[components.workers]
+enabled = false
+[components.database]
+enabled = false
 [log]
 format = "json"
 [shutdown]

@@ -126,7 +126,8 @@ impl HttpServer {
 
     /// Adds routes. Call it from the `start` of a component that depends on
     /// the server; `configure` runs once per worker thread, so share state
-    /// through `web::Data::from(Arc<…>)`.
+    /// through `web::Data::from(Arc<…>)`. Give a scope a real prefix: an
+    /// empty-prefix scope matches every path and hides other components' routes.
     pub fn routes<F>(&self, configure: F) -> Result<(), HttpError>
     where
         F: Fn(&mut ServiceConfig) + Send + Sync + 'static,

@@ -42,7 +42,7 @@ pub(crate) fn find_binaries(roots: &[&Path]) -> Result<PathBuf, DevDatabaseError
                 .filter_map(Result::ok)
                 .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok().map(|v| (v, e.path().join("bin"))))
                 .collect();
-            versions.sort_by(|a, b| b.0.cmp(&a.0));
+            versions.sort_by_key(|v| std::cmp::Reverse(v.0));
             candidates.extend(versions.into_iter().map(|(_, bin)| bin));
         }
     }
@@ -69,10 +69,27 @@ pub struct DevDatabase {
     port: u16,
     as_postgres: bool,
     running: bool,
+    /// Stops the server if this process dies without stopping it (SIGKILL).
+    watcher: Option<std::process::Child>,
 }
 
+/// Whether we run as root: `/proc/self` belongs to the effective user.
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// A system tool (`runuser`, `chown`) by absolute path: the app may run
+/// with an empty environment, and so without `PATH`.
+fn system_tool(name: &str) -> PathBuf {
+    let from_path = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    let standard = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from);
+    from_path
+        .into_iter()
+        .chain(standard)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 fn free_port() -> Result<u16, DevDatabaseError> {
@@ -119,9 +136,11 @@ impl DevDatabase {
             Some(port) => port,
             None => free_port()?,
         };
-        let mut db = DevDatabase { bin, dir, port, as_postgres: is_root(), running: false };
+        let mut db = DevDatabase { bin, dir, port, as_postgres: is_root(), running: false, watcher: None };
+        // First, so that even a process that exits during initdb leaves nothing behind.
+        db.watcher = db.watch_this_process();
         if db.as_postgres {
-            check("chown to postgres", Command::new("chown").arg("postgres:").arg(&db.dir).output())?;
+            check("chown to postgres", Command::new(system_tool("chown")).arg("postgres:").arg(&db.dir).output())?;
         }
         let mut initdb =
             vec!["-D".to_owned(), db.data().display().to_string(), "-U".into(), "postgres".into(), "--no-sync".into()];
@@ -131,7 +150,10 @@ impl DevDatabase {
                 std::fs::write(&file, password)
                     .map_err(|e| DevDatabaseError::Step { step: "writing the password file", output: e.to_string() })?;
                 if db.as_postgres {
-                    check("chown the password file", Command::new("chown").arg("postgres:").arg(&file).output())?;
+                    check(
+                        "chown the password file",
+                        Command::new(system_tool("chown")).arg("postgres:").arg(&file).output(),
+                    )?;
                 }
                 initdb.extend(["-A".into(), "scram-sha-256".into(), format!("--pwfile={}", file.display())]);
             }
@@ -153,6 +175,36 @@ impl DevDatabase {
         Ok(db)
     }
 
+    /// A shell that outlives us if we are killed: once our process is gone
+    /// (or a zombie: a killed process stays one until its parent reaps it),
+    /// it stops the server and removes its directory. No postgres is left
+    /// behind even after SIGKILL.
+    fn watch_this_process(&self) -> Option<std::process::Child> {
+        let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+        let pg_ctl = self.bin.join("pg_ctl");
+        let stop = if self.as_postgres {
+            format!("{} -u postgres -- {}", quote(&system_tool("runuser")), quote(&pg_ctl))
+        } else {
+            quote(&pg_ctl)
+        };
+        let script = format!(
+            r#"alive() {{ s=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]; }}
+while alive; do sleep 0.2; done
+{stop} -D {data} -m immediate -w -s stop
+rm -rf {dir}"#,
+            pid = std::process::id(),
+            data = quote(&self.data()),
+            dir = quote(&self.dir),
+        );
+        Command::new(system_tool("sh"))
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -160,7 +212,7 @@ impl DevDatabase {
     fn tool(&self, name: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> Command {
         let program = self.bin.join(name);
         let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
+            let mut c = Command::new(system_tool("runuser"));
             c.args(["-u", "postgres", "--"]).arg(program);
             c
         } else {
@@ -168,6 +220,11 @@ impl DevDatabase {
         };
         command.args(args).current_dir(&self.dir);
         command
+    }
+
+    /// The directory holding its data and log (removed on stop).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The port it listens on (127.0.0.1).
@@ -194,6 +251,10 @@ impl DevDatabase {
     }
 
     fn stop_blocking(&mut self, mode: &str) -> Result<(), DevDatabaseError> {
+        if let Some(mut watcher) = self.watcher.take() {
+            let _ = watcher.kill();
+            let _ = watcher.wait();
+        }
         if !std::mem::replace(&mut self.running, false) {
             return Ok(());
         }

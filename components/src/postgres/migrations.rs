@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tokio_postgres::Client;
 
 /// The advisory lock key (any fixed number: "orderly migrations").
-const LOCK_KEY: i64 = 0x6f72_6465_726c_79;
+const LOCK_KEY: i64 = 0x006f_7264_6572_6c79;
 
 /// A migration failed; names the file.
 #[derive(Debug, thiserror::Error)]

@@ -248,7 +248,7 @@ impl Component for Database {
         let url = if self.config.url.expose().is_empty() {
             let dev = DevDatabase::start().await.map_err(Permanent::new)?;
             let url = dev.url();
-            slog::info!(ctx.logger(), "started a local dev database"; "port" => dev.port());
+            slog::info!(ctx.logger(), "started a local dev database"; "port" => dev.port(), "dir" => dev.dir().display().to_string());
             *self.dev.lock().await = Some(dev);
             url
         } else {

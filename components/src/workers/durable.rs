@@ -32,7 +32,7 @@ CREATE INDEX IF NOT EXISTS orderly_jobs_claimable ON orderly_jobs (queue, run_af
 ";
 
 /// Same key space as the migrations' lock, different key.
-const SCHEMA_LOCK: i64 = 0x6f72_6465_726c_7a;
+const SCHEMA_LOCK: i64 = 0x006f_7264_6572_6c7a;
 
 /// A queue operation failed.
 #[derive(Debug, thiserror::Error)]

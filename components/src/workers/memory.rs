@@ -4,6 +4,7 @@
 //! notifications that are also recoverable elsewhere), and the durable
 //! queue for everything else.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -16,6 +17,8 @@ use super::job::Job;
 pub struct MemoryQueue {
     pub(crate) name: Arc<str>,
     pub(crate) sender: mpsc::Sender<Job>,
+    /// Cleared in phase 1: from then on, enqueueing is refused.
+    pub(crate) accepting: Arc<AtomicBool>,
 }
 
 impl MemoryQueue {
@@ -23,8 +26,17 @@ impl MemoryQueue {
         Job { id: 0, queue: self.name.clone(), kind: kind.to_owned(), payload, attempt: 1 }
     }
 
+    fn check_accepting(&self) -> Result<(), QueueError> {
+        if self.accepting.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(QueueError::Stopping)
+        }
+    }
+
     /// Adds a job, waiting while the queue is full.
     pub async fn enqueue(&self, kind: &str, payload: serde_json::Value) -> Result<(), QueueError> {
+        self.check_accepting()?;
         self.sender
             .send(self.job(kind, payload))
             .await
@@ -33,6 +45,7 @@ impl MemoryQueue {
 
     /// Adds a job, or is rejected at once when the queue is full.
     pub fn try_enqueue(&self, kind: &str, payload: serde_json::Value) -> Result<(), QueueError> {
+        self.check_accepting()?;
         self.sender.try_send(self.job(kind, payload)).map_err(|e| QueueError::Rejected {
             queue: self.name.to_string(),
             state: match e {
@@ -55,7 +68,7 @@ mod tests {
     #[tokio::test]
     async fn full_is_rejected_or_waits_never_grows() {
         let (sender, mut receiver) = mpsc::channel(2);
-        let queue = MemoryQueue { name: "mem".into(), sender };
+        let queue = MemoryQueue { name: "mem".into(), sender, accepting: Arc::new(AtomicBool::new(true)) };
         queue.try_enqueue("a", serde_json::Value::Null).unwrap();
         queue.enqueue("b", serde_json::Value::Null).await.unwrap();
         assert_eq!(queue.depth(), 2);
@@ -70,5 +83,7 @@ mod tests {
         assert_eq!(receiver.recv().await.unwrap().kind, "a");
         waiting.await.unwrap().unwrap();
         assert_eq!(queue.depth(), 2);
+        queue.accepting.store(false, Ordering::SeqCst);
+        assert!(matches!(queue.try_enqueue("e", serde_json::Value::Null), Err(QueueError::Stopping)));
     }
 }

@@ -19,7 +19,7 @@ mod memory;
 mod metrics;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -420,7 +420,7 @@ impl Component for Workers {
             logger: ctx.logger().clone(),
         });
         let (sender, receiver) = mpsc::channel(self.config.memory_capacity);
-        let memory = MemoryQueue { name: MEMORY.into(), sender };
+        let memory = MemoryQueue { name: MEMORY.into(), sender, accepting: Arc::new(AtomicBool::new(true)) };
         let _ = self.shared.set(shared.clone());
         let _ = self.durable.set(durable.clone());
         let _ = self.memory.set(memory.clone());
@@ -447,6 +447,9 @@ impl Component for Workers {
     }
 
     async fn stop_accepting(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        if let Some(memory) = self.memory.get() {
+            memory.accepting.store(false, Ordering::SeqCst);
+        }
         if let Some(shared) = self.shared.get() {
             shared.claiming.send_replace(false);
             slog::info!(ctx.logger(), "stopped claiming jobs"; "in_flight" => shared.in_flight.load(Ordering::SeqCst));
