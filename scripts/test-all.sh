@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite needs beyond the Rust toolchain. gcc links the
-# binaries; git lets example-app's build script stamp the commit.
-PACKAGES=(gcc git)
+# binaries; git lets example-app's build script stamp the commit; the
+# database tests (and example-app's dev database) run real throwaway
+# PostgreSQL servers from postgresql's binaries.
+PACKAGES=(gcc git postgresql)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
