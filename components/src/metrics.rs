@@ -1,5 +1,6 @@
 //! The metrics component: the runtime's Prometheus registry as a typed
-//! dependency, with the process's own metrics registered on it.
+//! dependency, with the process's own metrics registered on it, and
+//! optionally pushed to a Prometheus Pushgateway.
 //!
 //! There is one registry per runtime, not a process-global: two apps (or
 //! two tests) in one process never see each other's series. The framework's
@@ -8,27 +9,81 @@
 //! components that declare `Dependency::on::<Metrics>()`.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
-use orderly::{BoxError, Component, FromConfig, StartContext, Validate, Validation};
-use prometheus::{Encoder, Registry, TextEncoder};
+use orderly::{BoxError, Component, FromConfig, StartContext, StopContext, Validate, Validation};
+use parking_lot::Mutex;
+use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Deserialize;
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Register `process_*` metrics (CPU seconds, resident memory, open file descriptors).
-    pub process: bool,
+    pub process: ProcessMetrics,
+    /// Pushes to a Pushgateway (`[metrics.push]`); off without a URL.
+    pub push: PushConfig,
 }
 
-impl Default for MetricsConfig {
+/// Whether to register `process_*` metrics (a plain bool in config).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(transparent)]
+pub struct ProcessMetrics(pub bool);
+
+impl Default for ProcessMetrics {
     fn default() -> Self {
-        Self { process: true }
+        Self(true)
+    }
+}
+
+/// `[metrics.push]`: the metrics flusher. With no `url` it is off, and
+/// pull via the management server's `/metrics` works as always.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// The Pushgateway, for example `http://pushgateway:9091` (`APP__METRICS__PUSH__URL`).
+    pub url: String,
+    /// How often to push.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// The `job` grouping label.
+    pub job: String,
+    /// The `instance` grouping label; empty = the host name.
+    pub instance: String,
+    /// How long one push may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Tries per push (with backoff) before it is counted as failed.
+    pub attempts: u32,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            interval: Duration::from_secs(15),
+            job: "orderly".into(),
+            instance: String::new(),
+            timeout: Duration::from_secs(5),
+            attempts: 3,
+        }
     }
 }
 
 impl Validate for MetricsConfig {
-    fn validate(&self, _: &mut Validation) {}
+    fn validate(&self, v: &mut Validation) {
+        let push = &self.push;
+        v.check(
+            push.url.is_empty() || push.url.starts_with("http://") || push.url.starts_with("https://"),
+            "push.url",
+            format!("`{}` is not an http(s) URL (leave it empty to turn pushing off)", push.url),
+        );
+        v.check(!push.interval.is_zero(), "push.interval", "must be greater than 0");
+        v.check(!push.job.is_empty() && !push.job.contains('/'), "push.job", "must be non-empty, without '/'");
+        v.check(!push.instance.contains('/'), "push.instance", "must not contain '/'");
+        v.check(push.attempts >= 1, "push.attempts", "must be at least 1");
+    }
 }
 
 /// Something went wrong with metrics; says what.
@@ -49,6 +104,14 @@ pub enum MetricsError {
     /// Encoding the text exposition format failed.
     #[error("encoding metrics: {0}")]
     Encode(#[source] prometheus::Error),
+    /// A push to the Pushgateway failed after every attempt.
+    #[error("pushing metrics to {url}: {reason}")]
+    Push {
+        /// The grouping URL pushed to.
+        url: String,
+        /// The last failure.
+        reason: String,
+    },
 }
 
 /// The metrics component. Depend on it to register your own metrics:
@@ -76,9 +139,68 @@ pub enum MetricsError {
 pub struct Metrics {
     config: MetricsConfig,
     registry: OnceLock<Registry>,
+    pusher: OnceLock<Pusher>,
+    push_loop: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Pushes the registry to one Pushgateway group.
+#[derive(Clone)]
+struct Pusher {
+    client: reqwest::Client,
+    url: String,
+    attempts: u32,
+    registry: Registry,
+    pushes: IntCounterVec,
+    logger: slog::Logger,
+}
+
+impl Pusher {
+    /// One push, retried with backoff; counted either way, never fatal.
+    async fn push(&self) -> Result<(), MetricsError> {
+        let mut backoff = Duration::from_millis(100);
+        let mut reason = String::new();
+        for attempt in 1..=self.attempts {
+            let body = render(&self.registry)?;
+            let sent = self.client.put(&self.url).header(reqwest::header::CONTENT_TYPE, TEXT_FORMAT).body(body).send().await;
+            match sent {
+                Ok(response) if response.status().is_success() => {
+                    self.pushes.with_label_values(&["ok"]).inc();
+                    return Ok(());
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    reason = format!("{status}: {}", response.text().await.unwrap_or_default().trim());
+                }
+                Err(e) => reason = e.to_string(),
+            }
+            if attempt < self.attempts {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        self.pushes.with_label_values(&["error"]).inc();
+        let error = MetricsError::Push { url: self.url.clone(), reason };
+        slog::warn!(self.logger, "metrics push failed"; "error" => %error);
+        Err(error)
+    }
+}
+
+/// `{url}/metrics/job/{job}/instance/{instance}`.
+fn group_url(push: &PushConfig) -> String {
+    let instance = if push.instance.is_empty() {
+        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into())
+    } else {
+        push.instance.clone()
+    };
+    format!("{}/metrics/job/{}/instance/{}", push.url.trim_end_matches('/'), push.job, instance)
 }
 
 impl Metrics {
+    /// A metrics component with `config` (usually built from `[metrics]`).
+    pub fn from_config_value(config: MetricsConfig) -> Self {
+        Self { config, ..Self::default() }
+    }
+
     /// The runtime's registry (a cheap handle; clones share the same metrics).
     pub fn registry(&self) -> Result<Registry, MetricsError> {
         self.registry.get().cloned().ok_or(MetricsError::NotStarted)
@@ -105,14 +227,61 @@ pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 impl Component for Metrics {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let registry = ctx.metrics_registry().clone();
-        if self.config.process {
+        if self.config.process.0 {
             let collector = prometheus::process_collector::ProcessCollector::for_self();
             registry
                 .register(Box::new(collector))
                 .map_err(|source| MetricsError::Register { what: "process metrics", source })?;
         }
         // A second start of the same component (a retry) finds it already set.
-        let _ = self.registry.set(registry);
+        let _ = self.registry.set(registry.clone());
+        if !self.config.push.url.is_empty() && self.pusher.get().is_none() {
+            let pushes = IntCounterVec::new(
+                Opts::new("orderly_metrics_pushes_total", "Pushes to the Pushgateway, by result (ok, error)."),
+                &["result"],
+            )
+            .map_err(|source| MetricsError::Register { what: "orderly_metrics_pushes_total", source })?;
+            registry
+                .register(Box::new(pushes.clone()))
+                .map_err(|source| MetricsError::Register { what: "orderly_metrics_pushes_total", source })?;
+            let client = reqwest::Client::builder().timeout(self.config.push.timeout).build()?;
+            let pusher = Pusher {
+                client,
+                url: group_url(&self.config.push),
+                attempts: self.config.push.attempts,
+                registry,
+                pushes,
+                logger: ctx.logger().clone(),
+            };
+            let _ = self.pusher.set(pusher.clone());
+            let interval = self.config.push.interval;
+            *self.push_loop.lock() = Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    // Logged and counted inside; a failed push is never fatal.
+                    let _ = pusher.push().await;
+                }
+            }));
+            slog::info!(ctx.logger(), "pushing metrics"; "url" => &self.pusher.get().map(|p| p.url.clone()).unwrap_or_default(), "interval" => ?interval);
+        }
+        Ok(())
+    }
+
+    /// Phase 4: one final push, after the HTTP server has drained and the
+    /// workers have stopped, so the last counts reach the gateway.
+    async fn flush(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        if let Some(task) = self.push_loop.lock().take() {
+            task.abort();
+        }
+        let Some(pusher) = self.pusher.get() else { return Ok(()) };
+        match tokio::time::timeout_at(ctx.deadline().into(), pusher.push()).await {
+            Ok(Ok(())) => slog::info!(ctx.logger(), "final metrics push done"),
+            // Counted and logged; not a reason to fail the shutdown.
+            Ok(Err(error)) => slog::error!(ctx.logger(), "final metrics push failed"; "error" => %error),
+            Err(_) => slog::error!(ctx.logger(), "final metrics push did not finish within the phase's budget"),
+        }
         Ok(())
     }
 }
@@ -120,7 +289,7 @@ impl Component for Metrics {
 impl FromConfig for Metrics {
     type Config = MetricsConfig;
     fn from_config(config: MetricsConfig) -> Result<Self, BoxError> {
-        Ok(Self { config, registry: OnceLock::new() })
+        Ok(Self { config, ..Self::default() })
     }
 }
 

@@ -26,9 +26,14 @@ fn scratch() -> PathBuf {
 
 impl Service {
     fn start(bind: &str) -> Service {
+        Self::start_with(bind, &[])
+    }
+
+    fn start_with(bind: &str, env: &[(&str, &str)]) -> Service {
         let dir = scratch();
         let mut child = Command::new(env!("CARGO_BIN_EXE_example-app"))
             .env_clear()
+            .envs(env.iter().copied())
             .current_dir(&dir)
             .env("APP__HTTP__BIND", bind)
             .env("APP__ADMIN__BIND", "127.0.0.1:0")
@@ -165,6 +170,12 @@ fn serves_drains_and_persists_every_visit() {
 
     let (code, stderr) = service.exit_code();
     assert_eq!(code, 0, "{stderr}");
+    // Every record written during phases 1 to 4 reached stdout before the exit.
+    assert_eq!(service.wait_for("drained")["phase"], "drain");
+    assert_eq!(service.wait_for("workers stopped")["phase"], "stop_workers");
+    assert_eq!(service.wait_for("visit log flushed")["phase"], "flush");
+    let access = service.wait_for("request");
+    assert!(access["route"].is_string() && access["request_id"].is_string(), "access lines are JSON too: {access}");
     let port = dev_database["port"].as_u64().unwrap() as u16;
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "the dev database stopped with the app");
     assert!(!std::path::Path::new(dev_database["dir"].as_str().unwrap()).exists(), "and its directory is gone");
@@ -226,4 +237,59 @@ fn a_killed_app_leaves_no_dev_database_behind() {
         assert!(Instant::now() < deadline, "the dev database outlived a SIGKILLed app");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Finds `name{…labels…} value` in a Prometheus text page.
+fn series_value(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn the_final_counts_reach_the_pushgateway() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut gateway = Command::new("prometheus-pushgateway")
+        .args([format!("--web.listen-address=127.0.0.1:{port}"), "--persistence.file=".into()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-pushgateway (apt-get install prometheus-pushgateway)");
+    let gateway_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(gateway_addr).is_err() {
+        assert!(Instant::now() < deadline, "the pushgateway did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://{gateway_addr}");
+    let mut service = Service::start_with(
+        "127.0.0.1:0",
+        &[("APP__METRICS__PUSH__URL", &url), ("APP__METRICS__PUSH__INSTANCE", "e2e"), ("APP__METRICS__PUSH__INTERVAL", "1h")],
+    );
+    let (addr, _) = service.addrs();
+    for _ in 0..3 {
+        assert!(get_path(addr, "/").starts_with("HTTP/1.1 200"));
+    }
+    for name in ["Ada", "Grace"] {
+        assert!(post_json(addr, "/greetings", &format!(r#"{{"name":"{name}"}}"#)).starts_with("HTTP/1.1 202"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !get_path(addr, "/greetings").contains("hello, Grace!") || !get_path(addr, "/greetings").contains("hello, Ada!") {
+        assert!(Instant::now() < deadline, "the jobs never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    service.sigterm();
+    let (code, stderr) = service.exit_code();
+    assert_eq!(code, 0, "{stderr}");
+
+    let text = get_path(gateway_addr, "/metrics");
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let scope = [r#"job="orderly""#, r#"instance="e2e""#];
+    let http = [scope[0], scope[1], r#"route="/""#, r#"method="GET""#, r#"status="200""#];
+    assert_eq!(series_value(&text, "http_requests_total", &http), Some(3.0), "{text}");
+    let jobs = [scope[0], scope[1], r#"queue="default""#, r#"status="done""#];
+    assert_eq!(series_value(&text, "jobs_total", &jobs), Some(2.0), "{text}");
 }

@@ -113,11 +113,20 @@ pub fn build(
     admin: AdminConfig,
     shutdown: ShutdownSettings,
 ) -> (Runtime, Arc<HttpServer>, Arc<Admin>, Arc<Accepted>) {
+    build_with_metrics(Metrics::default(), http, admin, shutdown)
+}
+
+pub fn build_with_metrics(
+    metrics: Metrics,
+    http: HttpConfig,
+    admin: AdminConfig,
+    shutdown: ShutdownSettings,
+) -> (Runtime, Arc<HttpServer>, Arc<Admin>, Arc<Accepted>) {
     let server = Arc::new(HttpServer::new(http));
     let admin = Arc::new(Admin::new(admin));
     let accepted = Arc::new(Accepted::default());
     let runtime = Runtime::builder()
-        .component(Metrics::default())
+        .component(metrics)
         .component_arc(server.clone())
         .component_arc(admin.clone())
         .component(TestRoutes { accepted: accepted.clone() })

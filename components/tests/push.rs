@@ -1,0 +1,106 @@
+//! The metrics flusher against a real Prometheus Pushgateway started by the
+//! test on a free loopback port.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use orderly::{Runtime, ShutdownSettings};
+use orderly_components::metrics::{Metrics, MetricsConfig, PushConfig};
+use support::*;
+
+struct Pushgateway {
+    child: Child,
+    url: String,
+}
+
+impl Pushgateway {
+    fn start() -> Pushgateway {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("prometheus-pushgateway")
+            .args([format!("--web.listen-address=127.0.0.1:{port}"), "--persistence.file=".into()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-pushgateway (apt-get install prometheus-pushgateway)");
+        let gateway = Pushgateway { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the pushgateway did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        gateway
+    }
+
+    async fn metrics(&self) -> String {
+        client().get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap()
+    }
+}
+
+impl Drop for Pushgateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the first series named `name` carrying every label in `labels`.
+fn value_of(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_final_push_carries_the_last_counts() {
+    let gateway = Pushgateway::start();
+    let push = PushConfig { url: gateway.url.clone(), interval: Duration::from_secs(3600), job: "push-test".into(), instance: "one".into(), ..PushConfig::default() };
+    let (runtime, http, _admin, _) = build_with_metrics(
+        Metrics::from_config_value(MetricsConfig { push, ..MetricsConfig::default() }),
+        http_config(),
+        admin_config(),
+        ShutdownSettings::default(),
+    );
+    runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    assert!(http.serving().await);
+    let base = format!("http://{}", http.local_addr().unwrap());
+    for _ in 0..7 {
+        assert_eq!(client().get(format!("{base}/hello")).send().await.unwrap().status(), 200);
+    }
+    assert!(gateway.metrics().await.lines().all(|l| !l.starts_with("http_requests_total")), "nothing pushed before the end (interval 1 h)");
+    assert!(runtime.shutdown(reason()).await.is_clean());
+
+    let text = gateway.metrics().await;
+    let labels = [r#"job="push-test""#, r#"instance="one""#, r#"route="/hello""#, r#"status="200""#];
+    assert_eq!(value_of(&text, "http_requests_total", &labels), Some(7.0), "{text}");
+    assert!(value_of(&text, "push_time_seconds", &[r#"job="push-test""#, r#"instance="one""#]).is_some_and(|t| t > 0.0), "{text}");
+    assert!(value_of(&text, "orderly_component_stop_seconds_count", &[r#"component="http""#, r#"phase="drain""#]).is_some(), "lifecycle metrics of the drain are in the final push");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_is_down_is_logged_and_counted_never_fatal() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let push = PushConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        interval: Duration::from_millis(50),
+        attempts: 1,
+        ..PushConfig::default()
+    };
+    let metrics = std::sync::Arc::new(Metrics::from_config_value(MetricsConfig { push, ..MetricsConfig::default() }));
+    let runtime = Runtime::builder().component_arc(metrics.clone()).build().unwrap();
+    runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics.render().unwrap();
+        if value_of(&text, "orderly_metrics_pushes_total", &[r#"result="error""#]).unwrap_or(0.0) >= 2.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "failed pushes are counted: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = runtime.shutdown(reason()).await;
+    assert!(report.is_clean(), "a failed final push does not fail the shutdown: {report:?}");
+}
