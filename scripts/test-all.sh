@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the suite needs beyond the Rust toolchain. gcc links the
 # binaries; git lets example-app's build script stamp the commit; the
 # database tests (and example-app's dev database) run real throwaway
-# PostgreSQL servers from postgresql's binaries.
-PACKAGES=(gcc git postgresql)
+# PostgreSQL servers from postgresql's binaries, a Pushgateway and Redis.
+PACKAGES=(gcc git postgresql prometheus-pushgateway redis-server)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

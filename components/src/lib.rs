@@ -12,11 +12,14 @@
 //! | `admin` | [`admin::Admin`] (`[admin]`) | 5 close | probes, `/metrics`, `/debug/lifecycle` on its own port |
 //! | `tracing` | [`tracing::Tracing`] (`[tracing]`) | 4 flush | OpenTelemetry traces over OTLP/HTTP |
 //! | `postgres` | [`postgres::Database`] (`[database]`) | 5 close | deadpool-postgres pool, migrations, a private dev database when no URL is set |
+//! | `cache` | [`cache::Cache`] (`[cache]`) | 5 close | moka in-process or Redis behind one API, circuit breaker, coalesced loads |
 //! | `workers` | [`workers::Workers`] (`[workers]`) | 1 stop claiming, 3 stop workers | job runners over a durable Postgres queue and a bounded in-memory queue |
 #![warn(missing_docs)]
 
 #[cfg(feature = "admin")]
 pub mod admin;
+#[cfg(feature = "cache")]
+pub mod cache;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "metrics")]

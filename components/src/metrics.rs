@@ -161,7 +161,8 @@ impl Pusher {
         let mut reason = String::new();
         for attempt in 1..=self.attempts {
             let body = render(&self.registry)?;
-            let sent = self.client.put(&self.url).header(reqwest::header::CONTENT_TYPE, TEXT_FORMAT).body(body).send().await;
+            let sent =
+                self.client.put(&self.url).header(reqwest::header::CONTENT_TYPE, TEXT_FORMAT).body(body).send().await;
             match sent {
                 Ok(response) if response.status().is_success() => {
                     self.pushes.with_label_values(&["ok"]).inc();

@@ -57,7 +57,13 @@ fn value_of(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_final_push_carries_the_last_counts() {
     let gateway = Pushgateway::start();
-    let push = PushConfig { url: gateway.url.clone(), interval: Duration::from_secs(3600), job: "push-test".into(), instance: "one".into(), ..PushConfig::default() };
+    let push = PushConfig {
+        url: gateway.url.clone(),
+        interval: Duration::from_secs(3600),
+        job: "push-test".into(),
+        instance: "one".into(),
+        ..PushConfig::default()
+    };
     let (runtime, http, _admin, _) = build_with_metrics(
         Metrics::from_config_value(MetricsConfig { push, ..MetricsConfig::default() }),
         http_config(),
@@ -70,14 +76,23 @@ async fn the_final_push_carries_the_last_counts() {
     for _ in 0..7 {
         assert_eq!(client().get(format!("{base}/hello")).send().await.unwrap().status(), 200);
     }
-    assert!(gateway.metrics().await.lines().all(|l| !l.starts_with("http_requests_total")), "nothing pushed before the end (interval 1 h)");
+    assert!(
+        gateway.metrics().await.lines().all(|l| !l.starts_with("http_requests_total")),
+        "nothing pushed before the end (interval 1 h)"
+    );
     assert!(runtime.shutdown(reason()).await.is_clean());
 
     let text = gateway.metrics().await;
     let labels = [r#"job="push-test""#, r#"instance="one""#, r#"route="/hello""#, r#"status="200""#];
     assert_eq!(value_of(&text, "http_requests_total", &labels), Some(7.0), "{text}");
-    assert!(value_of(&text, "push_time_seconds", &[r#"job="push-test""#, r#"instance="one""#]).is_some_and(|t| t > 0.0), "{text}");
-    assert!(value_of(&text, "orderly_component_stop_seconds_count", &[r#"component="http""#, r#"phase="drain""#]).is_some(), "lifecycle metrics of the drain are in the final push");
+    assert!(
+        value_of(&text, "push_time_seconds", &[r#"job="push-test""#, r#"instance="one""#]).is_some_and(|t| t > 0.0),
+        "{text}"
+    );
+    assert!(
+        value_of(&text, "orderly_component_stop_seconds_count", &[r#"component="http""#, r#"phase="drain""#]).is_some(),
+        "lifecycle metrics of the drain are in the final push"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,7 +266,11 @@ fn the_final_counts_reach_the_pushgateway() {
     let url = format!("http://{gateway_addr}");
     let mut service = Service::start_with(
         "127.0.0.1:0",
-        &[("APP__METRICS__PUSH__URL", &url), ("APP__METRICS__PUSH__INSTANCE", "e2e"), ("APP__METRICS__PUSH__INTERVAL", "1h")],
+        &[
+            ("APP__METRICS__PUSH__URL", &url),
+            ("APP__METRICS__PUSH__INSTANCE", "e2e"),
+            ("APP__METRICS__PUSH__INTERVAL", "1h"),
+        ],
     );
     let (addr, _) = service.addrs();
     for _ in 0..3 {
@@ -276,7 +280,9 @@ fn the_final_counts_reach_the_pushgateway() {
         assert!(post_json(addr, "/greetings", &format!(r#"{{"name":"{name}"}}"#)).starts_with("HTTP/1.1 202"));
     }
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !get_path(addr, "/greetings").contains("hello, Grace!") || !get_path(addr, "/greetings").contains("hello, Ada!") {
+    while !get_path(addr, "/greetings").contains("hello, Grace!")
+        || !get_path(addr, "/greetings").contains("hello, Ada!")
+    {
         assert!(Instant::now() < deadline, "the jobs never ran");
         std::thread::sleep(Duration::from_millis(50));
     }
