@@ -3,12 +3,13 @@
 //! `POST /greetings` with `{"name": "…"}` enqueues a `greet` job and answers
 //! 202 with its id; a worker runs it and writes the greeting in the job's
 //! own transaction, so it lands exactly once. `GET /greetings` lists the
-//! latest ones.
+//! latest ones, through the cache for 200 ms.
 
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use orderly::{BoxError, Component, Dependency, StartContext};
+use orderly_components::cache::Cache;
 use orderly_components::http::{ApiError, HttpServer};
 use orderly_components::postgres::Database;
 use orderly_components::workers::{Job, JobContext, JobHandler, QueueError, Workers};
@@ -74,18 +75,25 @@ async fn list(database: web::Data<Database>) -> Result<HttpResponse, ApiError> {
 #[orderly::component]
 impl Component for Greeter {
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::on::<HttpServer>(), Dependency::on::<Workers>(), Dependency::on::<Database>()]
+        vec![
+            Dependency::on::<HttpServer>(),
+            Dependency::on::<Workers>(),
+            Dependency::on::<Database>(),
+            Dependency::on::<Cache>(),
+        ]
     }
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let workers: Arc<Workers> = ctx.dependency::<Workers>()?;
         let database: Arc<Database> = ctx.dependency::<Database>()?;
+        let cache: Arc<Cache> = ctx.dependency::<Cache>()?;
         workers.handle("greet", Greet);
         ctx.dependency::<HttpServer>()?.routes(move |cfg| {
             cfg.service(
                 web::scope("/greetings")
                     .app_data(web::Data::from(workers.clone()))
                     .app_data(web::Data::from(database.clone()))
+                    .app_data(web::Data::from(cache.clone()))
                     .route("", web::post().to(create))
                     .route("", web::get().to(list)),
             );

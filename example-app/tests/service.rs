@@ -290,10 +290,11 @@ fn the_final_counts_reach_the_pushgateway() {
     let (code, stderr) = service.exit_code();
     assert_eq!(code, 0, "{stderr}");
 
-    let text = get_path(gateway_addr, "/metrics");
+    // HTTP/1.0: no chunked encoding to split lines of the page.
+    let text = get(gateway_addr, "GET /metrics HTTP/1.0\r\n\r\n");
     let _ = gateway.kill();
     let _ = gateway.wait();
-    let scope = [r#"job="orderly""#, r#"instance="e2e""#];
+    let scope = [r#"job="example-app""#, r#"instance="e2e""#];
     let http = [scope[0], scope[1], r#"route="/""#, r#"method="GET""#, r#"status="200""#];
     assert_eq!(series_value(&text, "http_requests_total", &http), Some(3.0), "{text}");
     let jobs = [scope[0], scope[1], r#"queue="default""#, r#"status="done""#];
