@@ -1,0 +1,199 @@
+//! Process-level Postgres benches, each against a throwaway Postgres:
+//!
+//! - durable queue throughput: jobs/s with 1 and 2 `queue-worker`
+//!   processes (4 concurrent jobs each), against a hand-written floor — the
+//!   same claim/complete SQL in a loop of 4 tasks per process, with no
+//!   framework, no leases renewed, no metrics;
+//! - pool checkout latency under contention: `Database::get` + `SELECT 1`
+//!   from 1, 4 and 16 tasks on a pool of 4 connections.
+//!
+//! `cargo build --release -p orderly-benches --bins && target/release/db-harness [--jobs N]`
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orderly::{Runtime, Secret, ShutdownReason};
+use orderly_components::postgres::{Database, DatabaseConfig, DevDatabase};
+
+async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.expect("count").get(0)
+}
+
+fn spawn_worker(url: &str) -> Child {
+    let me = std::env::current_exe().expect("own path");
+    Command::new(me.with_file_name("queue-worker"))
+        .env("APP__DATABASE__URL", url)
+        .env("APP__DATABASE__POOL_SIZE", "8")
+        .env("APP__WORKERS__CONCURRENCY", "4")
+        .env("APP__WORKERS__POLL_INTERVAL", "5ms")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("queue-worker")
+}
+
+async fn enqueue(client: &tokio_postgres::Client, jobs: i64) {
+    client
+        .execute(
+            "INSERT INTO orderly_jobs (queue, kind, payload, max_attempts)
+             SELECT 'default', 'touch', '{}'::jsonb, 5 FROM generate_series(1, $1::BIGINT)",
+            &[&jobs],
+        )
+        .await
+        .expect("enqueue");
+}
+
+async fn reset(client: &tokio_postgres::Client) {
+    client.batch_execute("TRUNCATE orderly_jobs; TRUNCATE touched;").await.expect("truncate");
+}
+
+/// Jobs/s with `processes` worker processes.
+async fn orderly_throughput(url: &str, processes: usize, jobs: i64) -> f64 {
+    let client = client(url).await;
+    reset(&client).await;
+    let mut workers: Vec<Child> = (0..processes).map(|_| spawn_worker(url)).collect();
+    // Let them start (they poll every 5 ms once up).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    enqueue(&client, jobs).await;
+    while count(&client, "SELECT count(*) FROM orderly_jobs WHERE status = 'done'").await < jobs {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = jobs as f64 / started.elapsed().as_secs_f64();
+    for worker in &mut workers {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+        let _ = worker.wait();
+    }
+    assert_eq!(count(&client, "SELECT count(*) FROM touched").await, jobs);
+    rate
+}
+
+/// The floor: `tasks` loops, each claiming one job with the same SQL,
+/// writing the row and completing it in one transaction.
+async fn floor_throughput(url: &str, tasks: usize, jobs: i64) -> f64 {
+    let setup = client(url).await;
+    reset(&setup).await;
+    enqueue(&setup, jobs).await;
+    let started = Instant::now();
+    let loops: Vec<_> = (0..tasks)
+        .map(|_| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let mut client = client(&url).await;
+                loop {
+                    let claimed = client
+                        .query_opt(
+                            "UPDATE orderly_jobs SET status = 'running', attempts = attempts + 1,
+                                    lease_until = now() + interval '30 seconds', lease_owner = 'floor'
+                             WHERE id IN (SELECT id FROM orderly_jobs WHERE queue = 'default' AND status = 'ready'
+                                          ORDER BY run_after, id FOR UPDATE SKIP LOCKED LIMIT 1)
+                             RETURNING id",
+                            &[],
+                        )
+                        .await
+                        .expect("claim");
+                    let Some(row) = claimed else { return };
+                    let id: i64 = row.get(0);
+                    let tx = client.transaction().await.expect("tx");
+                    tx.execute("INSERT INTO touched (job_id) VALUES ($1)", &[&id]).await.expect("touch");
+                    tx.execute("UPDATE orderly_jobs SET status = 'done', finished_at = now() WHERE id = $1", &[&id]).await.expect("done");
+                    tx.commit().await.expect("commit");
+                }
+            })
+        })
+        .collect();
+    for l in loops {
+        l.await.expect("floor task");
+    }
+    jobs as f64 / started.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+async fn checkout_latency(url: &str) {
+    println!("## Pool checkout latency: Database::get + SELECT 1, pool of 4, 2,000 calls per run");
+    let config = DatabaseConfig {
+        url: Secret::new(url.to_owned()),
+        pool_size: 4,
+        wait_timeout: Duration::from_secs(10),
+        migrations: String::new(),
+        ..DatabaseConfig::default()
+    };
+    let db = Arc::new(Database::new(config));
+    let runtime = Runtime::builder().component_arc(db.clone()).build().expect("runtime");
+    runtime.start().await.map_err(|e| format!("{e:?}")).expect("start");
+    for tasks in [1usize, 4, 16] {
+        let per_task = 2_000 / tasks;
+        let runs: Vec<_> = (0..tasks)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut checkout = Vec::with_capacity(per_task);
+                    for _ in 0..per_task {
+                        let t0 = Instant::now();
+                        let client = db.get().await.expect("checkout");
+                        checkout.push(t0.elapsed());
+                        client.query_one("SELECT 1", &[]).await.expect("select");
+                    }
+                    checkout
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for run in runs {
+            all.extend(run.await.expect("task"));
+        }
+        all.sort();
+        println!(
+            "{tasks:>3} tasks: checkout p50 {:>8.1} µs   p99 {:>8.1} µs   max {:>8.1} µs",
+            percentile(&all, 0.5).as_secs_f64() * 1e6,
+            percentile(&all, 0.99).as_secs_f64() * 1e6,
+            all.last().map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        );
+    }
+    runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
+    println!();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let jobs: i64 = args.iter().position(|a| a == "--jobs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let server = DevDatabase::start().await.expect("postgres binaries (see RECIPES)");
+    let url = server.url();
+    let setup = client(&url).await;
+    setup.batch_execute("CREATE TABLE touched (job_id BIGINT PRIMARY KEY)").await.expect("schema");
+    // Let one worker create the queue's table, then measure.
+    let mut first = spawn_worker(&url);
+    while !setup.query_one("SELECT to_regclass('orderly_jobs') IS NOT NULL", &[]).await.expect("regclass").get::<_, bool>(0) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+    let _ = first.wait();
+
+    println!("## Durable queue throughput: {jobs} jobs, 4 concurrent jobs per process, one row written per job");
+    for processes in [1usize, 2] {
+        let floor = floor_throughput(&url, 4 * processes, jobs).await;
+        let orderly = orderly_throughput(&url, processes, jobs).await;
+        println!(
+            "{processes} process(es): orderly {orderly:>8.0} jobs/s   floor ({} tasks, same SQL) {floor:>8.0} jobs/s   orderly/floor {:.0}%",
+            4 * processes,
+            100.0 * orderly / floor
+        );
+    }
+    println!();
+    checkout_latency(&url).await;
+    drop(setup);
+    server.stop().await.expect("stop");
+}

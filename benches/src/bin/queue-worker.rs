@@ -1,0 +1,51 @@
+//! A worker process for the queue bench: the standard components (HTTP and
+//! management servers off) and a `touch` job that writes one row in the
+//! job's transaction.
+
+use orderly::{BoxError, Component, Dependency, StartContext};
+use orderly_components::workers::{Job, JobContext, JobHandler, Workers};
+
+struct Touch;
+
+#[orderly::async_trait]
+impl JobHandler for Touch {
+    async fn run(&self, job: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError> {
+        let tx = ctx.transaction().ok_or("a durable job")?;
+        tx.execute("INSERT INTO touched (job_id) VALUES ($1)", &[&job.id]).await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct TouchJobs;
+
+#[orderly::component]
+impl Component for TouchJobs {
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Workers>()]
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        ctx.dependency::<Workers>()?.handle("touch", Touch);
+        Ok(())
+    }
+}
+
+const CONFIG: &str = r#"
+[components.http]
+enabled = false
+[components.admin]
+enabled = false
+[database]
+migrations = ""
+[log]
+format = "json"
+level = "warning"
+"#;
+
+fn main() -> std::process::ExitCode {
+    orderly::App::new(orderly::app_info!(), orderly::link![orderly_components])
+        .embedded_config(CONFIG)
+        .component(TouchJobs)
+        .run()
+}
