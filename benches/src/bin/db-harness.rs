@@ -104,7 +104,9 @@ async fn floor_throughput(url: &str, tasks: usize, jobs: i64) -> f64 {
                     let id: i64 = row.get(0);
                     let tx = client.transaction().await.expect("tx");
                     tx.execute("INSERT INTO touched (job_id) VALUES ($1)", &[&id]).await.expect("touch");
-                    tx.execute("UPDATE orderly_jobs SET status = 'done', finished_at = now() WHERE id = $1", &[&id]).await.expect("done");
+                    tx.execute("UPDATE orderly_jobs SET status = 'done', finished_at = now() WHERE id = $1", &[&id])
+                        .await
+                        .expect("done");
                     tx.commit().await.expect("commit");
                 }
             })
@@ -168,14 +170,24 @@ async fn checkout_latency(url: &str) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let jobs: i64 = args.iter().position(|a| a == "--jobs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(5_000);
+    let jobs: i64 = args
+        .iter()
+        .position(|a| a == "--jobs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
     let server = DevDatabase::start().await.expect("postgres binaries (see RECIPES)");
     let url = server.url();
     let setup = client(&url).await;
     setup.batch_execute("CREATE TABLE touched (job_id BIGINT PRIMARY KEY)").await.expect("schema");
     // Let one worker create the queue's table, then measure.
     let mut first = spawn_worker(&url);
-    while !setup.query_one("SELECT to_regclass('orderly_jobs') IS NOT NULL", &[]).await.expect("regclass").get::<_, bool>(0) {
+    while !setup
+        .query_one("SELECT to_regclass('orderly_jobs') IS NOT NULL", &[])
+        .await
+        .expect("regclass")
+        .get::<_, bool>(0)
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
