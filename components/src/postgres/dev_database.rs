@@ -191,6 +191,10 @@ impl DevDatabase {
             r#"alive() {{ s=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]; }}
 while alive; do sleep 0.2; done
 {stop} -D {data} -m immediate -w -s stop
+rm -rf {dir}
+# An initdb orphaned mid-run may still be writing (it recreates the directory): once more.
+sleep 3
+{stop} -D {data} -m immediate -w -s stop
 rm -rf {dir}"#,
             pid = std::process::id(),
             data = quote(&self.data()),
