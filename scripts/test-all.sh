@@ -35,6 +35,11 @@ for example in framework/examples/[0-9]*.rs; do
   echo "example $name"
   cargo run -q -p orderly --example "$name" -- "${args[@]}" >/dev/null
 done
+for example in components/examples/[0-9]*.rs; do
+  name=$(basename "$example" .rs)
+  echo "example $name (components)"
+  cargo run -q -p orderly-components --example "$name" >/dev/null
+done
 echo "examples: all ran"
 
 # Last, so that its summary is the suite's closing line.

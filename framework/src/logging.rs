@@ -104,7 +104,7 @@ where
     D: Drain<Ok = (), Err = slog::Never> + Send + 'static,
 {
     let (drain, guard) = slog_async::Async::new(drain)
-        .chan_size(16 * 1024)
+        .chan_size(1024)
         // Losing the last records of a shutdown is worse than a short stall.
         .overflow_strategy(slog_async::OverflowStrategy::Block)
         .thread_name("orderly-log".into())
