@@ -119,7 +119,28 @@ async fn redis_get_set_delete_ttl_and_coalescing() {
     assert_eq!(cache.ready().await, Readiness::Ready);
     let text = orderly_components::metrics::render(runtime.metrics_registry()).unwrap();
     assert!(text.contains(r#"cache_requests_total{backend="redis",result="hit"}"#), "{text}");
+    assert!(clients_of(redis.port).await >= 1);
     assert!(runtime.shutdown(reason()).await.is_clean());
+    drop(cache);
+    let mut left = clients_of(redis.port).await;
+    for _ in 0..100 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = clients_of(redis.port).await;
+    }
+    assert_eq!(left, 0, "phase 5 closed every connection to redis");
+}
+
+/// Redis clients other than the asking one (`CLIENT LIST`, inline protocol).
+async fn clients_of(port: u16) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(b"CLIENT LIST\r\nQUIT\r\n").await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    reply.lines().filter(|l| l.starts_with("id=") && !l.contains("cmd=client")).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,3 +119,18 @@ async fn a_gateway_that_is_down_is_logged_and_counted_never_fatal() {
     let report = runtime.shutdown(reason()).await;
     assert!(report.is_clean(), "a failed final push does not fail the shutdown: {report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_pushes_on_its_interval_while_running() {
+    let gateway = Pushgateway::start();
+    let push = PushConfig { url: gateway.url.clone(), interval: Duration::from_millis(50), job: "periodic".into(), ..PushConfig::default() };
+    let metrics = std::sync::Arc::new(Metrics::from_config_value(MetricsConfig { push, ..MetricsConfig::default() }));
+    let runtime = Runtime::builder().component_arc(metrics.clone()).build().unwrap();
+    runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gateway.metrics().await.contains(r#"job="periodic""#) {
+        assert!(Instant::now() < deadline, "no periodic push arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(runtime.shutdown(reason()).await.is_clean());
+}
