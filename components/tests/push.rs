@@ -123,7 +123,12 @@ async fn a_gateway_that_is_down_is_logged_and_counted_never_fatal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn it_pushes_on_its_interval_while_running() {
     let gateway = Pushgateway::start();
-    let push = PushConfig { url: gateway.url.clone(), interval: Duration::from_millis(50), job: "periodic".into(), ..PushConfig::default() };
+    let push = PushConfig {
+        url: gateway.url.clone(),
+        interval: Duration::from_millis(50),
+        job: "periodic".into(),
+        ..PushConfig::default()
+    };
     let metrics = std::sync::Arc::new(Metrics::from_config_value(MetricsConfig { push, ..MetricsConfig::default() }));
     let runtime = Runtime::builder().component_arc(metrics.clone()).build().unwrap();
     runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
