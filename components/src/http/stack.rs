@@ -11,7 +11,7 @@ use actix_web::{web, App};
 use super::drain::Drain;
 use super::error::extractors;
 use super::middleware::access_log::AccessLog;
-use super::middleware::guard::{self, Guards};
+use super::middleware::guard::Guards;
 use super::middleware::observe::{self, Observers};
 use super::middleware::{backpressure, metrics};
 use super::request::RequestLogger;
@@ -60,7 +60,6 @@ impl Stack {
         }
         let guards = Guards { logger: error_logger, drain, limit, request_timeout };
         app.default_service(web::to(|| async { Err::<&str, _>(ApiError::not_found("no such route")) }))
-            .wrap(from_fn(move |req, next| guard::guard(guards.clone(), req, next)))
-            .wrap(from_fn(move |req, next| observe::observe(observers.clone(), req, next)))
+            .wrap(from_fn(move |req, next| observe::observe(observers.clone(), guards.clone(), req, next)))
     }
 }

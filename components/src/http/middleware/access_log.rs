@@ -89,6 +89,12 @@ impl Drop for AccessLog {
 
 fn push_json_str(out: &mut String, value: &str) {
     out.push('"');
+    // Route templates, methods and request ids almost never need escaping.
+    if !value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
     for c in value.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -117,7 +123,8 @@ fn push_padded(out: &mut String, value: u64, width: usize) {
         }
     }
     let start = at.min(digits.len() - width.min(digits.len()));
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+    // ASCII digits: always valid UTF-8.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
 /// `2026-11-21T06:33:48.481197Z`, from days since the epoch by the

@@ -1,16 +1,16 @@
 //! The inner layer: what protects the server from each request, in one
 //! pass — the concurrency limit, the drain's count and cut-off, the time
 //! limit and the panic guard — and the JSON rendering of whatever went
-//! wrong. Each concern lives in its own module; this layer only composes
-//! them, so a request goes through one future here instead of five.
+//! wrong. Each concern lives in its own module; this only composes them.
+//! `observe` runs it around the router, so the whole stack is one layer.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 use futures::FutureExt;
 
@@ -28,17 +28,23 @@ pub(crate) struct Guards {
     pub(crate) request_timeout: Duration,
 }
 
-pub(crate) async fn guard<B: MessageBody + 'static>(
-    guards: Guards,
+/// Runs `call` (the rest of the stack) under the guards.
+pub(crate) async fn guarded<B, F, Fut>(
+    guards: &Guards,
     req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    call: F,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error>
+where
+    B: MessageBody + 'static,
+    F: FnOnce(ServiceRequest) -> Fut,
+    Fut: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+{
     let id = req.extensions().get::<RequestId>().cloned();
     let counted = guards.drain.request();
     let result = match guards.limit.try_acquire() {
         None => Err(ApiError::overloaded().into()),
         Some(_permit) => {
-            let work = AssertUnwindSafe(next.call(req)).catch_unwind();
+            let work = AssertUnwindSafe(call(req)).catch_unwind();
             tokio::select! {
                 biased;
                 done = tokio::time::timeout(guards.request_timeout, work) => match done {

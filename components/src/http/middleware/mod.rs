@@ -2,12 +2,12 @@
 //! function used with `actix_web::middleware::from_fn`, so it can be tested
 //! on its own with `actix_web::test`.
 //!
-//! Order, outermost first (see [`stack`](super::stack)): `observe` (request
-//! id, tracing, metrics, access log and security headers, in one pass so
-//! the route template is matched once per request), then `guard` (the
-//! concurrency limit, drain tracking and cut-off, the time limit, the panic
-//! guard and JSON errors, in one pass), then the router. Each concern keeps
-//! its own module and `from_fn` function, tested on its own.
+//! The server runs one layer (see [`stack`](super::stack)): `observe`
+//! (request id, tracing, metrics, access log and security headers; the
+//! route template matched once per request) around `guard` (the concurrency
+//! limit, drain tracking and cut-off, the time limit, the panic guard and
+//! JSON errors) around the router. Each concern keeps its own module and
+//! `from_fn` function, tested on its own.
 
 pub(crate) mod access_log;
 pub(crate) mod backpressure;

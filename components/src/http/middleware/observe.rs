@@ -1,7 +1,8 @@
 //! The outermost layer: what the server records about every request, in
 //! one pass. It gives the request its id, starts its span, and once the
 //! answer is known records the metrics and the access line, ends the span,
-//! adds the security headers and echoes the id. Each concern lives in its own module; this layer only
+//! adds the security headers and echoes the id. In between, it runs the
+//! request under the [`guard`](super::guard) module's protections. Each concern lives in its own module; this layer only
 //! calls them in order, so the route template is matched once, not three
 //! times, and one future wraps the request instead of four.
 
@@ -9,11 +10,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 
 use super::access_log::{AccessLog, Line};
+use super::guard::{guarded, Guards};
 use super::metrics::{HttpMetrics, LocalSeries};
 use super::{request_id, route_template, security_headers, status_of, tracing, ErrorWithHeaders};
 
@@ -25,11 +27,12 @@ pub(crate) struct Observers {
     pub(crate) access_log: Option<Arc<AccessLog>>,
 }
 
-pub(crate) async fn observe<B: MessageBody>(
+pub(crate) async fn observe<B: MessageBody + 'static>(
     observers: Observers,
+    guards: Guards,
     req: ServiceRequest,
     next: Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let _in_flight = observers.metrics.in_flight();
     let echo = request_id::assign(&req);
@@ -37,7 +40,8 @@ pub(crate) async fn observe<B: MessageBody>(
     let method = req.method().clone();
     let span = tracing::start(&req, &route);
 
-    let result = next.call(req).await;
+    // The guards run inside: the whole stack is one layer, one future.
+    let result = guarded(&guards, req, |req| next.call(req)).await;
 
     let status = status_of(&result);
     let took = started.elapsed();
