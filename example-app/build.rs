@@ -18,25 +18,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
-    println!("cargo:rustc-env=ORDERLY_BUILD_DATE={}", civil_date(seconds / 86_400));
+    let date = humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(seconds)).to_string();
+    println!("cargo:rustc-env=ORDERLY_BUILD_DATE={}", &date[..10]);
     for path in ["../.git/HEAD", "../.git/refs/heads"] {
         if std::path::Path::new(path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
-}
-
-/// Days since 1970-01-01 to `YYYY-MM-DD` (Howard Hinnant's civil_from_days).
-fn civil_date(days: u64) -> String {
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }

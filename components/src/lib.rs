@@ -22,6 +22,8 @@ pub mod admin;
 pub mod cache;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(any(feature = "http", feature = "workers"))]
+mod idle;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 #[cfg(any(feature = "http", feature = "admin"))]
@@ -49,4 +51,15 @@ fn tracing_installed() -> bool {
 #[allow(dead_code)]
 fn set_tracing_installed(installed: bool) {
     TRACING_INSTALLED.store(installed, Ordering::Relaxed);
+}
+
+/// This machine's name (`/etc/hostname`), for lease owners and the
+/// Pushgateway's `instance` label.
+#[allow(dead_code)] // used by `metrics` and `workers`
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }

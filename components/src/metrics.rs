@@ -17,23 +17,18 @@ use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Deserialize;
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Register `process_*` metrics (CPU seconds, resident memory, open file descriptors).
-    pub process: ProcessMetrics,
+    pub process: bool,
     /// Pushes to a Pushgateway (`[metrics.push]`); off without a URL.
     pub push: PushConfig,
 }
 
-/// Whether to register `process_*` metrics (a plain bool in config).
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(transparent)]
-pub struct ProcessMetrics(pub bool);
-
-impl Default for ProcessMetrics {
+impl Default for MetricsConfig {
     fn default() -> Self {
-        Self(true)
+        Self { process: true, push: PushConfig::default() }
     }
 }
 
@@ -188,11 +183,7 @@ impl Pusher {
 
 /// `{url}/metrics/job/{job}/instance/{instance}`.
 fn group_url(push: &PushConfig) -> String {
-    let instance = if push.instance.is_empty() {
-        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into())
-    } else {
-        push.instance.clone()
-    };
+    let instance = if push.instance.is_empty() { crate::hostname() } else { push.instance.clone() };
     format!("{}/metrics/job/{}/instance/{}", push.url.trim_end_matches('/'), push.job, instance)
 }
 
@@ -228,7 +219,7 @@ pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 impl Component for Metrics {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let registry = ctx.metrics_registry().clone();
-        if self.config.process.0 {
+        if self.config.process {
             let collector = prometheus::process_collector::ProcessCollector::for_self();
             registry
                 .register(Box::new(collector))

@@ -18,16 +18,16 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{HeaderValue, CONNECTION};
 use actix_web::web::Bytes;
 
+use crate::idle::{Busy, InProgress};
+
 /// Counters shared by every worker thread of one server.
 #[derive(Default)]
 pub(crate) struct Drain {
-    connections: AtomicUsize,
+    connections: Arc<InProgress>,
     in_flight: AtomicUsize,
     cut_off: AtomicUsize,
     draining: AtomicBool,
     cancelled: AtomicBool,
-    /// Woken when the last connection closes.
-    idle: tokio::sync::Notify,
     /// Woken when the phase budget runs out and in-flight requests must stop.
     cancel: tokio::sync::Notify,
 }
@@ -47,7 +47,7 @@ impl Drain {
     }
 
     pub(crate) fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
+        self.connections.count()
     }
 
     pub(crate) fn is_draining(&self) -> bool {
@@ -55,9 +55,8 @@ impl Drain {
     }
 
     /// Counts a new connection until the returned guard is dropped.
-    pub(crate) fn connection(self: &Arc<Self>) -> ConnectionGuard {
-        self.connections.fetch_add(1, Ordering::SeqCst);
-        ConnectionGuard(self.clone())
+    pub(crate) fn connection(&self) -> Busy {
+        self.connections.enter()
     }
 
     /// Counts a request in flight until the guard is dropped.
@@ -74,27 +73,12 @@ impl Drain {
     /// Waits until no connection is open, cancelling whatever still runs at
     /// `cancel_at`, and giving up at `deadline`.
     pub(crate) async fn wait(&self, cancel_at: Instant, deadline: Instant) -> DrainOutcome {
-        if !self.wait_idle_until(cancel_at).await {
+        if !self.connections.wait_until_idle(cancel_at).await {
             self.cancelled.store(true, Ordering::SeqCst);
             self.cancel.notify_waiters();
-            self.wait_idle_until(deadline).await;
+            self.connections.wait_until_idle(deadline).await;
         }
         DrainOutcome { cut_off: self.cut_off.load(Ordering::SeqCst), connections_left: self.connections() }
-    }
-
-    async fn wait_idle_until(&self, until: Instant) -> bool {
-        let wait = async {
-            loop {
-                let idle = self.idle.notified();
-                let mut idle = std::pin::pin!(idle);
-                idle.as_mut().enable();
-                if self.connections() == 0 {
-                    return;
-                }
-                idle.await;
-            }
-        };
-        tokio::time::timeout_at(until.into(), wait).await.is_ok()
     }
 
     /// Resolves when in-flight requests must be cut off.
@@ -104,17 +88,6 @@ impl Drain {
         cancel.as_mut().enable();
         if !self.cancelled.load(Ordering::SeqCst) {
             cancel.await;
-        }
-    }
-}
-
-/// Held by a connection (in its extensions) while it is open.
-pub(crate) struct ConnectionGuard(Arc<Drain>);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        if self.0.connections.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
         }
     }
 }

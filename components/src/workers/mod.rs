@@ -19,7 +19,7 @@ mod memory;
 mod metrics;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,7 @@ use orderly::{
 };
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 pub use durable::{enqueue, QueueError};
 pub use job::{Job, JobContext, JobHandler, JobId};
@@ -36,6 +36,7 @@ pub use memory::MemoryQueue;
 
 use self::durable::DurableQueue;
 use self::metrics::WorkerMetrics;
+use crate::idle::{Busy, InProgress};
 use crate::metrics::Metrics;
 use crate::postgres::Database;
 
@@ -103,29 +104,28 @@ struct Shared {
     cancel: watch::Sender<bool>,
     /// Set at the end of phase 3's budget: stop waiting for handlers, release their jobs.
     hard_stop: watch::Sender<bool>,
-    in_flight: AtomicUsize,
-    idle: Notify,
+    in_flight: Arc<InProgress>,
     metrics: WorkerMetrics,
     logger: slog::Logger,
 }
 
-/// Counts a running job until dropped.
-struct Running(Arc<Shared>, Arc<str>);
+/// Counts a running job (for phase 3 and the gauge) until dropped.
+struct Running {
+    gauge: prometheus::IntGauge,
+    _busy: Busy,
+}
 
 impl Running {
-    fn new(shared: &Arc<Shared>, queue: &Arc<str>) -> Self {
-        shared.in_flight.fetch_add(1, Ordering::SeqCst);
-        shared.metrics.in_flight.with_label_values(&[queue]).inc();
-        Running(shared.clone(), queue.clone())
+    fn new(shared: &Arc<Shared>, queue: &str) -> Self {
+        let gauge = shared.metrics.in_flight.with_label_values(&[queue]);
+        gauge.inc();
+        Running { gauge, _busy: shared.in_flight.enter() }
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.0.metrics.in_flight.with_label_values(&[&self.1]).dec();
-        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
+        self.gauge.dec();
     }
 }
 
@@ -136,7 +136,6 @@ pub struct Workers {
     shared: OnceLock<Arc<Shared>>,
     durable: OnceLock<DurableQueue>,
     memory: OnceLock<MemoryQueue>,
-    memory_receiver: Mutex<Option<mpsc::Receiver<Job>>>,
 }
 
 impl Workers {
@@ -148,7 +147,6 @@ impl Workers {
             shared: OnceLock::new(),
             durable: OnceLock::new(),
             memory: OnceLock::new(),
-            memory_receiver: Mutex::new(None),
         }
     }
 
@@ -180,7 +178,7 @@ impl Workers {
 
     /// Jobs running now.
     pub fn in_flight(&self) -> usize {
-        self.shared.get().map_or(0, |s| s.in_flight.load(Ordering::SeqCst))
+        self.shared.get().map_or(0, |s| s.in_flight.count())
     }
 }
 
@@ -191,8 +189,7 @@ async fn until(flag: &mut watch::Receiver<bool>, value: bool) {
 }
 
 fn owner_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
-    format!("{host}:{}:{:08x}", std::process::id(), fastrand::u32(..))
+    format!("{}:{}:{:08x}", crate::hostname(), std::process::id(), fastrand::u32(..))
 }
 
 /// Runs one durable job to an outcome: done, failed (retried or dead), or released.
@@ -282,8 +279,7 @@ async fn run_durable(shared: Arc<Shared>, queue: DurableQueue, job: Job) {
 
 /// Runs one in-memory job.
 async fn run_memory(shared: Arc<Shared>, job: Job) {
-    let queue: Arc<str> = MEMORY.into();
-    let _running = Running::new(&shared, &queue);
+    let _running = Running::new(&shared, MEMORY);
     let handler = shared.handlers.read().get(&job.kind).cloned();
     let started = Instant::now();
     let ctx = JobContext { cancel: shared.cancel.subscribe(), transaction: None };
@@ -414,8 +410,7 @@ impl Component for Workers {
             claiming: watch::Sender::new(true),
             cancel: watch::Sender::new(false),
             hard_stop: watch::Sender::new(false),
-            in_flight: AtomicUsize::new(0),
-            idle: Notify::new(),
+            in_flight: Arc::default(),
             metrics: WorkerMetrics::register(&registry)?,
             logger: ctx.logger().clone(),
         });
@@ -424,8 +419,6 @@ impl Component for Workers {
         let _ = self.shared.set(shared.clone());
         let _ = self.durable.set(durable.clone());
         let _ = self.memory.set(memory.clone());
-        *self.memory_receiver.lock() = Some(receiver);
-        let receiver = self.memory_receiver.lock().take();
 
         // Handlers are registered by dependents' starts: work begins once the app is up.
         let lifecycle: Lifecycle = ctx.lifecycle();
@@ -435,9 +428,7 @@ impl Component for Workers {
                 return Ok(());
             }
             let slots = Arc::new(Semaphore::new(concurrency));
-            if let Some(receiver) = receiver {
-                tokio::spawn(memory_loop(shared.clone(), receiver, slots.clone()));
-            }
+            tokio::spawn(memory_loop(shared.clone(), receiver, slots.clone()));
             tokio::spawn(depth_loop(shared.clone(), durable.clone(), memory));
             claim_loop(shared, durable, slots, poll).await;
             Ok(())
@@ -452,7 +443,7 @@ impl Component for Workers {
         }
         if let Some(shared) = self.shared.get() {
             shared.claiming.send_replace(false);
-            slog::info!(ctx.logger(), "stopped claiming jobs"; "in_flight" => shared.in_flight.load(Ordering::SeqCst));
+            slog::info!(ctx.logger(), "stopped claiming jobs"; "in_flight" => shared.in_flight.count());
         }
         Ok(())
     }
@@ -463,30 +454,13 @@ impl Component for Workers {
         let deadline = ctx.deadline();
         // Leave time to give unfinished jobs back before the budget ends.
         let margin = deadline.saturating_duration_since(Instant::now()).mul_f64(0.2).min(Duration::from_millis(500));
-        let wait_idle = |until: Instant| async move {
-            let wait = async {
-                loop {
-                    let idle = shared.idle.notified();
-                    let mut idle = std::pin::pin!(idle);
-                    idle.as_mut().enable();
-                    if shared.in_flight.load(Ordering::SeqCst) == 0 {
-                        return;
-                    }
-                    idle.await;
-                }
-            };
-            tokio::time::timeout_at(until.into(), wait).await.is_ok()
-        };
-        if !wait_idle(deadline - margin).await {
-            let left = shared.in_flight.load(Ordering::SeqCst);
+        if !shared.in_flight.wait_until_idle(deadline - margin).await {
+            let left = shared.in_flight.count();
             slog::warn!(ctx.logger(), "jobs still running at the end of the budget; giving them back"; "jobs" => left);
             shared.hard_stop.send_replace(true);
-            if !wait_idle(deadline).await {
-                return Err(format!(
-                    "{} job(s) could not be given back in time; their leases will expire",
-                    shared.in_flight.load(Ordering::SeqCst)
-                )
-                .into());
+            if !shared.in_flight.wait_until_idle(deadline).await {
+                let left = shared.in_flight.count();
+                return Err(format!("{left} job(s) could not be given back in time; their leases will expire").into());
             }
         }
         slog::info!(ctx.logger(), "workers stopped");

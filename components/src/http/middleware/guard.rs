@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::HttpMessage;
 use futures::FutureExt;
 
 use super::backpressure::Limit;
@@ -31,6 +30,7 @@ pub(crate) struct Guards {
 /// Runs `call` (the rest of the stack) under the guards.
 pub(crate) async fn guarded<B, F, Fut>(
     guards: &Guards,
+    id: &RequestId,
     req: ServiceRequest,
     call: F,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error>
@@ -39,7 +39,6 @@ where
     F: FnOnce(ServiceRequest) -> Fut,
     Fut: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
 {
-    let id = req.extensions().get::<RequestId>().cloned();
     let counted = guards.drain.request();
     let result = match guards.limit.try_acquire() {
         None => Err(ApiError::overloaded().into()),
@@ -56,6 +55,6 @@ where
             }
         }
     };
-    let response = json_errors::convert(&guards.logger, id.as_ref(), result)?;
+    let response = json_errors::convert(&guards.logger, Some(id), result)?;
     Ok(guards.drain.finish(response, counted))
 }

@@ -54,14 +54,13 @@ pub(crate) struct ErrorWithHeaders {
 }
 
 impl ErrorWithHeaders {
-    /// Wraps `error`, or adds to the headers if it is already wrapped.
+    /// Wraps `error` so its rendered response carries `headers` (wrapping
+    /// an already wrapped error is fine: each layer adds its own).
     pub(crate) fn add(
         error: actix_web::Error,
         headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
     ) -> actix_web::Error {
-        let mut wrapped = ErrorWithHeaders { error, headers: Vec::new() };
-        wrapped.headers.extend(headers);
-        wrapped.into()
+        ErrorWithHeaders { error, headers: headers.into_iter().collect() }.into()
     }
 }
 

@@ -35,13 +35,13 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let _in_flight = observers.metrics.in_flight();
-    let echo = request_id::assign(&req);
+    let id = request_id::assign(&req);
     let route = route_template(&req);
     let method = req.method().clone();
     let span = tracing::start(&req, &route);
 
     // The guards run inside: the whole stack is one layer, one future.
-    let result = guarded(&guards, req, |req| next.call(req)).await;
+    let result = guarded(&guards, &id, req, |req| next.call(req)).await;
 
     let status = status_of(&result);
     let took = started.elapsed();
@@ -51,23 +51,17 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
             route: &route,
             status: status.as_u16(),
             duration: took,
-            request_id: echo.as_ref().and_then(|id| id.to_str().ok()).unwrap_or(""),
+            request_id: id.as_str(),
         });
     }
     observers.metrics.observe_cached(&observers.local, &method, route, status, took);
     tracing::finish(span, status);
-    match result {
+    let result = match result {
         Ok(mut response) => {
-            let headers = response.headers_mut();
-            security_headers::add(headers);
-            if let Some(id) = echo {
-                headers.insert(request_id::HEADER, id);
-            }
+            security_headers::add(response.headers_mut());
             Ok(response)
         }
-        Err(error) => {
-            let id = echo.map(|id| (request_id::HEADER, id));
-            Err(ErrorWithHeaders::add(error, security_headers::all().chain(id)))
-        }
-    }
+        Err(error) => Err(ErrorWithHeaders::add(error, security_headers::all())),
+    };
+    request_id::echo(result, id)
 }

@@ -32,26 +32,24 @@ fn generate() -> HeaderValue {
     HeaderValue::from_bytes(&digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
-/// Gives the request its id (kept in its extensions); returns the value to echo.
-pub(crate) fn assign(req: &ServiceRequest) -> Option<HeaderValue> {
+/// Gives the request its id, kept in its extensions, and returns it.
+pub(crate) fn assign(req: &ServiceRequest) -> RequestId {
     let id = req.headers().get(&HEADER).filter(|v| v.to_str().is_ok_and(acceptable)).cloned().unwrap_or_else(generate);
     req.extensions_mut().insert(RequestId(id.clone()));
-    Some(id)
+    RequestId(id)
 }
 
 /// Puts the id on the response, or on the error actix will render.
 pub(crate) fn echo<B>(
     result: Result<ServiceResponse<B>, actix_web::Error>,
-    value: Option<HeaderValue>,
+    id: RequestId,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     match result {
         Ok(mut response) => {
-            if let Some(value) = value {
-                response.headers_mut().insert(HEADER, value);
-            }
+            response.headers_mut().insert(HEADER, id.0);
             Ok(response)
         }
-        Err(error) => Err(ErrorWithHeaders::add(error, value.map(|v| (HEADER, v)))),
+        Err(error) => Err(ErrorWithHeaders::add(error, [(HEADER, id.0)])),
     }
 }
 
@@ -61,8 +59,8 @@ pub(crate) async fn request_id<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let value = assign(&req);
-    echo(next.call(req).await, value)
+    let id = assign(&req);
+    echo(next.call(req).await, id)
 }
 
 #[cfg(test)]
