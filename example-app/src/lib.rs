@@ -1,22 +1,19 @@
-//! The components of example-app. They live in a library so that tests
-//! (and other binaries) can link them with `orderly::link![example_app]`.
+//! example-app: an orders service assembled from orderly components. The
+//! components live in this library so that tests (and other binaries) can
+//! link them with `orderly::link![example_app]`; `main.rs` only runs them.
 //!
-//! The standard components come from `orderly-components`: the HTTP server
-//! (`[http]`), the management server (`[admin]`), metrics, tracing, the
-//! Postgres pool (`[database]`) and the workers (`[workers]`).
-//! This crate adds:
+//! From `orderly-components`: the HTTP server (`[http]`), the management
+//! server (`[admin]`), metrics and the Pushgateway flusher (`[metrics]`),
+//! tracing (`[tracing]`), the Postgres pool (`[database]`), the workers
+//! (`[workers]`) and the cache (`[cache]`). This crate adds:
 //!
-//! - [`site::Site`]: the app's routes (`/`, `/visits`, `/work?ms=`),
-//!   contributed to the HTTP server.
-//! - [`greeter::Greeter`]: `POST /greetings` enqueues a durable job that a
-//!   worker runs; `GET /greetings` reads what the jobs wrote (Postgres:
-//!   a private dev database unless `database.url` is set).
-//! - [`housekeeper::Housekeeper`]: a background worker that persists the
-//!   visit log every few seconds. Stops in phase 3.
-//! - [`visit_log::VisitLog`]: buffers visits and writes them to a file.
-//!   Flushes in phase 4, closes the file in phase 5.
+//! - [`orders::Orders`] (`[orders]`): the orders API and its confirmation job.
+//! - [`auth::ApiKeys`] (`[api]`): the API keys and the bearer check.
+//! - [`faults::Faults`] (`[faults]`): fault injection for experiments.
+//! - [`openapi`]: the API's OpenAPI 3 document.
+#![warn(missing_docs)]
 
-pub mod greeter;
-pub mod housekeeper;
-pub mod site;
-pub mod visit_log;
+pub mod auth;
+pub mod faults;
+pub mod openapi;
+pub mod orders;

@@ -33,6 +33,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<Duration>,
+    details: Option<serde_json::Value>,
     source: Option<BoxError>,
 }
 
@@ -46,12 +47,14 @@ struct Inner<'a> {
     status: u16,
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
     /// An error with any status; `code` is a stable, machine-readable word.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None, source: None }
+        Self { status, code, message: message.into(), retry_after: None, details: None, source: None }
     }
 
     /// 400: the request is wrong; `message` tells the client how.
@@ -104,6 +107,29 @@ impl ApiError {
             source: Some(cause.into()),
             ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
         }
+    }
+
+    /// Adds machine-readable `details` beside the message (for example
+    /// every invalid field of a request), shown to the client as
+    /// `error.details`. Only for client errors: a server error's details
+    /// would leak internals, so they are dropped there.
+    ///
+    /// ```
+    /// use orderly_components::http::ApiError;
+    /// let error = ApiError::bad_request("2 fields are invalid")
+    ///     .with_details(serde_json::json!([{"field": "customer", "message": "is required"}]));
+    /// assert_eq!(error.details().unwrap()[0]["field"], "customer");
+    /// ```
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        if self.status.is_client_error() {
+            self.details = Some(details);
+        }
+        self
+    }
+
+    /// The details shown to the client, if any.
+    pub fn details(&self) -> Option<&serde_json::Value> {
+        self.details.as_ref()
     }
 
     /// Adds a `Retry-After` header.
@@ -167,7 +193,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = Body { error: Inner { status: self.status.as_u16(), code: self.code, message: &self.message } };
+        let body = Body {
+            error: Inner {
+                status: self.status.as_u16(),
+                code: self.code,
+                message: &self.message,
+                details: self.details.as_ref(),
+            },
+        };
         let mut response = HttpResponse::build(self.status);
         if let Some(after) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, after.as_secs().max(1).to_string()));
@@ -264,6 +297,15 @@ mod tests {
         assert_eq!(body["error"]["message"], "internal error");
         assert!(!body.to_string().contains("password"));
         assert!(error.to_string().contains("password"), "the cause stays for the log");
+    }
+
+    #[actix_web::test]
+    async fn details_reach_client_errors_only() {
+        let details = serde_json::json!([{"field": "items[0].quantity", "message": "must be at least 1"}]);
+        let body = body_of(&ApiError::bad_request("1 field is invalid").with_details(details.clone())).await;
+        assert_eq!(body["error"]["details"], details);
+        let body = body_of(&ApiError::internal("boom").with_details(details)).await;
+        assert!(body["error"].get("details").is_none());
     }
 
     #[actix_web::test]

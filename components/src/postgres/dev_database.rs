@@ -112,6 +112,14 @@ fn check(step: &'static str, result: std::io::Result<Output>) -> Result<(), DevD
     }
 }
 
+/// Runs a command off the async threads and checks it succeeded.
+async fn run_blocking(step: &'static str, mut command: Command) -> Result<(), DevDatabaseError> {
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .map_err(|e| DevDatabaseError::Step { step, output: e.to_string() })?;
+    check(step, output)
+}
+
 impl DevDatabase {
     /// Starts one on a free port, trusting local connections (user `postgres`).
     pub async fn start() -> Result<Self, DevDatabaseError> {
@@ -160,11 +168,7 @@ impl DevDatabase {
             None => initdb.extend(["-A".into(), "trust".into()]),
         }
         check("initdb", db.tool("initdb", &initdb).output())?;
-        let options = format!(
-            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            db.port,
-            db.dir.display()
-        );
+        let options = db.server_options();
         let log = db.dir.join("log").display().to_string();
         let data = db.data().display().to_string();
         check(
@@ -239,6 +243,36 @@ rm -rf {dir}"#,
     /// A connection URL for user `postgres`, database `postgres`.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server but keeps its data, so that [`resume`](Self::resume)
+    /// brings the same database back on the same port: for experiments with
+    /// a database that goes away.
+    pub async fn suspend(&mut self) -> Result<(), DevDatabaseError> {
+        let data = self.data().display().to_string();
+        let stop = self.tool("pg_ctl", &["-D", &data, "-m", "fast", "-w", "-s", "stop"]);
+        run_blocking("pg_ctl stop", stop).await?;
+        self.running = false;
+        Ok(())
+    }
+
+    /// Starts a [suspended](Self::suspend) server again.
+    pub async fn resume(&mut self) -> Result<(), DevDatabaseError> {
+        let data = self.data().display().to_string();
+        let log = self.dir.join("log").display().to_string();
+        let options = self.server_options();
+        let start = self.tool("pg_ctl", &["-D", &data, "-l", &log, "-w", "-s", "-o", &options, "start"]);
+        run_blocking("pg_ctl start", start).await?;
+        self.running = true;
+        Ok(())
+    }
+
+    fn server_options(&self) -> String {
+        format!(
+            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            self.port,
+            self.dir.display()
+        )
     }
 
     /// Stops the server (fast shutdown) and removes its directory.

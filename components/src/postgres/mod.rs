@@ -114,6 +114,11 @@ impl From<DbError> for crate::http::ApiError {
             DbError::Unavailable(_) | DbError::NotStarted => {
                 crate::http::ApiError::unavailable("the database is unavailable; try again", Duration::from_secs(1))
             }
+            // No database error means the connection itself failed (the
+            // server went away mid-query): unavailable, not a bug of ours.
+            DbError::Query(e) if e.as_db_error().is_none() => {
+                crate::http::ApiError::unavailable("the database is unavailable; try again", Duration::from_secs(1))
+            }
             DbError::Query(e) => crate::http::ApiError::internal(e),
         }
     }

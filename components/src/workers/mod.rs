@@ -171,6 +171,18 @@ impl Workers {
         enqueue(&client, &durable.queue, kind, &payload, self.config.max_attempts).await
     }
 
+    /// Adds a durable job to this process's queue inside `client`'s
+    /// transaction (or with any client): the job exists exactly when the
+    /// write that caused it commits. Works before the workers have started.
+    pub async fn enqueue_in<C: deadpool_postgres::GenericClient>(
+        &self,
+        client: &C,
+        kind: &str,
+        payload: serde_json::Value,
+    ) -> Result<JobId, QueueError> {
+        enqueue(client, &self.config.queue, kind, &payload, self.config.max_attempts).await
+    }
+
     /// The in-memory queue (bounded).
     pub fn memory_queue(&self) -> Result<MemoryQueue, QueueError> {
         self.memory.get().cloned().ok_or(QueueError::Unavailable("the workers have not started".into()))
@@ -251,7 +263,22 @@ async fn run_durable(shared: Arc<Shared>, queue: DurableQueue, job: Job) {
         Some(Ok(false)) => {
             slog::warn!(shared.logger, "job finished after its lease was lost; its effects were rolled back"; "job" => job.id)
         }
-        Some(Err(_)) | None if cancelled => {
+        None => {
+            // Cut off at the end of phase 3: its transaction rolled back, and
+            // it goes back to the queue for the next process.
+            match queue.release(job.id).await {
+                Ok(()) => {
+                    label("released");
+                    slog::warn!(shared.logger, "job cut off at the end of the stop budget; given back to the queue";
+                        "job" => job.id, "kind" => &job.kind, "ran_ms" => started.elapsed().as_millis() as u64);
+                }
+                Err(e) => {
+                    slog::warn!(shared.logger, "job cut off; could not give it back, its lease will expire";
+                        "job" => job.id, "kind" => &job.kind, "error" => %e)
+                }
+            }
+        }
+        Some(Err(_)) if cancelled => {
             match queue.release(job.id).await {
                 Ok(()) => label("released"),
                 // Its lease will expire and it will be claimed again: still not lost.
@@ -273,7 +300,6 @@ async fn run_durable(shared: Arc<Shared>, queue: DurableQueue, job: Job) {
                 slog::warn!(shared.logger, "could not record a job failure; its lease will expire"; "job" => job.id, "error" => %e)
             }
         },
-        None => label("released"),
     }
 }
 
