@@ -92,7 +92,7 @@ async fn sigterm_under_load_loses_nothing_five_times() {
 
         assert_eq!(code, 0, "round {round}: {stderr}");
         assert!(in_flight_before > 0, "round {round}: the load had started");
-        let outcomes = outcomes.lock();
+        let outcomes = std::mem::take(&mut *outcomes.lock());
         let before: Vec<&Outcome> = outcomes.iter().filter(|o| o.sent < signalled).collect();
         let failed: Vec<Option<u16>> =
             before.iter().filter(|o| !matches!(o.status, Some(200 | 201))).map(|o| o.status).collect();
