@@ -118,9 +118,13 @@ impl Component for Orders {
                     .app_data(auth.clone())
                     .app_data(api.clone())
                     .wrap(from_fn(require_bearer))
-                    .route("/orders", web::post().to(routes::create_order))
-                    .route("/orders", web::get().to(routes::list_orders))
-                    .route("/orders/{id}", web::get().to(routes::get_order)),
+                    // One resource per path, so another method gets 405 with `Allow`, not 404.
+                    .service(
+                        web::resource("/orders")
+                            .route(web::post().to(routes::create_order))
+                            .route(web::get().to(routes::list_orders)),
+                    )
+                    .service(web::resource("/orders/{id}").route(web::get().to(routes::get_order))),
             );
         })?;
         *self.faults.lock() = Some(faults);
