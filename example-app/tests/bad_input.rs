@@ -18,9 +18,12 @@ fn check(extra: &[(&str, &str)], args: &[&str]) -> (i32, String) {
     app.wait_exit(Duration::from_secs(20))
 }
 
+/// A case: its name, env, extra arguments, and the keys the error must name.
+type ConfigCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+
 #[test]
 fn invalid_configs_exit_78_naming_every_problem() {
-    let cases: &[(&str, &[(&str, &str)], &[&str], &[&str])] = &[
+    let cases: &[ConfigCase] = &[
         ("wrong type", &[("APP__HTTP__WORKERS", "lots")], &[], &["http.workers"]),
         ("out of range", &[("APP__WORKERS__CONCURRENCY", "0")], &[], &["workers.concurrency"]),
         ("bad duration", &[("APP__SHUTDOWN__DEADLINE", "soon")], &[], &["shutdown.deadline"]),
