@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 
 pub use orderly_components::postgres::DevDatabase;
 
+pub mod proxy;
+
 /// The development key of the embedded config (the README uses it too).
 pub const API_KEY: &str = "dev-key-not-for-production";
 
