@@ -8,6 +8,7 @@
 //! | `GET /readyz` | asks every component's `ready()` at once, each within `readiness_timeout`; 200 or 503 with each component's state; 503 from the first moment of shutdown |
 //! | `GET /metrics` | the runtime's registry in Prometheus text format |
 //! | `GET /debug/lifecycle` | the lifecycle timeline and the dependency graph (only with `debug = true`) |
+//! | `GET /debug/lifecycle.svg` | the timeline drawn as a Gantt chart (only with `debug = true`) |
 //!
 //! It binds in `start` and serves at once, so startup probes answer while
 //! the rest of the app starts. It stays up through the whole drain and
@@ -76,6 +77,8 @@ struct AdminState {
     readiness_timeout: Duration,
     debug: bool,
     debug_remote: bool,
+    /// The chart's title.
+    title: String,
 }
 
 /// The management server component.
@@ -132,10 +135,29 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
-async fn debug_lifecycle(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
+/// Whether this request may see the debug endpoints.
+fn debug_allowed(state: &AdminState, req: &HttpRequest) -> bool {
     let local_client = req.peer_addr().is_some_and(|peer| peer.ip().is_loopback());
-    if !state.debug || !(local_client || state.debug_remote) {
-        return HttpResponse::NotFound().json(json!({ "error": "not found" }));
+    state.debug && (local_client || state.debug_remote)
+}
+
+fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({ "error": "not found" }))
+}
+
+async fn debug_lifecycle_svg(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
+    if !debug_allowed(&state, &req) {
+        return not_found();
+    }
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(state.lifecycle.timeline().to_svg(&state.title))
+}
+
+async fn debug_lifecycle(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
+    if !debug_allowed(&state, &req) {
+        return not_found();
     }
     let lifecycle = &state.lifecycle;
     HttpResponse::Ok().json(json!({
@@ -171,6 +193,7 @@ impl Component for Admin {
             readiness_timeout: self.config.readiness_timeout,
             debug: self.config.debug,
             debug_remote: self.config.debug_remote,
+            title: format!("lifecycle of process {}", std::process::id()),
         });
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
@@ -180,6 +203,7 @@ impl Component for Admin {
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics))
                 .route("/debug/lifecycle", web::get().to(debug_lifecycle))
+                .route("/debug/lifecycle.svg", web::get().to(debug_lifecycle_svg))
         })
         .workers(1)
         .disable_signals()

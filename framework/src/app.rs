@@ -21,6 +21,14 @@ use crate::trigger::{Shutdown, ShutdownReason};
 /// process: room for the last log records, not for more work.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
 
+/// `[lifecycle]`: what the process keeps of its lifecycle once it exits.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LifecycleOutput {
+    /// Where to write the timeline as an SVG chart on exit; empty: nowhere.
+    timeline_path: String,
+}
+
 /// A service: registered components plus any added here, run as one process.
 ///
 /// ```no_run
@@ -149,6 +157,10 @@ impl App {
             issues.extend(found);
             Default::default()
         });
+        let output = config.section::<LifecycleOutput>("lifecycle").unwrap_or_else(|ConfigErrors(found)| {
+            issues.extend(found);
+            LifecycleOutput::default()
+        });
         for section in config.sections() {
             if !names.contains(&section.as_str()) && !RESERVED_NAMES.contains(&section.as_str()) {
                 issues.push(ConfigIssue {
@@ -220,7 +232,24 @@ impl App {
             );
             return ExitStatus::Clean;
         }
-        run_process(self.info.name, runtime, logger)
+        let timeline = runtime.timeline().clone();
+        let status = run_process(self.info.name, runtime, logger);
+        if !output.timeline_path.is_empty() {
+            write_timeline(&timeline, &output.timeline_path, self.info.name, logger);
+        }
+        status
+    }
+}
+
+/// Writes the timeline's picture; a failure is reported, never fatal: the
+/// service has already done its work.
+fn write_timeline(timeline: &crate::timeline::Timeline, path: &str, app: &str, logger: &slog::Logger) {
+    match std::fs::write(path, timeline.to_svg(app)) {
+        Ok(()) => slog::info!(logger, "lifecycle timeline written"; "path" => path),
+        Err(e) => {
+            slog::error!(logger, "cannot write the lifecycle timeline"; "path" => path, "error" => %e);
+            eprintln!("{app}: cannot write the lifecycle timeline to {path}: {e}");
+        }
     }
 }
 

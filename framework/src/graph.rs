@@ -104,7 +104,7 @@ pub enum GraphError {
 pub struct GraphErrors(pub Vec<GraphError>);
 
 /// Config sections the runtime owns; no component may be named like them.
-pub(crate) const RESERVED_NAMES: [&str; 5] = ["log", "shutdown", "start", "components", "profile"];
+pub(crate) const RESERVED_NAMES: [&str; 6] = ["log", "shutdown", "start", "components", "profile", "lifecycle"];
 
 /// The validated graph: nodes sorted by name, edges as indices.
 pub(crate) struct Graph {

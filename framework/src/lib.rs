@@ -65,6 +65,7 @@ mod start;
 mod supervise;
 pub mod testing;
 mod timeline;
+mod timeline_svg;
 mod trigger;
 mod walk;
 
