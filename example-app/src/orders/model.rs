@@ -154,11 +154,18 @@ impl Problems {
     }
 }
 
+/// A float without a fraction, within the range where f64 holds integers exactly.
+fn whole(v: &Value) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    v.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT).map(|f| f as i64)
+}
+
 fn integer_in(value: Option<&Value>, field: &str, min: i64, max: i64, problems: &mut Problems) -> Option<i64> {
     let message = format!("must be an integer from {min} to {max}");
     match value {
         None | Some(Value::Null) => problems.add(field, format!("is required ({message})")),
-        Some(v) => match v.as_i64().filter(|n| (min..=max).contains(n)) {
+        // JSON has one number type: 2.0 is an integer too (JSON Schema agrees).
+        Some(v) => match v.as_i64().or_else(|| whole(v)).filter(|n| (min..=max).contains(n)) {
             Some(n) => return Some(n),
             None => problems.add(field, message),
         },
@@ -345,6 +352,18 @@ mod tests {
         assert_eq!(
             fields(json!({"customer": long, "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 1}]})),
             ["customer"]
+        );
+    }
+
+    #[test]
+    fn whole_floats_are_integers() {
+        let order =
+            validate(&json!({"customer": "a", "items": [{"sku": "A", "quantity": 2.0, "unit_price_cents": 150.0}]}))
+                .unwrap();
+        assert_eq!(order.total_cents, 300);
+        assert_eq!(
+            fields(json!({"customer": "a", "items": [{"sku": "A", "quantity": 2.5, "unit_price_cents": 1e300}]})),
+            ["items[0].quantity", "items[0].unit_price_cents"]
         );
     }
 

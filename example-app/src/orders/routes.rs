@@ -52,7 +52,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     tag = "orders",
     request_body = NewOrder,
     params(
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]+$",
          description = "Retrying a create with the same key returns the first order instead of a duplicate (1 to 200 visible ASCII characters)."),
     ),
     responses(
@@ -114,6 +114,17 @@ fn order_id(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request("an order id is a positive integer"))
 }
 
+/// Reads a cursor: the id the next page starts below. Any id the documented
+/// pattern allows is accepted; one past the largest id means "from the top".
+fn cursor(raw: &str) -> Result<i64, ApiError> {
+    let invalid = || ApiError::bad_request("cursor must be a next_cursor from a previous page");
+    if raw.is_empty() || raw.len() > 19 || raw.starts_with('0') || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let id = raw.parse::<u64>().map_err(|_| invalid())?;
+    Ok(i64::try_from(id).unwrap_or(i64::MAX))
+}
+
 /// One order, served through the cache.
 #[utoipa::path(
     get,
@@ -150,9 +161,10 @@ pub async fn get_order(id: web::Path<String>, api: web::Data<OrdersApi>) -> Resu
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Orders per page, 1 to 100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque).
+    #[param(value_type = Option<String>, pattern = "^[1-9][0-9]{0,18}$")]
     cursor: Option<String>,
 }
 
@@ -182,12 +194,7 @@ pub async fn list_orders(query: web::Query<ListQuery>, api: web::Data<OrdersApi>
     };
     let before = match &query.cursor {
         None => None,
-        Some(raw) => Some(
-            raw.parse::<i64>()
-                .ok()
-                .filter(|id| *id > 0)
-                .ok_or_else(|| ApiError::bad_request("cursor must be a next_cursor from a previous page"))?,
-        ),
+        Some(raw) => Some(cursor(raw)?),
     };
     let (orders, more) = api.store.list(limit, before).await?;
     let next_cursor = if more { orders.last().map(|o| o.id.to_string()) } else { None };
@@ -197,6 +204,15 @@ pub async fn list_orders(query: web::Query<ListQuery>, api: web::Data<OrdersApi>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_follow_their_documented_pattern() {
+        assert_eq!(cursor("42").unwrap(), 42);
+        assert_eq!(cursor("9265410177268246167").unwrap(), i64::MAX, "19 digits are within the pattern");
+        for bad in ["0", "042", "-1", "", "1e3", "99999999999999999999", "' OR 1=1"] {
+            assert_eq!(cursor(bad).unwrap_err().status(), 400, "{bad}");
+        }
+    }
 
     #[test]
     fn order_ids_are_positive_integers() {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Judges example-app with the tools its users judge services with:
+#   hadolint             the Dockerfile
+#   kubernetes-validate  the manifests, against the Kubernetes schemas (strict)
+#   check_deploy.py      the ConfigMap's config against the binary, the grace period arithmetic
+#   schemathesis         a live instance against its own OpenAPI document, every check on
+#   promtool             the live /metrics exposition
+# Usage: bash scripts/outside-tools.sh path/to/example-app
+set -euo pipefail
+cd "$(dirname "$0")/.."
+binary=${1:-target/debug/example-app}
+scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+tool() { command -v "$1" 2>/dev/null || echo "$scripts_dir/$1"; }
+
+echo "hadolint deploy/Dockerfile"
+"$(tool hadolint)" deploy/Dockerfile
+echo "kubernetes-validate deploy/kubernetes"
+"$(tool kubernetes-validate)" --strict --quiet deploy/kubernetes/*.yaml
+python3 scripts/check_deploy.py "$binary"
+
+# A live instance with its embedded defaults (a private dev database) on free ports.
+log=$(mktemp)
+APP__HTTP__BIND=127.0.0.1:0 APP__ADMIN__BIND=127.0.0.1:0 APP__LOG__FORMAT=json "$binary" >"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
+addr_of() { grep -m1 "\"msg\":\"$1\"" "$log" | python3 -c 'import json, sys; print(json.loads(sys.stdin.readline())["addr"])'; }
+for _ in $(seq 600); do
+  grep -q '"msg":"serving"' "$log" && break
+  kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; echo "example-app exited before serving" >&2; exit 1; }
+  sleep 0.1
+done
+http=$(addr_of serving)
+admin=$(addr_of "management server listening")
+
+echo "promtool check metrics http://$admin/metrics"
+python3 -c "import urllib.request, sys; sys.stdout.write(urllib.request.urlopen('http://$admin/metrics').read().decode())" | promtool check metrics
+
+echo "schemathesis http://$http/api/v1/openapi.json"
+timeout 600 "$(tool schemathesis)" --config-file example-app/schemathesis.toml run "http://$http/api/v1/openapi.json" \
+  -H "Authorization: Bearer dev-key-not-for-production" --checks all --max-examples 50 --workers 2 --no-color
+
+kill -TERM "$pid"
+wait "$pid" && status=0 || status=$?
+trap - EXIT
+rm -f "$log"
+[[ $status -eq 0 ]] || { echo "example-app exited $status after the fuzzing" >&2; exit 1; }
+echo "outside tools: all passed"
