@@ -7,7 +7,8 @@
 //!   log, management server) plus a `/hello` route; configured through
 //!   `APP__…` variables like any app.
 //!
-//! Both read `BENCH_WORKERS` (default 1) and `BENCH_HTTP_BIND`.
+//! Both read `BENCH_WORKERS` (default 1) and `BENCH_HTTP_BIND`. The bare
+//! server also answers `/order` with `BENCH_ORDER_JSON`.
 
 use actix_web::{web, HttpResponse};
 use orderly::{BoxError, Component, Dependency, StartContext};
@@ -38,6 +39,14 @@ async fn sleep(query: web::Query<std::collections::HashMap<String, u64>>) -> &'s
     "slept"
 }
 
+/// `/order`: the JSON of `BENCH_ORDER_JSON` from memory, for the
+/// example-app bench's floor (its cache-hit read of the same order).
+async fn order() -> HttpResponse {
+    static BODY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let body = BODY.get_or_init(|| std::env::var("BENCH_ORDER_JSON").unwrap_or_else(|_| "{}".into()));
+    HttpResponse::Ok().content_type("application/json").body(body.as_str())
+}
+
 fn workers() -> usize {
     std::env::var("BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(1)
 }
@@ -50,6 +59,7 @@ fn bare() -> std::io::Result<()> {
                 .route("/hello", web::get().to(|| async { "hello" }))
                 .route("/sleep", web::get().to(sleep))
                 .route("/readyz", web::get().to(HttpResponse::Ok))
+                .route("/order", web::get().to(order))
         })
         .workers(workers())
         .bind(bind)?

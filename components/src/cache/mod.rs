@@ -266,6 +266,12 @@ impl Cache {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// The JSON text stored under `key` by [`set`](Self::set), undecoded:
+    /// a handler that only passes the value on can answer with it as is.
+    pub async fn get_json(&self, key: &str) -> Option<Arc<[u8]>> {
+        self.get_bytes(key).await
+    }
+
     /// Stores `value` for `ttl` (or the default TTL). Best effort: with
     /// Redis down, it is skipped.
     pub async fn set<T: Serialize>(&self, key: &str, value: &T, ttl: Option<Duration>) {

@@ -144,8 +144,9 @@ fn cursor(raw: &str) -> Result<i64, ApiError> {
 pub async fn get_order(id: web::Path<String>, api: web::Data<OrdersApi>) -> Result<HttpResponse, ApiError> {
     let id = order_id(&id)?;
     let key = cache_key(id);
-    if let Some(order) = api.cache.get::<Order>(&key).await {
-        return Ok(HttpResponse::Ok().json(order));
+    // A hit is the order's JSON as it was stored: answered without decoding.
+    if let Some(json) = api.cache.get_json(&key).await {
+        return Ok(HttpResponse::Ok().content_type("application/json").body(web::Bytes::copy_from_slice(&json)));
     }
     let order = api.store.get(id).await?.ok_or_else(|| ApiError::not_found(format!("no order {id}")))?;
     let ttl = match order.status {
