@@ -3,6 +3,8 @@
 //! Every graph lists, for each node, the nodes it depends on; dependencies
 //! always have lower indices, so index order is a valid start order.
 
+pub mod process;
+
 use std::future::Future;
 use std::time::Duration;
 

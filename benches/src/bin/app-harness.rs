@@ -12,21 +12,18 @@
 //! `--rounds N` (default 3). Needs `wrk` and the postgresql binaries.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use orderly_benches::process::{free_port, median, rss_kib};
 use orderly_components::postgres::DevDatabase;
 
 const KEY: &str = "dev-key-not-for-production";
 
 fn sibling(name: &str) -> PathBuf {
     std::env::current_exe().expect("own path").with_file_name(name)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 struct App {
@@ -70,6 +67,13 @@ fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     )
 }
 
+/// SIGTERM, then the time to exit, which must be clean.
+fn sigterm_and_wait(child: &mut Child) -> Duration {
+    let (took, clean) = orderly_benches::process::sigterm_and_wait(child);
+    assert!(clean, "example-app did not exit 0");
+    took
+}
+
 fn wait_ready(admin: SocketAddr) -> Duration {
     let started = Instant::now();
     while get(admin, "/readyz").map(|r| r.0) != Some(200) {
@@ -77,31 +81,6 @@ fn wait_ready(admin: SocketAddr) -> Duration {
         std::thread::yield_now();
     }
     started.elapsed()
-}
-
-fn sigterm_and_wait(child: &mut Child) -> Duration {
-    let signalled = Instant::now();
-    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().expect("wait");
-    let took = signalled.elapsed();
-    assert!(status.success(), "exit status {status}");
-    took
-}
-
-fn rss_kib(child: &Child) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
 }
 
 /// Creates one order and reads it twice (the second read is a cache hit); its id and JSON.
@@ -241,13 +220,7 @@ fn throughput(url: &str, seconds: u64, rounds: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let option = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let option = |name: &str, default: u64| orderly_benches::process::option(&args, name, default);
     let (runs, duration, rounds) =
         (option("--runs", 15) as usize, option("--duration", 5), option("--rounds", 3) as usize);
     let tokio = tokio::runtime::Runtime::new().expect("tokio");

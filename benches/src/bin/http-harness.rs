@@ -9,7 +9,9 @@
 //! Needs `wrk` on PATH.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
+
+use orderly_benches::process::{free_port, median, rss_kib, sigterm};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,10 +29,6 @@ impl Mode {
             Mode::Orderly => "orderly",
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 struct Server {
@@ -82,26 +80,6 @@ fn wait_ready(server: &Server) -> Duration {
     started.elapsed()
 }
 
-fn sigterm(child: &Child) {
-    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-}
-
-fn rss_kib(child: &Child) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
-}
-
 fn wrk(addr: SocketAddr, seconds: u64) -> f64 {
     let output = Command::new("timeout")
         .args([
@@ -124,10 +102,7 @@ fn wrk(addr: SocketAddr, seconds: u64) -> f64 {
 }
 
 fn stop(mut server: Server) -> Duration {
-    let signalled = Instant::now();
-    sigterm(&server.child);
-    server.child.wait().expect("wait");
-    signalled.elapsed()
+    orderly_benches::process::sigterm_and_wait(&mut server.child).0
 }
 
 fn throughput(seconds: u64, rounds: usize) {
@@ -223,13 +198,7 @@ fn in_flight_stop(runs: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let option = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let option = |name: &str, default: u64| orderly_benches::process::option(&args, name, default);
     let (duration, rounds, runs) =
         (option("--duration", 5), option("--rounds", 3) as usize, option("--runs", 20) as usize);
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(String::as_str);
