@@ -173,3 +173,28 @@ async fn with_no_url_it_runs_a_dev_database_and_removes_it() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the dev database is stopped");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tells_an_unavailable_database_from_a_bad_query() {
+    use orderly_components::postgres::is_unavailable;
+    let mut server = DevDatabase::start().await.expect("a throwaway postgres");
+    let client = observer(&server.url()).await;
+
+    let syntax = client.query("SELEKT 1", &[]).await.unwrap_err();
+    assert!(!is_unavailable(&syntax), "a syntax error is ours: {syntax}");
+    let row = client.query_one("SELECT 'text'::TEXT", &[]).await.unwrap();
+    let conversion = row.try_get::<_, i64>(0).unwrap_err();
+    assert!(!is_unavailable(&conversion), "a type mismatch is ours: {conversion}");
+
+    // Another session ends ours, as an operator or a failover would.
+    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let admin = observer(&server.url()).await;
+    admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+    let terminated = client.query("SELECT 1", &[]).await.unwrap_err();
+    assert!(is_unavailable(&terminated), "a terminated session: {terminated}");
+
+    let survivor = observer(&server.url()).await;
+    server.suspend().await.unwrap();
+    let stopped = survivor.query("SELECT 1", &[]).await.unwrap_err();
+    assert!(is_unavailable(&stopped), "a stopped server: {stopped}");
+}

@@ -107,6 +107,21 @@ pub enum DbError {
     NotStarted,
 }
 
+/// Whether a query failed because the database is unreachable or going
+/// away (retrying later can work), not because of the query: the
+/// connection closed or broke, or the server said it is shutting down or
+/// not accepting connections (SQLSTATE classes 08 and 57).
+pub fn is_unavailable(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    if let Some(db) = error.as_db_error() {
+        let class = &db.code().code()[..2];
+        return class == "08" || class == "57";
+    }
+    std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+}
+
 #[cfg(feature = "http")]
 impl From<DbError> for crate::http::ApiError {
     fn from(error: DbError) -> Self {
@@ -114,9 +129,7 @@ impl From<DbError> for crate::http::ApiError {
             DbError::Unavailable(_) | DbError::NotStarted => {
                 crate::http::ApiError::unavailable("the database is unavailable; try again", Duration::from_secs(1))
             }
-            // No database error means the connection itself failed (the
-            // server went away mid-query): unavailable, not a bug of ours.
-            DbError::Query(e) if e.as_db_error().is_none() => {
+            DbError::Query(e) if is_unavailable(&e) => {
                 crate::http::ApiError::unavailable("the database is unavailable; try again", Duration::from_secs(1))
             }
             DbError::Query(e) => crate::http::ApiError::internal(e),
