@@ -4,6 +4,8 @@
   Secret's keys set as the Deployment sets them).
 - terminationGracePeriodSeconds exceeds propagation_delay + deadline +
   the watchdog's 1 s grace.
+- The systemd unit is Type=notify with a watchdog, and its
+  TimeoutStopSec exceeds the same deadline + 1 s.
 - The probes hit the management server's port and its endpoints; the
   container ports match the configured binds.
 
@@ -65,6 +67,13 @@ def main(binary):
         problems.append(f"terminationGracePeriodSeconds {grace} must exceed propagation_delay {delay} + deadline {deadline} + {WATCHDOG_GRACE_S} = {needed}")
     if seconds(shutdown["phases"]["drain"]) < seconds(config["http"]["request_timeout"]):
         problems.append("shutdown.phases.drain is shorter than http.request_timeout: accepted requests could be cut off")
+
+    unit = open(os.path.join(DEPLOY, "..", "systemd", "example-app.service")).read()
+    stop = re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M)
+    if not stop or int(stop.group(1)) <= deadline + WATCHDOG_GRACE_S:
+        problems.append(f"the systemd unit's TimeoutStopSec must exceed shutdown.deadline {deadline} + {WATCHDOG_GRACE_S}")
+    if not re.search(r"^Type=notify$", unit, re.M) or not re.search(r"^WatchdogSec=\d+", unit, re.M):
+        problems.append("the systemd unit should be Type=notify with a WatchdogSec")
 
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     if ports.get("admin") != int(config["admin"]["bind"].rsplit(":", 1)[1]):

@@ -3,6 +3,7 @@
 #   hadolint             the Dockerfile
 #   kubernetes-validate  the manifests, against the Kubernetes schemas (strict)
 #   check_deploy.py      the ConfigMap's config against the binary, the grace period arithmetic
+#   systemd-analyze      the sample unit file (where systemd's tools are installed)
 #   schemathesis         a live instance against its own OpenAPI document, every check on
 #   promtool             the live /metrics exposition
 # Usage: bash scripts/outside-tools.sh path/to/example-app
@@ -17,6 +18,15 @@ echo "hadolint deploy/Dockerfile"
 echo "kubernetes-validate deploy/kubernetes"
 "$(tool kubernetes-validate)" --strict --quiet deploy/kubernetes/*.yaml
 python3 scripts/check_deploy.py "$binary"
+if command -v systemd-analyze >/dev/null; then
+  # It exits 0 on parse errors too: any output is a failure.
+  echo "systemd-analyze verify deploy/systemd/example-app.service"
+  unit=$(mktemp --suffix=.service)
+  sed "s#/usr/local/bin/example-app#$(realpath "$binary")#" deploy/systemd/example-app.service >"$unit"
+  complaints=$(systemd-analyze verify "$unit" 2>&1 || true)
+  rm -f "$unit"
+  [[ -z $complaints ]] || { echo "$complaints" >&2; exit 1; }
+fi
 
 # A live instance with its embedded defaults (a private dev database) on free ports.
 log=$(mktemp)

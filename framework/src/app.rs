@@ -15,6 +15,7 @@ use crate::logging::{build_logger, LogSettings};
 use crate::registry::{Construct, Linked, Registration};
 use crate::runtime::{BuildError, RunOutcome, Runtime};
 use crate::shutdown::ShutdownReport;
+use crate::systemd::SystemdNotify;
 use crate::trigger::{Shutdown, ShutdownReason};
 
 /// How long past the shutdown deadline the watchdog waits before it ends the
@@ -171,6 +172,11 @@ impl App {
         }
 
         let mut builder = Runtime::builder().logger(logger.clone()).shutdown_handle(Shutdown::new());
+        let systemd = SystemdNotify::from_env(settings.shutdown.phases.clone());
+        let under_systemd = systemd.is_some();
+        if let Some(systemd) = systemd {
+            builder = builder.event_sink(Arc::new(systemd));
+        }
         let mut dumps = Vec::new();
         for registration in &registrations {
             let name = registration.section();
@@ -233,7 +239,7 @@ impl App {
             return ExitStatus::Clean;
         }
         let timeline = runtime.timeline().clone();
-        let status = run_process(self.info.name, runtime, logger);
+        let status = run_process(self.info.name, runtime, logger, under_systemd);
         if !output.timeline_path.is_empty() {
             write_timeline(&timeline, &output.timeline_path, self.info.name, logger);
         }
@@ -254,7 +260,7 @@ fn write_timeline(timeline: &crate::timeline::Timeline, path: &str, app: &str, l
 }
 
 /// Runs the lifecycle on a fresh tokio runtime and maps the outcome to an exit status.
-fn run_process(app: &'static str, runtime: Runtime, logger: &slog::Logger) -> ExitStatus {
+fn run_process(app: &'static str, runtime: Runtime, logger: &slog::Logger, under_systemd: bool) -> ExitStatus {
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("orderly").build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -270,6 +276,10 @@ fn run_process(app: &'static str, runtime: Runtime, logger: &slog::Logger) -> Ex
             return None;
         }
         tokio::spawn(arm_watchdog(app, shutdown, deadline));
+        if under_systemd {
+            tokio::spawn(SystemdNotify::ready_when_started(runtime.health()));
+            tokio::spawn(SystemdNotify::watchdog());
+        }
         Some(runtime.run().await)
     });
     // Leave stray tasks and blocking threads behind rather than wait on them.

@@ -63,6 +63,7 @@ mod settings;
 mod shutdown;
 mod start;
 mod supervise;
+mod systemd;
 pub mod testing;
 mod timeline;
 mod timeline_svg;

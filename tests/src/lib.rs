@@ -142,6 +142,31 @@ impl Component for Blocker {
 
 orderly::register_default!(Blocker);
 
+/// Blocks every runtime worker thread 300 ms after the app has started,
+/// as a deadlock or a blocking call in async code would (off by default):
+/// nothing on the runtime runs after that, not even the watchdog pings.
+#[derive(Default)]
+pub struct Wedge;
+
+#[async_trait]
+impl Component for Wedge {
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let lifecycle = ctx.lifecycle();
+        tokio::spawn(async move {
+            lifecycle.health().started().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            mark("wedge", "blocking");
+            // More blockers than worker threads: each takes one and never yields.
+            for _ in 0..64 {
+                tokio::spawn(async { std::thread::sleep(Duration::from_secs(3600)) });
+            }
+        });
+        Ok(())
+    }
+}
+
+orderly::register_default!(Wedge);
+
 /// Fails to start (off by default); depends on [`Store`], so the rollback
 /// must stop `store` and nothing else that had not started.
 #[derive(Default)]

@@ -16,6 +16,8 @@ fn main() -> std::process::ExitCode {
             enabled = false
             [components.crasher]
             enabled = false
+            [components.wedge]
+            enabled = false
             [log]
             format = "json"
             "#,

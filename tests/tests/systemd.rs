@@ -1,0 +1,167 @@
+//! systemd's notify protocol, as systemd sees it: a test listens on a unix
+//! datagram socket given to a real child process as `NOTIFY_SOCKET` and
+//! checks what arrives, in order: `STATUS` while starting, `READY=1`,
+//! watchdog pings, then `STOPPING=1` and a `STATUS` with an
+//! `EXTEND_TIMEOUT_USEC` per phase. A process whose runtime is wedged
+//! stops pinging.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every notification received, one entry per `KEY=value` line, in order.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<String>>>);
+
+impl Received {
+    fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn count(&self, line: &str) -> usize {
+        self.all().iter().filter(|l| *l == line).count()
+    }
+
+    fn wait_for(&self, line: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.all().iter().any(|l| l == line) {
+            assert!(Instant::now() < deadline, "no `{line}` in {:?}", self.all());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+struct Systemd {
+    dir: PathBuf,
+    received: Received,
+}
+
+impl Systemd {
+    fn listen() -> Systemd {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("orderly-systemd-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = UnixDatagram::bind(dir.join("notify")).unwrap();
+        let received = Received::default();
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = socket.recv(&mut buffer) {
+                let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                sink.0.lock().unwrap().extend(text.lines().map(str::to_owned));
+            }
+        });
+        Systemd { dir, received }
+    }
+
+    fn spawn(&self, env: &[(&str, &str)]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
+            .env_clear()
+            .current_dir(&self.dir)
+            .env("NOTIFY_SOCKET", self.dir.join("notify"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+fn wait(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < deadline, "the child did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn position(lines: &[String], wanted: impl Fn(&str) -> bool, what: &str) -> usize {
+    lines.iter().position(|l| wanted(l)).unwrap_or_else(|| panic!("no {what} in {lines:?}"))
+}
+
+#[test]
+fn tells_systemd_ready_status_stopping_and_pings_the_watchdog_in_order() {
+    let systemd = Systemd::listen();
+    let mut child = systemd.spawn(&[("WATCHDOG_USEC", "100000")]);
+    systemd.received.wait_for("READY=1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while systemd.received.count("WATCHDOG=1") < 3 {
+        assert!(Instant::now() < deadline, "the watchdog is not pinged: {:?}", systemd.received.all());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait(&mut child), 0);
+
+    let lines = systemd.received.all();
+    let starting = position(&lines, |l| l == "STATUS=starting store", "STATUS while starting");
+    let ready = position(&lines, |l| l == "READY=1", "READY=1");
+    let running = position(&lines, |l| l == "STATUS=running", "STATUS=running");
+    let first_ping = position(&lines, |l| l == "WATCHDOG=1", "a watchdog ping");
+    let stopping = position(&lines, |l| l == "STOPPING=1", "STOPPING=1");
+    assert!(starting < ready && ready < running && running < stopping, "{lines:?}");
+    assert!(first_ping < stopping, "pings while running: {lines:?}");
+    assert!(lines[stopping + 1].starts_with("STATUS=stopping: "), "{lines:?}");
+    let mut after = stopping;
+    for (n, phase) in ["stop_accepting", "drain", "stop_workers", "flush", "close"].iter().enumerate() {
+        let status = format!("STATUS=phase {} {phase}", n + 1);
+        let at = position(&lines, |l| l == status, &status);
+        assert!(at > after, "phase {} out of order: {lines:?}", n + 1);
+        assert!(lines[at + 1].starts_with("EXTEND_TIMEOUT_USEC="), "{lines:?}");
+        after = at;
+    }
+    // The drain's budget (15 s by default) plus a second of margin.
+    let drain = position(&lines, |l| l == "STATUS=phase 2 drain", "drain");
+    assert_eq!(lines[drain + 1], "EXTEND_TIMEOUT_USEC=16000000");
+}
+
+#[test]
+fn a_wedged_runtime_stops_pinging_the_watchdog() {
+    let systemd = Systemd::listen();
+    let mut child = systemd.spawn(&[("WATCHDOG_USEC", "100000"), ("APP__COMPONENTS__WEDGE__ENABLED", "true")]);
+    systemd.received.wait_for("READY=1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while systemd.received.count("WATCHDOG=1") < 2 {
+        assert!(Instant::now() < deadline, "the watchdog is not pinged: {:?}", systemd.received.all());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The wedge blocks every runtime thread 300 ms after the start. Give it
+    // time to, then watch ten ping intervals pass without a ping.
+    std::thread::sleep(Duration::from_millis(600));
+    let before = systemd.received.count("WATCHDOG=1");
+    std::thread::sleep(Duration::from_millis(500));
+    let after = systemd.received.count("WATCHDOG=1");
+    signal(&child, libc::SIGKILL);
+    let _ = wait(&mut child);
+    assert_eq!(before, after, "a wedged runtime kept pinging");
+}
+
+#[test]
+fn without_notify_socket_nothing_changes() {
+    // No NOTIFY_SOCKET: the same child starts and stops cleanly (the
+    // integration is a no-op), as every other process test also shows.
+    let dir = std::env::temp_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
+        .env_clear()
+        .current_dir(&dir)
+        .arg("--check")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(wait(&mut child), 0);
+}
