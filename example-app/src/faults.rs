@@ -3,15 +3,20 @@
 //! | key | effect |
 //! |---|---|
 //! | `slow_auth_ms` | every API request's authentication sleeps this long first, so requests run into `http.request_timeout` (504) |
-//! | `db_failure` | every database call of the orders API and its jobs fails: the API answers 503, `/readyz` reports not ready, jobs are retried |
+//! | `db_failure` | once the app has started, every database call of the orders API and its jobs fails: the API answers 503, `/readyz` reports not ready, jobs are retried |
 //! | `slow_job_ms` | every confirmation job sleeps this long before it writes, ignoring cancellation: a stubborn job for phase 3 to cut off |
 //!
 //! Set them with `APP__FAULTS__DB_FAILURE=true` and the like. A process
 //! with a fault switched on says so in its log at start.
+//!
+//! `db_failure` waits for the app to have started: it simulates a database
+//! lost while serving. (A database that is down at startup is the database
+//! component's business: it retries, then the start fails.)
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use orderly::{BoxError, Component, FromConfig, StartContext, Validate, Validation};
+use orderly::{BoxError, Component, FromConfig, Lifecycle, StartContext, Validate, Validation};
 use serde::Deserialize;
 
 /// `[faults]`.
@@ -36,12 +41,13 @@ impl Validate for FaultsConfig {
 /// The faults in force, for the components that inject them.
 pub struct Faults {
     config: FaultsConfig,
+    lifecycle: OnceLock<Lifecycle>,
 }
 
 impl Faults {
     /// Faults as configured.
     pub fn new(config: FaultsConfig) -> Self {
-        Self { config }
+        Self { config, lifecycle: OnceLock::new() }
     }
 
     /// How long authentication sleeps, if at all.
@@ -49,9 +55,9 @@ impl Faults {
         (self.config.slow_auth_ms > 0).then(|| Duration::from_millis(self.config.slow_auth_ms))
     }
 
-    /// Whether database calls fail.
+    /// Whether database calls fail: configured so, and the app has started.
     pub fn db_failure(&self) -> bool {
-        self.config.db_failure
+        self.config.db_failure && self.lifecycle.get().is_some_and(|l| l.health().is_started())
     }
 
     /// How long a confirmation job sleeps, if at all.
@@ -63,6 +69,7 @@ impl Faults {
 #[orderly::component]
 impl Component for Faults {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let _ = self.lifecycle.set(ctx.lifecycle());
         let c = &self.config;
         if c.slow_auth_ms > 0 || c.db_failure || c.slow_job_ms > 0 {
             slog::warn!(ctx.logger(), "fault injection is on";
