@@ -259,3 +259,23 @@ async fn a_bounded_random_fuzz_finds_no_server_error() {
     let (code, stderr) = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(30)));
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn secrets_never_show_in_the_printed_config() {
+    let mut env = base_env("postgres://app:hunter2-db-password@127.0.0.1:1/orders");
+    env.push(("APP__API__KEY".into(), "a-production-key-0123456789".into()));
+    let mut app = App::spawn(&env, &["--print-config"]);
+    let (code, stderr) = app.wait_exit(Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    let printed: String = app
+        .logs()
+        .iter()
+        .filter(|v| v["msg"] == "NOT JSON")
+        .map(|v| format!("{}\n", v["line"].as_str().unwrap()))
+        .collect();
+    assert!(printed.contains("[api]") && printed.contains("[database]"), "{printed}");
+    for secret in ["a-production-key-0123456789", "hunter2-db-password", "dev-key-not-for-production"] {
+        assert!(!printed.contains(secret), "`{secret}` printed:\n{printed}");
+    }
+    assert!(printed.contains("[redacted]"), "{printed}");
+}
