@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 
 use crate::context::{StartContext, StopContext};
 use crate::dependency::Dependency;
+use crate::failure::OnFailure;
 use crate::phase::PhaseSet;
 
 /// The error type component hooks return. Any error converts into it with `?`.
@@ -81,6 +82,14 @@ pub trait Component: Any + Send + Sync {
     /// which must stop after it in every phase.
     fn dependencies(&self) -> Vec<Dependency> {
         Vec::new()
+    }
+
+    /// What a failure while running (an error or panic of a task started
+    /// with [`StartContext::spawn`]) does: shut the app down (the default)
+    /// or be ignored, leaving the component degraded. Config can override
+    /// it: `[components.<name>] on_failure = "ignore"`.
+    fn on_failure(&self) -> OnFailure {
+        OnFailure::Shutdown
     }
 
     /// The stop phases this component may join; the runtime does not call

@@ -156,32 +156,51 @@ impl StartContext {
         self.shared.resources.by_type.write().entry(TypeId::of::<R>()).or_default().push((self.index, resource));
     }
 
-    /// Runs `task` in the background under supervision: if it returns an
-    /// error or panics, the app shuts down gracefully and exits non-zero,
-    /// naming this component. Errors of background work are never silent.
+    /// Runs `task` in the background under supervision. If it returns an
+    /// error or panics, the component's [`OnFailure`](crate::OnFailure)
+    /// policy applies: by default the app shuts down gracefully and exits
+    /// non-zero, naming this component; with `ignore`, the failure is
+    /// logged, counted and the component reported degraded. Errors of
+    /// background work are never silent.
     pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let shutdown = self.shared.shutdown.clone();
-        let name = self.shared.graph.nodes[self.index].name.clone();
+        let shared = self.shared.clone();
+        let index = self.index;
         let inner = tokio::spawn(task);
         tokio::spawn(async move {
-            match inner.await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    shutdown.fail(&name, error.as_ref());
-                }
+            let error = match inner.await {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => crate::events::box_error_chain(&error),
                 Err(join) if join.is_panic() => {
-                    let message = crate::supervise::panic_message(join.into_panic());
-                    shutdown.trigger(crate::ShutdownReason::ComponentFailed {
-                        component: name.to_string(),
-                        error: format!("background task panicked: {message}"),
-                    });
+                    format!("background task panicked: {}", crate::supervise::panic_message(join.into_panic()))
                 }
-                Err(_) => {} // aborted on purpose by its owner
-            }
+                Err(_) => return, // aborted on purpose by its owner
+            };
+            running_failure(&shared, index, error);
         })
+    }
+}
+
+/// Applies a component's failure policy to a failure while running.
+fn running_failure(shared: &Shared, index: usize, error: String) {
+    let node = &shared.graph.nodes[index];
+    let policy = node.settings.on_failure.unwrap_or_else(|| node.component.on_failure());
+    match policy {
+        crate::OnFailure::Ignore => {
+            *node.failed.lock() = Some(format!("failed while running (ignored): {error}"));
+            shared.events.emit(
+                crate::EventKind::Failed
+                    .build()
+                    .component(&node.name)
+                    .error(error)
+                    .detail("on_failure = ignore: the app goes on, the component is degraded"),
+            );
+        }
+        crate::OnFailure::Shutdown => {
+            shared.shutdown.trigger(crate::ShutdownReason::ComponentFailed { component: node.name.to_string(), error });
+        }
     }
 }
 

@@ -20,6 +20,9 @@ pub(crate) struct Node {
     pub(crate) name: Arc<str>,
     pub(crate) component: Arc<dyn Component>,
     pub(crate) settings: ComponentSettings,
+    /// Set when a failure while running was ignored: why the component is
+    /// degraded from then on.
+    pub(crate) failed: Arc<parking_lot::Mutex<Option<String>>>,
 }
 
 impl Node {
@@ -317,6 +320,7 @@ mod tests {
 
     fn node(name: &str, deps: &[&str]) -> Node {
         Node {
+            failed: Default::default(),
             name: name.into(),
             component: Arc::new(Probe::new(name).depends_on(deps)),
             settings: ComponentSettings::default(),

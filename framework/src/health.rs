@@ -87,6 +87,13 @@ impl Health {
             let readiness = tokio::time::timeout(per_component, node.component.ready())
                 .await
                 .unwrap_or_else(|_| Readiness::NotReady(format!("ready() did not answer within {per_component:?}")));
+            // An ignored failure leaves the component degraded, unless it is not ready at all.
+            let failed = node.failed.lock().clone();
+            let readiness = match (readiness, failed) {
+                (Readiness::NotReady(reason), _) => Readiness::NotReady(reason),
+                (_, Some(failure)) => Readiness::Degraded(failure),
+                (readiness, None) => readiness,
+            };
             (node.name.to_string(), readiness)
         }))
         .await;

@@ -28,7 +28,9 @@ const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 /// - `orderly_component_ready_seconds{component}`: from `start` returning to ready;
 /// - `orderly_shutdown_phase_seconds{phase}`: each stop phase;
 /// - `orderly_component_stop_seconds{component,phase}`: each stop hook, also when it failed or was abandoned;
-/// - `orderly_lifecycle_events_total{event}`: every transition.
+/// - `orderly_lifecycle_events_total{event}`: every transition;
+/// - `orderly_component_failures_total{component}`: failures while running
+///   that the component's policy let the app survive (`on_failure = "ignore"`).
 #[derive(Clone)]
 pub struct LifecycleMetrics {
     inner: Arc<Samples>,
@@ -40,7 +42,8 @@ struct Samples {
     phase: Mutex<Vec<(StopPhase, f64)>>,
     stop: Mutex<Vec<(Arc<str>, StopPhase, f64)>>,
     events: [AtomicU64; EventKind::ALL.len()],
-    descs: [Desc; 5],
+    failures: Mutex<BTreeMap<Arc<str>, u64>>,
+    descs: [Desc; 6],
 }
 
 impl LifecycleMetrics {
@@ -67,6 +70,11 @@ impl LifecycleMetrics {
                 &["component", "phase"],
             )?,
             desc("orderly_lifecycle_events_total", "Lifecycle transitions, by event.", &["event"])?,
+            desc(
+                "orderly_component_failures_total",
+                "Failures of a component while running that the app survived (on_failure = ignore).",
+                &["component"],
+            )?,
         ];
         let metrics = Self {
             inner: Arc::new(Samples {
@@ -75,6 +83,7 @@ impl LifecycleMetrics {
                 phase: Mutex::default(),
                 stop: Mutex::default(),
                 events: std::array::from_fn(|_| AtomicU64::new(0)),
+                failures: Mutex::default(),
                 descs,
             }),
         };
@@ -86,6 +95,9 @@ impl LifecycleMetrics {
 impl EventSink for LifecycleMetrics {
     fn on_event(&self, e: &LifecycleEvent) {
         self.inner.events[e.event.index()].fetch_add(1, Ordering::Relaxed);
+        if let (EventKind::Failed, None, Some(component)) = (e.event, e.phase, &e.component) {
+            *self.inner.failures.lock().entry(component.clone()).or_default() += 1;
+        }
         let Some(seconds) = e.elapsed.map(|d| d.as_secs_f64()) else { return };
         let component = || e.component.clone().unwrap_or_else(|| Arc::from("app"));
         match (e.event, e.phase) {
@@ -131,12 +143,26 @@ impl Collector for LifecycleMetrics {
                 metric
             })
             .collect();
+        let failures: Vec<Metric> = s
+            .failures
+            .lock()
+            .iter()
+            .map(|(component, count)| {
+                let mut counter = Counter::default();
+                counter.set_value(*count as f64);
+                let mut metric = Metric::default();
+                metric.set_label(labels(&[("component", component.to_string())]));
+                metric.set_counter(counter);
+                metric
+            })
+            .collect();
         vec![
             family(&s.descs[0], MetricType::HISTOGRAM, start),
             family(&s.descs[1], MetricType::HISTOGRAM, ready),
             family(&s.descs[2], MetricType::HISTOGRAM, phase),
             family(&s.descs[3], MetricType::HISTOGRAM, stop),
             family(&s.descs[4], MetricType::COUNTER, events),
+            family(&s.descs[5], MetricType::COUNTER, failures),
         ]
     }
 }

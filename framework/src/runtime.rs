@@ -155,7 +155,7 @@ impl RuntimeBuilder {
             .map(|(name, component, settings)| {
                 let name: Arc<str> = name.as_deref().unwrap_or_else(|| component.name()).into();
                 let settings = self.settings.for_component(&name, settings);
-                Node { name, component, settings }
+                Node { name, component, settings, failed: Default::default() }
             })
             .filter(|node| node.settings.enabled)
             .collect();

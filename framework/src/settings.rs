@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::Validation;
+use crate::failure::OnFailure;
 use crate::phase::StopPhase;
 use crate::retry::RetryPolicy;
 
@@ -24,6 +25,9 @@ pub struct ComponentSettings {
     pub stop_cap: Option<Duration>,
     /// How to retry a failing `start`.
     pub retry: RetryPolicy,
+    /// What a failure while running does. `None`: the component's own
+    /// [`Component::on_failure`](crate::Component::on_failure).
+    pub on_failure: Option<OnFailure>,
 }
 
 impl Default for ComponentSettings {
@@ -34,6 +38,7 @@ impl Default for ComponentSettings {
             ready_timeout: StartDefaults::default().ready_timeout,
             stop_cap: None,
             retry: RetryPolicy::none(),
+            on_failure: None,
         }
     }
 }
@@ -55,6 +60,9 @@ pub struct ComponentOverrides {
     pub stop_cap: Option<Duration>,
     /// Retries for a failing `start`.
     pub retry: Option<RetryPolicy>,
+    /// Overrides the component's policy for failures while running:
+    /// `"shutdown"` or `"ignore"`.
+    pub on_failure: Option<OnFailure>,
 }
 
 impl ComponentOverrides {
@@ -74,6 +82,9 @@ impl ComponentOverrides {
         }
         if let Some(v) = self.retry {
             base.retry = v;
+        }
+        if let Some(v) = self.on_failure {
+            base.on_failure = Some(v);
         }
         base
     }
