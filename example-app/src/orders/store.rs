@@ -2,7 +2,7 @@
 //! failure (`faults.db_failure`) and the mapping of database trouble to 503
 //! live in one place.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use deadpool_postgres::GenericClient;
 use orderly_components::http::ApiError;
@@ -24,6 +24,13 @@ SELECT o.id, o.customer, o.status, o.total_cents,
                                                    'unit_price_cents', i.unit_price_cents) ORDER BY i.position)
                  FROM order_items i WHERE i.order_id = o.id), '[]'::json)
 FROM orders o";
+
+/// One order by id.
+static BY_ID: LazyLock<String> = LazyLock::new(|| format!("{SELECT_ORDER} WHERE o.id = $1"));
+
+/// A page of orders below a cursor, newest first; one more than asked, to know if more follow.
+static PAGE: LazyLock<String> =
+    LazyLock::new(|| format!("{SELECT_ORDER} WHERE ($1::BIGINT IS NULL OR o.id < $1) ORDER BY o.id DESC LIMIT $2"));
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -138,8 +145,8 @@ impl OrderStore {
                 return Err(StoreError::KeyReused);
             }
             let id: i64 = row.try_get(0)?;
-            drop(tx);
-            let existing = self.get_with(&client, id).await?;
+            // Read in the transaction, which then rolls back: it wrote nothing.
+            let existing = self.get_with(&tx, id).await?;
             return existing.map(Created::Replayed).ok_or(StoreError::Malformed { id, reason: "vanished".into() });
         };
         let id: i64 = row.try_get(0)?;
@@ -160,7 +167,9 @@ impl OrderStore {
     }
 
     async fn get_with<C: GenericClient>(&self, client: &C, id: i64) -> Result<Option<Order>, StoreError> {
-        let row = client.query_opt(&format!("{SELECT_ORDER} WHERE o.id = $1"), &[&id]).await?;
+        // Prepared once per pooled connection, not once per query.
+        let statement = client.prepare_cached(&BY_ID).await?;
+        let row = client.query_opt(&statement, &[&id]).await?;
         row.as_ref().map(order_from).transpose()
     }
 
@@ -173,12 +182,8 @@ impl OrderStore {
     /// Up to `limit` orders older than `before`, newest first, and whether more follow.
     pub async fn list(&self, limit: i64, before: Option<i64>) -> Result<(Vec<Order>, bool), StoreError> {
         let client = self.connection().await?;
-        let rows = client
-            .query(
-                &format!("{SELECT_ORDER} WHERE ($1::BIGINT IS NULL OR o.id < $1) ORDER BY o.id DESC LIMIT $2"),
-                &[&before, &(limit + 1)],
-            )
-            .await?;
+        let statement = client.prepare_cached(&PAGE).await?;
+        let rows = client.query(&statement, &[&before, &(limit + 1)]).await?;
         let mut orders = rows.iter().map(order_from).collect::<Result<Vec<_>, _>>()?;
         let more = orders.len() as i64 > limit;
         orders.truncate(limit as usize);
