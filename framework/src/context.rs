@@ -174,7 +174,7 @@ impl StartContext {
                 Ok(Ok(())) => return,
                 Ok(Err(error)) => crate::events::box_error_chain(&error),
                 Err(join) if join.is_panic() => {
-                    format!("background task panicked: {}", crate::supervise::panic_message(join.into_panic()))
+                    format!("background task panicked: {}", crate::supervise::panic_message(join.into_panic().as_ref()))
                 }
                 Err(_) => return, // aborted on purpose by its owner
             };

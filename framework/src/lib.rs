@@ -96,6 +96,7 @@ pub use settings::{
 };
 pub use shutdown::{ShutdownReport, StopProblem};
 pub use start::StartFailure;
+pub use supervise::panic_message;
 pub use timeline::Timeline;
 pub use trigger::{Shutdown, ShutdownReason};
 

@@ -44,7 +44,7 @@ pub(crate) async fn launch<T: Send + 'static>(future: BoxFuture<T>) -> Launched<
             // The task polls again at once with its own waker, as the Future
             // contract requires of whoever polls next.
             Ok(Poll::Pending) => Launched::Running(tokio::spawn(future)),
-            Err(payload) => Launched::Done(Ended::Panicked(panic_message(payload))),
+            Err(payload) => Launched::Done(Ended::Panicked(panic_message(payload.as_ref()))),
         })
     })
     .await
@@ -54,19 +54,25 @@ pub(crate) async fn launch<T: Send + 'static>(future: BoxFuture<T>) -> Launched<
 pub(crate) async fn join<T>(handle: JoinHandle<T>) -> Option<Ended<T>> {
     match handle.await {
         Ok(value) => Some(Ended::Returned(value)),
-        Err(e) if e.is_panic() => Some(Ended::Panicked(panic_message(e.into_panic()))),
+        Err(e) if e.is_panic() => Some(Ended::Panicked(panic_message(e.into_panic().as_ref()))),
         Err(_) => None,
     }
 }
 
-/// The text of a panic payload.
-pub(crate) fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(s) => *s,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(s) => s.to_string(),
-            Err(_) => "a panic with a non-string payload".to_string(),
-        },
+/// The message a panic was raised with (`panic!("…")` gives a `&str` or a
+/// `String`), for logs and error reports; anything else is described.
+///
+/// ```
+/// let payload = std::panic::catch_unwind(|| panic!("disk {} is full", 3)).unwrap_err();
+/// assert_eq!(orderly::panic_message(payload.as_ref()), "disk 3 is full");
+/// ```
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        return (*s).to_owned();
+    }
+    match payload.downcast_ref::<String>() {
+        Some(s) => s.clone(),
+        None => "a panic with a non-string payload".to_owned(),
     }
 }
 

@@ -13,12 +13,7 @@ use crate::http::ApiError;
 
 /// The 500 for a panic, keeping its message for the log.
 pub(crate) fn panic_error(panic: Box<dyn Any + Send>) -> actix_web::Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned());
-    ApiError::internal(format!("handler panicked: {message}")).into()
+    ApiError::internal(format!("handler panicked: {}", orderly::panic_message(panic.as_ref()))).into()
 }
 
 /// The middleware on its own (the server applies it inside `guard`).
