@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use orderly::{
-    BoxError, Component, FromConfig, Permanent, Readiness, Secret, StartContext, StopContext, Validate, Validation,
+    BoxError, Component, FromConfig, Permanent, Readiness, RetryPolicy, Secret, StartContext, StopContext, Validate,
+    Validation,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -229,8 +230,11 @@ async fn connect_with_retry(
     target: &str,
     logger: &slog::Logger,
 ) -> Result<Object, BoxError> {
+    // The framework's backoff: doubling from 50 ms up to 2 s, with full
+    // jitter so that replicas waiting for the same database spread out.
+    // The attempt count is unbounded; `connect_retry` bounds the time.
+    let policy = RetryPolicy::new(u32::MAX, Duration::from_millis(50), Duration::from_secs(2));
     let started = Instant::now();
-    let mut backoff = Duration::from_millis(50);
     let mut tries = 0;
     loop {
         tries += 1;
@@ -241,6 +245,7 @@ async fn connect_with_retry(
             }
             Err(e) => e.to_string(),
         };
+        let backoff = policy.backoff(tries);
         if started.elapsed() + backoff > config.connect_retry {
             return Err(ConnectError::GaveUp {
                 target: target.to_owned(),
@@ -252,7 +257,6 @@ async fn connect_with_retry(
         }
         slog::warn!(logger, "database not reachable yet; retrying"; "target" => target, "error" => &error, "attempt" => tries);
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
