@@ -75,3 +75,13 @@ async fn the_timeline_is_served_and_written_as_svg() {
     assert!(delay.descendants().any(|n| n.text().is_some_and(|t| t.starts_with("propagation delay: 20"))));
     assert!(doc.descendants().all(|n| n.attribute("class") != Some("bar problem")), "a clean shutdown has no red");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_timeline_path_is_reported_and_changes_no_exit_code() {
+    let db = DevDatabase::start().await.expect("test postgres");
+    let mut app = App::start(&db.url(), &[("APP__LIFECYCLE__TIMELINE_PATH", "/nonexistent-dir/lifecycle.svg")]);
+    app.sigterm();
+    let (code, stderr) = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(30)));
+    assert_eq!(code, 0, "the service did its work: {stderr}");
+    assert!(stderr.contains("cannot write the lifecycle timeline to /nonexistent-dir/lifecycle.svg"), "{stderr}");
+}

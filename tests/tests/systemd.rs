@@ -152,16 +152,29 @@ fn a_wedged_runtime_stops_pinging_the_watchdog() {
 }
 
 #[test]
-fn without_notify_socket_nothing_changes() {
-    // No NOTIFY_SOCKET: the same child starts and stops cleanly (the
-    // integration is a no-op), as every other process test also shows.
-    let dir = std::env::temp_dir();
+fn a_notify_socket_nobody_listens_on_never_affects_the_service() {
+    // Every send fails (no such socket): the app still starts, runs the
+    // whole shutdown and exits 0. Best effort means exactly that.
+    let dir = std::env::temp_dir().join(format!("orderly-systemd-gone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
         .env_clear()
         .current_dir(&dir)
-        .arg("--check")
-        .stdout(Stdio::null())
+        .env("NOTIFY_SOCKET", dir.join("nobody-listens-here"))
+        .env("WATCHDOG_USEC", "50000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, libc::SIGTERM);
     assert_eq!(wait(&mut child), 0);
+    let lines = lines.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(lines.iter().any(|l| l.contains("\"event\":\"shutdown_finished\"") && l.contains("clean")), "{lines:?}");
 }
