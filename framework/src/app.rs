@@ -216,6 +216,13 @@ impl App {
                 eprintln!("{}: {errors}", self.info.name);
                 return ExitStatus::InvalidGraph;
             }
+            Err(BuildError::Supervision(problems)) => {
+                eprintln!("{}: invalid restart settings:", self.info.name);
+                for problem in problems {
+                    eprintln!("  {problem}");
+                }
+                return ExitStatus::InvalidConfig;
+            }
             Err(e) => {
                 eprintln!("{}: {e}", self.info.name);
                 return ExitStatus::Internal;
@@ -309,6 +316,9 @@ fn report_outcome(app: &str, outcome: &RunOutcome, logger: &slog::Logger) -> Exi
                 eprintln!("{app}: shutdown finished with problems:");
                 print_problems(report);
                 ExitStatus::ShutdownUnclean
+            } else if let ShutdownReason::RestartLimitExceeded { .. } = report.reason {
+                eprintln!("{app}: {}", report.reason);
+                ExitStatus::RestartLimitExceeded
             } else if report.reason.is_failure() {
                 eprintln!("{app}: {}", report.reason);
                 ExitStatus::ComponentFailed

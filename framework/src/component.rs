@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 
 use crate::context::{StartContext, StopContext};
 use crate::dependency::Dependency;
-use crate::failure::OnFailure;
+use crate::failure::{OnFailure, Restart};
 use crate::phase::PhaseSet;
 
 /// The error type component hooks return. Any error converts into it with `?`.
@@ -21,7 +21,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// The lifecycle, in the order the runtime drives it:
 ///
 /// 1. **`start`** runs once every [dependency](Component::dependencies) has
-///    started *and* reported ready. Independent components start concurrently.
+///    started *and* reported ready (and again after a restart, for
+///    [restartable](Component::restartable) components). Independent components start concurrently.
 ///    Acquire resources here; an error (or a timeout, or a panic) stops the
 ///    start and rolls back exactly the components that had started.
 /// 2. **`ready`** is polled until it reports [`Readiness::Ready`] before
@@ -85,11 +86,33 @@ pub trait Component: Any + Send + Sync {
     }
 
     /// What a failure while running (an error or panic of a task started
-    /// with [`StartContext::spawn`]) does: shut the app down (the default)
-    /// or be ignored, leaving the component degraded. Config can override
-    /// it: `[components.<name>] on_failure = "ignore"`.
+    /// with [`StartContext::spawn`]) does: shut the app down (the default),
+    /// restart the component along the graph, or be ignored, leaving the
+    /// component degraded. Config can override it:
+    /// `[components.<name>] on_failure = "ignore"`.
     fn on_failure(&self) -> OnFailure {
         OnFailure::Shutdown
+    }
+
+    /// Which ends of this component's background work restart it (OTP's
+    /// restart types); `temporary`, never, by default. Config can override
+    /// it: `[components.<name>] restart = "transient"`.
+    fn restart(&self) -> Restart {
+        Restart::Temporary
+    }
+
+    /// Whether `start` may run again after the stop hooks ran: when this
+    /// component restarts, or when a dependency of it restarts (its
+    /// dependents are stopped first and started again after it). A restart
+    /// hands the component a fresh [`StartContext`]; its resources are
+    /// provided anew.
+    ///
+    /// Defaults to true exactly when the component restarts on its own
+    /// account in code. The runtime refuses to build a graph in which a
+    /// component that may restart has a dependent that is not restartable,
+    /// naming both, so no component is ever started twice unprepared.
+    fn restartable(&self) -> bool {
+        self.restart() != Restart::Temporary || self.on_failure() == OnFailure::Restart
     }
 
     /// The stop phases this component may join; the runtime does not call
@@ -100,7 +123,7 @@ pub trait Component: Any + Send + Sync {
         PhaseSet::ALL
     }
 
-    /// Acquire resources and begin serving. Runs once, after every dependency
+    /// Acquire resources and begin serving. Runs after every dependency
     /// is ready. Retries and the timeout come from the component's settings.
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let _ = ctx;

@@ -11,8 +11,10 @@ use std::time::Instant;
 use parking_lot::RwLock;
 
 use crate::component::{BoxError, Component};
+use crate::failure::Supervision;
 use crate::graph::Graph;
 use crate::phase::StopPhase;
+use crate::restart::Condition;
 use crate::runtime::Shared;
 use crate::trigger::Shutdown;
 
@@ -58,6 +60,16 @@ type AnyArc = Arc<dyn Any + Send + Sync>;
 #[derive(Default)]
 pub(crate) struct Resources {
     by_type: RwLock<HashMap<TypeId, Vec<(usize, AnyArc)>>>,
+}
+
+impl Resources {
+    /// Forgets what the marked components provided: they were stopped for
+    /// a restart, and provide anew when they start again.
+    pub(crate) fn withdraw(&self, providers: &[bool]) {
+        for provided in self.by_type.write().values_mut() {
+            provided.retain(|(j, _)| !providers[*j]);
+        }
+    }
 }
 
 /// The context of a component's `start`.
@@ -157,10 +169,12 @@ impl StartContext {
     }
 
     /// Runs `task` in the background under supervision. If it returns an
-    /// error or panics, the component's [`OnFailure`](crate::OnFailure)
-    /// policy applies: by default the app shuts down gracefully and exits
-    /// non-zero, naming this component; with `ignore`, the failure is
-    /// logged, counted and the component reported degraded. Errors of
+    /// error or panics, the component's failure policy applies (see
+    /// [`OnFailure`](crate::OnFailure) and [`Restart`](crate::Restart)):
+    /// by default the app shuts down gracefully and exits non-zero, naming
+    /// this component; it may instead be restarted along the graph, or the
+    /// failure ignored and the component reported degraded. A `permanent`
+    /// component is also restarted when the task returns `Ok`. Errors of
     /// background work are never silent.
     pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
     where
@@ -168,28 +182,51 @@ impl StartContext {
     {
         let shared = self.shared.clone();
         let index = self.index;
+        let generation = shared.graph.nodes[index].supervised.generation();
         let inner = tokio::spawn(task);
         tokio::spawn(async move {
-            let error = match inner.await {
-                Ok(Ok(())) => return,
-                Ok(Err(error)) => crate::events::box_error_chain(&error),
-                Err(join) if join.is_panic() => {
-                    format!("background task panicked: {}", crate::supervise::panic_message(join.into_panic().as_ref()))
-                }
+            let end = match inner.await {
+                Ok(Ok(())) => TaskEnd::Finished,
+                Ok(Err(error)) => TaskEnd::Failed(crate::events::box_error_chain(&error)),
+                Err(join) if join.is_panic() => TaskEnd::Failed(format!(
+                    "background task panicked: {}",
+                    crate::supervise::panic_message(join.into_panic().as_ref())
+                )),
                 Err(_) => return, // aborted on purpose by its owner
             };
-            running_failure(&shared, index, error);
+            task_ended(&shared, index, generation, end);
         })
     }
 }
 
-/// Applies a component's failure policy to a failure while running.
-fn running_failure(shared: &Shared, index: usize, error: String) {
+/// How a supervised background task ended.
+enum TaskEnd {
+    /// It returned `Ok`.
+    Finished,
+    /// It returned an error or panicked; the error chain or panic message.
+    Failed(String),
+}
+
+/// Applies a component's failure policy to the end of one of its background
+/// tasks, started in its run `generation`.
+fn task_ended(shared: &Arc<Shared>, index: usize, generation: u64, end: TaskEnd) {
     let node = &shared.graph.nodes[index];
-    let policy = node.settings.on_failure.unwrap_or_else(|| node.component.on_failure());
-    match policy {
-        crate::OnFailure::Ignore => {
-            *node.failed.lock() = Some(format!("failed while running (ignored): {error}"));
+    let (error, restart) = match (end, node.supervision) {
+        (TaskEnd::Finished, Supervision::Restart { on_clean_exit: true }) => {
+            ("its background task returned, and it is permanent".to_string(), true)
+        }
+        (TaskEnd::Finished, _) => return,
+        (TaskEnd::Failed(error), supervision) => (error, supervision.restarts()),
+    };
+    // During start, a failure fails the start; restarts begin once the app runs.
+    if restart && shared.is_running() {
+        crate::restart::request(shared, index, generation, error);
+        return;
+    }
+    match node.supervision {
+        Supervision::Ignore => {
+            *node.supervised.condition.lock() =
+                Some(Condition::Degraded(format!("failed while running (ignored): {error}")));
             shared.events.emit(
                 crate::EventKind::Failed
                     .build()
@@ -198,7 +235,7 @@ fn running_failure(shared: &Shared, index: usize, error: String) {
                     .detail("on_failure = ignore: the app goes on, the component is degraded"),
             );
         }
-        crate::OnFailure::Shutdown => {
+        _ => {
             shared.shutdown.trigger(crate::ShutdownReason::ComponentFailed { component: node.name.to_string(), error });
         }
     }

@@ -55,11 +55,20 @@ pub enum EventKind {
     RolledBack,
     /// The shutdown ended; `detail` says whether it was clean.
     ShutdownFinished,
+    /// A component failed while running and is being restarted, with its
+    /// dependents; `error` has the cause, `detail` the count and who stops.
+    Restarting,
+    /// A restarted component and its dependents are ready again; `elapsed`
+    /// runs from the failure.
+    Restarted,
+    /// A component failed more often than its restart limit allows; the app
+    /// shuts down. `error` has the restart history.
+    RestartLimitExceeded,
 }
 
 impl EventKind {
     /// Every kind, for pre-registering metrics.
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::Starting,
         EventKind::Retrying,
         EventKind::Started,
@@ -77,6 +86,9 @@ impl EventKind {
         EventKind::PhaseFinished,
         EventKind::RolledBack,
         EventKind::ShutdownFinished,
+        EventKind::Restarting,
+        EventKind::Restarted,
+        EventKind::RestartLimitExceeded,
     ];
 
     /// The kind's position in [`EventKind::ALL`].
@@ -104,6 +116,9 @@ impl EventKind {
             EventKind::PhaseFinished => "phase_finished",
             EventKind::RolledBack => "rolled_back",
             EventKind::ShutdownFinished => "shutdown_finished",
+            EventKind::Restarting => "restarting",
+            EventKind::Restarted => "restarted",
+            EventKind::RestartLimitExceeded => "restart_limit_exceeded",
         }
     }
 
@@ -285,8 +300,14 @@ impl EventSink for LogEvents {
         let fields = EventFields(e);
         let logger = &self.logger;
         match e.event {
-            EventKind::Failed | EventKind::Panicked => slog::error!(logger, "lifecycle {}", e.event.as_str(); fields),
-            EventKind::TimedOut | EventKind::Skipped | EventKind::Retrying | EventKind::Cancelled => {
+            EventKind::Failed | EventKind::Panicked | EventKind::RestartLimitExceeded => {
+                slog::error!(logger, "lifecycle {}", e.event.as_str(); fields)
+            }
+            EventKind::TimedOut
+            | EventKind::Skipped
+            | EventKind::Retrying
+            | EventKind::Cancelled
+            | EventKind::Restarting => {
                 slog::warn!(logger, "lifecycle {}", e.event.as_str(); fields)
             }
             _ => slog::info!(logger, "lifecycle {}", e.event.as_str(); fields),

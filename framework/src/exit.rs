@@ -15,6 +15,9 @@ pub enum ExitStatus {
     ShutdownUnclean = 3,
     /// 4: a component failed while running; the shutdown that followed was clean.
     ComponentFailed = 4,
+    /// 5: a component failed more often than its restart limit allows; the
+    /// shutdown that followed was clean.
+    RestartLimitExceeded = 5,
     /// 65 (`EX_DATAERR`): the dependency graph is invalid.
     InvalidGraph = 65,
     /// 70 (`EX_SOFTWARE`): the runtime itself could not run (no components, no tokio runtime).

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use crate::component::Component;
 use crate::dependency::Target;
+use crate::failure::Supervision;
+use crate::restart::Supervised;
 use crate::settings::ComponentSettings;
 
 /// A component with its resolved name and lifecycle settings.
@@ -20,9 +22,10 @@ pub(crate) struct Node {
     pub(crate) name: Arc<str>,
     pub(crate) component: Arc<dyn Component>,
     pub(crate) settings: ComponentSettings,
-    /// Set when a failure while running was ignored: why the component is
-    /// degraded from then on.
-    pub(crate) failed: Arc<parking_lot::Mutex<Option<String>>>,
+    /// What its failures and clean exits do, resolved from code and config.
+    pub(crate) supervision: Supervision,
+    /// Its condition, run and restart history while the app runs.
+    pub(crate) supervised: Arc<Supervised>,
 }
 
 impl Node {
@@ -214,6 +217,46 @@ impl Graph {
         self.nodes.binary_search_by(|n| (*n.name).cmp(name)).ok()
     }
 
+    /// Node `i` and every node that depends on it, directly or not.
+    pub(crate) fn with_dependents(&self, i: usize) -> Vec<bool> {
+        let mut marked = vec![false; self.len()];
+        let mut todo = vec![i];
+        while let Some(j) = todo.pop() {
+            if !std::mem::replace(&mut marked[j], true) {
+                todo.extend(&self.dependents[j]);
+            }
+        }
+        marked
+    }
+
+    /// Components that may be started again without being prepared for it:
+    /// one that restarts but is not restartable, or a dependent of one that
+    /// restarts that is not restartable. Each problem names both sides.
+    pub(crate) fn restart_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.supervision.restarts()) {
+            if !node.component.restartable() {
+                problems.push(format!(
+                    "component `{}` is set to restart, but its type cannot start twice (Component::restartable is false)",
+                    node.name
+                ));
+            }
+            let closure = self.with_dependents(i);
+            for j in (0..self.len()).filter(|&j| closure[j] && j != i) {
+                if !self.nodes[j].component.restartable() {
+                    problems.push(format!(
+                        "component `{}` depends on `{}`, which restarts, but it cannot start twice \
+                         (Component::restartable is false); make it restartable or keep `{}` from restarting",
+                        self.nodes[j].name, node.name, node.name
+                    ));
+                }
+            }
+        }
+        problems.sort();
+        problems.dedup();
+        problems
+    }
+
     /// The graph in a drawable text format.
     pub(crate) fn render(&self, format: GraphFormat) -> String {
         let mut out = String::new();
@@ -320,10 +363,11 @@ mod tests {
 
     fn node(name: &str, deps: &[&str]) -> Node {
         Node {
-            failed: Default::default(),
             name: name.into(),
             component: Arc::new(Probe::new(name).depends_on(deps)),
             settings: ComponentSettings::default(),
+            supervision: Supervision::Shutdown,
+            supervised: Default::default(),
         }
     }
 

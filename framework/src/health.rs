@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::component::Readiness;
 use crate::graph::Graph;
+use crate::restart::Condition;
 
 /// Where the app is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,15 +85,19 @@ impl Health {
             _ => return ReadinessReport { ready: false, state, components: Vec::new() },
         };
         let answers = join_all(graph.nodes.iter().map(|node| async move {
+            let condition = node.supervised.condition.lock().clone();
+            // A component being restarted is not asked: it may be stopped.
+            if let Some(Condition::Restarting(reason)) = condition {
+                return (node.name.to_string(), Readiness::NotReady(reason));
+            }
             let readiness = tokio::time::timeout(per_component, node.component.ready())
                 .await
                 .unwrap_or_else(|_| Readiness::NotReady(format!("ready() did not answer within {per_component:?}")));
             // An ignored failure leaves the component degraded, unless it is not ready at all.
-            let failed = node.failed.lock().clone();
-            let readiness = match (readiness, failed) {
+            let readiness = match (readiness, condition) {
                 (Readiness::NotReady(reason), _) => Readiness::NotReady(reason),
-                (_, Some(failure)) => Readiness::Degraded(failure),
-                (readiness, None) => readiness,
+                (_, Some(Condition::Degraded(failure))) => Readiness::Degraded(failure),
+                (readiness, _) => readiness,
             };
             (node.name.to_string(), readiness)
         }))

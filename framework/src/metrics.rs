@@ -30,7 +30,8 @@ const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 /// - `orderly_component_stop_seconds{component,phase}`: each stop hook, also when it failed or was abandoned;
 /// - `orderly_lifecycle_events_total{event}`: every transition;
 /// - `orderly_component_failures_total{component}`: failures while running
-///   that the component's policy let the app survive (`on_failure = "ignore"`).
+///   that the component's policy let the app survive (`on_failure = "ignore"`);
+/// - `orderly_component_restarts_total{component}`: restarts begun.
 #[derive(Clone)]
 pub struct LifecycleMetrics {
     inner: Arc<Samples>,
@@ -43,7 +44,8 @@ struct Samples {
     stop: Mutex<Vec<(Arc<str>, StopPhase, f64)>>,
     events: [AtomicU64; EventKind::ALL.len()],
     failures: Mutex<BTreeMap<Arc<str>, u64>>,
-    descs: [Desc; 6],
+    restarts: Mutex<BTreeMap<Arc<str>, u64>>,
+    descs: [Desc; 7],
 }
 
 impl LifecycleMetrics {
@@ -75,6 +77,11 @@ impl LifecycleMetrics {
                 "Failures of a component while running that the app survived (on_failure = ignore).",
                 &["component"],
             )?,
+            desc(
+                "orderly_component_restarts_total",
+                "Restarts of a component after it failed while running (its dependents restart with it).",
+                &["component"],
+            )?,
         ];
         let metrics = Self {
             inner: Arc::new(Samples {
@@ -84,6 +91,7 @@ impl LifecycleMetrics {
                 stop: Mutex::default(),
                 events: std::array::from_fn(|_| AtomicU64::new(0)),
                 failures: Mutex::default(),
+                restarts: Mutex::default(),
                 descs,
             }),
         };
@@ -95,8 +103,14 @@ impl LifecycleMetrics {
 impl EventSink for LifecycleMetrics {
     fn on_event(&self, e: &LifecycleEvent) {
         self.inner.events[e.event.index()].fetch_add(1, Ordering::Relaxed);
-        if let (EventKind::Failed, None, Some(component)) = (e.event, e.phase, &e.component) {
-            *self.inner.failures.lock().entry(component.clone()).or_default() += 1;
+        match (e.event, e.phase, &e.component) {
+            (EventKind::Failed, None, Some(component)) => {
+                *self.inner.failures.lock().entry(component.clone()).or_default() += 1;
+            }
+            (EventKind::Restarting, _, Some(component)) => {
+                *self.inner.restarts.lock().entry(component.clone()).or_default() += 1;
+            }
+            _ => {}
         }
         let Some(seconds) = e.elapsed.map(|d| d.as_secs_f64()) else { return };
         let component = || e.component.clone().unwrap_or_else(|| Arc::from("app"));
@@ -143,19 +157,8 @@ impl Collector for LifecycleMetrics {
                 metric
             })
             .collect();
-        let failures: Vec<Metric> = s
-            .failures
-            .lock()
-            .iter()
-            .map(|(component, count)| {
-                let mut counter = Counter::default();
-                counter.set_value(*count as f64);
-                let mut metric = Metric::default();
-                metric.set_label(labels(&[("component", component.to_string())]));
-                metric.set_counter(counter);
-                metric
-            })
-            .collect();
+        let failures = per_component_counters(&s.failures.lock());
+        let restarts = per_component_counters(&s.restarts.lock());
         vec![
             family(&s.descs[0], MetricType::HISTOGRAM, start),
             family(&s.descs[1], MetricType::HISTOGRAM, ready),
@@ -163,8 +166,24 @@ impl Collector for LifecycleMetrics {
             family(&s.descs[3], MetricType::HISTOGRAM, stop),
             family(&s.descs[4], MetricType::COUNTER, events),
             family(&s.descs[5], MetricType::COUNTER, failures),
+            family(&s.descs[6], MetricType::COUNTER, restarts),
         ]
     }
+}
+
+/// One counter per component, in name order.
+fn per_component_counters(counts: &BTreeMap<Arc<str>, u64>) -> Vec<Metric> {
+    counts
+        .iter()
+        .map(|(component, count)| {
+            let mut counter = Counter::default();
+            counter.set_value(*count as f64);
+            let mut metric = Metric::default();
+            metric.set_label(labels(&[("component", component.to_string())]));
+            metric.set_counter(counter);
+            metric
+        })
+        .collect()
 }
 
 /// One histogram per label set, in label order.

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use crate::component::Component;
 use crate::context::Resources;
 use crate::events::{EventSink, Events};
+use crate::failure::{OnFailure, Supervision};
 use crate::graph::{Graph, GraphErrors, GraphFormat, Node};
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
@@ -32,6 +33,10 @@ pub enum BuildError {
     /// The lifecycle metrics could not be registered (a name clash on a shared registry).
     #[error("registering lifecycle metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// Failure policies contradict each other, or a component that may be
+    /// started again cannot be; every problem is listed.
+    #[error("invalid restart settings: {}", .0.join("; "))]
+    Supervision(Vec<String>),
 }
 
 /// How a run ended.
@@ -149,19 +154,28 @@ impl RuntimeBuilder {
 
     /// Validates the graph and builds the runtime. Nothing starts yet.
     pub fn build(self) -> Result<Runtime, BuildError> {
+        let mut policy_problems = Vec::new();
         let nodes = self
             .nodes
             .into_iter()
             .map(|(name, component, settings)| {
                 let name: Arc<str> = name.as_deref().unwrap_or_else(|| component.name()).into();
                 let settings = self.settings.for_component(&name, settings);
-                Node { name, component, settings, failed: Default::default() }
+                let supervision = supervision_of(&*component, &settings).unwrap_or_else(|problem| {
+                    policy_problems.push(format!("component `{name}`: {problem}"));
+                    Supervision::Shutdown
+                });
+                Node { name, component, settings, supervision, supervised: Default::default() }
             })
             .filter(|node| node.settings.enabled)
             .collect();
         let mut disabled = self.disabled;
         disabled.extend(self.settings.components.keys().filter(|n| self.settings.is_disabled(n)).cloned());
         let graph = Arc::new(Graph::build(nodes, &disabled)?);
+        policy_problems.extend(graph.restart_problems());
+        if !policy_problems.is_empty() {
+            return Err(BuildError::Supervision(policy_problems));
+        }
 
         let registry = self.registry.unwrap_or_default();
         // A clean start and stop emits about three events per component and
@@ -185,9 +199,32 @@ impl RuntimeBuilder {
             start_returned: (0..graph_len).map(|_| AtomicBool::new(false)).collect(),
             registry,
             settings: self.settings.shutdown,
+            stage: Mutex::new(Stage::NotStarted),
+            restart_turn: tokio::sync::Mutex::new(()),
         });
-        Ok(Runtime { shared, timeline, started: Mutex::new(None) })
+        Ok(Runtime { shared, timeline })
     }
+}
+
+/// A component's failure policy and restart type, from config or else its code.
+fn supervision_of(component: &dyn Component, settings: &ComponentSettings) -> Result<Supervision, String> {
+    let on_failure = settings.on_failure.unwrap_or_else(|| component.on_failure());
+    // Ignoring failures is always a choice; shutting down is one only when config says so.
+    let explicit = settings.on_failure.is_some() || on_failure == OnFailure::Ignore;
+    Supervision::resolve(on_failure, explicit, settings.restart.unwrap_or_else(|| component.restart()))
+}
+
+/// Where the runtime is, and which components run.
+#[derive(Debug)]
+pub(crate) enum Stage {
+    /// `start` has not completed.
+    NotStarted,
+    /// Started; marks which components run now (restarts change it).
+    Running(Vec<bool>),
+    /// Start did not complete; marks the components that did start, to roll back.
+    StartFailed(Vec<bool>),
+    /// Shut down, or rolled back.
+    Stopped,
 }
 
 /// What the start and shutdown sequences share.
@@ -203,14 +240,66 @@ pub(crate) struct Shared {
     pub(crate) registry: prometheus::Registry,
     pub(crate) settings: ShutdownSettings,
     pub(crate) health: Health,
+    pub(crate) stage: Mutex<Stage>,
+    /// Held by a restart while it runs and by the shutdown once it begins
+    /// its phases: one at a time, so each sees exactly what runs.
+    pub(crate) restart_turn: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    /// Component `i` and its dependents, those that run now; `None` unless the app is running.
+    pub(crate) fn running_with_dependents(&self, i: usize) -> Option<Vec<bool>> {
+        let closure = self.graph.with_dependents(i);
+        match &*self.stage.lock() {
+            Stage::Running(running) => Some(closure.iter().zip(running).map(|(&c, &r)| c && r).collect()),
+            _ => None,
+        }
+    }
+
+    /// Which of `members` run now.
+    pub(crate) fn running_among(&self, members: &[bool]) -> Vec<bool> {
+        match &*self.stage.lock() {
+            Stage::Running(running) => members.iter().zip(running).map(|(&m, &r)| m && r).collect(),
+            _ => vec![false; members.len()],
+        }
+    }
+
+    /// Records that the marked components stopped (for a restart).
+    pub(crate) fn mark_stopped(&self, stopped: &[bool]) {
+        if let Stage::Running(running) = &mut *self.stage.lock() {
+            running.iter_mut().zip(stopped).filter(|(_, &s)| s).for_each(|(r, _)| *r = false);
+        }
+        for (returned, _) in self.start_returned.iter().zip(stopped).filter(|(_, &s)| s) {
+            returned.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Records that the marked components started again.
+    pub(crate) fn mark_started(&self, started: &[bool]) {
+        if let Stage::Running(running) = &mut *self.stage.lock() {
+            running.iter_mut().zip(started).filter(|(_, &s)| s).for_each(|(r, _)| *r = true);
+        }
+    }
+
+    /// Ends the stage: which components run (or started, in a start that
+    /// failed) and must stop now. Nothing, the second time.
+    pub(crate) fn take_running(&self) -> Vec<bool> {
+        match std::mem::replace(&mut *self.stage.lock(), Stage::Stopped) {
+            Stage::Running(running) | Stage::StartFailed(running) => running,
+            Stage::NotStarted | Stage::Stopped => vec![false; self.graph.len()],
+        }
+    }
+
+    /// Whether `start` completed and no shutdown took over since.
+    pub(crate) fn is_running(&self) -> bool {
+        matches!(*self.stage.lock(), Stage::Running(_))
+    }
 }
 
 /// A validated set of components with everything needed to start and stop them.
 pub struct Runtime {
     shared: Arc<Shared>,
     timeline: Timeline,
-    /// Which components started; `None` before `start` ran.
-    started: Mutex<Option<Vec<bool>>>,
 }
 
 impl Runtime {
@@ -225,10 +314,11 @@ impl Runtime {
     /// A runtime starts once: call this once, then [`shutdown`](Self::shutdown)
     /// once (or use [`run`](Self::run), which does both).
     pub async fn start(&self) -> Result<(), Box<RunOutcome>> {
-        let (started, end) = start_all(&self.shared).await;
+        let everyone = vec![true; self.shared.graph.len()];
+        let (started, end) = start_all(&self.shared, &everyone).await;
         match end {
             StartEnd::Complete => {
-                *self.started.lock() = Some(started);
+                *self.shared.stage.lock() = Stage::Running(started);
                 self.shared.health.set_running();
                 Ok(())
             }
@@ -248,21 +338,20 @@ impl Runtime {
 
     async fn roll_back(&self, started: &[bool], reason: ShutdownReason) -> ShutdownReport {
         self.shared.shutdown.trigger(reason.clone());
-        let report = shut_down(&self.shared, started, reason).await;
+        *self.shared.stage.lock() = Stage::StartFailed(started.to_vec());
+        let report = shut_down(&self.shared, reason).await;
         for (i, _) in started.iter().enumerate().filter(|(_, s)| **s) {
             self.shared.events.emit(crate::EventKind::RolledBack.build().component(&self.shared.graph.nodes[i].name));
         }
-        *self.started.lock() = Some(vec![false; started.len()]);
         report
     }
 
-    /// Runs the five-phase shutdown for every component that started.
+    /// Runs the five-phase shutdown for every component that runs (a
+    /// restart in progress first reaches a point where that is exact).
     /// Calling it again stops nothing twice.
     pub async fn shutdown(&self, reason: ShutdownReason) -> ShutdownReport {
         self.shared.shutdown.trigger(reason.clone());
-        let started = self.started.lock().replace(vec![false; self.shared.graph.len()]).unwrap_or_default();
-        let started = if started.is_empty() { vec![false; self.shared.graph.len()] } else { started };
-        shut_down(&self.shared, &started, reason).await
+        shut_down(&self.shared, reason).await
     }
 
     /// Starts, waits for a shutdown request, and shuts down.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::Validation;
-use crate::failure::OnFailure;
+use crate::failure::{OnFailure, Restart, RestartSettings};
 use crate::phase::StopPhase;
 use crate::retry::RetryPolicy;
 
@@ -28,6 +28,11 @@ pub struct ComponentSettings {
     /// What a failure while running does. `None`: the component's own
     /// [`Component::on_failure`](crate::Component::on_failure).
     pub on_failure: Option<OnFailure>,
+    /// Which ends of its background work restart it. `None`: the
+    /// component's own [`Component::restart`](crate::Component::restart).
+    pub restart: Option<Restart>,
+    /// Backoff and intensity limit of its restarts.
+    pub restarts: RestartSettings,
 }
 
 impl Default for ComponentSettings {
@@ -39,6 +44,8 @@ impl Default for ComponentSettings {
             stop_cap: None,
             retry: RetryPolicy::none(),
             on_failure: None,
+            restart: None,
+            restarts: RestartSettings::default(),
         }
     }
 }
@@ -61,11 +68,43 @@ pub struct ComponentOverrides {
     /// Retries for a failing `start`.
     pub retry: Option<RetryPolicy>,
     /// Overrides the component's policy for failures while running:
-    /// `"shutdown"` or `"ignore"`.
+    /// `"shutdown"`, `"restart"` or `"ignore"`.
     pub on_failure: Option<OnFailure>,
+    /// Overrides the component's restart type: `"temporary"`,
+    /// `"transient"` or `"permanent"`.
+    pub restart: Option<Restart>,
+    /// Restarts allowed within `restart_period` before the app gives up (default 5).
+    pub max_restarts: Option<u32>,
+    /// The window restarts are counted in (default 10 s).
+    #[serde(default, with = "humantime_serde")]
+    pub restart_period: Option<Duration>,
+    /// The backoff cap before the first restart in a period (default 100 ms); it doubles per restart.
+    #[serde(default, with = "humantime_serde")]
+    pub restart_backoff: Option<Duration>,
+    /// The largest restart backoff (default 5 s).
+    #[serde(default, with = "humantime_serde")]
+    pub restart_backoff_max: Option<Duration>,
 }
 
 impl ComponentOverrides {
+    /// Checks the restart limits; `key` is `components.<name>`.
+    pub(crate) fn validate(&self, key: &str, v: &mut Validation) {
+        if let Some(period) = self.restart_period {
+            v.check(!period.is_zero(), &format!("{key}.restart_period"), "must be greater than zero");
+        }
+        if let (Some(first), Some(max)) = (self.restart_backoff, self.restart_backoff_max) {
+            v.check(
+                first <= max,
+                &format!("{key}.restart_backoff"),
+                format!(
+                    "({}) must not exceed restart_backoff_max ({})",
+                    humantime::format_duration(first),
+                    humantime::format_duration(max)
+                ),
+            );
+        }
+    }
+
     /// Applies these overrides on top of `base`.
     pub fn apply(&self, mut base: ComponentSettings) -> ComponentSettings {
         if let Some(v) = self.enabled {
@@ -86,6 +125,14 @@ impl ComponentOverrides {
         if let Some(v) = self.on_failure {
             base.on_failure = Some(v);
         }
+        if let Some(v) = self.restart {
+            base.restart = Some(v);
+        }
+        let limits = &mut base.restarts;
+        limits.max_restarts = self.max_restarts.unwrap_or(limits.max_restarts);
+        limits.period = self.restart_period.unwrap_or(limits.period);
+        limits.initial_backoff = self.restart_backoff.unwrap_or(limits.initial_backoff);
+        limits.max_backoff = self.restart_backoff_max.unwrap_or(limits.max_backoff);
         base
     }
 }

@@ -2,10 +2,13 @@
 //!
 //! 1. Readiness flips to not-ready at once (probes keep answering: 503).
 //! 2. The propagation delay lets load balancers stop routing here.
-//! 3. Phases 1 to 5 run strictly in order. Within a phase, dependents stop
+//! 3. A restart in progress (`restart.rs`) is let finish its current step;
+//!    it starts nothing new once the shutdown was requested.
+//! 4. Phases 1 to 5 run strictly in order. Within a phase, dependents stop
 //!    before their dependencies and independent components stop
-//!    concurrently. Only components that started take part, and each joins
-//!    only the phases whose hook it overrides.
+//!    concurrently. Only components that run take part, and each joins
+//!    only the phases whose hook it overrides. A restart stops its
+//!    components through the same phases ([`stop_phases`]).
 //!
 //! Budgets: the whole sequence ends by `shutdown.deadline`; each phase ends
 //! by its budget; each hook ends by its cap. A hook past its cap is
@@ -76,8 +79,9 @@ impl ShutdownReport {
     }
 }
 
-/// Runs the whole sequence for the components marked in `started`.
-pub(crate) async fn shut_down(shared: &Shared, started: &[bool], reason: ShutdownReason) -> ShutdownReport {
+/// Runs the whole sequence for the components that run (or, after a
+/// failed start, those that started).
+pub(crate) async fn shut_down(shared: &Shared, reason: ShutdownReason) -> ShutdownReport {
     let began = Instant::now();
     let settings = &shared.settings;
     let deadline = began + settings.deadline;
@@ -93,32 +97,55 @@ pub(crate) async fn shut_down(shared: &Shared, started: &[bool], reason: Shutdow
         .await;
     }
 
-    // Asked once: which phases each component joins (a component that did
-    // not start joins none). The others pass through each phase uncalled.
-    let joins: Vec<PhaseSet> = shared
-        .graph
-        .nodes
-        .iter()
-        .zip(started)
-        .map(|(node, &started)| if started { node.component.joined_phases() } else { PhaseSet::NONE })
-        .collect();
-    let mut problems = Vec::new();
-    let mut phases = Vec::with_capacity(StopPhase::ALL.len());
-    for phase in StopPhase::ALL {
-        let phase_began = Instant::now();
-        let phase_end = (phase_began + settings.phases.get(phase)).min(deadline);
-        shared.events.emit(EventKind::PhaseStarted.build().phase(Phase::Stop(phase)));
-        run_phase(shared, started, &joins, phase, phase_end, &mut problems).await;
-        let took = phase_began.elapsed();
-        shared.events.emit(EventKind::PhaseFinished.build().phase(Phase::Stop(phase)).elapsed(took));
-        phases.push((phase, took));
-    }
+    // A restart in progress sees the request and stops where it is (it
+    // starts nothing new); once it has, what runs is exact.
+    let _turn = shared.restart_turn.lock().await;
+    let running = shared.take_running();
+    let (problems, phases) = stop_phases(shared, &running, Some(deadline)).await;
 
     shared.health.finish_shutdown();
     let elapsed = began.elapsed();
     let verdict = if problems.is_empty() { "clean".to_string() } else { format!("{} problem(s)", problems.len()) };
     shared.events.emit(EventKind::ShutdownFinished.build().elapsed(elapsed).detail(verdict));
     ShutdownReport { reason, problems, phases, elapsed }
+}
+
+/// Phases 1 to 5, strictly in order, for the components marked in
+/// `included`, each phase within its budget. With a `deadline` this is the
+/// app's shutdown: every phase also ends by it, and each is announced with
+/// app-wide `phase_started`/`phase_finished` events. Without one it is a
+/// restart's stop of some components, while the app goes on.
+pub(crate) async fn stop_phases(
+    shared: &Shared,
+    included: &[bool],
+    deadline: Option<Instant>,
+) -> (Vec<StopProblem>, Vec<(StopPhase, Duration)>) {
+    // Asked once: which phases each component joins (one not included
+    // joins none). The others pass through each phase uncalled.
+    let joins: Vec<PhaseSet> = shared
+        .graph
+        .nodes
+        .iter()
+        .zip(included)
+        .map(|(node, &included)| if included { node.component.joined_phases() } else { PhaseSet::NONE })
+        .collect();
+    let mut problems = Vec::new();
+    let mut phases = Vec::with_capacity(StopPhase::ALL.len());
+    for phase in StopPhase::ALL {
+        let phase_began = Instant::now();
+        let budget_end = phase_began + shared.settings.phases.get(phase);
+        let phase_end = deadline.map_or(budget_end, |deadline| budget_end.min(deadline));
+        if deadline.is_some() {
+            shared.events.emit(EventKind::PhaseStarted.build().phase(Phase::Stop(phase)));
+        }
+        run_phase(shared, included, &joins, phase, phase_end, &mut problems).await;
+        let took = phase_began.elapsed();
+        if deadline.is_some() {
+            shared.events.emit(EventKind::PhaseFinished.build().phase(Phase::Stop(phase)).elapsed(took));
+        }
+        phases.push((phase, took));
+    }
+    (problems, phases)
 }
 
 /// One phase: the reversed graph walked concurrently, within `phase_end`.

@@ -62,11 +62,12 @@ type StepError = (Phase, EventKind, String);
 /// How one component's start future ended.
 type StartEnded = Ended<Result<(), StepError>>;
 
-/// Starts every component; returns which ones started and how it ended.
-pub(crate) async fn start_all(shared: &Arc<Shared>) -> (Vec<bool>, StartEnd) {
+/// Starts the components marked in `included` (every one, or those a
+/// restart stopped) along the graph; the others must already run. Returns
+/// which ones started and how it ended.
+pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<bool>, StartEnd) {
     let graph = &shared.graph;
-    let everyone = vec![true; graph.len()];
-    let mut walk = Walk::new(&graph.dependencies, &graph.dependents, &everyone);
+    let mut walk = Walk::new(&graph.dependencies, &graph.dependents, included);
     let mut started = vec![false; graph.len()];
     let mut aborts: Vec<Option<AbortHandle>> = vec![None; graph.len()];
     let mut running: FuturesUnordered<BoxFuture<(usize, Option<StartEnded>)>> = FuturesUnordered::new();
@@ -75,6 +76,12 @@ pub(crate) async fn start_all(shared: &Arc<Shared>) -> (Vec<bool>, StartEnd) {
 
     while end.is_none() {
         while let Some(i) = runnable.pop_front() {
+            // Nothing starts once a shutdown was requested, even between two
+            // starts that finish at once.
+            if let Some(reason) = shared.shutdown.reason() {
+                end = Some(StartEnd::Interrupted(reason));
+                break;
+            }
             match launch(start_one(shared, i)).await {
                 Launched::Done(ended) => {
                     end = settle(shared, i, ended, &mut started, &mut walk, &mut runnable);

@@ -7,6 +7,7 @@
 //! | a component starts | `STATUS=starting <component>` |
 //! | the shutdown begins | `STOPPING=1`, `STATUS=stopping: <reason>` |
 //! | a stop phase begins | `STATUS=phase N <name>`, `EXTEND_TIMEOUT_USEC=<its budget + 1 s>` |
+//! | a component restarts | `STATUS=restarting <component>: <cause>`, then `STATUS=running` |
 //! | every half `WATCHDOG_USEC` | `WATCHDOG=1`, from a task on the service's own runtime |
 //!
 //! The watchdog pings come from an ordinary task, so they stop when the
@@ -81,6 +82,15 @@ impl EventSink for SystemdNotify {
                 let status = format!("stopping: {}", e.detail.as_deref().unwrap_or("requested"));
                 Self::send(&[NotifyState::Stopping, NotifyState::Status(&status)]);
             }
+            (EventKind::Restarting, _) => {
+                let status = format!(
+                    "restarting {}: {}",
+                    e.component.as_deref().unwrap_or("app"),
+                    e.error.as_deref().unwrap_or("failed")
+                );
+                Self::send(&[NotifyState::Status(&status)]);
+            }
+            (EventKind::Restarted, _) => Self::send(&[NotifyState::Status("running")]),
             (EventKind::PhaseStarted, Some(Phase::Stop(phase))) => {
                 let status = format!("phase {} {}", phase.number(), phase.as_str());
                 let extend = micros(self.budgets.get(phase) + EXTEND_MARGIN);

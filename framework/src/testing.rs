@@ -33,6 +33,7 @@ use tokio::sync::Barrier;
 use crate::component::{BoxError, Component, Readiness};
 use crate::context::{StartContext, StopContext};
 use crate::dependency::Dependency;
+use crate::failure::{OnFailure, Restart};
 use crate::phase::{PhaseSet, StopPhase};
 use crate::runtime::{BuildError, RunOutcome, Runtime, RuntimeBuilder};
 use crate::settings::{PhaseBudgets, ShutdownSettings};
@@ -74,6 +75,10 @@ pub struct Probe {
     journal: Journal,
     attempts: AtomicU32,
     ready_polls: AtomicU32,
+    restart: Restart,
+    on_failure: OnFailure,
+    restartable: bool,
+    task: Option<TaskSwitch>,
 }
 
 impl Probe {
@@ -88,7 +93,36 @@ impl Probe {
             journal: Journal::new(),
             attempts: AtomicU32::new(0),
             ready_polls: AtomicU32::new(0),
+            restart: Restart::Temporary,
+            on_failure: OnFailure::Shutdown,
+            restartable: false,
+            task: None,
         }
+    }
+
+    /// Restarts of this type (and so is restartable).
+    pub fn restarts(mut self, restart: Restart) -> Self {
+        self.restart = restart;
+        self
+    }
+
+    /// What a failure of its background task does.
+    pub fn on_failure(mut self, policy: OnFailure) -> Self {
+        self.on_failure = policy;
+        self
+    }
+
+    /// May be started again after its stop hooks ran (a dependency restarted).
+    pub fn restartable(mut self) -> Self {
+        self.restartable = true;
+        self
+    }
+
+    /// Each start spawns a supervised background task that ends when
+    /// `switch` is flipped, in the way it is flipped.
+    pub fn background_task(mut self, switch: &TaskSwitch) -> Self {
+        self.task = Some(switch.clone());
+        self
     }
 
     /// Depends on the components with these names.
@@ -199,8 +233,36 @@ impl Component for Probe {
         PhaseSet::of(&phases)
     }
 
-    async fn start(&self, _ctx: &StartContext) -> Result<(), BoxError> {
-        self.perform(Step::Start, &self.start).await
+    fn restart(&self) -> Restart {
+        self.restart
+    }
+
+    fn on_failure(&self) -> OnFailure {
+        self.on_failure
+    }
+
+    fn restartable(&self) -> bool {
+        self.restartable || self.restart != Restart::Temporary || self.on_failure == OnFailure::Restart
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        self.perform(Step::Start, &self.start).await?;
+        if let Some(switch) = &self.task {
+            // Subscribed before start returns, so no flip after it is missed.
+            let mut flips = switch.ending.subscribe();
+            ctx.spawn(async move {
+                if flips.changed().await.is_err() {
+                    return Ok(()); // the switch is gone: the test is over
+                }
+                let ending = flips.borrow().clone();
+                match ending {
+                    Some(TaskEnding::Fail(message)) => Err(message.into()),
+                    Some(TaskEnding::Panic(message)) => panic!("{message}"),
+                    Some(TaskEnding::Return) | None => Ok(()),
+                }
+            });
+        }
+        Ok(())
     }
 
     async fn ready(&self) -> Readiness {
@@ -225,6 +287,43 @@ impl Component for Probe {
     }
     async fn close(&self, ctx: &StopContext) -> Result<(), BoxError> {
         self.stop(StopPhase::Close, ctx).await
+    }
+}
+
+/// How a [`Probe`]'s background task ends when its [`TaskSwitch`] flips.
+#[derive(Debug, Clone)]
+pub enum TaskEnding {
+    /// It returns this error.
+    Fail(String),
+    /// It panics with this message.
+    Panic(String),
+    /// It returns `Ok`.
+    Return,
+}
+
+/// Ends the background tasks of the probes that share it, on demand: every
+/// task running when it flips ends, once. Tasks started later (after a
+/// restart) wait for the next flip.
+#[derive(Clone)]
+pub struct TaskSwitch {
+    ending: Arc<tokio::sync::watch::Sender<Option<TaskEnding>>>,
+}
+
+impl Default for TaskSwitch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TaskSwitch {
+    /// A switch no task has seen flip.
+    pub fn new() -> Self {
+        Self { ending: Arc::new(tokio::sync::watch::Sender::new(None)) }
+    }
+
+    /// Ends every task waiting on this switch, `how`.
+    pub fn flip(&self, how: TaskEnding) {
+        self.ending.send_replace(Some(how));
     }
 }
 

@@ -7,6 +7,9 @@
 //! the request to the end). The shutdown panel marks each phase's
 //! boundaries and the propagation delay; a hook that failed, panicked or
 //! overran its budget is drawn in red, and a skipped one as a red tick.
+//! Restarts belong to the left panel ("startup and restarts"): a dashed red
+//! mark where a component began restarting, then the stop and start bars of
+//! the components it took down with it.
 //!
 //! The output is self-contained SVG 1.1 with no scripts or external
 //! references, so a browser, an image viewer or a README can show it.
@@ -110,6 +113,8 @@ struct Chart {
     rows: Vec<String>,
     bars: HashMap<String, Vec<Bar>>,
     skipped: Vec<(String, f64, StopPhase)>,
+    /// Where a component began restarting, and why.
+    restarts: Vec<(String, f64, String)>,
     phases: Vec<(StopPhase, f64, Option<f64>)>,
     shutdown: Option<(f64, f64)>,
     startup_end: f64,
@@ -120,6 +125,7 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
         rows: Vec::new(),
         bars: HashMap::new(),
         skipped: Vec::new(),
+        restarts: Vec::new(),
         phases: Vec::new(),
         shutdown: None,
         startup_end: 0.0,
@@ -128,10 +134,18 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
     let mut shutdown_from = None;
     for e in events {
         let at = secs(e.at);
-        if shutdown_from.is_none() && matches!(e.phase, Some(Phase::Start | Phase::Ready)) {
+        // Before the shutdown, every component event is startup or a restart.
+        if shutdown_from.is_none() && (e.phase.is_some() || e.event == EventKind::Restarted) && e.component.is_some() {
             chart.startup_end = chart.startup_end.max(at);
         }
         match (e.event, e.component.as_deref(), e.phase) {
+            (EventKind::Restarting, Some(name), _) => {
+                if !chart.rows.iter().any(|r| r == name) {
+                    chart.rows.push(name.to_owned());
+                }
+                chart.startup_end = chart.startup_end.max(at);
+                chart.restarts.push((name.to_owned(), at, e.error.clone().unwrap_or_default()));
+            }
             (EventKind::ShutdownRequested, _, _) => shutdown_from = Some(at),
             (EventKind::ShutdownFinished, _, _) => chart.shutdown = shutdown_from.map(|from| (from, at)),
             (EventKind::PhaseStarted, None, Some(Phase::Stop(p))) => chart.phases.push((p, at, None)),
@@ -223,6 +237,7 @@ pub(crate) fn render(events: &[LifecycleEvent], title: &str) -> String {
     for (name, panel) in &panels {
         let span = panel.to - panel.from;
         let axis_span = panel.to - panel.axis_from();
+        let name = if *name == "startup" && !chart.restarts.is_empty() { "startup and restarts" } else { name };
         let _ = write!(
             svg,
             r#"<text class="panel" x="{}" y="40" font-weight="bold">{name} ({})</text>"#,
@@ -324,7 +339,10 @@ pub(crate) fn render(events: &[LifecycleEvent], title: &str) -> String {
         for bar in chart.bars.get(name).into_iter().flatten() {
             let panel = match bar.phase {
                 Phase::Start | Phase::Ready => Some(startup),
-                Phase::Stop(_) => shutdown.filter(|p| p.contains(bar.to)),
+                // A stop before the shutdown was a restart's.
+                Phase::Stop(_) => {
+                    shutdown.filter(|p| p.contains(bar.to)).or(Some(startup).filter(|p| p.contains(bar.to)))
+                }
             };
             let Some(panel) = panel else { continue };
             let (x1, x2) = (panel.x_of(bar.from), panel.x_of(bar.to));
@@ -344,6 +362,19 @@ pub(crate) fn render(events: &[LifecycleEvent], title: &str) -> String {
                 (x2 - x1).max(1.5),
                 ROW_HEIGHT - 8.0,
                 escape(&bar.title)
+            );
+        }
+        for (_, at, cause) in chart.restarts.iter().filter(|(n, ..)| n == name) {
+            let x = startup.x_of(*at);
+            let _ = write!(
+                svg,
+                r#"<line class="restart" data-component="{}" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{PROBLEM_COLOR}" stroke-width="2" stroke-dasharray="3,2"><title>{}: restarting at +{}: {}</title></line>"#,
+                escape(name),
+                y + 1.0,
+                y + ROW_HEIGHT - 1.0,
+                escape(name),
+                ms(*at),
+                escape(cause)
             );
         }
         for (_, at, phase) in chart.skipped.iter().filter(|(n, ..)| n == name) {
@@ -370,6 +401,9 @@ pub(crate) fn render(events: &[LifecycleEvent], title: &str) -> String {
     items.extend(StopPhase::ALL.iter().map(|p| (phase_color(*p), format!("{} {}", p.number(), p.as_str()))));
     items.push((PROBLEM_COLOR, "failed / overran / skipped".into()));
     items.push((DELAY_COLOR, "propagation delay".into()));
+    if !chart.restarts.is_empty() {
+        items.push((PROBLEM_COLOR, "restart (dashed mark)".into()));
+    }
     let mut x = 10.0;
     for (color, label) in items {
         let _ = write!(
@@ -436,6 +470,40 @@ mod tests {
             event(2350, None, close, PhaseFinished, Some(50)),
             event(2350, None, None, ShutdownFinished, Some(350)),
         ]
+    }
+
+    #[test]
+    fn draws_a_restart_as_a_mark_and_its_bars_beside_the_startup() {
+        use EventKind::*;
+        let close = Some(Phase::Stop(StopPhase::Close));
+        let mut events = sample();
+        let mut restarting = event(500, Some("db"), None, Restarting, None);
+        restarting.error = Some("connection reset".into());
+        let restart = vec![
+            restarting,
+            event(500, Some("http"), Some(Phase::Stop(StopPhase::Drain)), Stopping, None),
+            event(510, Some("http"), Some(Phase::Stop(StopPhase::Drain)), Stopped, Some(10)),
+            event(510, Some("db"), close, Stopping, None),
+            event(520, Some("db"), close, Stopped, Some(10)),
+            event(530, Some("db"), Some(Phase::Start), Starting, None),
+            event(540, Some("db"), Some(Phase::Start), Started, Some(10)),
+            event(540, Some("db"), Some(Phase::Ready), Ready, Some(0)),
+            event(550, Some("http"), Some(Phase::Start), Starting, None),
+            event(560, Some("http"), Some(Phase::Start), Started, Some(10)),
+            event(560, Some("http"), Some(Phase::Ready), Ready, Some(0)),
+            event(560, Some("db"), None, Restarted, Some(60)),
+        ];
+        let at = events.iter().position(|e| e.event == ShutdownRequested).unwrap();
+        events.splice(at..at, restart);
+        let svg = render(&events, "restart");
+        assert!(svg.contains(">startup and restarts ("), "{svg}");
+        assert_eq!(svg.matches("class=\"restart\" data-component=\"db\"").count(), 1);
+        assert!(svg.contains("db: restarting at +500 ms: connection reset"), "{svg}");
+        // Each start, ready and stop bar is drawn, the restart's too: db starts twice and closes twice.
+        assert_eq!(svg.matches("data-component=\"db\" data-phase=\"start\"").count(), 2);
+        assert_eq!(svg.matches("data-component=\"db\" data-phase=\"close\"").count(), 2);
+        assert_eq!(svg.matches("data-component=\"http\" data-phase=\"drain\"").count(), 2);
+        assert!(svg.contains("restart (dashed mark)"));
     }
 
     #[test]

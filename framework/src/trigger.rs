@@ -25,12 +25,19 @@ pub enum ShutdownReason {
         /// Its error chain.
         error: String,
     },
+    /// A component failed more often than its restart limit allows; exit code 5.
+    RestartLimitExceeded {
+        /// The component that kept failing.
+        component: String,
+        /// The limit and the restart history, with each cause.
+        error: String,
+    },
 }
 
 impl ShutdownReason {
     /// Whether this reason makes the exit code non-zero even after a clean shutdown.
     pub fn is_failure(&self) -> bool {
-        matches!(self, ShutdownReason::ComponentFailed { .. })
+        matches!(self, ShutdownReason::ComponentFailed { .. } | ShutdownReason::RestartLimitExceeded { .. })
     }
 }
 
@@ -41,6 +48,9 @@ impl fmt::Display for ShutdownReason {
             ShutdownReason::Requested { by, reason } => write!(f, "requested by {by}: {reason}"),
             ShutdownReason::ComponentFailed { component, error } => {
                 write!(f, "component `{component}` failed: {error}")
+            }
+            ShutdownReason::RestartLimitExceeded { component, error } => {
+                write!(f, "component `{component}` kept failing: {error}")
             }
         }
     }

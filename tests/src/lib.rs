@@ -200,3 +200,24 @@ impl Component for Crasher {
 }
 
 orderly::register_default!(Crasher);
+
+/// Fails 30 ms after every start, and restarts (off by default): a crash
+/// loop, which its restart limit ends.
+#[derive(Default)]
+pub struct Flapper;
+
+#[async_trait]
+impl Component for Flapper {
+    fn restart(&self) -> orderly::Restart {
+        orderly::Restart::Transient
+    }
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        ctx.spawn(async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Err("the consumer's broker connection dropped".into())
+        });
+        Ok(())
+    }
+}
+
+orderly::register_default!(Flapper);

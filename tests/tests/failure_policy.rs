@@ -148,6 +148,45 @@ fn child(env: &[(&str, &str)], signal: bool) -> (i32, String, String) {
     (status.code().unwrap_or(-1), reader.join().unwrap(), stderr)
 }
 
+/// The JSON log records of `event`.
+fn events_of<'a>(stdout: &'a str, event: &'a str) -> impl Iterator<Item = serde_json::Value> + 'a {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(move |v| v["event"] == event)
+}
+
+#[test]
+fn a_component_failing_past_its_restart_limit_ends_the_process_with_exit_code_5() {
+    let (code, stdout, stderr) = child(
+        &[
+            ("APP__COMPONENTS__FLAPPER__ENABLED", "true"),
+            ("APP__COMPONENTS__FLAPPER__MAX_RESTARTS", "2"),
+            ("APP__COMPONENTS__FLAPPER__RESTART_BACKOFF", "1ms"),
+        ],
+        false,
+    );
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("component `flapper` kept failing: more than 2 restart(s) within 10s"), "{stderr}");
+    assert_eq!(events_of(&stdout, "restarting").count(), 2, "{stdout}");
+    assert_eq!(events_of(&stdout, "restarted").count(), 2, "{stdout}");
+    let exceeded = events_of(&stdout, "restart_limit_exceeded").next().unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(exceeded["level"], "ERRO");
+    assert_eq!(exceeded["error"].as_str().map(|e| e.matches("broker connection dropped").count()), Some(3));
+    // Then the normal shutdown: all five phases.
+    assert_eq!(events_of(&stdout, "phase_finished").count(), 5, "{stdout}");
+}
+
+#[test]
+fn restart_set_in_config_for_a_component_that_cannot_start_twice_is_a_config_error() {
+    let (code, _, stderr) = child(
+        &[("APP__COMPONENTS__CRASHER__ENABLED", "true"), ("APP__COMPONENTS__CRASHER__RESTART", "transient")],
+        false,
+    );
+    assert_eq!(code, 78, "{stderr}");
+    assert!(stderr.contains("component `crasher` is set to restart, but its type cannot start twice"), "{stderr}");
+}
+
 #[test]
 fn a_process_survives_an_ignored_failure_and_exits_clean() {
     let (code, stdout, stderr) = child(

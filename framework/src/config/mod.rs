@@ -260,6 +260,7 @@ impl LoadedConfig {
             }
             match value.try_deserialize::<ComponentOverrides>() {
                 Ok(o) => {
+                    o.validate(&key, &mut v);
                     components.insert(name, o);
                 }
                 Err(e) => v.push(ConfigIssue { key, message: e.to_string() }),

@@ -18,6 +18,8 @@ fn main() -> std::process::ExitCode {
             enabled = false
             [components.wedge]
             enabled = false
+            [components.flapper]
+            enabled = false
             [log]
             format = "json"
             "#,

@@ -1,0 +1,202 @@
+//! Restarting a failed component along the dependency graph: OTP's
+//! `rest_for_one`, but over the real graph rather than start order.
+//!
+//! A restart of component `c`, after its background work failed (or ended,
+//! for a `permanent` one):
+//!
+//! 1. Restarts run one at a time, and never once a shutdown was requested.
+//!    A failure from before `c`'s last restart is stale and ignored.
+//! 2. The restart counts against `c`'s limit: more than `max_restarts`
+//!    within `period`, and the app gives up on it: `restart_limit_exceeded`,
+//!    then the normal five-phase shutdown, and exit code 5.
+//! 3. `c` and every component that depends on it, directly or not, report
+//!    not ready (`restarting: …`); liveness is untouched.
+//! 4. They stop through the five phases, dependents first, each hook under
+//!    its phase budget and cap, as in a shutdown (without the app-wide
+//!    phase events: the app is not shutting down).
+//! 5. The backoff: exponential with full jitter, from the framework's retry policy.
+//! 6. They start along the graph, `c` first, each waiting for its
+//!    dependencies to be ready, with their own start timeouts and retries.
+//!    All ready: `restarted`. A start that fails is another failure of `c`:
+//!    back to 2, stopping what this attempt started.
+//!
+//! A shutdown requested at any point ends the restart where it is: nothing
+//! new starts, the backoff is cut short, and the shutdown (which waits for
+//! the restart's turn) stops exactly the components that are running.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::events::EventKind;
+use crate::runtime::Shared;
+use crate::shutdown::stop_phases;
+use crate::start::{start_all, StartEnd};
+use crate::trigger::ShutdownReason;
+
+/// Why a component is not fully well, beyond what its `ready` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Condition {
+    /// A failure while running was ignored (`on_failure = "ignore"`): degraded from then on.
+    Degraded(String),
+    /// Being restarted, itself or with a dependency: not ready.
+    Restarting(String),
+}
+
+/// What the runtime tracks about one component while the app runs.
+#[derive(Default)]
+pub(crate) struct Supervised {
+    pub(crate) condition: Mutex<Option<Condition>>,
+    /// Bumped when the component is stopped for a restart: background tasks
+    /// of an earlier run are no longer its own, and their ends are ignored.
+    generation: AtomicU64,
+    /// The restarts within the current period, with their causes.
+    history: Mutex<VecDeque<(Instant, String)>>,
+}
+
+impl Supervised {
+    /// The current run of the component.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// Asks for a restart of component `i`, whose run `generation` failed
+/// with `cause`. Returns at once; the restart runs in its own task.
+pub(crate) fn request(shared: &Arc<Shared>, i: usize, generation: u64, cause: String) {
+    let shared = shared.clone();
+    let failed_at = Instant::now();
+    tokio::spawn(async move { restart(&shared, i, generation, cause, failed_at).await });
+}
+
+async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: String, failed_at: Instant) {
+    let node = &shared.graph.nodes[i];
+    let _turn = shared.restart_turn.lock().await;
+    if shared.shutdown.is_requested() {
+        slog::info!(shared.loggers[i], "not restarted: the app is shutting down"; "error" => &cause);
+        return;
+    }
+    if node.supervised.generation() != generation {
+        slog::debug!(shared.loggers[i], "a stale failure, from before the last restart"; "error" => &cause);
+        return;
+    }
+    // Fixed from here: the component and its dependents that are running now.
+    let Some(members) = shared.running_with_dependents(i) else { return };
+    let names = member_names(shared, &members, i);
+    for j in (0..members.len()).filter(|&j| members[j]) {
+        let supervised = &shared.graph.nodes[j].supervised;
+        supervised.generation.fetch_add(1, Ordering::AcqRel);
+        let why = if j == i { format!("restarting: {cause}") } else { format!("restarting with `{}`", node.name) };
+        *supervised.condition.lock() = Some(Condition::Restarting(why));
+    }
+
+    loop {
+        let limits = node.settings.restarts;
+        let count = match count_restart(&node.supervised, &limits, &cause) {
+            Ok(count) => count,
+            Err(history) => {
+                let error = format!(
+                    "more than {} restart(s) within {}: {}",
+                    limits.max_restarts,
+                    humantime::format_duration(limits.period),
+                    history.join("; ")
+                );
+                shared.events.emit(EventKind::RestartLimitExceeded.build().component(&node.name).error(error.clone()));
+                shared
+                    .shutdown
+                    .trigger(ShutdownReason::RestartLimitExceeded { component: node.name.to_string(), error });
+                return;
+            }
+        };
+        let backoff = limits.backoff(count);
+        shared.events.emit(EventKind::Restarting.build().component(&node.name).error(cause.clone()).detail(format!(
+            "restart {count} of {} within {}; stopping {names}; backoff {}",
+            limits.max_restarts,
+            humantime::format_duration(limits.period),
+            humantime::format_duration(round_ms(backoff))
+        )));
+
+        let running = shared.running_among(&members);
+        stop_phases(shared, &running, None).await;
+        shared.mark_stopped(&running);
+        shared.resources.withdraw(&running);
+
+        let shutdown = shared.shutdown.clone();
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.requested() => return,
+        }
+        let (started, end) = start_all(shared, &members).await;
+        shared.mark_started(&started);
+        match end {
+            StartEnd::Complete => break,
+            StartEnd::Interrupted(_) => return,
+            // A failed start is another failure of the component: count it and try again.
+            StartEnd::Failed(failure) => cause = format!("restart failed: {failure}"),
+        }
+    }
+
+    for j in (0..members.len()).filter(|&j| members[j]) {
+        *shared.graph.nodes[j].supervised.condition.lock() = None;
+    }
+    shared.events.emit(EventKind::Restarted.build().component(&node.name).elapsed(failed_at.elapsed()).detail(names));
+}
+
+/// Records a restart within the period; `Err` with the history when it is one too many.
+fn count_restart(supervised: &Supervised, limits: &crate::RestartSettings, cause: &str) -> Result<u32, Vec<String>> {
+    let now = Instant::now();
+    let mut history = supervised.history.lock();
+    while history.front().is_some_and(|(at, _)| now.duration_since(*at) > limits.period) {
+        history.pop_front();
+    }
+    if history.len() >= limits.max_restarts as usize {
+        let mut lines: Vec<String> = history
+            .iter()
+            .map(|(at, why)| format!("{} ago: {why}", humantime::format_duration(round_ms(now - *at))))
+            .collect();
+        lines.push(format!("now: {cause}"));
+        return Err(lines);
+    }
+    history.push_back((now, cause.to_string()));
+    Ok(u32::try_from(history.len()).unwrap_or(u32::MAX))
+}
+
+/// "`c` and its dependents a, b" for logs.
+fn member_names(shared: &Shared, members: &[bool], i: usize) -> String {
+    let dependents: Vec<&str> =
+        (0..members.len()).filter(|&j| members[j] && j != i).map(|j| &*shared.graph.nodes[j].name).collect();
+    match dependents.is_empty() {
+        true => format!("`{}`", shared.graph.nodes[i].name),
+        false => format!("`{}` and its dependents {}", shared.graph.nodes[i].name, dependents.join(", ")),
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_counts_restarts_within_the_period_only() {
+        let supervised = Supervised::default();
+        let limits = crate::RestartSettings { max_restarts: 2, ..Default::default() };
+        assert_eq!(count_restart(&supervised, &limits, "one"), Ok(1));
+        assert_eq!(count_restart(&supervised, &limits, "two"), Ok(2));
+        let history = count_restart(&supervised, &limits, "three").unwrap_err();
+        assert_eq!(history.len(), 3, "{history:?}");
+        assert!(history[0].ends_with("ago: one") && history[2] == "now: three", "{history:?}");
+
+        let instant = crate::RestartSettings { period: Duration::ZERO, ..limits };
+        let fresh = Supervised::default();
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(1));
+            assert_eq!(count_restart(&fresh, &instant, "again"), Ok(1), "older restarts leave the window");
+        }
+    }
+}
