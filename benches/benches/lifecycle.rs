@@ -242,5 +242,61 @@ fn slow_starts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validate, start_stop, split, slow_starts);
+/// Signals each `restarted` event.
+struct OnRestarted(Notify);
+
+impl orderly::EventSink for OnRestarted {
+    fn on_event(&self, e: &orderly::LifecycleEvent) {
+        if e.event == orderly::EventKind::Restarted {
+            self.0.notify_one();
+        }
+    }
+}
+
+/// From a component's failure to it and its dependents being ready again
+/// (no backoff), against the floor: the failed task joined, then the same
+/// sub-graph stopped in reverse order and started again by hand.
+fn restart(c: &mut Criterion) {
+    let rt = tokio_runtime();
+    let mut group = c.benchmark_group("restart");
+    group.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    for (shape, n) in [(Shape::Chain, 10), (Shape::Chain, 100), (Shape::Layered, 1_000)] {
+        let deps = graph(shape, n);
+        let (members, sub, sub_rdeps) = orderly_benches::closure_of(&deps, 0);
+        let id =
+            |f: &str| BenchmarkId::new(format!("{f}/{}", shape.as_str()), format!("{n} ({} restart)", members.len()));
+        group.bench_function(id("floor"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let failed: tokio::task::JoinHandle<Result<(), String>> = tokio::spawn(async { Err("crash".into()) });
+                let _ = failed.await;
+                floor_walk(&sub_rdeps, &sub, |_| async {}).await;
+                floor_walk(&sub, &sub_rdeps, |_| async {}).await;
+            })
+        });
+        let switch = orderly::testing::TaskSwitch::new();
+        let restarted = Arc::new(OnRestarted(Notify::new()));
+        let runtime = orderly_benches::restarting_runtime(&deps, &switch, restarted.clone());
+        rt.block_on(runtime.start()).unwrap_or_else(|e| panic!("start failed: {e:?}"));
+        group.bench_function(id("orderly"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (switch, restarted) = (switch.clone(), restarted.clone());
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let began = Instant::now();
+                        switch.flip(orderly::testing::TaskEnding::Fail("crash".into()));
+                        restarted.0.notified().await;
+                        total += began.elapsed();
+                    }
+                    total
+                }
+            })
+        });
+        let report = rt.block_on(runtime.shutdown(ShutdownReason::Signal("SIGTERM")));
+        assert!(report.is_clean());
+    }
+    group.finish();
+}
+
+criterion_group!(benches, validate, start_stop, split, slow_starts, restart);
 criterion_main!(benches);

@@ -128,6 +128,9 @@ impl Component for Noop {
     fn dependencies(&self) -> Vec<Dependency> {
         self.deps.iter().map(Dependency::named).collect()
     }
+    fn restartable(&self) -> bool {
+        true // stateless: starting again is harmless (the restart bench does)
+    }
     async fn start(&self, _: &StartContext) -> Result<(), BoxError> {
         work(self.work).await;
         Ok(())
@@ -180,4 +183,57 @@ pub fn orderly_runtime(deps: &[Vec<usize>], start_work: Option<Duration>, five_p
         })
         .build()
         .unwrap_or_else(|e| panic!("bench graph is invalid: {e}"))
+}
+
+/// [`orderly_runtime`] with no-op components, except that component 0
+/// restarts (`transient`, no backoff, no limit) each time `switch` flips;
+/// `sink` sees every event.
+pub fn restarting_runtime(
+    deps: &[Vec<usize>],
+    switch: &orderly::testing::TaskSwitch,
+    sink: std::sync::Arc<dyn orderly::EventSink>,
+) -> Runtime {
+    use orderly::testing::Probe;
+    let first_deps: Vec<String> = deps[0].iter().map(|&d| name(d)).collect();
+    let first_deps: Vec<&str> = first_deps.iter().map(String::as_str).collect();
+    let first =
+        Probe::new(&name(0)).depends_on(&first_deps).restarts(orderly::Restart::Transient).background_task(switch);
+    let mut settings = orderly::RuntimeSettings::default();
+    settings.components.insert(
+        name(0),
+        orderly::ComponentOverrides {
+            max_restarts: Some(u32::MAX),
+            restart_backoff: Some(Duration::ZERO),
+            restart_backoff_max: Some(Duration::ZERO),
+            ..Default::default()
+        },
+    );
+    deps.iter()
+        .enumerate()
+        .skip(1)
+        .fold(Runtime::builder().component(first), |builder, (i, ds)| {
+            builder.component(Noop { name: name(i), deps: ds.iter().map(|&d| name(d)).collect(), work: None })
+        })
+        .settings(settings)
+        .event_sink(sink)
+        .build()
+        .unwrap_or_else(|e| panic!("bench graph is invalid: {e}"))
+}
+
+/// Node `i` and everything that depends on it, directly or not, as a graph
+/// of its own: (the members' old indices, their dependencies, their dependents).
+pub fn closure_of(deps: &[Vec<usize>], i: usize) -> (Vec<usize>, Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let rdeps = dependents(deps);
+    let mut member = vec![false; deps.len()];
+    let mut todo = vec![i];
+    while let Some(j) = todo.pop() {
+        if !std::mem::replace(&mut member[j], true) {
+            todo.extend(&rdeps[j]);
+        }
+    }
+    let members: Vec<usize> = (0..deps.len()).filter(|&j| member[j]).collect();
+    let index = |j: usize| members.iter().position(|&m| m == j);
+    let sub: Vec<Vec<usize>> = members.iter().map(|&j| deps[j].iter().filter_map(|&d| index(d)).collect()).collect();
+    let sub_rdeps = dependents(&sub);
+    (members, sub, sub_rdeps)
 }
