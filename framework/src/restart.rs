@@ -124,10 +124,13 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
         shared.mark_stopped(&running);
         shared.resources.withdraw(&running);
 
-        let shutdown = shared.shutdown.clone();
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            _ = shutdown.requested() => return,
+        // A zero backoff must not wait for the timer's next tick (1 ms).
+        if !backoff.is_zero() {
+            let shutdown = shared.shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = shutdown.requested() => return,
+            }
         }
         let (started, end) = start_all(shared, &members).await;
         shared.mark_started(&started);
