@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use crate::cli::{AppInfo, Cli};
 use crate::component::Component;
-use crate::config::{ConfigErrors, ConfigIssue, ConfigSources, LoadedConfig};
+use crate::config::{ConfigErrors, ConfigIssue, LoadedConfig};
 use crate::exit::ExitStatus;
-use crate::graph::RESERVED_NAMES;
 use crate::logging::{build_logger, LogSettings};
-use crate::registry::{Construct, Linked, Registration};
+use crate::registry::{Linked, Registration};
 use crate::runtime::{BuildError, RunOutcome, Runtime};
 use crate::shutdown::ShutdownReport;
+use crate::sighup::{check_sections, read_components, reload_on_sighup, Layers, Reloader};
 use crate::systemd::SystemdNotify;
 use crate::trigger::{Shutdown, ShutdownReason};
 
@@ -25,7 +25,7 @@ const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
 /// `[lifecycle]`: what the process keeps of its lifecycle once it exits.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct LifecycleOutput {
+pub(crate) struct LifecycleOutput {
     /// Where to write the timeline as an SVG chart on exit; empty: nowhere.
     timeline_path: String,
 }
@@ -101,7 +101,8 @@ impl App {
             return ExitStatus::Clean;
         }
 
-        let (config, mut issues) = match self.load_config(&cli) {
+        let layers = Layers { env_prefix: self.env_prefix.clone(), embedded: self.embedded.clone(), cli: cli.clone() };
+        let (config, mut issues) = match layers.load() {
             Ok(config) => (config, Vec::new()),
             Err(ConfigErrors(issues)) => (LoadedConfig::default(), issues),
         };
@@ -112,34 +113,20 @@ impl App {
         log_settings.level = cli.log_level.unwrap_or(log_settings.level);
         log_settings.format = cli.log_format.unwrap_or(log_settings.format);
         let (logger, log_guard) = build_logger(&log_settings, self.info.name, self.info.version);
-        let status = self.assemble_and_run(&cli, &config, issues, &logger);
+        let reloader = Reloader {
+            layers,
+            registrations: Vec::new(),
+            names: Vec::new(),
+            settings: Default::default(),
+            log: log_settings,
+            level: log_guard.switch(),
+            sections: Default::default(),
+            logger: logger.clone(),
+        };
+        let status = self.assemble_and_run(&cli, &config, issues, reloader);
         drop(logger);
         drop(log_guard); // flushes every record before the process exits
         status
-    }
-
-    fn load_config(&self, cli: &Cli) -> Result<LoadedConfig, ConfigErrors> {
-        let profile = cli.profile.clone().or_else(|| std::env::var(format!("{}_PROFILE", self.env_prefix)).ok());
-        let mut sources = ConfigSources::new(&self.env_prefix).profile(profile).file(cli.config.clone());
-        for toml in &self.embedded {
-            sources = sources.embedded_defaults(toml);
-        }
-        let mut bad = Vec::new();
-        for pair in &cli.set {
-            match pair.split_once('=') {
-                Some((key, value)) => sources = sources.set(key.trim(), value.trim()),
-                None => bad.push(ConfigIssue { key: pair.clone(), message: "--set takes KEY=VALUE".into() }),
-            }
-        }
-        let loaded = sources.load();
-        match (loaded, bad.is_empty()) {
-            (Ok(config), true) => Ok(config),
-            (Ok(_), false) => Err(ConfigErrors(bad)),
-            (Err(ConfigErrors(mut issues)), _) => {
-                issues.extend(bad);
-                Err(ConfigErrors(issues))
-            }
-        }
     }
 
     fn assemble_and_run(
@@ -147,9 +134,10 @@ impl App {
         cli: &Cli,
         config: &LoadedConfig,
         mut issues: Vec<ConfigIssue>,
-        logger: &slog::Logger,
+        mut reloader: Reloader,
     ) -> ExitStatus {
-        let registrations: Vec<&Registration> = Registration::all().collect();
+        let logger = &reloader.logger.clone();
+        let registrations: Vec<&'static Registration> = Registration::all().collect();
         let mut owned_names: Vec<String> = registrations.iter().map(|r| r.section().to_string()).collect();
         owned_names.extend(self.extra.iter().map(|c| c.name().to_string()));
         let names: Vec<&str> = owned_names.iter().map(String::as_str).collect();
@@ -162,14 +150,7 @@ impl App {
             issues.extend(found);
             LifecycleOutput::default()
         });
-        for section in config.sections() {
-            if !names.contains(&section.as_str()) && !RESERVED_NAMES.contains(&section.as_str()) {
-                issues.push(ConfigIssue {
-                    key: section,
-                    message: format!("unknown section; components are: {}", names.join(", ")),
-                });
-            }
-        }
+        check_sections(config, &names, &mut issues);
 
         let mut builder = Runtime::builder().logger(logger.clone()).shutdown_handle(Shutdown::new());
         let systemd = SystemdNotify::from_env(settings.shutdown.phases.clone());
@@ -178,17 +159,11 @@ impl App {
             builder = builder.event_sink(Arc::new(systemd));
         }
         let mut dumps = Vec::new();
-        for registration in &registrations {
-            let name = registration.section();
-            let construct = if settings.is_disabled(name) { Construct::No } else { Construct::Yes };
-            match registration.read(config, construct) {
-                Ok(Some(built)) => {
-                    dumps.push(format!("[{name}]\n{}", built.config_dump));
-                    builder = builder.component_named(name, built.component, None);
-                }
-                Ok(None) => {}
-                Err(found) => issues.extend(found),
-            }
+        let mut running = Vec::new();
+        for (name, built) in read_components(config, &registrations, &settings, &mut issues) {
+            dumps.push(format!("[{name}]\n{}", built.config_dump));
+            running.push(name);
+            builder = builder.component_named(name, built.component, None);
         }
         for component in self.extra {
             builder = builder.component_arc(component);
@@ -210,7 +185,7 @@ impl App {
             slog::warn!(logger, "linked crate registers no components"; "crate" => krate);
         }
 
-        let runtime = match builder.settings(settings).build() {
+        let runtime = match builder.settings(settings.clone()).build() {
             Ok(runtime) => runtime,
             Err(BuildError::Graph(errors)) => {
                 eprintln!("{}: {errors}", self.info.name);
@@ -246,7 +221,11 @@ impl App {
             return ExitStatus::Clean;
         }
         let timeline = runtime.timeline().clone();
-        let status = run_process(self.info.name, runtime, logger, under_systemd);
+        reloader.remember(config, &running);
+        reloader.registrations = registrations;
+        reloader.names = owned_names;
+        reloader.settings = settings;
+        let status = run_process(self.info.name, runtime, reloader, under_systemd);
         if !output.timeline_path.is_empty() {
             write_timeline(&timeline, &output.timeline_path, self.info.name, logger);
         }
@@ -267,7 +246,8 @@ fn write_timeline(timeline: &crate::timeline::Timeline, path: &str, app: &str, l
 }
 
 /// Runs the lifecycle on a fresh tokio runtime and maps the outcome to an exit status.
-fn run_process(app: &'static str, runtime: Runtime, logger: &slog::Logger, under_systemd: bool) -> ExitStatus {
+fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, under_systemd: bool) -> ExitStatus {
+    let logger = &reloader.logger.clone();
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("orderly").build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -281,6 +261,16 @@ fn run_process(app: &'static str, runtime: Runtime, logger: &slog::Logger, under
         if let Err(e) = watch_signals(app, shutdown.clone()) {
             eprintln!("{app}: cannot install signal handlers: {e}");
             return None;
+        }
+        // Installed before anything starts: SIGHUP's default action ends the process.
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hangups) => {
+                tokio::spawn(reload_on_sighup(app, hangups, runtime.shared(), reloader, under_systemd));
+            }
+            Err(e) => {
+                eprintln!("{app}: cannot install the SIGHUP handler: {e}");
+                return None;
+            }
         }
         tokio::spawn(arm_watchdog(app, shutdown, deadline));
         if under_systemd {

@@ -11,6 +11,7 @@ use crate::context::{StartContext, StopContext};
 use crate::dependency::Dependency;
 use crate::failure::{OnFailure, Restart};
 use crate::phase::PhaseSet;
+use crate::reload::{ReloadContext, Reloaded};
 
 /// The error type component hooks return. Any error converts into it with `?`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -121,6 +122,18 @@ pub trait Component: Any + Send + Sync {
     /// default, every phase, is always correct, merely slower.
     fn joined_phases(&self) -> PhaseSet {
         PhaseSet::ALL
+    }
+
+    /// Applies changed config on reload (SIGHUP) while running. `ctx`
+    /// holds the component as built from the new config; copy from it
+    /// what can change in place (a TTL, a limit) and return
+    /// [`Reloaded::Applied`]. The default, [`Reloaded::NeedsRestart`], has
+    /// the runtime restart the component with the new value instead, along
+    /// with its dependents, which must then be
+    /// [restartable](Component::restartable).
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let _ = ctx;
+        Ok(Reloaded::NeedsRestart)
     }
 
     /// Acquire resources and begin serving. Runs after every dependency

@@ -114,7 +114,7 @@ impl StartContext {
     pub fn dependency<T: Component>(&self) -> Result<Arc<T>, AccessError> {
         let requested = std::any::type_name::<T>();
         let of_type = |j: &usize| {
-            let any: AnyArc = self.graph().nodes[*j].component.clone();
+            let any: AnyArc = self.graph().nodes[*j].component();
             any.downcast::<T>().ok()
         };
         // Declared dependencies first: the common case costs only their number.

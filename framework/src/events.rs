@@ -64,11 +64,17 @@ pub enum EventKind {
     /// A component failed more often than its restart limit allows; the app
     /// shuts down. `error` has the restart history.
     RestartLimitExceeded,
+    /// A component took new config on reload; `detail` says whether in
+    /// place or by a restart (with whom).
+    Reloaded,
+    /// A component did not take new config on reload; `error` says why. Its
+    /// old config still runs.
+    ReloadFailed,
 }
 
 impl EventKind {
     /// Every kind, for pre-registering metrics.
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::Starting,
         EventKind::Retrying,
         EventKind::Started,
@@ -89,6 +95,8 @@ impl EventKind {
         EventKind::Restarting,
         EventKind::Restarted,
         EventKind::RestartLimitExceeded,
+        EventKind::Reloaded,
+        EventKind::ReloadFailed,
     ];
 
     /// The kind's position in [`EventKind::ALL`].
@@ -119,6 +127,8 @@ impl EventKind {
             EventKind::Restarting => "restarting",
             EventKind::Restarted => "restarted",
             EventKind::RestartLimitExceeded => "restart_limit_exceeded",
+            EventKind::Reloaded => "reloaded",
+            EventKind::ReloadFailed => "reload_failed",
         }
     }
 
@@ -307,7 +317,8 @@ impl EventSink for LogEvents {
             | EventKind::Skipped
             | EventKind::Retrying
             | EventKind::Cancelled
-            | EventKind::Restarting => {
+            | EventKind::Restarting
+            | EventKind::ReloadFailed => {
                 slog::warn!(logger, "lifecycle {}", e.event.as_str(); fields)
             }
             _ => slog::info!(logger, "lifecycle {}", e.event.as_str(); fields),

@@ -20,7 +20,8 @@ use crate::settings::ComponentSettings;
 #[derive(Clone)]
 pub(crate) struct Node {
     pub(crate) name: Arc<str>,
-    pub(crate) component: Arc<dyn Component>,
+    /// The component; a reload may replace it with one built from new config.
+    component: Arc<parking_lot::RwLock<Arc<dyn Component>>>,
     pub(crate) settings: ComponentSettings,
     /// What its failures and clean exits do, resolved from code and config.
     pub(crate) supervision: Supervision,
@@ -29,8 +30,34 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    pub(crate) fn new(
+        name: Arc<str>,
+        component: Arc<dyn Component>,
+        settings: ComponentSettings,
+        supervision: Supervision,
+    ) -> Self {
+        Self {
+            name,
+            component: Arc::new(parking_lot::RwLock::new(component)),
+            settings,
+            supervision,
+            supervised: Default::default(),
+        }
+    }
+
+    /// The component as it is now.
+    pub(crate) fn component(&self) -> Arc<dyn Component> {
+        self.component.read().clone()
+    }
+
+    /// Puts `component` (of the same type, built from new config) in its place; returns the old one.
+    pub(crate) fn replace(&self, component: Arc<dyn Component>) -> Arc<dyn Component> {
+        std::mem::replace(&mut *self.component.write(), component)
+    }
+
     fn type_id(&self) -> TypeId {
-        (*self.component).type_id()
+        let component = self.component();
+        (*component).type_id()
     }
 }
 
@@ -144,7 +171,7 @@ impl Graph {
 
         let mut dependencies = vec![Vec::new(); nodes.len()];
         for (i, node) in nodes.iter().enumerate() {
-            for dep in node.component.dependencies() {
+            for dep in node.component().dependencies() {
                 let component = node.name.to_string();
                 let resolved = match &dep.target {
                     Target::Name(name) => match by_name.get(name.as_str()) {
@@ -235,7 +262,7 @@ impl Graph {
     pub(crate) fn restart_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.supervision.restarts()) {
-            if !node.component.restartable() {
+            if !node.component().restartable() {
                 problems.push(format!(
                     "component `{}` is set to restart, but its type cannot start twice (Component::restartable is false)",
                     node.name
@@ -243,7 +270,7 @@ impl Graph {
             }
             let closure = self.with_dependents(i);
             for j in (0..self.len()).filter(|&j| closure[j] && j != i) {
-                if !self.nodes[j].component.restartable() {
+                if !self.nodes[j].component().restartable() {
                     problems.push(format!(
                         "component `{}` depends on `{}`, which restarts, but it cannot start twice \
                          (Component::restartable is false); make it restartable or keep `{}` from restarting",
@@ -362,13 +389,12 @@ mod tests {
     use crate::testing::Probe;
 
     fn node(name: &str, deps: &[&str]) -> Node {
-        Node {
-            name: name.into(),
-            component: Arc::new(Probe::new(name).depends_on(deps)),
-            settings: ComponentSettings::default(),
-            supervision: Supervision::Shutdown,
-            supervised: Default::default(),
-        }
+        Node::new(
+            name.into(),
+            Arc::new(Probe::new(name).depends_on(deps)),
+            ComponentSettings::default(),
+            Supervision::Shutdown,
+        )
     }
 
     fn errors(nodes: Vec<Node>) -> Vec<GraphError> {

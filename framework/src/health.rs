@@ -90,7 +90,7 @@ impl Health {
             if let Some(Condition::Restarting(reason)) = condition {
                 return (node.name.to_string(), Readiness::NotReady(reason));
             }
-            let readiness = tokio::time::timeout(per_component, node.component.ready())
+            let readiness = tokio::time::timeout(per_component, node.component().ready())
                 .await
                 .unwrap_or_else(|_| Readiness::NotReady(format!("ready() did not answer within {per_component:?}")));
             // An ignored failure leaves the component degraded, unless it is not ready at all.

@@ -3,6 +3,8 @@
 //! blocks rather than drops, and is flushed before the process exits.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use slog::Drain;
@@ -76,6 +78,49 @@ pub enum LogFormat {
 /// Flushes the async log drain when dropped. Keep it alive until the end of `main`.
 pub struct LogGuard {
     _guard: Option<slog_async::AsyncGuard>,
+    level: Arc<AtomicUsize>,
+}
+
+impl LogGuard {
+    /// Changes the lowest level written, at once, for every logger made
+    /// from this root (a reload does this).
+    pub fn set_level(&self, level: LogLevel) {
+        self.switch().set(level);
+    }
+
+    pub(crate) fn switch(&self) -> LevelSwitch {
+        LevelSwitch(self.level.clone())
+    }
+}
+
+/// A handle on the root logger's level, for the reload task.
+#[derive(Clone)]
+pub(crate) struct LevelSwitch(Arc<AtomicUsize>);
+
+impl LevelSwitch {
+    pub(crate) fn set(&self, level: LogLevel) {
+        self.0.store(level.to_slog().as_usize(), Ordering::Relaxed);
+    }
+}
+
+/// Passes records at or above a level that can change while the app runs.
+struct SwitchedLevel<D> {
+    drain: D,
+    level: Arc<AtomicUsize>,
+}
+
+impl<D: Drain> Drain for SwitchedLevel<D> {
+    type Ok = Option<D::Ok>;
+    type Err = D::Err;
+
+    fn log(&self, record: &slog::Record<'_>, values: &slog::OwnedKVList) -> Result<Self::Ok, Self::Err> {
+        // slog's levels count up from Critical (1) to Trace (6).
+        if record.level().as_usize() <= self.level.load(Ordering::Relaxed) {
+            self.drain.log(record, values).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
 }
 
 /// Builds the root logger for `app`; records carry `app` and `version`.
@@ -94,9 +139,10 @@ pub fn build_logger(settings: &LogSettings, app: &str, version: &str) -> (slog::
     };
     // Filter before the channel: a record below the level costs a comparison,
     // not a copy of its fields and a trip to the log thread.
-    let drain = drain.filter_level(level).fuse();
+    let level = Arc::new(AtomicUsize::new(level.as_usize()));
+    let drain = SwitchedLevel { drain, level: level.clone() }.fuse();
     let logger = slog::Logger::root(drain, slog::o!("app" => app.to_string(), "version" => version.to_string()));
-    (logger, LogGuard { _guard: Some(guard) })
+    (logger, LogGuard { _guard: Some(guard), level })
 }
 
 fn async_drain<D>(drain: D) -> (slog::Fuse<slog_async::Async>, slog_async::AsyncGuard)
@@ -138,5 +184,36 @@ impl Write for WholeLines {
         stdout.write_all(&self.pending)?;
         self.pending.clear();
         stdout.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_level_can_change_while_loggers_exist() {
+        let counted = Arc::new(AtomicUsize::new(0));
+        struct Count(Arc<AtomicUsize>);
+        impl Drain for Count {
+            type Ok = ();
+            type Err = slog::Never;
+            fn log(&self, _: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+                self.0.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+        let level = Arc::new(AtomicUsize::new(slog::Level::Info.as_usize()));
+        let logger = slog::Logger::root(
+            SwitchedLevel { drain: Count(counted.clone()), level: level.clone() }.fuse(),
+            slog::o!(),
+        );
+        let child = logger.new(slog::o!("component" => "db"));
+        slog::debug!(child, "hidden");
+        slog::info!(child, "shown");
+        LevelSwitch(level).set(LogLevel::Debug);
+        slog::debug!(child, "shown now");
+        slog::trace!(child, "still hidden");
+        assert_eq!(counted.load(Ordering::Relaxed), 2);
     }
 }

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::component::Component;
 use crate::events::EventKind;
 use crate::runtime::Shared;
 use crate::shutdown::stop_phases;
@@ -86,12 +87,7 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
     // Fixed from here: the component and its dependents that are running now.
     let Some(members) = shared.running_with_dependents(i) else { return };
     let names = member_names(shared, &members, i);
-    for j in (0..members.len()).filter(|&j| members[j]) {
-        let supervised = &shared.graph.nodes[j].supervised;
-        supervised.generation.fetch_add(1, Ordering::AcqRel);
-        let why = if j == i { format!("restarting: {cause}") } else { format!("restarting with `{}`", node.name) };
-        *supervised.condition.lock() = Some(Condition::Restarting(why));
-    }
+    mark_restarting(shared, &members, i, &format!("restarting: {cause}"));
 
     loop {
         let limits = node.settings.restarts;
@@ -118,34 +114,68 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
             humantime::format_duration(limits.period),
             humantime::format_duration(round_ms(backoff))
         )));
-
-        let running = shared.running_among(&members);
-        stop_phases(shared, &running, None).await;
-        shared.mark_stopped(&running);
-        shared.resources.withdraw(&running);
-
-        // A zero backoff must not wait for the timer's next tick (1 ms).
-        if !backoff.is_zero() {
-            let shutdown = shared.shutdown.clone();
-            tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
-                _ = shutdown.requested() => return,
-            }
-        }
-        let (started, end) = start_all(shared, &members).await;
-        shared.mark_started(&started);
-        match end {
-            StartEnd::Complete => break,
-            StartEnd::Interrupted(_) => return,
+        match cycle(shared, &members, backoff, None).await {
+            Some(StartEnd::Complete) => break,
+            None | Some(StartEnd::Interrupted(_)) => return,
             // A failed start is another failure of the component: count it and try again.
-            StartEnd::Failed(failure) => cause = format!("restart failed: {failure}"),
+            Some(StartEnd::Failed(failure)) => cause = format!("restart failed: {failure}"),
         }
     }
 
+    clear_conditions(shared, &members);
+    shared.events.emit(EventKind::Restarted.build().component(&node.name).elapsed(failed_at.elapsed()).detail(names));
+}
+
+/// Marks the members as restarting: not ready, with why.
+pub(crate) fn mark_restarting(shared: &Shared, members: &[bool], i: usize, why: &str) {
+    for j in (0..members.len()).filter(|&j| members[j]) {
+        let supervised = &shared.graph.nodes[j].supervised;
+        let why = if j == i { why.to_string() } else { format!("restarting with `{}`", shared.graph.nodes[i].name) };
+        *supervised.condition.lock() = Some(Condition::Restarting(why));
+    }
+}
+
+/// The members are well again.
+pub(crate) fn clear_conditions(shared: &Shared, members: &[bool]) {
     for j in (0..members.len()).filter(|&j| members[j]) {
         *shared.graph.nodes[j].supervised.condition.lock() = None;
     }
-    shared.events.emit(EventKind::Restarted.build().component(&node.name).elapsed(failed_at.elapsed()).detail(names));
+}
+
+/// One turn of a restart: the members that run stop through the five
+/// phases (dependents first), what they provided is withdrawn, `swap` puts
+/// a new component value in place of one of them (a reload), the backoff
+/// passes, and every member starts again along the graph. `None` if a
+/// shutdown came during the backoff.
+pub(crate) async fn cycle(
+    shared: &Arc<Shared>,
+    members: &[bool],
+    backoff: Duration,
+    swap: Option<(usize, Arc<dyn Component>)>,
+) -> Option<StartEnd> {
+    let running = shared.running_among(members);
+    // A new run of each: ends of their current background tasks (which the
+    // stop provokes) are stale from now on, not failures to restart for.
+    for j in (0..running.len()).filter(|&j| running[j]) {
+        shared.graph.nodes[j].supervised.generation.fetch_add(1, Ordering::AcqRel);
+    }
+    stop_phases(shared, &running, None).await;
+    shared.mark_stopped(&running);
+    shared.resources.withdraw(&running);
+    if let Some((i, component)) = swap {
+        shared.graph.nodes[i].replace(component);
+    }
+    // A zero backoff must not wait for the timer's next tick (1 ms).
+    if !backoff.is_zero() {
+        let shutdown = shared.shutdown.clone();
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = shutdown.requested() => return None,
+        }
+    }
+    let (started, end) = start_all(shared, members).await;
+    shared.mark_started(&started);
+    Some(end)
 }
 
 /// Records a restart within the period; `Err` with the history when it is one too many.
@@ -168,7 +198,7 @@ fn count_restart(supervised: &Supervised, limits: &crate::RestartSettings, cause
 }
 
 /// "`c` and its dependents a, b" for logs.
-fn member_names(shared: &Shared, members: &[bool], i: usize) -> String {
+pub(crate) fn member_names(shared: &Shared, members: &[bool], i: usize) -> String {
     let dependents: Vec<&str> =
         (0..members.len()).filter(|&j| members[j] && j != i).map(|j| &*shared.graph.nodes[j].name).collect();
     match dependents.is_empty() {

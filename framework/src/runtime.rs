@@ -165,7 +165,7 @@ impl RuntimeBuilder {
                     policy_problems.push(format!("component `{name}`: {problem}"));
                     Supervision::Shutdown
                 });
-                Node { name, component, settings, supervision, supervised: Default::default() }
+                Node::new(name, component, settings, supervision)
             })
             .filter(|node| node.settings.enabled)
             .collect();
@@ -354,6 +354,16 @@ impl Runtime {
         shut_down(&self.shared, reason).await
     }
 
+    /// Gives components new config while they run: `changes` pairs a
+    /// component's name with its replacement, built from the new config
+    /// (of the same type). Each is applied in place by its
+    /// [`reload`](Component::reload) hook or restarted with its dependents;
+    /// one that cannot take it keeps its old config and is named in the
+    /// report. Runs one at a time with restarts, and not during a shutdown.
+    pub async fn reload(&self, changes: Vec<(String, Arc<dyn Component>)>) -> crate::ReloadReport {
+        crate::reload::reload(&self.shared, changes).await
+    }
+
     /// Starts, waits for a shutdown request, and shuts down.
     pub async fn run(&self) -> RunOutcome {
         if let Err(outcome) = self.start().await {
@@ -361,6 +371,10 @@ impl Runtime {
         }
         let reason = self.shared.shutdown.requested().await;
         RunOutcome::ShutDown(self.shutdown(reason).await)
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// The shutdown handle: request a shutdown from anywhere.

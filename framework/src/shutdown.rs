@@ -127,7 +127,7 @@ pub(crate) async fn stop_phases(
         .nodes
         .iter()
         .zip(included)
-        .map(|(node, &included)| if included { node.component.joined_phases() } else { PhaseSet::NONE })
+        .map(|(node, &included)| if included { node.component().joined_phases() } else { PhaseSet::NONE })
         .collect();
     let mut problems = Vec::new();
     let mut phases = Vec::with_capacity(StopPhase::ALL.len());
@@ -195,7 +195,7 @@ async fn run_phase(
                 deadline: cap_end,
                 not_joined: AtomicBool::new(false),
             });
-            match launch(call_hook(node.component.clone(), ctx.clone())).await {
+            match launch(call_hook(node.component(), ctx.clone())).await {
                 Launched::Done(ended) => {
                     if ctx.joined() {
                         shared.events.emit(

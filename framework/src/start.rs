@@ -173,7 +173,7 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StepError>>
         let deadline = began + settings.start_timeout;
         let mut attempt = 1;
         loop {
-            let error = match within(deadline, node.component.start(&ctx)).await {
+            let error = match within(deadline, node.component().start(&ctx)).await {
                 Some(Ok(())) => break,
                 Some(Err(error)) => error,
                 None => {
@@ -241,7 +241,7 @@ async fn wait_until_ready(shared: &Shared, i: usize, deadline: Instant) -> Resul
     let mut interval = Duration::from_millis(1);
     let mut last: Option<String> = None;
     loop {
-        match within(deadline, node.component.ready()).await {
+        match within(deadline, node.component().ready()).await {
             Some(readiness) if readiness.is_ready() => return Ok(()),
             Some(Readiness::NotReady(reason)) => {
                 if last.as_deref() != Some(reason.as_str()) {

@@ -8,6 +8,7 @@
 //! | the shutdown begins | `STOPPING=1`, `STATUS=stopping: <reason>` |
 //! | a stop phase begins | `STATUS=phase N <name>`, `EXTEND_TIMEOUT_USEC=<its budget + 1 s>` |
 //! | a component restarts | `STATUS=restarting <component>: <cause>`, then `STATUS=running` |
+//! | SIGHUP (`sighup.rs`) | `RELOADING=1`, `STATUS=reloading`, `MONOTONIC_USEC=<now>`; then `READY=1`, `STATUS=running` |
 //! | every half `WATCHDOG_USEC` | `WATCHDOG=1`, from a task on the service's own runtime |
 //!
 //! The watchdog pings come from an ordinary task, so they stop when the
@@ -43,7 +44,7 @@ impl SystemdNotify {
         std::env::var_os("NOTIFY_SOCKET").map(|_| Self { budgets })
     }
 
-    fn send(states: &[NotifyState<'_>]) {
+    pub(crate) fn send(states: &[NotifyState<'_>]) {
         // Best effort: a lost notification must never fail the service.
         let _ = sd_notify::notify(states);
     }

@@ -2,7 +2,8 @@
 //! datagram socket given to a real child process as `NOTIFY_SOCKET` and
 //! checks what arrives, in order: `STATUS` while starting, `READY=1`,
 //! watchdog pings, then `STOPPING=1` and a `STATUS` with an
-//! `EXTEND_TIMEOUT_USEC` per phase. A process whose runtime is wedged
+//! `EXTEND_TIMEOUT_USEC` per phase; on SIGHUP `RELOADING=1` with
+//! `MONOTONIC_USEC`, then `READY=1`. A process whose runtime is wedged
 //! stops pinging.
 
 use std::os::unix::net::UnixDatagram;
@@ -177,4 +178,30 @@ fn a_notify_socket_nobody_listens_on_never_affects_the_service() {
     let lines = lines.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(lines.iter().any(|l| l.contains("\"event\":\"shutdown_finished\"") && l.contains("clean")), "{lines:?}");
+}
+
+#[test]
+fn a_reload_tells_systemd_reloading_with_its_monotonic_time_then_ready() {
+    let systemd = Systemd::listen();
+    let mut child = systemd.spawn(&[]);
+    systemd.received.wait_for("READY=1");
+    std::fs::create_dir_all(systemd.dir.join("config")).unwrap();
+    std::fs::write(systemd.dir.join("config/default.toml"), "[log]\nlevel = \"debug\"\n").unwrap();
+    signal(&child, libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while systemd.received.count("READY=1") < 2 {
+        assert!(Instant::now() < deadline, "no READY=1 after the reload: {:?}", systemd.received.all());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait(&mut child), 0);
+
+    let lines = systemd.received.all();
+    let first_ready = position(&lines, |l| l == "READY=1", "READY=1");
+    let reloading = position(&lines, |l| l == "RELOADING=1", "RELOADING=1");
+    let monotonic = position(&lines, |l| l.starts_with("MONOTONIC_USEC="), "MONOTONIC_USEC");
+    let ready_again = reloading + position(&lines[reloading..], |l| l == "READY=1", "READY=1 again");
+    assert!(first_ready < reloading && reloading < monotonic && monotonic < ready_again, "{lines:?}");
+    let usec: u64 = lines[monotonic]["MONOTONIC_USEC=".len()..].parse().expect("a number");
+    assert!(usec > 0);
 }

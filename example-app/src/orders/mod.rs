@@ -15,12 +15,15 @@ pub mod model;
 pub mod routes;
 pub mod store;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
-use orderly::{BoxError, Component, Dependency, FromConfig, Readiness, StartContext, Validate, Validation};
+use orderly::{
+    BoxError, Component, Dependency, FromConfig, Readiness, ReloadContext, Reloaded, StartContext, Validate, Validation,
+};
 use orderly_components::cache::Cache;
 use orderly_components::http::HttpServer;
 use orderly_components::metrics::Metrics;
@@ -68,9 +71,42 @@ impl Validate for OrdersConfig {
     }
 }
 
+/// How long orders stay cached; a reload changes them in place.
+pub struct CacheTtls {
+    confirmed_ms: AtomicU64,
+    pending_ms: AtomicU64,
+}
+
+impl CacheTtls {
+    fn new(config: &OrdersConfig) -> Self {
+        let ttls = Self { confirmed_ms: AtomicU64::new(0), pending_ms: AtomicU64::new(0) };
+        ttls.set(config);
+        ttls
+    }
+
+    fn set(&self, config: &OrdersConfig) {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.confirmed_ms.store(ms(config.cache_ttl), Ordering::Relaxed);
+        self.pending_ms.store(ms(config.pending_cache_ttl), Ordering::Relaxed);
+    }
+
+    fn copy_from(&self, other: &CacheTtls) {
+        self.confirmed_ms.store(other.confirmed_ms.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.pending_ms.store(other.pending_ms.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// The TTL for an order in `status`.
+    pub fn of(&self, status: model::OrderStatus) -> Duration {
+        Duration::from_millis(match status {
+            model::OrderStatus::Pending => self.pending_ms.load(Ordering::Relaxed),
+            model::OrderStatus::Confirmed => self.confirmed_ms.load(Ordering::Relaxed),
+        })
+    }
+}
+
 /// The orders component.
 pub struct Orders {
-    config: OrdersConfig,
+    ttls: Arc<CacheTtls>,
     faults: Mutex<Option<Arc<Faults>>>,
 }
 
@@ -102,8 +138,7 @@ impl Component for Orders {
             store: OrderStore::new(ctx.dependency::<Database>()?, workers, faults.clone()),
             cache,
             metrics,
-            cache_ttl: self.config.cache_ttl,
-            pending_cache_ttl: self.config.pending_cache_ttl,
+            ttls: self.ttls.clone(),
         });
         ctx.dependency::<HttpServer>()?.routes(move |cfg| {
             // Public, and registered before the scope so that it matches first.
@@ -131,6 +166,17 @@ impl Component for Orders {
         Ok(())
     }
 
+    /// `[orders]` holds only cache TTLs, and they change in place: orders
+    /// cached from now on get the new ones.
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let new = ctx.replacement::<Orders>().ok_or("the replacement is not an Orders")?;
+        self.ttls.copy_from(&new.ttls);
+        slog::info!(ctx.logger(), "cache TTLs changed";
+            "cache_ttl" => ?new.ttls.of(model::OrderStatus::Confirmed),
+            "pending_cache_ttl" => ?new.ttls.of(model::OrderStatus::Pending));
+        Ok(Reloaded::Applied)
+    }
+
     async fn ready(&self) -> Readiness {
         match &*self.faults.lock() {
             Some(faults) if faults.db_failure() => {
@@ -145,7 +191,7 @@ impl FromConfig for Orders {
     type Config = OrdersConfig;
 
     fn from_config(config: OrdersConfig) -> Result<Self, BoxError> {
-        Ok(Self { config, faults: Mutex::new(None) })
+        Ok(Self { ttls: Arc::new(CacheTtls::new(&config)), faults: Mutex::new(None) })
     }
 }
 

@@ -3,7 +3,6 @@
 //! same code that serves.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -12,7 +11,7 @@ use orderly_components::http::ApiError;
 
 use super::cache_key;
 use super::metrics::OrderMetrics;
-use super::model::{self, ErrorBody, NewOrder, Order, OrderPage, OrderStatus};
+use super::model::{self, ErrorBody, NewOrder, Order, OrderPage};
 use super::store::{Created, OrderStore};
 
 /// The idempotency key header.
@@ -29,8 +28,7 @@ pub struct OrdersApi {
     pub(super) store: OrderStore,
     pub(super) cache: Arc<Cache>,
     pub(super) metrics: OrderMetrics,
-    pub(super) cache_ttl: Duration,
-    pub(super) pending_cache_ttl: Duration,
+    pub(super) ttls: Arc<super::CacheTtls>,
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
@@ -149,10 +147,7 @@ pub async fn get_order(id: web::Path<String>, api: web::Data<OrdersApi>) -> Resu
         return Ok(HttpResponse::Ok().content_type("application/json").body(web::Bytes::copy_from_slice(&json)));
     }
     let order = api.store.get(id).await?.ok_or_else(|| ApiError::not_found(format!("no order {id}")))?;
-    let ttl = match order.status {
-        OrderStatus::Pending => api.pending_cache_ttl,
-        OrderStatus::Confirmed => api.cache_ttl,
-    };
+    let ttl = api.ttls.of(order.status);
     api.cache.set(&key, &order, Some(ttl)).await;
     Ok(HttpResponse::Ok().json(order))
 }

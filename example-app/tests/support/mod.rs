@@ -87,9 +87,14 @@ impl App {
     /// Spawns it against `database_url` with `extra` env on top, and waits
     /// until its public server serves.
     pub fn start(database_url: &str, extra: &[(&str, &str)]) -> App {
+        App::start_with_args(database_url, extra, &[])
+    }
+
+    /// [`App::start`] with command-line arguments (`--config FILE`).
+    pub fn start_with_args(database_url: &str, extra: &[(&str, &str)], args: &[&str]) -> App {
         let mut env = base_env(database_url);
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut app = App::spawn(&env, &[]);
+        let mut app = App::spawn(&env, args);
         app.admin = Some(app.wait_for_msg("management server listening")["addr"].as_str().unwrap().parse().unwrap());
         app.http = Some(app.wait_for_msg("serving")["addr"].as_str().unwrap().parse().unwrap());
         app

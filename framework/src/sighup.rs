@@ -1,0 +1,237 @@
+//! Reload on SIGHUP: the config layers are read again, exactly as at
+//! start, and validated in full; an invalid reload is reported with every
+//! problem and changes nothing. A valid one applies what can change while
+//! running:
+//!
+//! - `[log] level` at once (the `--log-level` flag still wins);
+//! - each component section that changed: the component is rebuilt from
+//!   the new config and handed to the runtime (`reload.rs`), which has the
+//!   running one apply it in place or restarts it along the graph.
+//!
+//! What needs a new process is said so in the log: `[log] format`,
+//! `[start]`, `[shutdown]`, `[components.*]`, `[lifecycle]`, and
+//! components enabled or disabled. Under systemd, `RELOADING=1` (with
+//! `MONOTONIC_USEC`) comes first and `READY=1` last.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sd_notify::NotifyState;
+
+use crate::cli::Cli;
+use crate::component::Component;
+use crate::config::{ConfigErrors, ConfigIssue, ConfigSources, LoadedConfig};
+use crate::graph::RESERVED_NAMES;
+use crate::logging::{LevelSwitch, LogSettings};
+use crate::registry::{Built, Construct, Registration};
+use crate::reload::ReloadReport;
+use crate::runtime::Shared;
+use crate::settings::RuntimeSettings;
+
+/// The config layers of this process: what reading them again needs.
+pub(crate) struct Layers {
+    pub(crate) env_prefix: String,
+    pub(crate) embedded: Vec<String>,
+    pub(crate) cli: Cli,
+}
+
+impl Layers {
+    /// Flags > env > file > profile file > default file > embedded defaults.
+    pub(crate) fn load(&self) -> Result<LoadedConfig, ConfigErrors> {
+        let cli = &self.cli;
+        let profile = cli.profile.clone().or_else(|| std::env::var(format!("{}_PROFILE", self.env_prefix)).ok());
+        let mut sources = ConfigSources::new(&self.env_prefix).profile(profile).file(cli.config.clone());
+        for toml in &self.embedded {
+            sources = sources.embedded_defaults(toml);
+        }
+        let mut bad = Vec::new();
+        for pair in &cli.set {
+            match pair.split_once('=') {
+                Some((key, value)) => sources = sources.set(key.trim(), value.trim()),
+                None => bad.push(ConfigIssue { key: pair.clone(), message: "--set takes KEY=VALUE".into() }),
+            }
+        }
+        match (sources.load(), bad.is_empty()) {
+            (Ok(config), true) => Ok(config),
+            (Ok(_), false) => Err(ConfigErrors(bad)),
+            (Err(ConfigErrors(mut issues)), _) => {
+                issues.extend(bad);
+                Err(ConfigErrors(issues))
+            }
+        }
+    }
+}
+
+/// Reports sections that belong to no component and are not the runtime's own.
+pub(crate) fn check_sections(config: &LoadedConfig, names: &[&str], issues: &mut Vec<ConfigIssue>) {
+    for section in config.sections() {
+        if !names.contains(&section.as_str()) && !RESERVED_NAMES.contains(&section.as_str()) {
+            issues.push(ConfigIssue {
+                key: section,
+                message: format!("unknown section; components are: {}", names.join(", ")),
+            });
+        }
+    }
+}
+
+/// Reads every registered component's section, building those not disabled.
+pub(crate) fn read_components(
+    config: &LoadedConfig,
+    registrations: &[&'static Registration],
+    settings: &RuntimeSettings,
+    issues: &mut Vec<ConfigIssue>,
+) -> Vec<(&'static str, Built)> {
+    let mut built = Vec::new();
+    for registration in registrations {
+        let name = registration.section();
+        let construct = if settings.is_disabled(name) { Construct::No } else { Construct::Yes };
+        match registration.read(config, construct) {
+            Ok(Some(component)) => built.push((name, component)),
+            Ok(None) => {}
+            Err(found) => issues.extend(found),
+        }
+    }
+    built
+}
+
+/// A section as read, for telling whether it changed (secrets included,
+/// which a printed dump would hide).
+fn raw_section(config: &LoadedConfig, name: &str) -> Option<serde_json::Value> {
+    config.section::<serde_json::Value>(name).ok()
+}
+
+/// What the running process was configured with, and how to read it again.
+pub(crate) struct Reloader {
+    pub(crate) layers: Layers,
+    pub(crate) registrations: Vec<&'static Registration>,
+    pub(crate) names: Vec<String>,
+    pub(crate) settings: RuntimeSettings,
+    pub(crate) log: LogSettings,
+    pub(crate) level: LevelSwitch,
+    /// Each running registered component's section, as it was last applied.
+    pub(crate) sections: BTreeMap<String, Option<serde_json::Value>>,
+    pub(crate) logger: slog::Logger,
+}
+
+/// A validated reload, ready to hand to the runtime.
+pub(crate) struct Prepared {
+    changes: Vec<(String, Arc<dyn Component>)>,
+    sections: BTreeMap<String, Option<serde_json::Value>>,
+}
+
+impl Reloader {
+    /// Records the sections of the components the app runs, as started.
+    pub(crate) fn remember(&mut self, config: &LoadedConfig, running: &[&str]) {
+        self.sections = running.iter().map(|&name| (name.to_string(), raw_section(config, name))).collect();
+    }
+
+    /// Reads and validates every layer again; applies the log level; says
+    /// what waits for a restart; returns the components to hand over.
+    pub(crate) fn prepare(&mut self) -> Result<Prepared, ConfigErrors> {
+        let config = self.layers.load()?;
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        let mut issues = Vec::new();
+        let settings = config.runtime_settings(&names).unwrap_or_else(|ConfigErrors(found)| {
+            issues.extend(found);
+            RuntimeSettings::default()
+        });
+        let log = config.section::<LogSettings>("log").unwrap_or_else(|ConfigErrors(found)| {
+            issues.extend(found);
+            LogSettings::default()
+        });
+        if let Err(ConfigErrors(found)) = config.section::<crate::app::LifecycleOutput>("lifecycle") {
+            issues.extend(found);
+        }
+        check_sections(&config, &names, &mut issues);
+        let built = read_components(&config, &self.registrations, &settings, &mut issues);
+        if !issues.is_empty() {
+            return Err(ConfigErrors(issues));
+        }
+
+        let level = self.layers.cli.log_level.unwrap_or(log.level);
+        if level != self.log.level {
+            self.level.set(level);
+            slog::info!(self.logger, "log level changed"; "from" => format!("{:?}", self.log.level), "to" => format!("{level:?}"));
+            self.log.level = level;
+        }
+        if self.layers.cli.log_format.is_none() && log.format != self.log.format {
+            slog::warn!(self.logger, "the log format changes at the next start"; "format" => format!("{:?}", log.format));
+        }
+        if settings != self.settings {
+            slog::warn!(self.logger, "[start], [shutdown] and [components.*] changes take effect at the next start");
+        }
+
+        slog::debug!(self.logger, "reload: configuration read and valid"; "components" => built.len());
+        let mut prepared = Prepared { changes: Vec::new(), sections: BTreeMap::new() };
+        for (name, built) in built {
+            let section = raw_section(&config, name);
+            match self.sections.get(name) {
+                Some(old) if *old != section => {
+                    prepared.changes.push((name.to_string(), built.component));
+                    prepared.sections.insert(name.to_string(), section);
+                }
+                Some(_) => {}
+                None => {
+                    slog::warn!(self.logger, "a component enabled by the reload starts at the next start"; "component" => name)
+                }
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// Remembers what the runtime took.
+    fn commit(&mut self, mut prepared: Prepared, report: &ReloadReport) {
+        for name in report.applied.iter().chain(&report.restarted) {
+            if let Some(section) = prepared.sections.remove(name) {
+                self.sections.insert(name.clone(), section);
+            }
+        }
+    }
+}
+
+fn notify(under_systemd: bool, states: &[NotifyState<'_>]) {
+    if under_systemd {
+        crate::systemd::SystemdNotify::send(states);
+    }
+}
+
+/// Reloads on every SIGHUP until a shutdown begins.
+pub(crate) async fn reload_on_sighup(
+    app: &'static str,
+    mut hangups: tokio::signal::unix::Signal,
+    shared: Arc<Shared>,
+    mut reloader: Reloader,
+    under_systemd: bool,
+) {
+    while hangups.recv().await.is_some() {
+        if shared.shutdown.is_requested() {
+            return;
+        }
+        let mut reloading = vec![NotifyState::Reloading, NotifyState::Status("reloading")];
+        reloading.extend(NotifyState::monotonic_usec_now().ok());
+        notify(under_systemd, &reloading);
+        let logger = reloader.logger.clone();
+        slog::info!(logger, "reloading the configuration (SIGHUP)");
+        match reloader.prepare() {
+            Err(ConfigErrors(problems)) => {
+                for problem in &problems {
+                    slog::error!(logger, "reload rejected"; "key" => &problem.key, "problem" => &problem.message);
+                }
+                slog::error!(logger, "reload rejected: the configuration is invalid; nothing changed"; "problems" => problems.len());
+                eprintln!("{app}: reload rejected, nothing changed: {}", ConfigErrors(problems));
+            }
+            Ok(prepared) => {
+                let report = crate::reload::reload(&shared, prepared.changes.clone()).await;
+                slog::info!(logger, "reloaded";
+                    "applied" => report.applied.join(", "),
+                    "restarted" => report.restarted.join(", "),
+                    "failed" => report.failed.join("; "));
+                for failure in &report.failed {
+                    eprintln!("{app}: reload: {failure}");
+                }
+                reloader.commit(prepared, &report);
+            }
+        }
+        notify(under_systemd, &[NotifyState::Ready, NotifyState::Status("running")]);
+    }
+}

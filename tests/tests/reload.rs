@@ -1,0 +1,245 @@
+//! Reload on SIGHUP, against the real child process: a changed log level
+//! takes effect; a changed section restarts its component (no reload hook)
+//! or is refused when a dependent cannot start twice; an invalid reload is
+//! rejected with every problem and changes nothing. And `Runtime::reload`
+//! itself: applied in place by a hook, restarted with a replacement and the
+//! dependents, the old value back when the replacement fails to start.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use orderly::testing::{Behavior, Edge, Journal, Probe, Step};
+use orderly::{
+    async_trait, BoxError, Component, EventKind, ReloadContext, Reloaded, Runtime, ShutdownReason, StopPhase,
+};
+
+/// A running `lifecycle-child` in its own directory (whose
+/// `config/default.toml` the test rewrites), with its output collected.
+struct Child_ {
+    dir: PathBuf,
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl Child_ {
+    fn start(name: &str, config: &str) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("orderly-reload-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        std::fs::write(dir.join("config/default.toml"), config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
+            .env_clear()
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        let started = Child_ { dir, child, stdout, stderr };
+        started.wait_for_stdout(|l| l.contains("\"event\":\"ready\"") && l.contains("\"component\":\"api\""));
+        started
+    }
+
+    fn rewrite(&self, config: &str) {
+        std::fs::write(self.dir.join("config/default.toml"), config).unwrap();
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn wait_for_stdout(&self, wanted: impl Fn(&str) -> bool) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(at) = self.lines().iter().position(|l| wanted(l)) {
+                return at;
+            }
+            assert!(Instant::now() < deadline, "not found in:\n{}", self.lines().join("\n"));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn wait_for_stderr(&self, wanted: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.stderr.lock().unwrap().join("\n");
+            if text.contains(wanted) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "no `{wanted}` in stderr:\n{text}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGTERM, then the exit code.
+    fn stop(mut self) -> (i32, Vec<String>) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "the child did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        std::thread::sleep(Duration::from_millis(50)); // the reader threads finish
+        (code, self.lines())
+    }
+}
+
+impl Drop for Child_ {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn is_reloaded(line: &str) -> bool {
+    line.contains("\"msg\":\"reloaded\"")
+}
+
+#[test]
+fn a_sighup_applies_a_changed_log_level_at_once() {
+    let child = Child_::start("level", "[log]\nlevel = \"info\"\nformat = \"json\"\n");
+    child.rewrite("[log]\nlevel = \"debug\"\nformat = \"json\"\n");
+    let before = child.lines().len();
+    assert!(child.lines().iter().all(|l| !l.contains("\"level\":\"DEBG\"")), "no debug records before");
+    child.signal(libc::SIGHUP);
+    child.wait_for_stdout(is_reloaded);
+    let lines = child.lines();
+    assert!(lines[before..].iter().any(|l| l.contains("\"msg\":\"log level changed\"")), "{lines:#?}");
+    assert!(lines[before..].iter().any(|l| l.contains("\"level\":\"DEBG\"")), "debug records after: {lines:#?}");
+    let (code, lines) = child.stop();
+    assert_eq!(code, 0, "{lines:#?}");
+}
+
+#[test]
+fn a_changed_section_restarts_its_component_and_a_dependent_that_cannot_start_twice_refuses_it() {
+    let child = Child_::start("sections", "[log]\nformat = \"json\"\n[api]\ndrain_ms = 100\n");
+    // `api` has no reload hook and nothing depends on it: restarted with the new value.
+    // `store` (a changed secret) has `api` depending on it, which cannot start twice.
+    child.rewrite("[log]\nformat = \"json\"\n[api]\ndrain_ms = 120\n[store]\nurl = \"postgres://u:hunter2@db/x\"\n");
+    let before = child.lines().len();
+    child.signal(libc::SIGHUP);
+    child.wait_for_stdout(is_reloaded);
+    let lines: Vec<String> = child.lines()[before..].to_vec();
+    let events: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let find = |event: &str, component: &str| {
+        events
+            .iter()
+            .position(|v| v["event"] == event && v["component"] == component)
+            .unwrap_or_else(|| panic!("no {event} of {component}: {lines:#?}"))
+    };
+    let (stopped, started, reloaded) = (find("stopped", "api"), find("started", "api"), find("reloaded", "api"));
+    assert!(stopped < started && started < reloaded, "{lines:#?}");
+    let refused = events[find("reload_failed", "store")]["error"].as_str().unwrap_or_default().to_string();
+    assert!(refused.contains("its dependents api cannot start twice"), "{refused}");
+    assert!(!lines.iter().any(|l| l.contains("hunter2")), "the secret is never logged: {lines:#?}");
+    assert!(!events.iter().any(|v| v["component"] == "store" && v["event"] == "stopped"), "store untouched");
+    let (code, lines) = child.stop();
+    assert_eq!(code, 0, "{lines:#?}");
+}
+
+#[test]
+fn an_invalid_reload_is_rejected_with_every_problem_and_changes_nothing() {
+    let child = Child_::start("invalid", "[log]\nformat = \"json\"\n[api]\ndrain_ms = 100\n");
+    child.rewrite("[log]\nformat = \"json\"\nlevel = \"loud\"\n[api]\ndrain_ms = 999999\n[nonsense]\nx = 1\n");
+    let before = child.lines().len();
+    child.signal(libc::SIGHUP);
+    let stderr = child.wait_for_stderr("reload rejected");
+    for key in ["log.level", "api.drain_ms", "nonsense"] {
+        assert!(stderr.contains(key), "`{key}` is named: {stderr}");
+    }
+    // Nothing was stopped or restarted; the app still runs and stops cleanly.
+    std::thread::sleep(Duration::from_millis(100));
+    let after: Vec<String> = child.lines()[before..].to_vec();
+    assert!(
+        after.iter().all(|l| !l.contains("\"event\":\"stopping\"") && !l.contains("\"event\":\"starting\"")),
+        "{after:#?}"
+    );
+    let (code, lines) = child.stop();
+    assert_eq!(code, 0);
+    assert!(lines.iter().any(|l| l.contains("\"event\":\"shutdown_finished\"") && l.contains("clean")));
+}
+
+/// Holds a limit that it can change in place.
+struct Limiter {
+    limit: Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[async_trait]
+impl Component for Limiter {
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let new = ctx.replacement::<Limiter>().ok_or("not a limiter")?;
+        self.limit.store(new.limit.load(std::sync::atomic::Ordering::SeqCst), std::sync::atomic::Ordering::SeqCst);
+        Ok(Reloaded::Applied)
+    }
+}
+
+#[tokio::test]
+async fn a_reload_hook_applies_in_place_and_nothing_restarts() {
+    let limit = Arc::new(std::sync::atomic::AtomicU32::new(10));
+    let runtime = Runtime::builder().component(Limiter { limit: limit.clone() }).build().unwrap();
+    runtime.start().await.unwrap();
+    let replacement = Limiter { limit: Arc::new(std::sync::atomic::AtomicU32::new(20)) };
+    let report = runtime.reload(vec![("limiter".into(), Arc::new(replacement))]).await;
+    assert_eq!(report.applied, ["limiter"]);
+    assert!(report.is_complete());
+    assert_eq!(limit.load(std::sync::atomic::Ordering::SeqCst), 20);
+    assert!(runtime.timeline().of_kind(EventKind::Stopping).is_empty());
+    assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
+}
+
+fn starts(journal: &Journal, name: &str) -> usize {
+    journal.entries().iter().filter(|e| e.component == name && e.step == Step::Start && e.edge == Edge::Begin).count()
+}
+
+#[tokio::test]
+async fn without_a_hook_the_replacement_restarts_with_the_dependents_and_a_failed_one_is_undone() {
+    let (old_journal, new_journal) = (Journal::new(), Journal::new());
+    let runtime = Runtime::builder()
+        .component(Probe::new("queue").joins(StopPhase::Close).journal(&old_journal))
+        .component(Probe::new("consumer").depends_on(&["queue"]).restartable().journal(&old_journal))
+        .build()
+        .unwrap();
+    runtime.start().await.unwrap();
+
+    // The replacement runs from now on: its start is in its own journal.
+    let replacement = Probe::new("queue").joins(StopPhase::Close).journal(&new_journal);
+    let report = runtime.reload(vec![("queue".into(), Arc::new(replacement))]).await;
+    assert_eq!(report.restarted, ["queue"], "{report:?}");
+    assert_eq!((starts(&old_journal, "queue"), starts(&new_journal, "queue")), (1, 1));
+    assert_eq!(starts(&old_journal, "consumer"), 2, "the dependent restarted with it");
+    assert!(old_journal.did("queue", Step::Stop(StopPhase::Close)), "the old value was stopped");
+
+    // A replacement that cannot start: the running one (the first replacement) is started again.
+    let broken = Probe::new("queue").on_start(Behavior::Fail("bad address".into()));
+    let report = runtime.reload(vec![("queue".into(), Arc::new(broken))]).await;
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.failed[0].contains("the new config failed to start") && report.failed[0].contains("bad address"));
+    assert_eq!(starts(&new_journal, "queue"), 2, "the previous value runs again");
+    assert!(runtime.health().readiness(Duration::from_secs(1)).await.ready);
+    assert!(runtime.shutdown_handle().reason().is_none());
+    assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
+}
