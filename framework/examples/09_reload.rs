@@ -1,0 +1,88 @@
+//! 09: new config while running. `RateLimit` changes its limit in place
+//! (its `reload` hook copies it from the replacement built from the new
+//! config); `Mailer` has no hook, so a reload restarts it with the new
+//! value, along with `Signup`, which depends on it. `App` does this on
+//! SIGHUP after re-reading and validating every config layer; here the
+//! replacements are handed to `Runtime::reload` directly.
+//!
+//! cargo run -p orderly --example 09_reload
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use orderly::{
+    BoxError, Component, Dependency, EventKind, ReloadContext, Reloaded, Runtime, ShutdownReason, StartContext,
+};
+
+struct RateLimit {
+    per_second: AtomicU32,
+}
+
+#[orderly::component]
+impl Component for RateLimit {
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let new = ctx.replacement::<RateLimit>().ok_or("not a RateLimit")?;
+        self.per_second.store(new.per_second.load(Ordering::Relaxed), Ordering::Relaxed);
+        Ok(Reloaded::Applied) // in effect now; nothing restarts
+    }
+}
+
+struct Mailer {
+    relay: String,
+}
+
+#[orderly::component]
+impl Component for Mailer {
+    async fn start(&self, _ctx: &StartContext) -> Result<(), BoxError> {
+        println!("mailer: connected to {}", self.relay);
+        Ok(())
+    }
+}
+
+struct Signup;
+
+#[orderly::component]
+impl Component for Signup {
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Mailer>()]
+    }
+
+    fn restartable(&self) -> bool {
+        true // restarted when the mailer is
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        println!("signup: using the mailer at {}", ctx.dependency::<Mailer>()?.relay);
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let limit = Arc::new(RateLimit { per_second: AtomicU32::new(100) });
+    let runtime = Runtime::builder()
+        .component_arc(limit.clone())
+        .component(Mailer { relay: "smtp-a:25".into() })
+        .component(Signup)
+        .build()?;
+    runtime.start().await.map_err(|e| format!("{e:?}"))?;
+
+    let report = runtime
+        .reload(vec![
+            ("rate_limit".into(), Arc::new(RateLimit { per_second: AtomicU32::new(250) })),
+            ("mailer".into(), Arc::new(Mailer { relay: "smtp-b:25".into() })),
+        ])
+        .await;
+    println!("applied in place: {:?}; restarted: {:?}", report.applied, report.restarted);
+    println!("rate limit now {} per second", limit.per_second.load(Ordering::Relaxed));
+    assert_eq!(report.applied, ["rate_limit"]);
+    assert_eq!(report.restarted, ["mailer"]);
+    assert_eq!(limit.per_second.load(Ordering::Relaxed), 250);
+    for event in runtime.timeline().of_kind(EventKind::Reloaded) {
+        println!("reloaded {}: {}", event.component.as_deref().unwrap_or("?"), event.detail.as_deref().unwrap_or(""));
+    }
+
+    let shutdown = runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
+    println!("shutdown clean: {}", shutdown.is_clean());
+    Ok(())
+}
