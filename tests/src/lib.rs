@@ -201,7 +201,7 @@ impl Component for Crasher {
 
 orderly::register_default!(Crasher);
 
-/// Fails 30 ms after every start, and restarts (off by default): a crash
+/// Panics 30 ms after every start, and restarts (off by default): a crash
 /// loop, which its restart limit ends.
 #[derive(Default)]
 pub struct Flapper;
@@ -214,7 +214,7 @@ impl Component for Flapper {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         ctx.spawn(async {
             tokio::time::sleep(Duration::from_millis(30)).await;
-            Err("the consumer's broker connection dropped".into())
+            panic!("the consumer's broker connection dropped");
         });
         Ok(())
     }
