@@ -15,6 +15,7 @@
 //! | `cache` | [`cache::Cache`] (`[cache]`) | 5 close | moka in-process or Redis behind one API, circuit breaker, coalesced loads |
 //! | `workers` | [`workers::Workers`] (`[workers]`) | 1 stop claiming, 3 stop workers | job runners over a durable Postgres queue and a bounded in-memory queue |
 #![warn(missing_docs)]
+#![deny(unreachable_pub)]
 
 #[cfg(feature = "admin")]
 pub mod admin;

@@ -111,7 +111,16 @@ pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<(String, Arc<dyn C
         let ctx = ReloadContext { name: node.name.clone(), logger: shared.loggers[i].clone(), replacement };
         let component = node.component();
         let hook = AssertUnwindSafe(component.reload(&ctx)).catch_unwind();
-        let outcome = match tokio::time::timeout(RELOAD_TIMEOUT, hook).await {
+        // A shutdown waits for this turn: it must not wait for a slow hook.
+        let shutdown = shared.shutdown.clone();
+        let ended = tokio::select! {
+            ended = tokio::time::timeout(RELOAD_TIMEOUT, hook) => ended,
+            _ = shutdown.requested() => {
+                fail(&mut report, "a shutdown began during its reload hook".into());
+                continue;
+            }
+        };
+        let outcome = match ended {
             Ok(Ok(Ok(outcome))) => outcome,
             Ok(Ok(Err(error))) => {
                 fail(&mut report, format!("its reload hook failed: {}", box_error_chain(&error)));
