@@ -228,7 +228,7 @@ impl Permanent {
 
 /// The default name of a component type: the last path segment of its type
 /// name, without generics, in snake_case. Interned, so it is computed once.
-pub fn default_name<T: ?Sized + 'static>() -> &'static str {
+pub(crate) fn default_name<T: ?Sized + 'static>() -> &'static str {
     static NAMES: RwLock<Option<HashMap<TypeId, &'static str>>> = RwLock::new(None);
     let id = TypeId::of::<T>();
     if let Some(name) = NAMES.read().as_ref().and_then(|m| m.get(&id).copied()) {

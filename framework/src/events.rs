@@ -74,7 +74,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for pre-registering metrics.
-    pub const ALL: [EventKind; 22] = [
+    pub(crate) const ALL: [EventKind; 22] = [
         EventKind::Starting,
         EventKind::Retrying,
         EventKind::Started,
@@ -100,7 +100,7 @@ impl EventKind {
     ];
 
     /// The kind's position in [`EventKind::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 

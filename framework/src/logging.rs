@@ -76,18 +76,14 @@ pub enum LogFormat {
 }
 
 /// Flushes the async log drain when dropped. Keep it alive until the end of `main`.
-pub struct LogGuard {
+pub(crate) struct LogGuard {
     _guard: Option<slog_async::AsyncGuard>,
     level: Arc<AtomicUsize>,
 }
 
 impl LogGuard {
-    /// Changes the lowest level written, at once, for every logger made
-    /// from this root (a reload does this).
-    pub fn set_level(&self, level: LogLevel) {
-        self.switch().set(level);
-    }
-
+    /// A handle that changes the lowest level written, at once, for every
+    /// logger made from this root (a reload uses it).
     pub(crate) fn switch(&self) -> LevelSwitch {
         LevelSwitch(self.level.clone())
     }
@@ -124,7 +120,7 @@ impl<D: Drain> Drain for SwitchedLevel<D> {
 }
 
 /// Builds the root logger for `app`; records carry `app` and `version`.
-pub fn build_logger(settings: &LogSettings, app: &str, version: &str) -> (slog::Logger, LogGuard) {
+pub(crate) fn build_logger(settings: &LogSettings, app: &str, version: &str) -> (slog::Logger, LogGuard) {
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Text => false,

@@ -33,7 +33,7 @@ const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 ///   that the component's policy let the app survive (`on_failure = "ignore"`);
 /// - `orderly_component_restarts_total{component}`: restarts begun.
 #[derive(Clone)]
-pub struct LifecycleMetrics {
+pub(crate) struct LifecycleMetrics {
     inner: Arc<Samples>,
 }
 
@@ -50,7 +50,7 @@ struct Samples {
 
 impl LifecycleMetrics {
     /// Creates the metrics for about `components` components and registers them on `registry`.
-    pub fn register(registry: &Registry, components: usize) -> Result<Self, prometheus::Error> {
+    pub(crate) fn register(registry: &Registry, components: usize) -> Result<Self, prometheus::Error> {
         let desc = |name: &str, help: &str, labels: &[&str]| {
             Desc::new(name.into(), help.into(), labels.iter().map(|l| l.to_string()).collect(), Default::default())
         };

@@ -64,7 +64,7 @@ pub(crate) struct Built {
     pub(crate) config_dump: String,
 }
 
-/// One registered component type. Made by [`register!`]; read by [`App`](crate::App).
+/// One registered component type. Made by [`register!`](crate::register); read by [`App`](crate::App).
 pub struct Registration {
     section: fn() -> &'static str,
     module_path: &'static str,
@@ -115,6 +115,7 @@ impl Registration {
     }
 
     /// Every registration linked into this binary.
+    #[doc(hidden)] // for the linking tests; apps use `App`
     pub fn all() -> impl Iterator<Item = &'static Registration> {
         inventory::iter::<Registration>.into_iter()
     }
@@ -185,7 +186,7 @@ macro_rules! register_default {
 }
 
 /// Registers a component type (which implements [`FromConfig`]) so that every
-/// app linking this crate runs it. See [`link!`] for the app's side.
+/// app linking this crate runs it. See [`link!`](crate::link) for the app's side.
 #[macro_export]
 macro_rules! register {
     ($component:ty) => {
@@ -195,7 +196,7 @@ macro_rules! register {
     };
 }
 
-/// The crates whose registered components an app runs. Made only by [`link!`].
+/// The crates whose registered components an app runs. Made only by [`link!`](crate::link).
 #[derive(Debug, Clone)]
 pub struct Linked {
     crates: &'static [&'static str],
