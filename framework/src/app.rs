@@ -14,7 +14,7 @@ use crate::logging::{build_logger, LogSettings};
 use crate::registry::{Linked, Registration};
 use crate::runtime::{BuildError, RunOutcome, Runtime};
 use crate::shutdown::ShutdownReport;
-use crate::sighup::{check_sections, read_components, reload_on_sighup, Layers, Reloader};
+use crate::sighup::{check_sections, noting, read_components, reload_on_sighup, Layers, Reloader};
 use crate::systemd::SystemdNotify;
 use crate::trigger::{Shutdown, ShutdownReason};
 
@@ -106,10 +106,7 @@ impl App {
             Ok(config) => (config, Vec::new()),
             Err(ConfigErrors(issues)) => (LoadedConfig::default(), issues),
         };
-        let mut log_settings = config.section::<LogSettings>("log").unwrap_or_else(|ConfigErrors(found)| {
-            issues.extend(found);
-            LogSettings::default()
-        });
+        let mut log_settings = noting(config.section::<LogSettings>("log"), &mut issues);
         log_settings.level = cli.log_level.unwrap_or(log_settings.level);
         log_settings.format = cli.log_format.unwrap_or(log_settings.format);
         let (logger, log_guard) = build_logger(&log_settings, self.info.name, self.info.version);
@@ -142,14 +139,8 @@ impl App {
         owned_names.extend(self.extra.iter().map(|c| c.name().to_string()));
         let names: Vec<&str> = owned_names.iter().map(String::as_str).collect();
 
-        let settings = config.runtime_settings(&names).unwrap_or_else(|ConfigErrors(found)| {
-            issues.extend(found);
-            Default::default()
-        });
-        let output = config.section::<LifecycleOutput>("lifecycle").unwrap_or_else(|ConfigErrors(found)| {
-            issues.extend(found);
-            LifecycleOutput::default()
-        });
+        let settings = noting(config.runtime_settings(&names), &mut issues);
+        let output = noting(config.section::<LifecycleOutput>("lifecycle"), &mut issues);
         check_sections(config, &names, &mut issues);
 
         let mut builder = Runtime::builder().logger(logger.clone()).shutdown_handle(Shutdown::new());

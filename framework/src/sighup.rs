@@ -62,6 +62,15 @@ impl Layers {
     }
 }
 
+/// The value read, or its default with the problems added to `issues`: all
+/// problems are reported together, not just the first section's.
+pub(crate) fn noting<T: Default>(read: Result<T, ConfigErrors>, issues: &mut Vec<ConfigIssue>) -> T {
+    read.unwrap_or_else(|ConfigErrors(found)| {
+        issues.extend(found);
+        T::default()
+    })
+}
+
 /// Reports sections that belong to no component and are not the runtime's own.
 pub(crate) fn check_sections(config: &LoadedConfig, names: &[&str], issues: &mut Vec<ConfigIssue>) {
     for section in config.sections() {
@@ -131,17 +140,9 @@ impl Reloader {
         let config = self.layers.load()?;
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
         let mut issues = Vec::new();
-        let settings = config.runtime_settings(&names).unwrap_or_else(|ConfigErrors(found)| {
-            issues.extend(found);
-            RuntimeSettings::default()
-        });
-        let log = config.section::<LogSettings>("log").unwrap_or_else(|ConfigErrors(found)| {
-            issues.extend(found);
-            LogSettings::default()
-        });
-        if let Err(ConfigErrors(found)) = config.section::<crate::app::LifecycleOutput>("lifecycle") {
-            issues.extend(found);
-        }
+        let settings = noting(config.runtime_settings(&names), &mut issues);
+        let log = noting(config.section::<LogSettings>("log"), &mut issues);
+        noting(config.section::<crate::app::LifecycleOutput>("lifecycle"), &mut issues);
         check_sections(&config, &names, &mut issues);
         let built = read_components(&config, &self.registrations, &settings, &mut issues);
         if !issues.is_empty() {
