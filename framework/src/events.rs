@@ -27,9 +27,12 @@ pub enum EventKind {
     Started,
     /// A component reported ready after starting.
     Ready,
-    /// Not ready: a component waiting to become ready after `start` (with
-    /// its reason; once per distinct reason), or the whole app at shutdown.
+    /// A component waiting to become ready after `start`, with its reason
+    /// (once per distinct reason).
     NotReady,
+    /// The whole app reports not ready from now on: a shutdown began. The
+    /// first step of every shutdown, before the propagation delay.
+    ReadinessWithdrawn,
     /// A component's start was cancelled because another component failed or
     /// a shutdown was requested. It never started, so it is not stopped.
     Cancelled,
@@ -74,12 +77,13 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind, for pre-registering metrics.
-    pub(crate) const ALL: [EventKind; 22] = [
+    pub(crate) const ALL: [EventKind; 23] = [
         EventKind::Starting,
         EventKind::Retrying,
         EventKind::Started,
         EventKind::Ready,
         EventKind::NotReady,
+        EventKind::ReadinessWithdrawn,
         EventKind::Cancelled,
         EventKind::ShutdownRequested,
         EventKind::PhaseStarted,
@@ -112,6 +116,7 @@ impl EventKind {
             EventKind::Started => "started",
             EventKind::Ready => "ready",
             EventKind::NotReady => "not_ready",
+            EventKind::ReadinessWithdrawn => "readiness_withdrawn",
             EventKind::Cancelled => "cancelled",
             EventKind::ShutdownRequested => "shutdown_requested",
             EventKind::PhaseStarted => "phase_started",

@@ -88,7 +88,7 @@ pub(crate) async fn shut_down(shared: &Shared, reason: ShutdownReason) -> Shutdo
     shared.events.emit(EventKind::ShutdownRequested.build().detail(reason.to_string()));
 
     shared.health.begin_shutdown();
-    shared.events.emit(EventKind::NotReady.build().detail("shutting down"));
+    shared.events.emit(EventKind::ReadinessWithdrawn.build().detail("shutting down"));
 
     if !settings.propagation_delay.is_zero() {
         tokio::time::sleep_until(

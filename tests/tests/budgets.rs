@@ -135,7 +135,7 @@ async fn the_propagation_delay_passes_between_the_readiness_flip_and_phase_one()
         .unwrap();
     let report = app.shutdown().await;
     let events = app.timeline().events();
-    let not_ready = events.iter().find(|e| e.event == EventKind::NotReady).unwrap().at;
+    let not_ready = events.iter().find(|e| e.event == EventKind::ReadinessWithdrawn).unwrap().at;
     let phase_one = events.iter().find(|e| e.event == EventKind::PhaseStarted).unwrap().at;
     assert!(phase_one - not_ready >= Duration::from_millis(200), "delay not honoured: {:?}", phase_one - not_ready);
     assert!(journal.did("http", Step::Stop(StopPhase::StopAccepting)));
