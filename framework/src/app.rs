@@ -335,7 +335,7 @@ fn watch_signals(app: &'static str, shutdown: Shutdown) -> std::io::Result<()> {
 /// Once a shutdown begins, an OS thread (which no stuck task can block)
 /// ends the process if the shutdown overruns its deadline.
 async fn arm_watchdog(app: &'static str, shutdown: Shutdown, deadline: Duration) {
-    shutdown.requested().await;
+    shutdown.wait().await;
     let limit = deadline + WATCHDOG_GRACE;
     let spawned = std::thread::Builder::new().name("orderly-watchdog".into()).spawn(move || {
         std::thread::sleep(limit);

@@ -115,7 +115,7 @@ pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<(String, Arc<dyn C
         let shutdown = shared.shutdown.clone();
         let ended = tokio::select! {
             ended = tokio::time::timeout(RELOAD_TIMEOUT, hook) => ended,
-            _ = shutdown.requested() => {
+            _ = shutdown.wait() => {
                 fail(&mut report, "a shutdown began during its reload hook".into());
                 continue;
             }

@@ -170,7 +170,7 @@ pub(crate) async fn cycle(
         let shutdown = shared.shutdown.clone();
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            _ = shutdown.requested() => return None,
+            _ = shutdown.wait() => return None,
         }
     }
     let (started, end) = start_all(shared, members).await;

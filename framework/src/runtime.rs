@@ -369,7 +369,7 @@ impl Runtime {
         if let Err(outcome) = self.start().await {
             return *outcome;
         }
-        let reason = self.shared.shutdown.requested().await;
+        let reason = self.shared.shutdown.wait().await;
         RunOutcome::ShutDown(self.shutdown(reason).await)
     }
 

@@ -106,7 +106,7 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
                     end = settle(shared, i, ended, &mut started, &mut walk, &mut runnable);
                 }
             }
-            reason = shared.shutdown.requested() => end = Some(StartEnd::Interrupted(reason)),
+            reason = shared.shutdown.wait() => end = Some(StartEnd::Interrupted(reason)),
         }
     }
 

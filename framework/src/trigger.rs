@@ -64,7 +64,7 @@ impl fmt::Display for ShutdownReason {
 /// let shutdown = Shutdown::new();
 /// shutdown.request("admin", "maintenance window");
 /// shutdown.request("admin", "ignored: the first request wins");
-/// let reason = shutdown.requested().await;
+/// let reason = shutdown.wait().await;
 /// assert_eq!(reason.to_string(), "requested by admin: maintenance window");
 /// # });
 /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -124,7 +124,7 @@ impl Shutdown {
     }
 
     /// Waits until a shutdown is requested, and returns why.
-    pub async fn requested(&self) -> ShutdownReason {
+    pub async fn wait(&self) -> ShutdownReason {
         let mut rx = self.reason.subscribe();
         loop {
             if let Some(reason) = rx.borrow_and_update().clone() {

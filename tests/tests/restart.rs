@@ -249,7 +249,7 @@ async fn temporary_keeps_the_failure_policy_a_failure_shuts_down() {
     let (journal, switch) = (Journal::new(), TaskSwitch::new());
     let app = start(service(&journal, &switch, Restart::Temporary), fast_restarts(3)).await;
     switch.flip(TaskEnding::Fail("lost the broker connection".into()));
-    let reason = tokio::time::timeout(Duration::from_secs(10), app.runtime().shutdown_handle().requested())
+    let reason = tokio::time::timeout(Duration::from_secs(10), app.runtime().shutdown_handle().wait())
         .await
         .expect("a temporary component's failure requests a shutdown");
     assert!(matches!(reason, ShutdownReason::ComponentFailed { ref component, .. } if component == "queue"));
