@@ -56,8 +56,13 @@ impl Child_ {
         started
     }
 
-    fn rewrite(&self, config: &str) {
+    /// Rewrites the config file and sends SIGHUP; returns how many stdout
+    /// lines there were before, so a test reads what the reload logged.
+    fn reload_with(&self, config: &str) -> usize {
         std::fs::write(self.dir.join("config/default.toml"), config).unwrap();
+        let before = self.lines().len();
+        self.signal(libc::SIGHUP);
+        before
     }
 
     fn signal(&self, signal: i32) {
@@ -122,10 +127,8 @@ fn is_reloaded(line: &str) -> bool {
 #[test]
 fn a_sighup_applies_a_changed_log_level_at_once() {
     let child = Child_::start("level", "[log]\nlevel = \"info\"\nformat = \"json\"\n");
-    child.rewrite("[log]\nlevel = \"debug\"\nformat = \"json\"\n");
-    let before = child.lines().len();
     assert!(child.lines().iter().all(|l| !l.contains("\"level\":\"DEBG\"")), "no debug records before");
-    child.signal(libc::SIGHUP);
+    let before = child.reload_with("[log]\nlevel = \"debug\"\nformat = \"json\"\n");
     child.wait_for_stdout(is_reloaded);
     let lines = child.lines();
     assert!(lines[before..].iter().any(|l| l.contains("\"msg\":\"log level changed\"")), "{lines:#?}");
@@ -139,9 +142,8 @@ fn a_changed_section_restarts_its_component_and_a_dependent_that_cannot_start_tw
     let child = Child_::start("sections", "[log]\nformat = \"json\"\n[api]\ndrain_ms = 100\n");
     // `api` has no reload hook and nothing depends on it: restarted with the new value.
     // `store` (a changed secret) has `api` depending on it, which cannot start twice.
-    child.rewrite("[log]\nformat = \"json\"\n[api]\ndrain_ms = 120\n[store]\nurl = \"postgres://u:hunter2@db/x\"\n");
-    let before = child.lines().len();
-    child.signal(libc::SIGHUP);
+    let before = child
+        .reload_with("[log]\nformat = \"json\"\n[api]\ndrain_ms = 120\n[store]\nurl = \"postgres://u:hunter2@db/x\"\n");
     child.wait_for_stdout(is_reloaded);
     let lines: Vec<String> = child.lines()[before..].to_vec();
     let events: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
@@ -164,9 +166,8 @@ fn a_changed_section_restarts_its_component_and_a_dependent_that_cannot_start_tw
 #[test]
 fn an_invalid_reload_is_rejected_with_every_problem_and_changes_nothing() {
     let child = Child_::start("invalid", "[log]\nformat = \"json\"\n[api]\ndrain_ms = 100\n");
-    child.rewrite("[log]\nformat = \"json\"\nlevel = \"loud\"\n[api]\ndrain_ms = 999999\n[nonsense]\nx = 1\n");
-    let before = child.lines().len();
-    child.signal(libc::SIGHUP);
+    let before =
+        child.reload_with("[log]\nformat = \"json\"\nlevel = \"loud\"\n[api]\ndrain_ms = 999999\n[nonsense]\nx = 1\n");
     let stderr = child.wait_for_stderr("reload rejected");
     for key in ["log.level", "api.drain_ms", "nonsense"] {
         assert!(stderr.contains(key), "`{key}` is named: {stderr}");
