@@ -10,16 +10,9 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::HttpMessage;
 use parking_lot::Mutex;
-
-use super::{route_template, status_of};
-use crate::http::RequestId;
 
 /// Written out once this many bytes are buffered.
 const FLUSH_AT: usize = 32 * 1024;
@@ -178,34 +171,11 @@ fn format_line(out: &mut String, at: SystemTime, line: &Line<'_>) {
     out.push_str("}\n");
 }
 
-/// The middleware on its own (the server runs it inside `observe`).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) async fn access_log<B: MessageBody>(
-    log: std::sync::Arc<AccessLog>,
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = route_template(&req);
-    let id = req.extensions().get::<RequestId>().cloned();
-    let response = next.call(req).await;
-    log.record(&Line {
-        method: method.as_str(),
-        route: &route,
-        status: status_of(&response).as_u16(),
-        duration: started.elapsed(),
-        request_id: id.as_ref().map_or("", |id| id.as_str()),
-    });
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::middleware::request_id::request_id;
-    use actix_web::middleware::from_fn;
-    use actix_web::{test, web, App, HttpResponse};
+    use crate::http::middleware::test_support::shipped;
+    use actix_web::{test, web, HttpResponse};
     use std::sync::Arc;
 
     fn captured() -> (Arc<AccessLog>, Arc<Mutex<Vec<u8>>>) {
@@ -217,16 +187,11 @@ mod tests {
     #[actix_web::test]
     async fn logs_one_json_line_with_the_route_template() {
         let (log, lines) = captured();
-        let app = test::init_service(
-            App::new()
-                .wrap(from_fn({
-                    let log = log.clone();
-                    move |req, next| access_log(log.clone(), req, next)
-                }))
-                .wrap(from_fn(request_id))
-                .route("/users/{id}", web::get().to(HttpResponse::Ok)),
-        )
-        .await;
+        let mut stack = shipped(|cfg| {
+            cfg.route("/users/{id}", web::get().to(HttpResponse::Ok));
+        });
+        stack.access_log = Some(log.clone());
+        let app = test::init_service(stack.app()).await;
         let req = test::TestRequest::get().uri("/users/42").insert_header(("x-request-id", "r1")).to_request();
         test::call_service(&app, req).await;
         assert!(lines.lock().is_empty(), "buffered until flushed");

@@ -5,12 +5,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-
-use crate::http::ApiError;
-
 /// Requests being served, shared by all workers.
 pub(crate) struct Limit {
     active: AtomicUsize,
@@ -43,33 +37,20 @@ impl Drop for Permit {
     }
 }
 
-/// The middleware on its own (the server applies it inside `guard`).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) async fn limit<B: MessageBody>(
-    limit: Arc<Limit>,
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let Some(_permit) = limit.try_acquire() else {
-        return Err(ApiError::overloaded().into());
-    };
-    next.call(req).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::middleware::from_fn;
-    use actix_web::{test, web, App, HttpResponse};
+    use crate::http::middleware::test_support::shipped;
+    use actix_web::{test, web, HttpResponse};
     use tokio::sync::Notify;
 
     #[actix_web::test]
     async fn rejects_past_the_limit_and_recovers() {
-        let shared = Limit::new(1);
         let release = Arc::new(Notify::new());
         let gate = release.clone();
-        let app =
-            test::init_service(App::new().wrap(from_fn(move |req, next| limit(shared.clone(), req, next))).route(
+        let mut stack = shipped(move |cfg| {
+            let gate = gate.clone();
+            cfg.route(
                 "/",
                 web::get().to(move || {
                     let gate = gate.clone();
@@ -78,8 +59,10 @@ mod tests {
                         HttpResponse::Ok().finish()
                     }
                 }),
-            ))
-            .await;
+            );
+        });
+        stack.limit = Limit::new(1);
+        let app = test::init_service(stack.app()).await;
         let first = test::call_service(&app, test::TestRequest::get().uri("/").to_request());
         let mut first = std::pin::pin!(first);
         assert!(futures::poll!(first.as_mut()).is_pending(), "the first request holds the only slot");

@@ -10,11 +10,10 @@
 //! - server errors are logged with their cause and the request id.
 
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, ResponseError};
+use actix_web::ResponseError;
 
 use crate::http::{ApiError, RequestId};
 
@@ -80,29 +79,15 @@ pub(crate) fn convert<B: MessageBody + 'static>(
     Ok(ServiceResponse::new(request, replacement))
 }
 
-/// The middleware on its own (the server applies it inside `guard`).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) async fn json_errors<B: MessageBody + 'static>(
-    logger: slog::Logger,
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let id = req.extensions().get::<RequestId>().cloned();
-    convert(&logger, id.as_ref(), next.call(req).await)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::middleware::from_fn;
-    use actix_web::{test, web, App, HttpResponse};
+    use crate::http::middleware::test_support::shipped;
+    use actix_web::{test, web, HttpResponse};
 
     async fn call(path: &str, method: actix_web::http::Method) -> (u16, serde_json::Value) {
-        let log = slog::Logger::root(slog::Discard, slog::o!());
-        let app = test::init_service(
-            App::new()
-                .wrap(from_fn(move |req, next| json_errors(log.clone(), req, next)))
-                .service(web::resource("/ok").route(web::get().to(HttpResponse::Ok)))
+        let stack = shipped(|cfg| {
+            cfg.service(web::resource("/ok").route(web::get().to(HttpResponse::Ok)))
                 .route(
                     "/text-500",
                     web::get().to(|| async { HttpResponse::InternalServerError().body("db password is hunter2") }),
@@ -115,9 +100,9 @@ mod tests {
                         ))
                     }),
                 )
-                .route("/api-error", web::get().to(|| async { Err::<HttpResponse, _>(ApiError::bad_request("no")) })),
-        )
-        .await;
+                .route("/api-error", web::get().to(|| async { Err::<HttpResponse, _>(ApiError::bad_request("no")) }));
+        });
+        let app = test::init_service(stack.app()).await;
         let res = test::call_service(&app, test::TestRequest::default().method(method).uri(path).to_request()).await;
         let status = res.status().as_u16();
         let body = test::read_body(res).await;

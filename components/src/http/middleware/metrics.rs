@@ -2,18 +2,14 @@
 //! `http_request_duration_seconds{method,route}`, labelled by route
 //! template (`/users/{id}`), never by raw path, so cardinality is bounded.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::Next;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-use super::{route_template, status_of};
 use crate::metrics::MetricsError;
 
 /// The server's metrics, registered on the runtime's registry.
@@ -105,15 +101,9 @@ impl HttpMetrics {
         InFlight(self.in_flight.clone())
     }
 
-    /// Records one answered request.
-    pub(crate) fn observe(&self, method: &Method, route: &str, status: StatusCode, took: Duration) {
-        let method = method_label(method);
-        self.duration.with_label_values(&[method, route]).observe(took.as_secs_f64());
-        self.requests.with_label_values(&[method, route, status.as_str()]).inc();
-    }
-
-    /// Records one answered request through a worker's cache of series.
-    pub(crate) fn observe_cached(
+    /// Records one answered request, through a worker's cache of series:
+    /// looking a series up by its labels costs a hash and a lock per request.
+    pub(crate) fn observe(
         &self,
         local: &LocalSeries,
         method: &Method,
@@ -139,38 +129,20 @@ impl HttpMetrics {
     }
 }
 
-/// The middleware on its own (the server runs it inside `observe`).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) async fn record<B: MessageBody>(
-    metrics: HttpMetrics,
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let started = Instant::now();
-    let _in_flight = metrics.in_flight();
-    let method = req.method().clone();
-    let route = route_template(&req);
-    let response = next.call(req).await;
-    metrics.observe(&method, &route, status_of(&response), started.elapsed());
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::middleware::from_fn;
-    use actix_web::{test, web, App, HttpResponse};
+    use crate::http::middleware::test_support::shipped;
+    use actix_web::{test, web, HttpResponse};
 
     #[actix_web::test]
     async fn labels_use_the_route_template() {
         let registry = Registry::new();
-        let metrics = HttpMetrics::register(&registry).unwrap();
-        let app = test::init_service(
-            App::new()
-                .wrap(from_fn(move |req, next| record(metrics.clone(), req, next)))
-                .route("/users/{id}", web::get().to(HttpResponse::Ok)),
-        )
-        .await;
+        let mut stack = shipped(|cfg| {
+            cfg.route("/users/{id}", web::get().to(HttpResponse::Ok));
+        });
+        stack.metrics = HttpMetrics::register(&registry).unwrap();
+        let app = test::init_service(stack.app()).await;
         for path in ["/users/1", "/users/2", "/nope"] {
             test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
         }
@@ -183,14 +155,21 @@ mod tests {
     }
 
     #[core::prelude::v1::test]
-    fn the_cached_path_records_the_same_series() {
+    fn the_cached_and_the_first_lookup_record_the_same_series() {
         let registry = Registry::new();
         let metrics = HttpMetrics::register(&registry).unwrap();
         let local = LocalSeries::default();
         for _ in 0..3 {
-            metrics.observe_cached(&local, &Method::GET, "/a/{id}".into(), StatusCode::OK, Duration::from_millis(1));
+            metrics.observe(&local, &Method::GET, "/a/{id}".into(), StatusCode::OK, Duration::from_millis(1));
         }
-        metrics.observe(&Method::GET, "/a/{id}", StatusCode::OK, Duration::from_millis(1));
+        // Another worker's first request for the series goes through the lookup.
+        metrics.observe(
+            &LocalSeries::default(),
+            &Method::GET,
+            "/a/{id}".into(),
+            StatusCode::OK,
+            Duration::from_millis(1),
+        );
         let text = crate::metrics::render(&registry).unwrap();
         assert!(text.contains(r#"http_requests_total{method="GET",route="/a/{id}",status="200"} 4"#), "{text}");
         assert!(text.contains(r#"http_request_duration_seconds_count{method="GET",route="/a/{id}"} 4"#), "{text}");

@@ -1,13 +1,13 @@
-//! The middleware stack, one concern per module. Each is a plain async
-//! function used with `actix_web::middleware::from_fn`, so it can be tested
-//! on its own with `actix_web::test`.
+//! The middleware stack, one concern per module.
 //!
 //! The server runs one layer (see [`stack`](super::stack)): `observe`
 //! (request id, tracing, metrics, access log and security headers; the
 //! route template matched once per request) around `guard` (the concurrency
 //! limit, drain tracking and cut-off, the time limit, the panic guard and
-//! JSON errors) around the router. Each concern keeps its own module and
-//! `from_fn` function, tested on its own.
+//! JSON errors) around the router. Each concern keeps its own module with
+//! the pieces those two layers call, and its tests drive the stack exactly
+//! as the server builds it ([`test_support::shipped`]), never a layer
+//! assembled for the test alone.
 
 pub(crate) mod access_log;
 pub(crate) mod backpressure;
@@ -88,13 +88,36 @@ impl ResponseError for ErrorWithHeaders {
 
 #[cfg(test)]
 pub(crate) mod test_support {
+    use std::sync::Arc;
+
     use actix_web::dev::ServiceResponse;
     use actix_web::http::header::HeaderMap;
     use actix_web::http::StatusCode;
+    use actix_web::web::ServiceConfig;
+
+    use super::backpressure::Limit;
+    use super::metrics::HttpMetrics;
+    use crate::http::stack::Stack;
+
+    /// The stack the server ships, serving `routes`, with the server's
+    /// defaults; a test changes the field it is about before `app()`.
+    pub(crate) fn shipped(routes: impl Fn(&mut ServiceConfig) + Send + Sync + 'static) -> Stack {
+        let defaults = crate::http::HttpConfig::default();
+        Stack {
+            logger: slog::Logger::root(slog::Discard, slog::o!()),
+            metrics: HttpMetrics::register(&prometheus::Registry::new()).expect("a fresh registry takes the metrics"),
+            drain: Arc::default(),
+            limit: Limit::new(defaults.max_concurrent_requests),
+            request_timeout: defaults.request_timeout,
+            max_body_bytes: defaults.max_body_bytes,
+            access_log: None,
+            routes: Arc::from(vec![Arc::new(routes) as super::super::routes::Configure]),
+        }
+    }
 
     /// Status and headers of what the client would get, whether the
     /// service answered or returned an error for actix to render.
-    pub(crate) fn seen_by_client(result: Result<ServiceResponse, actix_web::Error>) -> (StatusCode, HeaderMap) {
+    pub(crate) fn seen_by_client<B>(result: Result<ServiceResponse<B>, actix_web::Error>) -> (StatusCode, HeaderMap) {
         match result {
             Ok(response) => (response.status(), response.headers().clone()),
             Err(error) => {

@@ -54,7 +54,7 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
             request_id: id.as_str(),
         });
     }
-    observers.metrics.observe_cached(&observers.local, &method, route, status, took);
+    observers.metrics.observe(&observers.local, &method, route, status, took);
     tracing::finish(span, status);
     let result = match result {
         Ok(mut response) => {

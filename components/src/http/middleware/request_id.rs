@@ -2,10 +2,8 @@
 //! otherwise, echoed in the response, and kept in the request's extensions
 //! for logs ([`RequestContext`](crate::http::RequestContext)).
 
-use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 
 use super::ErrorWithHeaders;
@@ -53,21 +51,11 @@ pub(crate) fn echo<B>(
     }
 }
 
-/// The middleware on its own (the server runs it inside `observe`).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) async fn request_id<B: MessageBody>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let id = assign(&req);
-    echo(next.call(req).await, id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::middleware::from_fn;
-    use actix_web::{test, web, App, HttpResponse};
+    use crate::http::middleware::test_support::shipped;
+    use actix_web::{test, web, HttpResponse};
 
     async fn echo(req: actix_web::HttpRequest) -> HttpResponse {
         let id = req.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
@@ -76,7 +64,13 @@ mod tests {
 
     #[actix_web::test]
     async fn keeps_a_valid_client_id_and_echoes_it() {
-        let app = test::init_service(App::new().wrap(from_fn(request_id)).route("/", web::get().to(echo))).await;
+        let app = test::init_service(
+            shipped(|cfg| {
+                cfg.route("/", web::get().to(echo));
+            })
+            .app(),
+        )
+        .await;
         let req = test::TestRequest::get().uri("/").insert_header(("x-request-id", "abc-123")).to_request();
         let res = test::call_service(&app, req).await;
         assert_eq!(res.headers().get("x-request-id").unwrap(), "abc-123");
@@ -85,7 +79,13 @@ mod tests {
 
     #[actix_web::test]
     async fn replaces_a_missing_or_unsafe_id() {
-        let app = test::init_service(App::new().wrap(from_fn(request_id)).route("/", web::get().to(echo))).await;
+        let app = test::init_service(
+            shipped(|cfg| {
+                cfg.route("/", web::get().to(echo));
+            })
+            .app(),
+        )
+        .await;
         for header in [None, Some("has spaces\tand tabs"), Some(&*"x".repeat(200))] {
             let mut req = test::TestRequest::get().uri("/");
             if let Some(h) = header {

@@ -1,12 +1,7 @@
 //! Conservative security headers on every response, unless the handler set
 //! its own value.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-
-use super::ErrorWithHeaders;
 
 const HEADERS: [(&str, &str); 4] = [
     ("x-content-type-options", "nosniff"),
@@ -41,33 +36,23 @@ pub(crate) fn add(headers: &mut HeaderMap) {
     }
 }
 
-/// The middleware on its own (the server applies it inside `observe`).
-#[cfg_attr(not(test), allow(dead_code))]
-pub(crate) async fn security_headers<B: MessageBody>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
-    match next.call(req).await {
-        Ok(mut response) => {
-            add(response.headers_mut());
-            Ok(response)
-        }
-        Err(error) => Err(ErrorWithHeaders::add(error, all())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use actix_web::middleware::from_fn;
-    use actix_web::{test, web, App, HttpResponse};
+    use crate::http::middleware::test_support::shipped;
+    use actix_web::{test, web, HttpResponse};
 
     #[actix_web::test]
     async fn adds_headers_without_overriding_the_handlers() {
-        let app = test::init_service(App::new().wrap(from_fn(security_headers)).route(
-            "/",
-            web::get().to(|| async { HttpResponse::Ok().insert_header(("x-frame-options", "SAMEORIGIN")).finish() }),
-        ))
+        let app = test::init_service(
+            shipped(|cfg| {
+                cfg.route(
+                    "/",
+                    web::get()
+                        .to(|| async { HttpResponse::Ok().insert_header(("x-frame-options", "SAMEORIGIN")).finish() }),
+                );
+            })
+            .app(),
+        )
         .await;
         let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
         assert_eq!(res.headers().get("x-content-type-options").unwrap(), "nosniff");
