@@ -29,6 +29,8 @@ mod idle;
 pub mod metrics;
 #[cfg(any(feature = "http", feature = "admin"))]
 mod net;
+#[cfg(any(feature = "http", feature = "admin"))]
+pub use net::BindError;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(any(feature = "http", feature = "admin"))]
@@ -37,22 +39,6 @@ mod serve;
 pub mod tracing;
 #[cfg(feature = "workers")]
 pub mod workers;
-
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set once the tracing component has installed a tracer provider; until
-/// then the HTTP tracing middleware does nothing at all.
-static TRACING_INSTALLED: AtomicBool = AtomicBool::new(false);
-
-#[allow(dead_code)] // read only with the `http` feature, set only with `tracing`
-fn tracing_installed() -> bool {
-    TRACING_INSTALLED.load(Ordering::Relaxed)
-}
-
-#[allow(dead_code)]
-fn set_tracing_installed(installed: bool) {
-    TRACING_INSTALLED.store(installed, Ordering::Relaxed);
-}
 
 /// This machine's name (`/etc/hostname`), for lease owners and the
 /// Pushgateway's `instance` label.

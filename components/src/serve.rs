@@ -6,8 +6,6 @@
 //! listener ourselves, track connections ourselves, and only send actix the
 //! stop commands, so a stop is as fast as the work in flight allows.
 
-use std::time::Instant;
-
 use actix_web::dev::{Server, ServerHandle};
 use tokio::task::JoinHandle;
 
@@ -34,6 +32,7 @@ impl Serving {
 
     /// Stops taking connections now, and tells every open connection to
     /// finish its current response and close (no keep-alive reuse).
+    #[cfg(feature = "http")] // the management server stops at once instead
     pub(crate) fn stop_accepting(&mut self) {
         // The command is sent by the call itself; its future only waits for
         // workers, which are checked once a second: we track that ourselves.
@@ -42,7 +41,8 @@ impl Serving {
     }
 
     /// Closes the listener and every connection, waiting at most until `deadline`.
-    pub(crate) async fn stop_now(&mut self, deadline: Instant) {
+    #[cfg(feature = "admin")] // only the management server stops at once
+    pub(crate) async fn stop_now(&mut self, deadline: std::time::Instant) {
         self.closer.close();
         let _ = tokio::time::timeout_at(deadline.into(), self.handle.stop(false)).await;
         self.task.abort();

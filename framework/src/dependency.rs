@@ -24,6 +24,8 @@ use crate::component::{default_name, Component};
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Dependency {
     pub(crate) target: Target,
+    /// Whether the graph may lack the target (see [`Dependency::optional`]).
+    pub(crate) optional: bool,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -44,12 +46,39 @@ impl Dependency {
                 type_name: std::any::type_name::<T>(),
                 default_name: default_name::<T>(),
             },
+            optional: false,
         }
     }
 
     /// A dependency on the component with this name.
     pub fn named(name: impl Into<String>) -> Self {
-        Self { target: Target::Name(name.into()) }
+        Self { target: Target::Name(name.into()), optional: false }
+    }
+
+    /// The same dependency, kept only if the target is in the graph: when
+    /// no such component is linked, or it is `disabled`, there is no edge
+    /// and no error, and [`StartContext::dependency`](crate::StartContext::dependency)
+    /// answers [`AccessError::NotFound`](crate::AccessError::NotFound).
+    /// When it is there, it starts first and stops after, as any other.
+    /// An ambiguous type is still an error.
+    ///
+    /// ```
+    /// use orderly::{async_trait, Component, Dependency, Runtime};
+    /// struct Tracer;
+    /// #[async_trait] impl Component for Tracer {}
+    /// struct Api;
+    /// #[async_trait]
+    /// impl Component for Api {
+    ///     fn dependencies(&self) -> Vec<Dependency> {
+    ///         vec![Dependency::on::<Tracer>().optional()]
+    ///     }
+    /// }
+    /// // Without a `Tracer` the graph is still valid.
+    /// assert!(Runtime::builder().component(Api).build().is_ok());
+    /// ```
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
     }
 }
 
@@ -65,8 +94,12 @@ impl fmt::Display for Dependency {
 impl fmt::Debug for Dependency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
-            Target::Type { type_name, .. } => write!(f, "Dependency::on::<{type_name}>()"),
-            Target::Name(name) => write!(f, "Dependency::named({name:?})"),
+            Target::Type { type_name, .. } => write!(f, "Dependency::on::<{type_name}>()")?,
+            Target::Name(name) => write!(f, "Dependency::named({name:?})")?,
         }
+        if self.optional {
+            f.write_str(".optional()")?;
+        }
+        Ok(())
     }
 }

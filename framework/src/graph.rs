@@ -176,6 +176,7 @@ impl Graph {
                 let resolved = match &dep.target {
                     Target::Name(name) => match by_name.get(name.as_str()) {
                         Some(&j) => Some(j),
+                        None if dep.optional => None,
                         None if disabled.contains(name) => {
                             errors.push(GraphError::DependsOnDisabled { component, dependency: name.clone() });
                             None
@@ -195,6 +196,7 @@ impl Graph {
                             });
                             None
                         }
+                        None if dep.optional => None,
                         None if disabled.contains(*default_name) => {
                             errors.push(GraphError::DependsOnDisabled {
                                 component,
@@ -436,6 +438,34 @@ mod tests {
             panic!("expected an error");
         };
         assert!(matches!(&found[0], GraphError::DependsOnDisabled { dependency, .. } if dependency == "cache"));
+    }
+
+    /// Depends on `cache` if the graph has it.
+    struct MaybeCached;
+    #[async_trait::async_trait]
+    impl Component for MaybeCached {
+        fn name(&self) -> &str {
+            "api"
+        }
+        fn dependencies(&self) -> Vec<crate::Dependency> {
+            vec![crate::Dependency::named("cache").optional()]
+        }
+    }
+
+    fn maybe_cached() -> Node {
+        Node::new("api".into(), Arc::new(MaybeCached), ComponentSettings::default(), Supervision::Shutdown)
+    }
+
+    #[test]
+    fn an_optional_dependency_is_an_edge_when_present_and_nothing_when_absent() {
+        let graph = Graph::build(vec![maybe_cached(), node("cache", &[])], &BTreeSet::new()).unwrap();
+        assert_eq!(graph.dependencies[0], vec![1], "api waits for cache");
+        let graph = Graph::build(vec![maybe_cached()], &BTreeSet::new()).unwrap();
+        assert!(graph.dependencies[0].is_empty());
+        let disabled: BTreeSet<String> = ["cache".to_string()].into();
+        let graph = Graph::build(vec![maybe_cached()], &disabled).unwrap();
+        assert!(graph.dependencies[0].is_empty(), "disabled counts as absent");
+        assert_eq!(format!("{:?}", MaybeCached.dependencies()[0]), r#"Dependency::named("cache").optional()"#);
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl HttpServer {
         self.drain.in_flight()
     }
 
-    fn stack(&self, logger: slog::Logger, metrics: HttpMetrics) -> Stack {
+    fn stack(&self, logger: slog::Logger, metrics: HttpMetrics, traced: bool) -> Stack {
         Stack {
             logger,
             metrics,
@@ -167,6 +167,7 @@ impl HttpServer {
             max_body_bytes: self.config.max_body_bytes,
             access_log: self.access_log.clone(),
             routes: Arc::from(Vec::new()),
+            traced,
         }
     }
 }
@@ -222,7 +223,13 @@ impl Component for HttpServer {
     }
 
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::on::<Metrics>()]
+        vec![
+            Dependency::on::<Metrics>(),
+            // Started first when linked, so the first request is traced, and
+            // asked (not a process global) whether it exports.
+            #[cfg(feature = "tracing")]
+            Dependency::on::<crate::tracing::Tracing>().optional(),
+        ]
     }
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
@@ -243,7 +250,11 @@ impl Component for HttpServer {
         // Workers start once every component has: routes are complete then,
         // and connections that arrive meanwhile wait in the kernel's queue.
         let metrics = self.metrics.get().cloned().ok_or(HttpError::Metrics(MetricsError::NotStarted))?;
-        let stack = self.stack(ctx.logger().clone(), metrics);
+        #[cfg(feature = "tracing")]
+        let traced = ctx.dependency::<crate::tracing::Tracing>().is_ok_and(|tracing| tracing.is_exporting());
+        #[cfg(not(feature = "tracing"))]
+        let traced = false;
+        let stack = self.stack(ctx.logger().clone(), metrics, traced);
         let (config, routes, socket, state) =
             (self.config.clone(), self.routes.clone(), self.socket.clone(), self.state.clone());
         if let Some(log) = &self.access_log {

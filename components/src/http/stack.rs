@@ -29,6 +29,8 @@ pub(crate) struct Stack {
     pub(crate) max_body_bytes: usize,
     pub(crate) access_log: Option<Arc<AccessLog>>,
     pub(crate) routes: Arc<[Configure]>,
+    /// Whether requests get server spans (the tracing component exports).
+    pub(crate) traced: bool,
 }
 
 impl Stack {
@@ -44,10 +46,11 @@ impl Stack {
             InitError = (),
         >,
     > {
-        let Stack { logger, metrics, drain, limit, request_timeout, max_body_bytes, access_log, routes } = self.clone();
+        let Stack { logger, metrics, drain, limit, request_timeout, max_body_bytes, access_log, routes, traced } =
+            self.clone();
         let error_logger = logger.clone();
         // Built per worker (this runs once on each worker thread).
-        let observers = Observers { metrics, local: Default::default(), access_log };
+        let observers = Observers { metrics, local: Default::default(), access_log, traced };
         let mut app = App::new()
             .app_data(extractors::json(max_body_bytes))
             .app_data(extractors::bytes(max_body_bytes))

@@ -2,8 +2,9 @@
 //! OTLP/HTTP (protobuf), with W3C trace-context propagation.
 //!
 //! - `start` builds the exporter and a batching tracer provider, installs it
-//!   globally with the W3C propagator, and turns on the HTTP server's
-//!   per-request spans. With `endpoint = ""` (the default) it installs
+//!   globally with the W3C propagator. The HTTP server depends on it
+//!   (optionally) and asks [`Tracing::is_exporting`] at its start whether
+//!   to make per-request spans. With `endpoint = ""` (the default) it installs
 //!   nothing: tracing is off and costs nothing.
 //! - Phase 4 (flush) records the lifecycle as spans (startup, each
 //!   component's start, the shutdown and each phase that has finished),
@@ -157,7 +158,6 @@ impl Component for Tracing {
         global::set_tracer_provider(provider.clone());
         *self.provider.lock() = Some(provider);
         *self.lifecycle.lock() = Some(ctx.lifecycle());
-        crate::set_tracing_installed(true);
         slog::info!(ctx.logger(), "exporting traces"; "endpoint" => &self.config.endpoint, "sampler_ratio" => self.config.sampler_ratio);
         Ok(())
     }
@@ -166,7 +166,6 @@ impl Component for Tracing {
         let Some(provider) = self.provider.lock().take() else {
             return Ok(());
         };
-        crate::set_tracing_installed(false);
         if self.config.lifecycle_spans {
             if let Some(lifecycle) = self.lifecycle.lock().take() {
                 lifecycle_spans::record(&provider.tracer("orderly-lifecycle"), &lifecycle);

@@ -112,6 +112,7 @@ pub(crate) mod test_support {
             max_body_bytes: defaults.max_body_bytes,
             access_log: None,
             routes: Arc::from(vec![Arc::new(routes) as super::super::routes::Configure]),
+            traced: false,
         }
     }
 

@@ -25,6 +25,8 @@ pub(crate) struct Observers {
     pub(crate) metrics: HttpMetrics,
     pub(crate) local: Rc<LocalSeries>,
     pub(crate) access_log: Option<Arc<AccessLog>>,
+    /// Whether requests get server spans (the tracing component exports).
+    pub(crate) traced: bool,
 }
 
 pub(crate) async fn observe<B: MessageBody + 'static>(
@@ -38,7 +40,7 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
     let id = request_id::assign(&req);
     let route = route_template(&req);
     let method = req.method().clone();
-    let span = tracing::start(&req, &route);
+    let span = observers.traced.then(|| tracing::start(&req, &route));
 
     // The guards run inside: the whole stack is one layer, one future.
     let result = guarded(&guards, &id, req, |req| next.call(req)).await;

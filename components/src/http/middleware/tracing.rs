@@ -1,6 +1,7 @@
 //! A server span per request, continuing the caller's trace from a W3C
-//! `traceparent` header. Inert until the tracing component installs a
-//! tracer provider, so an app without tracing pays one atomic load.
+//! `traceparent` header. Only when the tracing component exports (the
+//! server asks it at start, see `HttpServer::dependencies`): an app
+//! without tracing pays one branch per request.
 
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::HeaderMap;
@@ -26,11 +27,8 @@ impl Extractor for Headers<'_> {
 }
 
 /// Starts the request's server span, continuing the caller's trace, and
-/// keeps its context in the request's extensions. `None` when tracing is off.
-pub(crate) fn start(req: &ServiceRequest, route: &str) -> Option<opentelemetry::Context> {
-    if !crate::tracing_installed() {
-        return None;
-    }
+/// keeps its context in the request's extensions.
+pub(crate) fn start(req: &ServiceRequest, route: &str) -> opentelemetry::Context {
     let parent = global::get_text_map_propagator(|propagator| propagator.extract(&Headers(req.headers())));
     let tracer = global::tracer("orderly-http");
     let method = req.method().as_str();
@@ -49,10 +47,10 @@ pub(crate) fn start(req: &ServiceRequest, route: &str) -> Option<opentelemetry::
         .start_with_context(&tracer, &parent);
     let context = parent.with_span(span);
     req.extensions_mut().insert(context.clone());
-    Some(context)
+    context
 }
 
-/// Ends the span with the response's status.
+/// Ends the span (if the request has one) with the response's status.
 pub(crate) fn finish(context: Option<opentelemetry::Context>, status: StatusCode) {
     let Some(context) = context else { return };
     let span = context.span();
