@@ -212,6 +212,19 @@ pub fn render(registry: &Registry) -> Result<String, MetricsError> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Registers the collector `made` under `what` (the metric's name, for
+/// the error), and returns it to record into: the one way the standard
+/// components register their metrics.
+pub(crate) fn register<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    what: &'static str,
+    made: Result<C, prometheus::Error>,
+) -> Result<C, MetricsError> {
+    let collector = made.map_err(|source| MetricsError::Register { what, source })?;
+    registry.register(Box::new(collector.clone())).map_err(|source| MetricsError::Register { what, source })?;
+    Ok(collector)
+}
+
 /// The content type of [`render`]'s output.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -228,14 +241,14 @@ impl Component for Metrics {
         // A second start of the same component (a retry) finds it already set.
         let _ = self.registry.set(registry.clone());
         if !self.config.push.url.is_empty() && self.pusher.get().is_none() {
-            let pushes = IntCounterVec::new(
-                Opts::new("orderly_metrics_pushes_total", "Pushes to the Pushgateway, by result (ok, error)."),
-                &["result"],
-            )
-            .map_err(|source| MetricsError::Register { what: "orderly_metrics_pushes_total", source })?;
-            registry
-                .register(Box::new(pushes.clone()))
-                .map_err(|source| MetricsError::Register { what: "orderly_metrics_pushes_total", source })?;
+            let pushes = register(
+                &registry,
+                "orderly_metrics_pushes_total",
+                IntCounterVec::new(
+                    Opts::new("orderly_metrics_pushes_total", "Pushes to the Pushgateway, by result (ok, error)."),
+                    &["result"],
+                ),
+            )?;
             let client = reqwest::Client::builder().timeout(self.config.push.timeout).build()?;
             let pusher = Pusher {
                 client,

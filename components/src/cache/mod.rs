@@ -121,28 +121,30 @@ struct CacheMetrics {
 
 impl CacheMetrics {
     fn register(registry: &prometheus::Registry) -> Result<Self, MetricsError> {
-        let reg = |what: &'static str, c: Box<dyn prometheus::core::Collector>| {
-            registry.register(c).map_err(|source| MetricsError::Register { what, source })
-        };
-        let err = |what: &'static str| move |source| MetricsError::Register { what, source };
-        let metrics = Self {
-            requests: IntCounterVec::new(
-                Opts::new("cache_requests_total", "Cache reads by backend and result (hit, miss)."),
-                &["backend", "result"],
-            )
-            .map_err(err("cache_requests_total"))?,
-            errors: IntCounterVec::new(
-                Opts::new("cache_errors_total", "Cache calls that failed or were skipped by the open breaker."),
-                &["backend"],
-            )
-            .map_err(err("cache_errors_total"))?,
-            breaker_open: IntGauge::new("cache_breaker_open", "1 while the Redis breaker is open (serving misses).")
-                .map_err(err("cache_breaker_open"))?,
-        };
-        reg("cache_requests_total", Box::new(metrics.requests.clone()))?;
-        reg("cache_errors_total", Box::new(metrics.errors.clone()))?;
-        reg("cache_breaker_open", Box::new(metrics.breaker_open.clone()))?;
-        Ok(metrics)
+        use crate::metrics::register;
+        Ok(Self {
+            requests: register(
+                registry,
+                "cache_requests_total",
+                IntCounterVec::new(
+                    Opts::new("cache_requests_total", "Cache reads by backend and result (hit, miss)."),
+                    &["backend", "result"],
+                ),
+            )?,
+            errors: register(
+                registry,
+                "cache_errors_total",
+                IntCounterVec::new(
+                    Opts::new("cache_errors_total", "Cache calls that failed or were skipped by the open breaker."),
+                    &["backend"],
+                ),
+            )?,
+            breaker_open: register(
+                registry,
+                "cache_breaker_open",
+                IntGauge::new("cache_breaker_open", "1 while the Redis breaker is open (serving misses)."),
+            )?,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use crate::metrics::MetricsError;
+use crate::metrics::{register, MetricsError};
 
 #[derive(Clone)]
 pub(crate) struct WorkerMetrics {
@@ -11,16 +11,6 @@ pub(crate) struct WorkerMetrics {
     pub(crate) duration: HistogramVec,
     pub(crate) in_flight: IntGaugeVec,
     pub(crate) depth: IntGaugeVec,
-}
-
-fn register<C: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
-    what: &'static str,
-    made: Result<C, prometheus::Error>,
-) -> Result<C, MetricsError> {
-    let collector = made.map_err(|source| MetricsError::Register { what, source })?;
-    registry.register(Box::new(collector.clone())).map_err(|source| MetricsError::Register { what, source })?;
-    Ok(collector)
 }
 
 impl WorkerMetrics {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-use crate::metrics::MetricsError;
+use crate::metrics::{register, MetricsError};
 
 /// The server's metrics, registered on the runtime's registry.
 #[derive(Clone)]
@@ -23,39 +23,41 @@ pub(crate) struct HttpMetrics {
 
 impl HttpMetrics {
     pub(crate) fn register(registry: &Registry) -> Result<Self, MetricsError> {
-        let metrics = Self {
-            requests: IntCounterVec::new(
-                Opts::new("http_requests_total", "HTTP requests answered, by method, route template and status."),
-                &["method", "route", "status"],
-            )
-            .map_err(|source| MetricsError::Register { what: "http_requests_total", source })?,
-            duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "http_request_duration_seconds",
-                    "Time to the response head, by method and route template.",
-                )
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-                &["method", "route"],
-            )
-            .map_err(|source| MetricsError::Register { what: "http_request_duration_seconds", source })?,
-            in_flight: IntGauge::new("http_requests_in_flight", "HTTP requests being served.")
-                .map_err(|source| MetricsError::Register { what: "http_requests_in_flight", source })?,
-            cut_off: IntCounter::new(
+        Ok(Self {
+            requests: register(
+                registry,
+                "http_requests_total",
+                IntCounterVec::new(
+                    Opts::new("http_requests_total", "HTTP requests answered, by method, route template and status."),
+                    &["method", "route", "status"],
+                ),
+            )?,
+            duration: register(
+                registry,
+                "http_request_duration_seconds",
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "http_request_duration_seconds",
+                        "Time to the response head, by method and route template.",
+                    )
+                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                    &["method", "route"],
+                ),
+            )?,
+            in_flight: register(
+                registry,
+                "http_requests_in_flight",
+                IntGauge::new("http_requests_in_flight", "HTTP requests being served."),
+            )?,
+            cut_off: register(
+                registry,
                 "http_requests_cut_off_total",
-                "Requests still running when the drain's budget ran out, answered 503.",
-            )
-            .map_err(|source| MetricsError::Register { what: "http_requests_cut_off_total", source })?,
-        };
-        let collectors: [(&'static str, Box<dyn prometheus::core::Collector>); 4] = [
-            ("http_requests_total", Box::new(metrics.requests.clone())),
-            ("http_request_duration_seconds", Box::new(metrics.duration.clone())),
-            ("http_requests_in_flight", Box::new(metrics.in_flight.clone())),
-            ("http_requests_cut_off_total", Box::new(metrics.cut_off.clone())),
-        ];
-        for (what, collector) in collectors {
-            registry.register(collector).map_err(|source| MetricsError::Register { what, source })?;
-        }
-        Ok(metrics)
+                IntCounter::new(
+                    "http_requests_cut_off_total",
+                    "Requests still running when the drain's budget ran out, answered 503.",
+                ),
+            )?,
+        })
     }
 }
 
