@@ -72,17 +72,17 @@ pub struct Registration {
     read: ReadFn,
 }
 
-/// Reads one registration's section: `None` when asked not to construct.
-type ReadFn = fn(&LoadedConfig, &str, Construct) -> Result<Option<Built>, Vec<ConfigIssue>>;
+/// Reads one registration's section: `None` when only checking it.
+type ReadFn = fn(&LoadedConfig, &str, ReadMode) -> Result<Option<Built>, Vec<ConfigIssue>>;
 
 /// Whether reading a registration's config also builds the component.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Construct {
-    /// Build it: the component runs.
-    Yes,
+pub(crate) enum ReadMode {
+    /// Check and build it: the component runs.
+    Build,
     /// Only check the config: the component is disabled, but a typo in its
     /// section should not wait until someone enables it.
-    No,
+    CheckOnly,
 }
 
 impl Registration {
@@ -109,9 +109,9 @@ impl Registration {
         self.module_path.split("::").next().unwrap_or(self.module_path)
     }
 
-    /// Checks the component's config section and, with `Construct::Yes`, builds it.
-    pub(crate) fn read(&self, config: &LoadedConfig, construct: Construct) -> Result<Option<Built>, Vec<ConfigIssue>> {
-        (self.read)(config, self.section(), construct)
+    /// Checks the component's config section and, with `ReadMode::Build`, builds it.
+    pub(crate) fn read(&self, config: &LoadedConfig, mode: ReadMode) -> Result<Option<Built>, Vec<ConfigIssue>> {
+        (self.read)(config, self.section(), mode)
     }
 
     /// Every registration linked into this binary.
@@ -126,7 +126,7 @@ inventory::collect!(Registration);
 fn read_from_config<T: FromConfig>(
     config: &LoadedConfig,
     section: &str,
-    construct: Construct,
+    mode: ReadMode,
 ) -> Result<Option<Built>, Vec<ConfigIssue>> {
     // A key that fails to parse does not hide the other problems of the section.
     let (typed, mut issues) = config.section_lenient::<T::Config>(section);
@@ -139,7 +139,7 @@ fn read_from_config<T: FromConfig>(
         Some(typed) if issues.is_empty() => typed,
         _ => return Err(issues),
     };
-    if construct == Construct::No {
+    if mode == ReadMode::CheckOnly {
         return Ok(None);
     }
     let config_dump = format!("{typed:#?}");
@@ -151,12 +151,12 @@ fn read_from_config<T: FromConfig>(
 fn read_default<T: Component + Default>(
     config: &LoadedConfig,
     section: &str,
-    construct: Construct,
+    mode: ReadMode,
 ) -> Result<Option<Built>, Vec<ConfigIssue>> {
     // No settings of its own, but a section in config is still checked, so a
     // stray key is an error rather than silently ignored.
     let _: NoConfig = config.section(section).map_err(|errors| errors.0)?;
-    Ok((construct == Construct::Yes)
+    Ok((mode == ReadMode::Build)
         .then(|| Built { component: Arc::new(T::default()), config_dump: "(no settings)".into() }))
 }
 

@@ -201,7 +201,7 @@ async fn run_phase(
                         shared.events.emit(
                             EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began),
                         );
-                        record(shared, i, phase, hook_began, HookEnd::Ended(ended), problems);
+                        report_hook_end(shared, i, phase, hook_began, HookEnd::Ended(ended), problems);
                     }
                     walk.complete(i, &mut runnable);
                 }
@@ -230,7 +230,7 @@ async fn run_phase(
                     handle.abort();
                 }
                 aborts[i] = None;
-                record(shared, i, phase, hook_began, end, problems);
+                report_hook_end(shared, i, phase, hook_began, end, problems);
                 walk.complete(i, &mut runnable);
             }
             () = &mut sleep => break,
@@ -241,7 +241,7 @@ async fn run_phase(
     for (i, slot) in aborts.iter().enumerate() {
         if let Some((hook_began, handle)) = slot {
             handle.abort();
-            record(shared, i, phase, *hook_began, HookEnd::PhaseOver, problems);
+            report_hook_end(shared, i, phase, *hook_began, HookEnd::PhaseOver, problems);
         }
     }
     for i in (0..graph.len()).filter(|&i| joins[i].contains(phase) && !ran[i]) {
@@ -264,7 +264,7 @@ enum HookEnd {
 }
 
 /// Emits the event for a finished hook and records any problem.
-fn record(
+fn report_hook_end(
     shared: &Shared,
     i: usize,
     phase: StopPhase,

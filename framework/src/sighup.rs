@@ -23,7 +23,7 @@ use crate::component::Component;
 use crate::config::{ConfigErrors, ConfigIssue, ConfigSources, LoadedConfig};
 use crate::graph::RESERVED_NAMES;
 use crate::logging::{LevelSwitch, LogSettings};
-use crate::registry::{Built, Construct, Registration};
+use crate::registry::{Built, ReadMode, Registration};
 use crate::reload::ReloadReport;
 use crate::runtime::Shared;
 use crate::settings::RuntimeSettings;
@@ -93,8 +93,8 @@ pub(crate) fn read_components(
     let mut built = Vec::new();
     for registration in registrations {
         let name = registration.section();
-        let construct = if settings.is_disabled(name) { Construct::No } else { Construct::Yes };
-        match registration.read(config, construct) {
+        let mode = if settings.is_disabled(name) { ReadMode::CheckOnly } else { ReadMode::Build };
+        match registration.read(config, mode) {
             Ok(Some(component)) => built.push((name, component)),
             Ok(None) => {}
             Err(found) => issues.extend(found),

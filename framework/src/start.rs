@@ -84,7 +84,7 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
             }
             match launch(start_one(shared, i)).await {
                 Launched::Done(ended) => {
-                    end = settle(shared, i, ended, &mut started, &mut walk, &mut runnable);
+                    end = conclude_start(shared, i, ended, &mut started, &mut walk, &mut runnable);
                     if end.is_some() {
                         break;
                     }
@@ -103,7 +103,7 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
             Some((i, ended)) = running.next() => {
                 aborts[i] = None;
                 if let Some(ended) = ended {
-                    end = settle(shared, i, ended, &mut started, &mut walk, &mut runnable);
+                    end = conclude_start(shared, i, ended, &mut started, &mut walk, &mut runnable);
                 }
             }
             reason = shared.shutdown.wait() => end = Some(StartEnd::Interrupted(reason)),
@@ -117,7 +117,7 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
         match ended {
             Some(Ended::Returned(Ok(()))) => started[i] = true,
             Some(ended) => {
-                let _ = settle(shared, i, ended, &mut started, &mut walk, &mut VecDeque::new());
+                let _ = conclude_start(shared, i, ended, &mut started, &mut walk, &mut VecDeque::new());
             }
             // Cancelled while waiting for readiness: its start returned, so it holds
             // whatever it acquired and is rolled back with the rest.
@@ -135,7 +135,7 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
 }
 
 /// Records the outcome of one component's start; returns `Some` on failure.
-fn settle(
+fn conclude_start(
     shared: &Shared,
     i: usize,
     ended: Ended<Result<(), StepError>>,

@@ -128,7 +128,11 @@ impl Drain {
 
     /// Keeps the request counted until its body has been sent, and marks
     /// the response `Connection: close` once the server is draining.
-    pub(crate) fn finish(&self, response: ServiceResponse<BoxBody>, guard: RequestGuard) -> ServiceResponse<BoxBody> {
+    pub(crate) fn track_until_sent(
+        &self,
+        response: ServiceResponse<BoxBody>,
+        guard: RequestGuard,
+    ) -> ServiceResponse<BoxBody> {
         let mut response = response;
         if self.is_draining() {
             response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));

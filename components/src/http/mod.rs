@@ -13,6 +13,7 @@
 //! - Handlers return [`ApiError`] for typed, JSON errors, and extract
 //!   [`RequestContext`] for a logger carrying the request id.
 
+mod app_template;
 mod config;
 mod drain;
 mod error;
@@ -20,7 +21,6 @@ pub(crate) mod middleware;
 mod request;
 mod routes;
 mod server;
-mod stack;
 
 pub use config::HttpConfig;
 pub use error::ApiError;

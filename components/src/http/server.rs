@@ -11,12 +11,12 @@ use orderly::{BoxError, Component, Dependency, FromConfig, Lifecycle, Readiness,
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use super::app_template::AppTemplate;
 use super::drain::Drain;
 use super::middleware::access_log::{AccessLog, FLUSH_EVERY};
 use super::middleware::backpressure::Limit;
 use super::middleware::metrics::HttpMetrics;
 use super::routes::RouteTable;
-use super::stack::Stack;
 use super::HttpConfig;
 use crate::metrics::{Metrics, MetricsError};
 use crate::net::{BindError, BoundListener, ListenerCloser};
@@ -157,8 +157,8 @@ impl HttpServer {
         self.drain.in_flight()
     }
 
-    fn stack(&self, logger: slog::Logger, metrics: HttpMetrics, traced: bool) -> Stack {
-        Stack {
+    fn app_template(&self, logger: slog::Logger, metrics: HttpMetrics, traced: bool) -> AppTemplate {
+        AppTemplate {
             logger,
             metrics,
             drain: self.drain.clone(),
@@ -175,7 +175,7 @@ impl HttpServer {
 /// Starts the actix server on the bound listener, unless a stop came first.
 fn serve(
     config: &HttpConfig,
-    mut stack: Stack,
+    mut template: AppTemplate,
     routes: &RouteTable,
     socket: &Mutex<Socket>,
     state: &watch::Sender<State>,
@@ -191,11 +191,11 @@ fn serve(
     let serve_error = |source| HttpError::Serve { addr, source };
     let listener = listener.try_clone().map_err(serve_error)?;
     listener.set_nonblocking(true).map_err(serve_error)?;
-    stack.routes = routes.seal();
-    let drain = stack.drain.clone();
+    template.routes = routes.seal();
+    let drain = template.drain.clone();
     let keep_alive =
         if config.keep_alive.is_zero() { KeepAlive::Disabled } else { KeepAlive::Timeout(config.keep_alive) };
-    let server = actix_web::HttpServer::new(move || stack.app())
+    let server = actix_web::HttpServer::new(move || template.app())
         .workers(config.worker_count())
         .backlog(config.backlog)
         .keep_alive(keep_alive)
@@ -254,7 +254,7 @@ impl Component for HttpServer {
         let traced = ctx.dependency::<crate::tracing::Tracing>().is_ok_and(|tracing| tracing.is_exporting());
         #[cfg(not(feature = "tracing"))]
         let traced = false;
-        let stack = self.stack(ctx.logger().clone(), metrics, traced);
+        let template = self.app_template(ctx.logger().clone(), metrics, traced);
         let (config, routes, socket, state) =
             (self.config.clone(), self.routes.clone(), self.socket.clone(), self.state.clone());
         if let Some(log) = &self.access_log {
@@ -275,7 +275,7 @@ impl Component for HttpServer {
         let (lifecycle, logger) = (ctx.lifecycle(), ctx.logger().clone());
         ctx.spawn(async move {
             if lifecycle.health().started().await {
-                serve(&config, stack, &routes, &socket, &state, &logger)?;
+                serve(&config, template, &routes, &socket, &state, &logger)?;
             }
             Ok(())
         });

@@ -56,5 +56,5 @@ where
         }
     };
     let response = json_errors::convert(&guards.logger, Some(id), result)?;
-    Ok(guards.drain.finish(response, counted))
+    Ok(guards.drain.track_until_sent(response, counted))
 }

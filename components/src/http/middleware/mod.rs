@@ -1,6 +1,6 @@
 //! The middleware stack, one concern per module.
 //!
-//! The server runs one layer (see [`stack`](super::stack)): `observe`
+//! The server runs one layer (see [`app_template`](super::app_template)): `observe`
 //! (request id, tracing, metrics, access log and security headers; the
 //! route template matched once per request) around `guard` (the concurrency
 //! limit, drain tracking and cut-off, the time limit, the panic guard and
@@ -97,13 +97,13 @@ pub(crate) mod test_support {
 
     use super::backpressure::Limit;
     use super::metrics::HttpMetrics;
-    use crate::http::stack::Stack;
+    use crate::http::app_template::AppTemplate;
 
     /// The stack the server ships, serving `routes`, with the server's
     /// defaults; a test changes the field it is about before `app()`.
-    pub(crate) fn shipped(routes: impl Fn(&mut ServiceConfig) + Send + Sync + 'static) -> Stack {
+    pub(crate) fn shipped(routes: impl Fn(&mut ServiceConfig) + Send + Sync + 'static) -> AppTemplate {
         let defaults = crate::http::HttpConfig::default();
-        Stack {
+        AppTemplate {
             logger: slog::Logger::root(slog::Discard, slog::o!()),
             metrics: HttpMetrics::register(&prometheus::Registry::new()).expect("a fresh registry takes the metrics"),
             drain: Arc::default(),

@@ -20,7 +20,7 @@ use super::ApiError;
 
 /// What every worker's `App` shares.
 #[derive(Clone)]
-pub(crate) struct Stack {
+pub(crate) struct AppTemplate {
     pub(crate) logger: slog::Logger,
     pub(crate) metrics: metrics::HttpMetrics,
     pub(crate) drain: Arc<Drain>,
@@ -33,7 +33,7 @@ pub(crate) struct Stack {
     pub(crate) traced: bool,
 }
 
-impl Stack {
+impl AppTemplate {
     /// The app: extractor limits, routes, and the middleware, outermost last.
     pub(crate) fn app(
         &self,
@@ -46,7 +46,7 @@ impl Stack {
             InitError = (),
         >,
     > {
-        let Stack { logger, metrics, drain, limit, request_timeout, max_body_bytes, access_log, routes, traced } =
+        let AppTemplate { logger, metrics, drain, limit, request_timeout, max_body_bytes, access_log, routes, traced } =
             self.clone();
         let error_logger = logger.clone();
         // Built per worker (this runs once on each worker thread).
