@@ -10,6 +10,8 @@ use std::time::Instant;
 
 use parking_lot::RwLock;
 
+use crate::supervise::Ended;
+
 use crate::component::{BoxError, Component};
 use crate::failure::Supervision;
 use crate::graph::Graph;
@@ -185,14 +187,11 @@ impl StartContext {
         let generation = shared.graph.nodes[index].supervised.generation();
         let inner = tokio::spawn(task);
         tokio::spawn(async move {
-            let end = match inner.await {
-                Ok(Ok(())) => TaskEnd::Finished,
-                Ok(Err(error)) => TaskEnd::Failed(crate::events::box_error_chain(&error)),
-                Err(join) if join.is_panic() => TaskEnd::Failed(format!(
-                    "background task panicked: {}",
-                    crate::supervise::panic_message(join.into_panic().as_ref())
-                )),
-                Err(_) => return, // aborted on purpose by its owner
+            let end = match crate::supervise::join(inner).await {
+                Ended::Returned(Ok(())) => TaskEnd::Finished,
+                Ended::Returned(Err(error)) => TaskEnd::Failed(crate::events::box_error_chain(&error)),
+                Ended::Panicked(message) => TaskEnd::Failed(format!("background task panicked: {message}")),
+                Ended::Aborted => return, // aborted on purpose by its owner
             };
             task_ended(&shared, index, generation, end);
         })

@@ -138,7 +138,10 @@ pub(crate) async fn stop_phases(
         if deadline.is_some() {
             shared.events.emit(EventKind::PhaseStarted.build().phase(Phase::Stop(phase)));
         }
-        run_phase(shared, included, &joins, phase, phase_end, &mut problems).await;
+        // A phase no one joins has nothing to order: it is not walked.
+        if joins.iter().any(|joined| joined.contains(phase)) {
+            run_phase(shared, included, &joins, phase, phase_end, &mut problems).await;
+        }
         let took = phase_began.elapsed();
         if deadline.is_some() {
             shared.events.emit(EventKind::PhaseFinished.build().phase(Phase::Stop(phase)).elapsed(took));
@@ -162,7 +165,8 @@ async fn run_phase(
     let mut walk = Walk::new(&graph.dependents, &graph.dependencies, started);
     let mut runnable = walk.roots();
     let mut ran = vec![false; graph.len()];
-    let mut running: FuturesUnordered<BoxFuture<(usize, Instant, HookEnd)>> = FuturesUnordered::new();
+    // Each spawned hook's end, tagged (one future type: no box).
+    let mut running = FuturesUnordered::new();
     let mut aborts: Vec<Option<(Instant, AbortHandle)>> = vec![None; graph.len()];
     let sleep = tokio::time::sleep_until(phase_end.into());
     tokio::pin!(sleep);
@@ -210,13 +214,13 @@ async fn run_phase(
                         EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began),
                     );
                     aborts[i] = Some((hook_began, handle.abort_handle()));
-                    running.push(Box::pin(async move {
+                    running.push(async move {
                         let end = tokio::select! {
-                            ended = join(handle) => ended.map(HookEnd::Ended).unwrap_or(HookEnd::Aborted),
+                            ended = join(handle) => HookEnd::Ended(ended),
                             () = tokio::time::sleep_until(cap_end.into()) => over,
                         };
                         (i, hook_began, end)
-                    }));
+                    });
                 }
             }
         }
@@ -254,9 +258,8 @@ async fn run_phase(
 
 /// How a running hook ended.
 enum HookEnd {
+    /// It ended on its own (an abort by someone else is not expected).
     Ended(Ended<Result<(), BoxError>>),
-    /// Its task was aborted by someone else (not expected).
-    Aborted,
     /// It ran past its cap and was abandoned.
     OverCap(Duration),
     /// The phase's budget ran out while it ran.
@@ -281,7 +284,7 @@ fn report_hook_end(
         }
         HookEnd::Ended(Ended::Returned(Err(e))) => (EventKind::Failed, box_error_chain(&e)),
         HookEnd::Ended(Ended::Panicked(message)) => (EventKind::Panicked, message),
-        HookEnd::Aborted => (EventKind::Failed, "the hook's task was aborted".to_string()),
+        HookEnd::Ended(Ended::Aborted) => (EventKind::Failed, "the hook's task was aborted".to_string()),
         HookEnd::OverCap(cap) => {
             (EventKind::TimedOut, format!("abandoned: ran past its cap of {}", humantime::format_duration(cap)))
         }

@@ -8,7 +8,6 @@
 //! flight are cancelled, and the caller rolls back exactly the components
 //! whose `start` returned `Ok`.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -56,12 +55,6 @@ pub(crate) enum StartEnd {
     Interrupted(ShutdownReason),
 }
 
-/// A failed step of one component's start: (phase, event, error).
-type StepError = (Phase, EventKind, String);
-
-/// How one component's start future ended.
-type StartEnded = Ended<Result<(), StepError>>;
-
 /// Starts the components marked in `included` (every one, or those a
 /// restart stopped) along the graph; the others must already run. Returns
 /// which ones started and how it ended.
@@ -70,7 +63,8 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
     let mut walk = Walk::new(&graph.dependencies, &graph.dependents, included);
     let mut started = vec![false; graph.len()];
     let mut aborts: Vec<Option<AbortHandle>> = vec![None; graph.len()];
-    let mut running: FuturesUnordered<BoxFuture<(usize, Option<StartEnded>)>> = FuturesUnordered::new();
+    // Each spawned start's join, tagged with its index (one future type: no box).
+    let mut running = FuturesUnordered::new();
     let mut runnable = walk.roots();
     let mut end = shared.shutdown.reason().map(StartEnd::Interrupted);
 
@@ -83,15 +77,16 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
                 break;
             }
             match launch(start_one(shared, i)).await {
-                Launched::Done(ended) => {
-                    end = conclude_start(shared, i, ended, &mut started, &mut walk, &mut runnable);
-                    if end.is_some() {
+                Launched::Done(ended) => match conclude_start(shared, i, ended, &mut started) {
+                    Ok(()) => walk.complete(i, &mut runnable),
+                    Err(failure) => {
+                        end = Some(StartEnd::Failed(failure));
                         break;
                     }
-                }
+                },
                 Launched::Running(handle) => {
                     aborts[i] = Some(handle.abort_handle());
-                    running.push(Box::pin(async move { (i, join(handle).await) }));
+                    running.push(async move { (i, join(handle).await) });
                 }
             }
         }
@@ -102,8 +97,9 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
             biased;
             Some((i, ended)) = running.next() => {
                 aborts[i] = None;
-                if let Some(ended) = ended {
-                    end = conclude_start(shared, i, ended, &mut started, &mut walk, &mut runnable);
+                match conclude_start(shared, i, ended, &mut started) {
+                    Ok(()) => walk.complete(i, &mut runnable),
+                    Err(failure) => end = Some(StartEnd::Failed(failure)),
                 }
             }
             reason = shared.shutdown.wait() => end = Some(StartEnd::Interrupted(reason)),
@@ -115,84 +111,83 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
     aborts.iter().flatten().for_each(AbortHandle::abort);
     while let Some((i, ended)) = running.next().await {
         match ended {
-            Some(Ended::Returned(Ok(()))) => started[i] = true,
-            Some(ended) => {
-                let _ = conclude_start(shared, i, ended, &mut started, &mut walk, &mut VecDeque::new());
-            }
             // Cancelled while waiting for readiness: its start returned, so it holds
             // whatever it acquired and is rolled back with the rest.
-            None if start_returned(shared, i) => started[i] = true,
-            None => shared.events.emit(
+            Ended::Aborted if start_returned(shared, i) => started[i] = true,
+            Ended::Aborted => shared.events.emit(
                 EventKind::Cancelled
                     .build()
                     .component(&graph.nodes[i].name)
                     .phase(Phase::Start)
                     .detail("start was cancelled; it is not stopped"),
             ),
+            // Finished before its abort took effect: counted either way.
+            ended => {
+                let _ = conclude_start(shared, i, ended, &mut started);
+            }
         }
     }
     (started, end.unwrap_or(StartEnd::Complete))
 }
 
-/// Records the outcome of one component's start; returns `Some` on failure.
+/// Marks a component whose start returned `Ok` in `started` (one that then
+/// failed, timed out or panicked while becoming ready did start: it is
+/// rolled back too); emits the event of a failure and returns it.
 fn conclude_start(
     shared: &Shared,
     i: usize,
-    ended: Ended<Result<(), StepError>>,
+    ended: Ended<Result<(), StartFailure>>,
     started: &mut [bool],
-    walk: &mut Walk<'_>,
-    runnable: &mut VecDeque<usize>,
-) -> Option<StartEnd> {
+) -> Result<(), StartFailure> {
     let name = &shared.graph.nodes[i].name;
-    let (phase, event, error) = match ended {
-        Ended::Returned(Ok(())) => {
-            started[i] = true;
-            walk.complete(i, runnable);
-            return None;
-        }
-        Ended::Returned(Err(step)) => step,
-        Ended::Panicked(message) if start_returned(shared, i) => (Phase::Ready, EventKind::Panicked, message),
-        Ended::Panicked(message) => (Phase::Start, EventKind::Panicked, message),
-    };
-    // A start that returned Ok and then failed, timed out or panicked while
-    // becoming ready did start: roll it back too.
+    let failure = |phase, event, error| StartFailure { component: name.to_string(), phase, event, error };
     started[i] = start_returned(shared, i);
-    shared.events.emit(event.build().component(name).phase(phase).error(error.clone()));
-    Some(StartEnd::Failed(StartFailure { component: name.to_string(), phase, event, error }))
+    let failure = match ended {
+        Ended::Returned(Ok(())) => return Ok(()),
+        Ended::Returned(Err(failure)) => failure,
+        Ended::Panicked(message) if started[i] => failure(Phase::Ready, EventKind::Panicked, message),
+        Ended::Panicked(message) => failure(Phase::Start, EventKind::Panicked, message),
+        Ended::Aborted => failure(Phase::Start, EventKind::Failed, "its start task was aborted".into()),
+    };
+    shared.events.emit(failure.event.build().component(name).phase(failure.phase).error(failure.error.clone()));
+    Err(failure)
 }
 
 /// One component's start, retries and readiness wait included, as an owned future.
-fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StepError>> {
+fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailure>> {
     let ctx = StartContext { index: i, shared: shared.clone() };
     Box::pin(async move {
         let shared = &ctx.shared;
         let node = &shared.graph.nodes[i];
         let (name, settings) = (&node.name, &node.settings);
+        let fail = |phase, event, error| Err(StartFailure { component: name.to_string(), phase, event, error });
+        // Taken once: a reload swaps components only while they are stopped.
+        let component = node.component();
         let began = Instant::now();
         shared.events.emit(EventKind::Starting.build().component(name).phase(Phase::Start).at(began));
         let deadline = began + settings.start_timeout;
         let mut attempt = 1;
         loop {
-            let error = match within(deadline, node.component().start(&ctx)).await {
+            let error = match within(deadline, component.start(&ctx)).await {
                 Some(Ok(())) => break,
                 Some(Err(error)) => error,
                 None => {
                     let limit = humantime::format_duration(settings.start_timeout);
-                    return Err((Phase::Start, EventKind::TimedOut, format!("start did not finish within {limit}")));
+                    return fail(Phase::Start, EventKind::TimedOut, format!("start did not finish within {limit}"));
                 }
             };
             let chain = box_error_chain(&error);
             if error.is::<Permanent>() || attempt >= settings.retry.attempts {
-                return Err((Phase::Start, EventKind::Failed, chain));
+                return fail(Phase::Start, EventKind::Failed, chain);
             }
             let backoff = settings.retry.backoff(attempt);
             if Instant::now() + backoff >= deadline {
                 let next = attempt + 1;
-                return Err((
+                return fail(
                     Phase::Start,
                     EventKind::Failed,
                     format!("{chain} (no time left in the start timeout for attempt {next})"),
-                ));
+                );
             }
             shared.events.emit(
                 EventKind::Retrying.build().component(name).phase(Phase::Start).error(chain).detail(format!(
@@ -208,9 +203,9 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StepError>>
         shared.events.emit(
             EventKind::Started.build().component(name).phase(Phase::Start).elapsed(returned - began).at(returned),
         );
-        wait_until_ready(shared, i, returned + settings.ready_timeout)
-            .await
-            .map_err(|e| (Phase::Ready, EventKind::TimedOut, e))?;
+        if let Err(error) = wait_until_ready(shared, i, &*component, returned + settings.ready_timeout).await {
+            return fail(Phase::Ready, EventKind::TimedOut, error);
+        }
         let ready = Instant::now();
         shared
             .events
@@ -236,12 +231,17 @@ async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
 /// Polls `ready` with a doubling interval until it reports ready or `deadline` passes.
 /// A `not_ready` event is emitted when the component first reports not ready,
 /// and again only when its reason changes, so the timeline shows why it waits.
-async fn wait_until_ready(shared: &Shared, i: usize, deadline: Instant) -> Result<(), String> {
+async fn wait_until_ready(
+    shared: &Shared,
+    i: usize,
+    component: &dyn crate::Component,
+    deadline: Instant,
+) -> Result<(), String> {
     let node = &shared.graph.nodes[i];
     let mut interval = Duration::from_millis(1);
     let mut last: Option<String> = None;
     loop {
-        match within(deadline, node.component().ready()).await {
+        match within(deadline, component.ready()).await {
             Some(readiness) if readiness.is_ready() => return Ok(()),
             Some(Readiness::NotReady(reason)) => {
                 if last.as_deref() != Some(reason.as_str()) {

@@ -15,13 +15,15 @@ use tokio::task::JoinHandle;
 /// An owned, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// How a hook ended, if it did not return normally.
+/// How a hook (a start, a stop hook, a spawned task) ended.
 #[derive(Debug)]
 pub(crate) enum Ended<T> {
     /// It returned.
     Returned(T),
     /// It panicked, with this message.
     Panicked(String),
+    /// Its task was aborted before it finished (a cancelled start).
+    Aborted,
 }
 
 /// A hook after its first poll.
@@ -50,12 +52,12 @@ pub(crate) async fn launch<T: Send + 'static>(future: BoxFuture<T>) -> Launched<
     .await
 }
 
-/// Waits for a spawned hook; an abort is reported as `None`.
-pub(crate) async fn join<T>(handle: JoinHandle<T>) -> Option<Ended<T>> {
+/// Waits for a spawned hook.
+pub(crate) async fn join<T>(handle: JoinHandle<T>) -> Ended<T> {
     match handle.await {
-        Ok(value) => Some(Ended::Returned(value)),
-        Err(e) if e.is_panic() => Some(Ended::Panicked(panic_message(e.into_panic().as_ref()))),
-        Err(_) => None,
+        Ok(value) => Ended::Returned(value),
+        Err(e) if e.is_panic() => Ended::Panicked(panic_message(e.into_panic().as_ref())),
+        Err(_) => Ended::Aborted,
     }
 }
 
@@ -96,7 +98,7 @@ mod tests {
         }))
         .await;
         let Launched::Running(handle) = launched else { panic!("expected a task") };
-        assert!(matches!(join(handle).await, Some(Ended::Returned(9))));
+        assert!(matches!(join(handle).await, Ended::Returned(9)));
     }
 
     #[tokio::test]
@@ -113,6 +115,6 @@ mod tests {
         }))
         .await;
         let Launched::Running(handle) = launched else { panic!("expected a task") };
-        assert!(matches!(join(handle).await, Some(Ended::Panicked(m)) if m == "late boom"));
+        assert!(matches!(join(handle).await, Ended::Panicked(m) if m == "late boom"));
     }
 }
