@@ -31,6 +31,15 @@ async fn floor_start_stop(deps: &[Vec<usize>], rdeps: &[Vec<usize>], start_work:
     floor_walk(rdeps, deps, |_| async {}).await;
 }
 
+/// The floor for components that join all five phases: the start walk,
+/// then the reversed graph walked once per phase.
+async fn floor_start_five_phases(deps: &[Vec<usize>], rdeps: &[Vec<usize>]) {
+    floor_walk(deps, rdeps, |_| work(None)).await;
+    for _ in 0..5 {
+        floor_walk(rdeps, deps, |_| async {}).await;
+    }
+}
+
 async fn orderly_start_stop(runtime: orderly::Runtime) -> orderly::Runtime {
     runtime.start().await.unwrap_or_else(|e| panic!("start failed: {e:?}"));
     let report = runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
@@ -137,6 +146,9 @@ fn start_stop(c: &mut Criterion) {
             group.bench_function(id("floor"), |b| b.to_async(&rt).iter(|| floor_start_stop(&deps, &rdeps, None)));
             group.bench_function(id("orderly"), |b| {
                 b.to_async(&rt).iter_batched(|| orderly_runtime(&deps, None, false), orderly_start_stop, batch(n))
+            });
+            group.bench_function(id("floor_5_phases"), |b| {
+                b.to_async(&rt).iter(|| floor_start_five_phases(&deps, &rdeps))
             });
             group.bench_function(id("orderly_5_phases"), |b| {
                 b.to_async(&rt).iter_batched(|| orderly_runtime(&deps, None, true), orderly_start_stop, batch(n))

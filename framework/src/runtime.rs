@@ -178,9 +178,11 @@ impl RuntimeBuilder {
         }
 
         let registry = self.registry.unwrap_or_default();
-        // A clean start and stop emits about three events per component and
-        // a dozen for the phases; reserving them keeps growth off that path.
-        let timeline = Timeline::with_capacity(3 * graph.len() + 16);
+        // A clean start and stop emits three events per component, two per
+        // stop hook it joins and a dozen for the phases; reserving them keeps
+        // growth (copying every event so far) off the shutdown path.
+        let hooks: usize = graph.nodes.iter().map(|node| node.component().joined_phases().iter().count()).sum();
+        let timeline = Timeline::with_capacity(3 * graph.len() + 2 * hooks + 16);
         let logger = self.logger.unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!()));
         let mut sinks: Vec<Arc<dyn EventSink>> = vec![
             Arc::new(LifecycleMetrics::register(&registry, graph.len())?),

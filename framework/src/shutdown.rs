@@ -191,20 +191,23 @@ async fn run_phase(
                 Some(c) if cap_end < phase_end => HookEnd::OverCap(c),
                 _ => HookEnd::PhaseOver,
             };
-            let ctx = Arc::new(StopContext {
+            let ctx = StopContext {
                 name: node.name.clone(),
                 phase,
                 component_logger: shared.loggers[i].clone(),
                 logger: std::sync::OnceLock::new(),
                 deadline: cap_end,
                 not_joined: AtomicBool::new(false),
-            });
-            match launch(call_hook(node.component(), ctx.clone())).await {
+            };
+            match launch(call_hook(node.component(), ctx)).await {
                 Launched::Done(ended) => {
-                    if ctx.joined() {
+                    // A hook that panicked did run: only a default no-op says it did not.
+                    let joined = !matches!(ended, Ended::Returned((_, false)));
+                    if joined {
                         shared.events.emit(
                             EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began),
                         );
+                        let ended = ended.map(|(result, _joined)| result);
                         report_hook_end(shared, i, phase, hook_began, HookEnd::Ended(ended), problems);
                     }
                     walk.complete(i, &mut runnable);
@@ -216,7 +219,7 @@ async fn run_phase(
                     aborts[i] = Some((hook_began, handle.abort_handle()));
                     running.push(async move {
                         let end = tokio::select! {
-                            ended = join(handle) => HookEnd::Ended(ended),
+                            ended = join(handle) => HookEnd::Ended(ended.map(|(result, _joined)| result)),
                             () = tokio::time::sleep_until(cap_end.into()) => over,
                         };
                         (i, hook_began, end)
@@ -300,15 +303,17 @@ fn report_hook_end(
     problems.push(StopProblem { component: name.to_string(), phase, event, error });
 }
 
-/// The hook of `phase`, as an owned future.
-fn call_hook(component: Arc<dyn Component>, ctx: Arc<StopContext>) -> BoxFuture<Result<(), BoxError>> {
+/// The hook of `phase`, as an owned future, with whether it was more than
+/// the default no-op (the context lives in the future: no allocation of its own).
+fn call_hook(component: Arc<dyn Component>, ctx: StopContext) -> BoxFuture<(Result<(), BoxError>, bool)> {
     Box::pin(async move {
-        match ctx.phase {
+        let result = match ctx.phase {
             StopPhase::StopAccepting => component.stop_accepting(&ctx).await,
             StopPhase::Drain => component.drain(&ctx).await,
             StopPhase::StopWorkers => component.stop_workers(&ctx).await,
             StopPhase::Flush => component.flush(&ctx).await,
             StopPhase::Close => component.close(&ctx).await,
-        }
+        };
+        (result, ctx.joined())
     })
 }

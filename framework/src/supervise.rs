@@ -26,6 +26,17 @@ pub(crate) enum Ended<T> {
     Aborted,
 }
 
+impl<T> Ended<T> {
+    /// The same end, with what it returned changed by `f`.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Ended<U> {
+        match self {
+            Ended::Returned(value) => Ended::Returned(f(value)),
+            Ended::Panicked(message) => Ended::Panicked(message),
+            Ended::Aborted => Ended::Aborted,
+        }
+    }
+}
+
 /// A hook after its first poll.
 pub(crate) enum Launched<T> {
     /// Finished on the first poll.
