@@ -257,9 +257,9 @@ fn slow_starts(c: &mut Criterion) {
 /// Signals each `restarted` event.
 struct OnRestarted(Notify);
 
-impl orderly::EventSink for OnRestarted {
-    fn on_event(&self, e: &orderly::LifecycleEvent) {
-        if e.event == orderly::EventKind::Restarted {
+impl orderly::events::EventSink for OnRestarted {
+    fn on_event(&self, e: &orderly::events::LifecycleEvent) {
+        if e.event == orderly::events::EventKind::Restarted {
             self.0.notify_one();
         }
     }

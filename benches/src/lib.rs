@@ -191,17 +191,17 @@ pub fn orderly_runtime(deps: &[Vec<usize>], start_work: Option<Duration>, five_p
 pub fn restarting_runtime(
     deps: &[Vec<usize>],
     switch: &orderly::testing::TaskSwitch,
-    sink: std::sync::Arc<dyn orderly::EventSink>,
+    sink: std::sync::Arc<dyn orderly::events::EventSink>,
 ) -> Runtime {
     use orderly::testing::Probe;
     let first_deps: Vec<String> = deps[0].iter().map(|&d| name(d)).collect();
     let first_deps: Vec<&str> = first_deps.iter().map(String::as_str).collect();
     let first =
         Probe::new(&name(0)).depends_on(&first_deps).restarts(orderly::Restart::Transient).background_task(switch);
-    let mut settings = orderly::RuntimeSettings::default();
+    let mut settings = orderly::settings::RuntimeSettings::default();
     settings.components.insert(
         name(0),
-        orderly::ComponentOverrides {
+        orderly::settings::ComponentOverrides {
             max_restarts: Some(u32::MAX),
             restart_backoff: Some(Duration::ZERO),
             restart_backoff_max: Some(Duration::ZERO),

@@ -25,8 +25,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use orderly::{
-    BoxError, Component, Dependency, FromConfig, GraphFormat, Lifecycle, Readiness, StartContext, StopContext,
-    Validate, Validation,
+    config::Validate, config::Validation, graph::GraphFormat, BoxError, Component, Dependency, FromConfig, Lifecycle,
+    Readiness, StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;

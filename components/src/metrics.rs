@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use orderly::{BoxError, Component, FromConfig, StartContext, StopContext, Validate, Validation};
+use orderly::{config::Validate, config::Validation, BoxError, Component, FromConfig, StartContext, StopContext};
 use parking_lot::Mutex;
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Deserialize;

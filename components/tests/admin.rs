@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::Arc;
 
-use orderly::{BoxError, Component, Runtime, ShutdownSettings, StartContext};
+use orderly::{settings::ShutdownSettings, BoxError, Component, Runtime, StartContext};
 use orderly_components::admin::{Admin, AdminConfig};
 use orderly_components::metrics::Metrics;
 use support::*;
@@ -118,7 +118,7 @@ async fn debug_endpoints_are_off_by_default_and_loopback_only_when_on() {
 #[test]
 fn debug_remote_without_debug_is_a_config_error() {
     let config = AdminConfig { debug_remote: true, ..AdminConfig::default() };
-    let mut v = orderly::Validation::default();
-    orderly::Validate::validate(&config, &mut v);
+    let mut v = orderly::config::Validation::default();
+    orderly::config::Validate::validate(&config, &mut v);
     assert!(format!("{v:?}").contains("debug_remote"));
 }

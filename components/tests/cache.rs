@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderly::{Component, Readiness, Runtime, Secret, ShutdownReason};
+use orderly::{config::Secret, Component, Readiness, Runtime, ShutdownReason};
 use orderly_components::cache::{Cache, CacheBackend, CacheConfig};
 use orderly_components::metrics::Metrics;
 

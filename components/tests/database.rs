@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::{EventKind, RunOutcome, Runtime, Secret, ShutdownReason};
+use orderly::{config::Secret, events::EventKind, RunOutcome, Runtime, ShutdownReason};
 use orderly_components::postgres::{Database, DatabaseConfig, DbError, DevDatabase};
 
 fn scratch_dir(files: &[(&str, &str)]) -> std::path::PathBuf {

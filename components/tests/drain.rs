@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::{EventKind, Phase, PhaseBudgets, ShutdownSettings, StopPhase, Timeline};
+use orderly::{
+    events::EventKind, events::Timeline, settings::PhaseBudgets, settings::ShutdownSettings, Phase, StopPhase,
+};
 use parking_lot::Mutex;
 use support::*;
 

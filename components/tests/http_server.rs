@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use orderly::{EventKind, RunOutcome, ShutdownSettings};
+use orderly::{events::EventKind, settings::ShutdownSettings, RunOutcome};
 use orderly_components::http::HttpConfig;
 use support::*;
 

@@ -6,7 +6,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use orderly::{Runtime, ShutdownSettings};
+use orderly::{settings::ShutdownSettings, Runtime};
 use orderly_components::metrics::{Metrics, MetricsConfig, PushConfig};
 use support::*;
 

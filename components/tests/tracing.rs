@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use orderly::{Runtime, ShutdownSettings};
+use orderly::{settings::ShutdownSettings, Runtime};
 use orderly_components::admin::Admin;
 use orderly_components::http::HttpServer;
 use orderly_components::metrics::Metrics;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly::{
-    BoxError, Component, Dependency, PhaseBudgets, Runtime, Secret, ShutdownReason, ShutdownSettings, StartContext,
+    config::Secret, settings::PhaseBudgets, settings::ShutdownSettings, BoxError, Component, Dependency, Runtime,
+    ShutdownReason, StartContext,
 };
 use orderly_components::metrics::Metrics;
 use orderly_components::postgres::{Database, DatabaseConfig, DevDatabase};

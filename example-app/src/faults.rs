@@ -16,7 +16,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use orderly::{BoxError, Component, FromConfig, Lifecycle, StartContext, Validate, Validation};
+use orderly::{config::Validate, config::Validation, BoxError, Component, FromConfig, Lifecycle, StartContext};
 use serde::Deserialize;
 
 /// `[faults]`.

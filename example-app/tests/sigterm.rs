@@ -78,8 +78,13 @@ async fn sigterm_under_load_loses_nothing_five_times() {
         let in_flight_before = outcomes.lock().len();
         let signalled = Instant::now();
         app.sigterm();
-
-        // The probe, from the signal until the management server closes.
+        // The probe, from the moment the app has the signal until the
+        // management server closes. (A probe sent the instant `kill`
+        // returns can be answered before the signal is delivered: no
+        // process can withdraw readiness before it knows.)
+        tokio::task::block_in_place(|| {
+            app.wait_for("the shutdown request", |v| v["event"] == "shutdown_requested");
+        });
         let probe = client();
         let mut readiness = Vec::new();
         while let Ok(response) = probe.get(format!("{admin}/readyz")).send().await {

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use orderly::{BoxError, Component, Dependency, GraphFormat, Runtime, ShutdownReason, StartContext, StopContext};
+use orderly::{
+    graph::GraphFormat, BoxError, Component, Dependency, Runtime, ShutdownReason, StartContext, StopContext,
+};
 
 /// What the database component hands to its dependents.
 struct Pool {

@@ -40,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("start failed: {failure}");
         println!("rollback clean: {}", rollback.is_clean());
     }
-    for event in runtime.timeline().of_kind(orderly::EventKind::RolledBack) {
+    for event in runtime.timeline().of_kind(orderly::events::EventKind::RolledBack) {
         println!("rolled back: {}", event.component.as_deref().unwrap_or("?"));
     }
     Ok(())

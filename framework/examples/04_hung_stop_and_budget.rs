@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use orderly::{BoxError, Component, PhaseBudgets, Runtime, ShutdownReason, ShutdownSettings, StopContext};
+use orderly::{
+    settings::PhaseBudgets, settings::ShutdownSettings, BoxError, Component, Runtime, ShutdownReason, StopContext,
+};
 
 struct Exporter;
 

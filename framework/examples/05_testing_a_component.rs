@@ -5,7 +5,7 @@
 //! cargo run -p orderly --example 05_testing_a_component
 
 use orderly::testing::{Journal, Probe, Step, TestApp};
-use orderly::{BoxError, Component, Dependency, EventKind, Phase, StopContext, StopPhase};
+use orderly::{events::EventKind, BoxError, Component, Dependency, Phase, StopContext, StopPhase};
 
 /// The component under test: it must drain before the store it writes to closes.
 struct Writer;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use orderly::{BoxError, Component, FromConfig, StartContext, Validate, Validation};
+use orderly::{config::Validate, config::Validation, BoxError, Component, FromConfig, StartContext};
 
 /// `[ticker]`.
 #[derive(Debug, serde::Deserialize)]

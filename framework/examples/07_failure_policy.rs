@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use orderly::{BoxError, Component, EventKind, OnFailure, Readiness, Runtime, ShutdownReason, StartContext};
+use orderly::{events::EventKind, BoxError, Component, OnFailure, Readiness, Runtime, ShutdownReason, StartContext};
 
 struct Recommendations;
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly::{
-    BoxError, Component, ComponentOverrides, Dependency, EventKind, Restart, Runtime, RuntimeSettings, ShutdownReason,
-    StartContext, StopContext,
+    events::EventKind, settings::ComponentOverrides, settings::RuntimeSettings, BoxError, Component, Dependency,
+    Restart, Runtime, ShutdownReason, StartContext, StopContext,
 };
 
 /// A connection whose read loop drops on its first two runs.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use orderly::{
-    BoxError, Component, Dependency, EventKind, ReloadContext, Reloaded, Runtime, ShutdownReason, StartContext,
+    events::EventKind, BoxError, Component, Dependency, ReloadContext, Reloaded, Runtime, ShutdownReason, StartContext,
 };
 
 struct RateLimit {

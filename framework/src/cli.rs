@@ -10,6 +10,8 @@ use crate::logging::{LogFormat, LogLevel};
 /// The flags every app built on [`App`](crate::App) understands.
 #[derive(Debug, Clone, Parser)]
 #[command(disable_version_flag = true)]
+// The field docs are also `--help` text, where `<profile>` reads as meant.
+#[allow(rustdoc::invalid_html_tags)]
 pub struct Cli {
     /// Print version, git commit and build date.
     #[arg(short = 'V', long)]
@@ -80,7 +82,7 @@ impl AppInfo {
 #[macro_export]
 macro_rules! app_info {
     () => {
-        $crate::AppInfo {
+        $crate::cli::AppInfo {
             name: ::core::env!("CARGO_PKG_NAME"),
             version: ::core::env!("CARGO_PKG_VERSION"),
             git_commit: ::core::option_env!("ORDERLY_GIT_COMMIT"),

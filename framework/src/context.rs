@@ -227,7 +227,7 @@ fn task_ended(shared: &Arc<Shared>, index: usize, generation: u64, end: TaskEnd)
             *node.supervised.condition.lock() =
                 Some(Condition::Degraded(format!("failed while running (ignored): {error}")));
             shared.events.emit(
-                crate::EventKind::Failed
+                crate::events::EventKind::Failed
                     .build()
                     .component(&node.name)
                     .error(error)

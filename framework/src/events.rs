@@ -2,8 +2,10 @@
 //!
 //! Every transition — a component starting, becoming ready, stopping in a
 //! phase, failing, being abandoned — is one [`LifecycleEvent`]. The log
-//! output, the Prometheus metrics and the in-memory [`Timeline`](crate::Timeline)
+//! output, the Prometheus metrics and the in-memory [`Timeline`]
 //! are all [`EventSink`]s fed from the same stream, so they never disagree.
+
+pub use crate::timeline::Timeline;
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,7 +15,6 @@ use serde::Serialize;
 
 use crate::component::BoxError;
 use crate::phase::Phase;
-use crate::timeline::Timeline;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

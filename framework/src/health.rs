@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::component::Readiness;
 use crate::graph::Graph;
 use crate::restart::Condition;
+use crate::trigger::Shutdown;
 
 /// Where the app is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,6 +37,9 @@ pub enum AppState {
 pub struct Health {
     state: Arc<State>,
     graph: Weak<Graph>,
+    /// Readiness is withdrawn the moment a shutdown is requested (by the
+    /// signal task itself), before the shutdown sequence gets to run.
+    shutdown: Shutdown,
 }
 
 #[derive(Default)]
@@ -56,8 +60,16 @@ pub struct ReadinessReport {
 }
 
 impl Health {
-    pub(crate) fn new(graph: &Arc<Graph>) -> Self {
-        Self { state: Arc::default(), graph: Arc::downgrade(graph) }
+    pub(crate) fn new(graph: &Arc<Graph>, shutdown: Shutdown) -> Self {
+        Self { state: Arc::default(), graph: Arc::downgrade(graph), shutdown }
+    }
+
+    /// The state as a probe must see it: shutting down once one is requested.
+    fn probed_state(&self) -> AppState {
+        match self.state() {
+            AppState::Running if self.shutdown.is_requested() => AppState::ShuttingDown,
+            state => state,
+        }
     }
 
     /// The current state.
@@ -77,9 +89,10 @@ impl Health {
 
     /// Readiness: asks every component's `ready` concurrently, each within
     /// `per_component`; a component that does not answer in time is not
-    /// ready. Not ready at all outside [`AppState::Running`].
+    /// ready. Not ready at all outside [`AppState::Running`], nor once a
+    /// shutdown was requested.
     pub async fn readiness(&self, per_component: Duration) -> ReadinessReport {
-        let state = self.state();
+        let state = self.probed_state();
         let graph = match self.graph.upgrade() {
             Some(graph) if state == AppState::Running => graph,
             _ => return ReadinessReport { ready: false, state, components: Vec::new() },
@@ -104,7 +117,7 @@ impl Health {
         .await;
         // A shutdown may have begun while the components answered; read the
         // state once so the report never says ready while shutting down.
-        let state = self.state();
+        let state = self.probed_state();
         let ready = state == AppState::Running && answers.iter().all(|(_, r)| r.is_ready());
         ReadinessReport { ready, state, components: answers }
     }
@@ -152,7 +165,21 @@ mod tests {
 
     fn health() -> (Health, Arc<Graph>) {
         let graph = Arc::new(Graph::build(Vec::new(), &Default::default()).expect("an empty graph is valid"));
-        (Health::new(&graph), graph)
+        (Health::new(&graph, Shutdown::new()), graph)
+    }
+
+    #[tokio::test]
+    async fn readiness_is_withdrawn_as_soon_as_a_shutdown_is_requested() {
+        let graph = Arc::new(Graph::build(Vec::new(), &Default::default()).expect("an empty graph is valid"));
+        let shutdown = Shutdown::new();
+        let health = Health::new(&graph, shutdown.clone());
+        health.set_running();
+        assert!(health.readiness(Duration::from_secs(1)).await.ready);
+        // Requested, but the shutdown sequence has not begun yet.
+        shutdown.request("test", "a signal");
+        let report = health.readiness(Duration::from_secs(1)).await;
+        assert!(!report.ready);
+        assert_eq!(report.state, AppState::ShuttingDown);
     }
 
     #[tokio::test]

@@ -7,14 +7,19 @@
 //!   default to no-ops: `start`, `ready`, and one hook per [`StopPhase`].
 //! - Components register with [`register!`] and an app links their crates
 //!   with [`link!`]; or a [`Runtime`] is built explicitly.
-//! - The graph is validated before anything starts ([`GraphError`]).
+//! - The graph is validated before anything starts ([`graph::GraphError`]).
 //! - Start is concurrent along the graph, with timeouts, retries and exact
 //!   rollback ([`start`](Runtime::start)).
 //! - Shutdown flips readiness, waits a propagation delay, then runs the
 //!   five phases in order under one deadline split into phase budgets
 //!   (see the `shutdown` module's source: it reads top to bottom).
-//! - Every transition is a [`LifecycleEvent`], feeding logs, Prometheus
-//!   metrics and a [`Timeline`].
+//! - Every transition is a [`LifecycleEvent`](events::LifecycleEvent), feeding
+//!   logs, Prometheus metrics and a [`Timeline`](events::Timeline).
+//!
+//! The crate root holds what a component author uses; the rest is in
+//! modules: [`config`] (layered config, validation, secrets), [`settings`]
+//! (lifecycle settings, retries, restarts), [`events`] (lifecycle events,
+//! sinks, the timeline), [`health`], [`graph`], [`logging`] and [`cli`].
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -44,18 +49,18 @@
 extern crate self as orderly;
 
 mod app;
-mod cli;
+pub mod cli;
 mod component;
-mod config;
+pub mod config;
 mod context;
 mod dependency;
-mod events;
+pub mod events;
 mod exit;
 mod failure;
-mod graph;
-mod health;
+pub mod graph;
+pub mod health;
 mod lifecycle;
-mod logging;
+pub mod logging;
 mod metrics;
 mod phase;
 mod registry;
@@ -63,7 +68,7 @@ mod reload;
 mod restart;
 mod retry;
 mod runtime;
-mod settings;
+pub mod settings;
 mod shutdown;
 mod sighup;
 mod start;
@@ -77,31 +82,20 @@ mod walk;
 
 pub use app::App;
 pub use async_trait::async_trait;
-pub use cli::{AppInfo, Cli};
 pub use component::{BoxError, Component, Permanent, Readiness};
-pub use config::{ConfigErrors, ConfigIssue, ConfigSources, LoadedConfig, NoConfig, Secret, Validate, Validation};
 pub use context::{AccessError, StartContext, StopContext};
 pub use dependency::Dependency;
-pub use events::{error_chain, EventKind, EventSink, LifecycleEvent, LogEvents};
 pub use exit::ExitStatus;
-pub use failure::{OnFailure, Restart, RestartSettings};
-pub use graph::{GraphError, GraphErrors, GraphFormat};
-pub use health::{AppState, Health, ReadinessReport};
+pub use failure::{OnFailure, Restart};
 pub use lifecycle::Lifecycle;
-pub use logging::{LogFormat, LogLevel, LogSettings};
 pub use orderly_macros::component;
 pub use phase::{Phase, PhaseSet, StopPhase};
 pub use registry::{FromConfig, Linked, Registration};
 pub use reload::{ReloadContext, ReloadReport, Reloaded};
-pub use retry::RetryPolicy;
 pub use runtime::{BuildError, RunOutcome, Runtime, RuntimeBuilder};
-pub use settings::{
-    ComponentOverrides, ComponentSettings, PhaseBudgets, RuntimeSettings, ShutdownSettings, StartDefaults,
-};
 pub use shutdown::{ShutdownReport, StopProblem};
 pub use start::StartFailure;
 pub use supervise::panic_message;
-pub use timeline::Timeline;
 pub use trigger::{Shutdown, ShutdownReason};
 
 /// Re-exports used by this crate's macros. Not part of the public API.

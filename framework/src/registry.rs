@@ -20,7 +20,7 @@ use crate::events::box_error_chain;
 /// A component that can be built from its own typed config section.
 ///
 /// ```
-/// use orderly::{async_trait, BoxError, Component, FromConfig, Validate, Validation};
+/// use orderly::{async_trait, BoxError, Component, FromConfig, config::Validate, config::Validation};
 ///
 /// #[derive(Debug, Default, serde::Deserialize)]
 /// #[serde(default, deny_unknown_fields)]
@@ -46,7 +46,7 @@ use crate::events::box_error_chain;
 /// ```
 pub trait FromConfig: Component + Sized {
     /// The section's type. Use `#[serde(deny_unknown_fields)]` so typos are errors,
-    /// and [`Secret`](crate::Secret) for anything sensitive.
+    /// and [`Secret`](crate::config::Secret) for anything sensitive.
     type Config: DeserializeOwned + Validate + Debug;
 
     /// The config section and component name (default: the type's snake_case name).

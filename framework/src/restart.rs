@@ -179,7 +179,11 @@ pub(crate) async fn cycle(
 }
 
 /// Records a restart within the period; `Err` with the history when it is one too many.
-fn count_restart(supervised: &Supervised, limits: &crate::RestartSettings, cause: &str) -> Result<u32, Vec<String>> {
+fn count_restart(
+    supervised: &Supervised,
+    limits: &crate::settings::RestartSettings,
+    cause: &str,
+) -> Result<u32, Vec<String>> {
     let now = Instant::now();
     let mut history = supervised.history.lock();
     while history.front().is_some_and(|(at, _)| now.duration_since(*at) > limits.period) {
@@ -218,14 +222,14 @@ mod tests {
     #[test]
     fn the_limit_counts_restarts_within_the_period_only() {
         let supervised = Supervised::default();
-        let limits = crate::RestartSettings { max_restarts: 2, ..Default::default() };
+        let limits = crate::settings::RestartSettings { max_restarts: 2, ..Default::default() };
         assert_eq!(count_restart(&supervised, &limits, "one"), Ok(1));
         assert_eq!(count_restart(&supervised, &limits, "two"), Ok(2));
         let history = count_restart(&supervised, &limits, "three").unwrap_err();
         assert_eq!(history.len(), 3, "{history:?}");
         assert!(history[0].ends_with("ago: one") && history[2] == "now: three", "{history:?}");
 
-        let instant = crate::RestartSettings { period: Duration::ZERO, ..limits };
+        let instant = crate::settings::RestartSettings { period: Duration::ZERO, ..limits };
         let fresh = Supervised::default();
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(1));

@@ -191,12 +191,13 @@ impl RuntimeBuilder {
         sinks.extend(self.sinks);
         let loggers = graph.nodes.iter().map(|n| logger.new(slog::o!("component" => n.name.to_string()))).collect();
         let graph_len = graph.len();
+        let shutdown = self.shutdown.unwrap_or_default();
         let shared = Arc::new(Shared {
-            health: Health::new(&graph),
+            health: Health::new(&graph, shutdown.clone()),
             graph,
             events: Events::new(sinks, timeline.clone()),
             loggers,
-            shutdown: self.shutdown.unwrap_or_default(),
+            shutdown,
             resources: Resources::default(),
             start_returned: (0..graph_len).map(|_| AtomicBool::new(false)).collect(),
             registry,
@@ -343,7 +344,9 @@ impl Runtime {
         *self.shared.stage.lock() = Stage::StartFailed(started.to_vec());
         let report = shut_down(&self.shared, reason).await;
         for (i, _) in started.iter().enumerate().filter(|(_, s)| **s) {
-            self.shared.events.emit(crate::EventKind::RolledBack.build().component(&self.shared.graph.nodes[i].name));
+            self.shared
+                .events
+                .emit(crate::events::EventKind::RolledBack.build().component(&self.shared.graph.nodes[i].name));
         }
         report
     }

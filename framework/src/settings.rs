@@ -2,15 +2,17 @@
 //! shutdown deadline split into phase budgets. All come from config
 //! (`[start]`, `[shutdown]`, `[components.<name>]`) and are honoured everywhere.
 
+pub use crate::failure::RestartSettings;
+pub use crate::retry::RetryPolicy;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::Validation;
-use crate::failure::{OnFailure, Restart, RestartSettings};
+use crate::failure::{OnFailure, Restart};
 use crate::phase::StopPhase;
-use crate::retry::RetryPolicy;
 
 /// The per-component lifecycle settings the runtime applies.
 #[derive(Debug, Clone, PartialEq)]

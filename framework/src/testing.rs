@@ -4,7 +4,7 @@
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use orderly::testing::{Behavior, Journal, Probe, TestApp};
-//! use orderly::{EventKind, Phase, StopPhase};
+//! use orderly::{events::EventKind, Phase, StopPhase};
 //!
 //! let journal = Journal::new();
 //! let app = TestApp::builder()

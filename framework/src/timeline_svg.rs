@@ -204,7 +204,7 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
     chart
 }
 
-/// Renders `events` (a [`Timeline`](crate::Timeline)'s) as an SVG document.
+/// Renders `events` (a [`Timeline`](crate::events::Timeline)'s) as an SVG document.
 pub(crate) fn render(events: &[LifecycleEvent], title: &str) -> String {
     let chart = collect(events);
     let startup = Panel { from: 0.0, to: chart.startup_end.max(1e-3), x: LABEL_WIDTH, split: None };

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use orderly::{
-    async_trait, BoxError, Component, Dependency, FromConfig, Secret, StartContext, StopContext, Validate, Validation,
+    async_trait, config::Secret, config::Validate, config::Validation, BoxError, Component, Dependency, FromConfig,
+    StartContext, StopContext,
 };
 use serde::Deserialize;
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly::testing::{short_budgets, Behavior, Journal, Probe, Step, TestApp};
-use orderly::{ConfigSources, EventKind, Phase, Runtime, ShutdownReason, ShutdownSettings, StopPhase};
+use orderly::{
+    config::ConfigSources, events::EventKind, settings::ShutdownSettings, Phase, Runtime, ShutdownReason, StopPhase,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandons_component_that_overruns_its_cap_and_goes_on() {
@@ -162,7 +164,7 @@ async fn readiness_reports_not_ready_from_the_first_moment_of_shutdown_and_answe
     // The drain is parked at the gate: the probe must still answer, with not-ready.
     loop {
         let during = health.readiness(Duration::from_millis(100)).await;
-        if during.state == orderly::AppState::ShuttingDown {
+        if during.state == orderly::health::AppState::ShuttingDown {
             assert!(!during.ready);
             break;
         }
@@ -170,5 +172,5 @@ async fn readiness_reports_not_ready_from_the_first_moment_of_shutdown_and_answe
     }
     gate.wait().await;
     assert!(stopping.await.unwrap().is_clean());
-    assert_eq!(health.state(), orderly::AppState::Stopped);
+    assert_eq!(health.state(), orderly::health::AppState::Stopped);
 }

@@ -2,7 +2,7 @@
 //! and declares exactly the stop phases the impl defines.
 
 use orderly::testing::TestApp;
-use orderly::{BoxError, Component, EventKind, Phase, PhaseSet, StartContext, StopContext, StopPhase};
+use orderly::{events::EventKind, BoxError, Component, Phase, PhaseSet, StartContext, StopContext, StopPhase};
 
 struct Pool;
 

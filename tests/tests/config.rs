@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orderly::{ConfigSources, Secret};
+use orderly::{config::ConfigSources, config::Secret};
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use orderly::testing::{TestApp, TestStartError};
 use orderly::{
-    async_trait, AccessError, BoxError, Component, Dependency, GraphError, RunOutcome, Runtime, StartContext,
+    async_trait, graph::GraphError, AccessError, BoxError, Component, Dependency, RunOutcome, Runtime, StartContext,
 };
 use pool::Pool;
 

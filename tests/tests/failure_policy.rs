@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use orderly::{
-    async_trait, BoxError, Component, ComponentOverrides, EventKind, OnFailure, Readiness, Runtime, RuntimeSettings,
-    ShutdownReason, StartContext,
+    async_trait, events::EventKind, settings::ComponentOverrides, settings::RuntimeSettings, BoxError, Component,
+    OnFailure, Readiness, Runtime, ShutdownReason, StartContext,
 };
 
 /// Fails (or panics) in its background task shortly after starting.
@@ -48,7 +48,7 @@ fn build(flaky: Flaky, overrides: Option<ComponentOverrides>) -> Runtime {
     Runtime::builder().component(flaky).component(Steady).settings(settings).build().unwrap()
 }
 
-async fn wait_for_failed_event(runtime: &Runtime) -> orderly::LifecycleEvent {
+async fn wait_for_failed_event(runtime: &Runtime) -> orderly::events::LifecycleEvent {
     for _ in 0..500 {
         if let Some(e) = runtime.timeline().of_kind(EventKind::Failed).into_iter().next() {
             return e;

@@ -1,7 +1,7 @@
 //! Graph errors stop everything before any component starts.
 
 use orderly::testing::{Journal, Probe, Step};
-use orderly::{BuildError, GraphError, Runtime, RuntimeSettings};
+use orderly::{graph::GraphError, settings::RuntimeSettings, BuildError, Runtime};
 
 fn build(probes: Vec<Probe>) -> Result<Runtime, BuildError> {
     probes.into_iter().fold(Runtime::builder(), |b, p| b.component(p)).build()
@@ -49,8 +49,10 @@ fn nothing_starts_when_the_graph_is_invalid() {
 
 #[test]
 fn a_dependency_on_a_component_disabled_in_config_is_an_error() {
-    let config =
-        orderly::ConfigSources::new("APP").embedded_defaults("[components.cache]\nenabled = false\n").load().unwrap();
+    let config = orderly::config::ConfigSources::new("APP")
+        .embedded_defaults("[components.cache]\nenabled = false\n")
+        .load()
+        .unwrap();
     let settings: RuntimeSettings = config.runtime_settings(&["api", "cache"]).unwrap();
     let result = Runtime::builder()
         .component(Probe::new("api").depends_on(&["cache"]))
@@ -66,8 +68,8 @@ fn a_dependency_on_a_component_disabled_in_config_is_an_error() {
 fn the_graph_renders_as_mermaid_and_dot() {
     let runtime = build(vec![Probe::new("api").depends_on(&["db"]), Probe::new("db")]).unwrap();
     assert_eq!(
-        runtime.render_graph(orderly::GraphFormat::Mermaid),
+        runtime.render_graph(orderly::graph::GraphFormat::Mermaid),
         "graph TD\n    api[\"api\"]\n    db[\"db\"]\n    api --> db\n"
     );
-    assert!(runtime.render_graph(orderly::GraphFormat::Dot).starts_with("digraph components {"));
+    assert!(runtime.render_graph(orderly::graph::GraphFormat::Dot).starts_with("digraph components {"));
 }

@@ -156,7 +156,8 @@ async fn components_join_only_the_phases_they_override() {
         .await
         .unwrap();
     app.shutdown().await;
-    let stopping: Vec<_> = app.timeline().of_kind(orderly::EventKind::Stopping).into_iter().map(|e| e.phase).collect();
+    let stopping: Vec<_> =
+        app.timeline().of_kind(orderly::events::EventKind::Stopping).into_iter().map(|e| e.phase).collect();
     assert_eq!(stopping, vec![Some(orderly::Phase::Stop(StopPhase::Close))]);
     assert!(journal.did("only_close", Step::Stop(StopPhase::Close)));
 }
@@ -172,7 +173,7 @@ async fn a_dependent_waits_for_its_dependency_to_become_ready() {
         .unwrap();
     assert!(journal.seq("api", Step::Start, Edge::Begin) > journal.seq("cache", Step::Ready, Edge::End));
     // Why it waited is on the timeline once, not once per poll.
-    let waits = app.timeline().of_kind(orderly::EventKind::NotReady);
+    let waits = app.timeline().of_kind(orderly::events::EventKind::NotReady);
     assert_eq!(waits.len(), 1, "{waits:?}");
     assert_eq!((waits[0].component.as_deref(), waits[0].detail.as_deref()), (Some("cache"), Some("warming up")));
     app.shutdown().await;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use orderly::testing::{Behavior, Edge, Journal, Probe, Step};
 use orderly::{
-    async_trait, BoxError, Component, EventKind, ReloadContext, Reloaded, Runtime, ShutdownReason, StopPhase,
+    async_trait, events::EventKind, BoxError, Component, ReloadContext, Reloaded, Runtime, ShutdownReason, StopPhase,
 };
 
 /// A running `lifecycle-child` in its own directory (whose

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use orderly::testing::{short_budgets, Behavior, Edge, Journal, Probe, Step, TaskEnding, TaskSwitch, TestApp};
 use orderly::{
-    BuildError, ComponentOverrides, EventKind, OnFailure, Phase, Readiness, Restart, Runtime, RuntimeSettings,
-    ShutdownReason, StopPhase,
+    events::EventKind, settings::ComponentOverrides, settings::RuntimeSettings, BuildError, OnFailure, Phase,
+    Readiness, Restart, Runtime, ShutdownReason, StopPhase,
 };
 use proptest::prelude::*;
 
@@ -49,7 +49,7 @@ async fn start(probes: Vec<Probe>, settings: RuntimeSettings) -> TestApp {
 }
 
 /// Waits until the timeline holds `count` events of `kind`.
-async fn wait_for(app: &TestApp, kind: EventKind, count: usize) -> Vec<orderly::LifecycleEvent> {
+async fn wait_for(app: &TestApp, kind: EventKind, count: usize) -> Vec<orderly::events::LifecycleEvent> {
     for _ in 0..2000 {
         let found = app.timeline().of_kind(kind);
         if found.len() >= count {
@@ -170,7 +170,7 @@ async fn while_it_restarts_readiness_names_the_reason_and_liveness_stays_up() {
     }
     let report = app.runtime().health().readiness(Duration::from_secs(1)).await;
     assert!(!report.ready, "{report:?}");
-    assert_eq!(report.state, orderly::AppState::Running, "liveness is untouched");
+    assert_eq!(report.state, orderly::health::AppState::Running, "liveness is untouched");
     let of = |name: &str| report.components.iter().find(|(n, _)| n == name).map(|(_, r)| r.clone());
     assert!(
         matches!(of("queue"), Some(Readiness::NotReady(r)) if r.contains("restarting: lost the broker connection"))

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly::testing::{Behavior, Journal, Probe, Step, TestApp, TestStartError};
-use orderly::{ComponentSettings, EventKind, Phase, RunOutcome, StopPhase};
+use orderly::{events::EventKind, settings::ComponentSettings, Phase, RunOutcome, StopPhase};
 
 /// base <- leaf <- mid (fails) <- top, plus an independent `side` that
 /// started and an independent `stuck` whose start is still running.
 async fn fail_in_the_middle(
     mid_start: Behavior,
     mid_settings: ComponentSettings,
-) -> (Box<RunOutcome>, Journal, orderly::Timeline) {
+) -> (Box<RunOutcome>, Journal, orderly::events::Timeline) {
     let journal = Journal::new();
     let mid = Probe::new("mid").depends_on(&["base", "leaf"]).on_start(mid_start).joins_all().journal(&journal);
     let result = TestApp::builder()
@@ -31,7 +31,7 @@ async fn fail_in_the_middle(
     }
 }
 
-fn assert_exact_rollback(journal: &Journal, timeline: &orderly::Timeline) {
+fn assert_exact_rollback(journal: &Journal, timeline: &orderly::events::Timeline) {
     for phase in StopPhase::ALL {
         let mut stopped = journal.who_did(Step::Stop(phase));
         stopped.sort();

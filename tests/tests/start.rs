@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use orderly::testing::{Behavior, Journal, Probe, Step, TestApp, TestStartError};
 use orderly::{
-    async_trait, BoxError, Component, ComponentSettings, EventKind, Permanent, Phase, RetryPolicy, RunOutcome, Runtime,
-    ShutdownReason, StartContext, StopPhase,
+    async_trait, events::EventKind, settings::ComponentSettings, settings::RetryPolicy, BoxError, Component, Permanent,
+    Phase, RunOutcome, Runtime, ShutdownReason, StartContext, StopPhase,
 };
 
 fn retrying(attempts: u32) -> ComponentSettings {

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orderly::{Runtime, Secret, ShutdownReason};
+use orderly::{config::Secret, Runtime, ShutdownReason};
 use orderly_components::postgres::{Database, DatabaseConfig, DevDatabase};
 
 async fn client(url: &str) -> tokio_postgres::Client {

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::AsyncCommands;
 use orderly::{
-    BoxError, Component, Dependency, FromConfig, Readiness, Secret, StartContext, StopContext, Validate, Validation,
+    config::Secret, config::Validate, config::Validation, BoxError, Component, Dependency, FromConfig, Readiness,
+    StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use prometheus::{IntCounterVec, IntGauge, Opts};

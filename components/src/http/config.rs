@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use orderly::{Validate, Validation};
+use orderly::{config::Validate, config::Validation};
 use serde::Deserialize;
 
 /// `[http]`. Every key can be set as `APP__HTTP__<KEY>`.

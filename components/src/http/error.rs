@@ -175,7 +175,7 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}): {}", self.status.as_u16(), self.code, self.message)?;
         if let Some(source) = &self.source {
-            write!(f, ": {}", orderly::error_chain(source.as_ref()))?;
+            write!(f, ": {}", orderly::events::error_chain(source.as_ref()))?;
         }
         Ok(())
     }

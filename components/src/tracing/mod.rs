@@ -27,7 +27,9 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
-use orderly::{BoxError, Component, FromConfig, Lifecycle, StartContext, StopContext, Validate, Validation};
+use orderly::{
+    config::Validate, config::Validation, BoxError, Component, FromConfig, Lifecycle, StartContext, StopContext,
+};
 use parking_lot::Mutex;
 use serde::Deserialize;
 

@@ -24,7 +24,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use orderly::{
-    BoxError, Component, Dependency, FromConfig, Lifecycle, StartContext, StopContext, Validate, Validation,
+    config::Validate, config::Validation, BoxError, Component, Dependency, FromConfig, Lifecycle, StartContext,
+    StopContext,
 };
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
@@ -248,7 +249,7 @@ async fn run_durable(shared: Arc<Shared>, queue: DurableQueue, job: Job) {
                 Ok(false) => Some(Ok(false)), // someone else has it now; roll back our effects
                 Err(e) => Some(Err(e.to_string())),
             },
-            Some(Err(e)) => Some(Err(orderly::error_chain(e.as_ref()))),
+            Some(Err(e)) => Some(Err(orderly::events::error_chain(e.as_ref()))),
         }
     }
     .await;

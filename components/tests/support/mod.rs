@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use orderly::{BoxError, Component, Dependency, Runtime, ShutdownSettings, StartContext};
+use orderly::{settings::ShutdownSettings, BoxError, Component, Dependency, Runtime, StartContext};
 use orderly_components::admin::{Admin, AdminConfig};
 use orderly_components::http::{ApiError, HttpConfig, HttpServer, RequestContext};
 use orderly_components::metrics::Metrics;

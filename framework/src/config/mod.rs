@@ -26,7 +26,7 @@ use crate::settings::{ComponentOverrides, RuntimeSettings, ShutdownSettings, Sta
 /// Where configuration comes from. Build one, then [`load`](ConfigSources::load) it.
 ///
 /// ```
-/// use orderly::ConfigSources;
+/// use orderly::config::ConfigSources;
 /// let sources = ConfigSources::new("APP")
 ///     .embedded_defaults("[shutdown]\ndeadline = \"20s\"\n")
 ///     .env_vars([("APP__SHUTDOWN__PROPAGATION_DELAY", "2s")])

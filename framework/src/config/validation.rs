@@ -30,7 +30,7 @@ pub struct ConfigErrors(pub Vec<ConfigIssue>);
 /// An accumulator of [`ConfigIssue`]s.
 ///
 /// ```
-/// use orderly::{Validate, Validation};
+/// use orderly::{config::Validate, config::Validation};
 /// struct Http { workers: usize, bind: String }
 /// impl Validate for Http {
 ///     fn validate(&self, v: &mut Validation) {
