@@ -6,6 +6,8 @@ use async_trait::async_trait;
 use orderly::BoxError;
 use tokio::sync::watch;
 
+use super::stage::{has_reached, reached, Stage};
+
 /// A job's id in the durable queue (0 for in-memory jobs).
 pub type JobId = i64;
 
@@ -27,7 +29,7 @@ pub struct Job {
 /// What a handler gets besides the job: the shutdown's cancellation and,
 /// for durable jobs, the transaction the job completes in.
 pub struct JobContext<'a> {
-    pub(crate) cancel: watch::Receiver<bool>,
+    pub(crate) stage: watch::Receiver<Stage>,
     pub(crate) transaction: Option<&'a deadpool_postgres::Transaction<'a>>,
 }
 
@@ -35,14 +37,13 @@ impl JobContext<'_> {
     /// Resolves when phase 3 asks running jobs to stop: finish quickly or
     /// return an error, and the job goes back to the queue for another worker.
     pub async fn cancelled(&self) {
-        let mut cancel = self.cancel.clone();
-        // An error means the worker is gone; that is a cancellation too.
-        let _ = cancel.wait_for(|c| *c).await;
+        // A pool that is gone counts as cancelled too.
+        reached(&mut self.stage.clone(), Stage::Cancelling).await;
     }
 
     /// Whether cancellation has been asked for.
     pub fn is_cancelled(&self) -> bool {
-        *self.cancel.borrow()
+        has_reached(&self.stage, Stage::Cancelling)
     }
 
     /// The transaction a durable job completes in. Write the job's effects

@@ -17,6 +17,7 @@ mod durable;
 mod job;
 mod memory;
 mod metrics;
+mod stage;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,7 @@ pub use memory::MemoryQueue;
 
 use self::durable::DurableQueue;
 use self::metrics::WorkerMetrics;
+use self::stage::{advance, has_reached, reached, Stage};
 use crate::idle::{Busy, InProgress};
 use crate::metrics::Metrics;
 use crate::postgres::Database;
@@ -99,12 +101,8 @@ impl Validate for WorkersConfig {
 /// What the running pool shares with its tasks.
 struct Shared {
     handlers: RwLock<HashMap<String, Arc<dyn JobHandler>>>,
-    /// Set in phase 1: no more claiming.
-    claiming: watch::Sender<bool>,
-    /// Set in phase 3: handlers should stop.
-    cancel: watch::Sender<bool>,
-    /// Set at the end of phase 3's budget: stop waiting for handlers, release their jobs.
-    hard_stop: watch::Sender<bool>,
+    /// Where the stop is: claiming, not claiming, cancelling, cutting off.
+    stage: watch::Sender<Stage>,
     in_flight: Arc<InProgress>,
     metrics: WorkerMetrics,
     logger: slog::Logger,
@@ -195,100 +193,112 @@ impl Workers {
     }
 }
 
-/// Resolves when the flag becomes `value` (or its sender is gone).
-/// Returns nothing, so no borrow of the flag is held across an await.
-async fn until(flag: &mut watch::Receiver<bool>, value: bool) {
-    let _ = flag.wait_for(|v| *v == value).await;
-}
-
 fn owner_id() -> String {
     format!("{}:{}:{:08x}", crate::hostname(), std::process::id(), fastrand::u32(..))
 }
 
-/// Runs one durable job to an outcome: done, failed (retried or dead), or released.
+/// How one run of a durable job ended.
+enum Outcome {
+    /// The handler succeeded and the job's completion committed with its effects.
+    Done,
+    /// The handler succeeded after the lease was lost: its effects rolled back.
+    LeaseLost,
+    /// Cut off at the end of phase 3: its transaction rolled back.
+    CutOff,
+    /// The handler, or the queue around it, failed.
+    Failed(String),
+}
+
+/// Runs one durable job to an outcome, then records it in the queue.
 async fn run_durable(shared: Arc<Shared>, queue: DurableQueue, job: Job) {
     let _running = Running::new(&shared, &queue.queue);
-    let label = |status: &str| shared.metrics.jobs.with_label_values(&[&queue.queue, status]).inc();
-    let handler = shared.handlers.read().get(&job.kind).cloned();
     let started = Instant::now();
-    let outcome: Option<Result<bool, String>> = async {
-        let Some(handler) = handler else {
-            return Some(Err(format!("no handler for job kind `{}` in this process", job.kind)));
-        };
-        let mut client = match queue.client().await {
-            Ok(client) => client,
-            Err(e) => return Some(Err(e.to_string())),
-        };
-        let tx = match client.transaction().await {
-            Ok(tx) => tx,
-            Err(e) => return Some(Err(e.to_string())),
-        };
-        let ctx = JobContext { cancel: shared.cancel.subscribe(), transaction: Some(&tx) };
-        let mut hard_stop = shared.hard_stop.subscribe();
-        let renew_every = queue.lease / 3;
-        let result = {
-            let run = handler.run(&job, &ctx);
-            let mut run = std::pin::pin!(run);
-            loop {
-                tokio::select! {
-                    result = &mut run => break Some(result),
-                    _ = until(&mut hard_stop, true) => break None,
-                    () = tokio::time::sleep(renew_every) => {
-                        if !matches!(queue.renew(job.id).await, Ok(true)) {
-                            slog::warn!(shared.logger, "lost the lease of a running job"; "job" => job.id);
-                        }
-                    }
-                }
-            }
-        };
-        drop(ctx);
-        match result {
-            None => None, // the transaction rolls back on drop
-            Some(Ok(())) => match queue.complete_in(&tx, job.id).await {
-                Ok(true) => Some(tx.commit().await.map(|()| true).map_err(|e| e.to_string())),
-                Ok(false) => Some(Ok(false)), // someone else has it now; roll back our effects
-                Err(e) => Some(Err(e.to_string())),
-            },
-            Some(Err(e)) => Some(Err(orderly::events::error_chain(e.as_ref()))),
-        }
-    }
-    .await;
+    let outcome = execute(&shared, &queue, &job).await;
     shared
         .metrics
         .duration
         .with_label_values(&[&*queue.queue, job.kind.as_str()])
         .observe(started.elapsed().as_secs_f64());
-    let cancelled = *shared.cancel.borrow();
-    match outcome {
-        Some(Ok(true)) => label("done"),
-        Some(Ok(false)) => {
-            slog::warn!(shared.logger, "job finished after its lease was lost; its effects were rolled back"; "job" => job.id)
-        }
-        None => {
-            // Cut off at the end of phase 3: its transaction rolled back, and
-            // it goes back to the queue for the next process.
-            match queue.release(job.id).await {
-                Ok(()) => {
-                    label("released");
-                    slog::warn!(shared.logger, "job cut off at the end of the stop budget; given back to the queue";
-                        "job" => job.id, "kind" => &job.kind, "ran_ms" => started.elapsed().as_millis() as u64);
-                }
-                Err(e) => {
-                    slog::warn!(shared.logger, "job cut off; could not give it back, its lease will expire";
-                        "job" => job.id, "kind" => &job.kind, "error" => %e)
+    record(&shared, &queue, &job, outcome, started).await;
+}
+
+/// Runs the handler in the job's transaction, renewing the lease meanwhile,
+/// and commits the completion with the job's effects.
+async fn execute(shared: &Shared, queue: &DurableQueue, job: &Job) -> Outcome {
+    let failed = |e: &dyn std::fmt::Display| Outcome::Failed(e.to_string());
+    let Some(handler) = shared.handlers.read().get(&job.kind).cloned() else {
+        return Outcome::Failed(format!("no handler for job kind `{}` in this process", job.kind));
+    };
+    let mut client = match queue.client().await {
+        Ok(client) => client,
+        Err(e) => return failed(&e),
+    };
+    let tx = match client.transaction().await {
+        Ok(tx) => tx,
+        Err(e) => return failed(&e),
+    };
+    let ctx = JobContext { stage: shared.stage.subscribe(), transaction: Some(&tx) };
+    let mut stage = shared.stage.subscribe();
+    let renew_every = queue.lease / 3;
+    let result = {
+        let run = handler.run(job, &ctx);
+        let mut run = std::pin::pin!(run);
+        loop {
+            tokio::select! {
+                result = &mut run => break result,
+                // The transaction rolls back on drop.
+                () = reached(&mut stage, Stage::CuttingOff) => return Outcome::CutOff,
+                () = tokio::time::sleep(renew_every) => {
+                    if !matches!(queue.renew(job.id).await, Ok(true)) {
+                        slog::warn!(shared.logger, "lost the lease of a running job"; "job" => job.id);
+                    }
                 }
             }
         }
-        Some(Err(_)) if cancelled => {
+    };
+    drop(ctx);
+    if let Err(e) = result {
+        return Outcome::Failed(orderly::events::error_chain(e.as_ref()));
+    }
+    match queue.complete_in(&tx, job.id).await {
+        Ok(true) => tx.commit().await.map_or_else(|e| failed(&e), |()| Outcome::Done),
+        Ok(false) => Outcome::LeaseLost, // someone else has it now; roll back our effects
+        Err(e) => failed(&e),
+    }
+}
+
+/// Records a run's outcome in the queue and the metrics: done, given back,
+/// retried later or dead-lettered. A job is never lost: where even this
+/// fails, its lease expires and another worker claims it.
+async fn record(shared: &Shared, queue: &DurableQueue, job: &Job, outcome: Outcome, started: Instant) {
+    let label = |status: &str| shared.metrics.jobs.with_label_values(&[&queue.queue, status]).inc();
+    match outcome {
+        Outcome::Done => label("done"),
+        Outcome::LeaseLost => {
+            slog::warn!(shared.logger, "job finished after its lease was lost; its effects were rolled back"; "job" => job.id)
+        }
+        // Back to the queue for the next process.
+        Outcome::CutOff => match queue.release(job.id).await {
+            Ok(()) => {
+                label("released");
+                slog::warn!(shared.logger, "job cut off at the end of the stop budget; given back to the queue";
+                    "job" => job.id, "kind" => &job.kind, "ran_ms" => started.elapsed().as_millis() as u64);
+            }
+            Err(e) => {
+                slog::warn!(shared.logger, "job cut off; could not give it back, its lease will expire";
+                    "job" => job.id, "kind" => &job.kind, "error" => %e)
+            }
+        },
+        // Failing because it was asked to stop is not the job's fault: no attempt is spent.
+        Outcome::Failed(_) if *shared.stage.borrow() >= Stage::Cancelling => {
             match queue.release(job.id).await {
                 Ok(()) => label("released"),
-                // Its lease will expire and it will be claimed again: still not lost.
                 Err(e) => {
                     slog::warn!(shared.logger, "could not release a job; its lease will expire"; "job" => job.id, "error" => %e)
                 }
             }
         }
-        Some(Err(error)) => match queue.fail(&job, &error).await {
+        Outcome::Failed(error) => match queue.fail(job, &error).await {
             Ok(true) => {
                 label("dead");
                 slog::error!(shared.logger, "job dead-lettered"; "job" => job.id, "kind" => &job.kind, "error" => &error);
@@ -309,13 +319,13 @@ async fn run_memory(shared: Arc<Shared>, job: Job) {
     let _running = Running::new(&shared, MEMORY);
     let handler = shared.handlers.read().get(&job.kind).cloned();
     let started = Instant::now();
-    let ctx = JobContext { cancel: shared.cancel.subscribe(), transaction: None };
-    let mut hard_stop = shared.hard_stop.subscribe();
+    let ctx = JobContext { stage: shared.stage.subscribe(), transaction: None };
+    let mut stage = shared.stage.subscribe();
     let status = match handler {
         None => "failed",
         Some(handler) => tokio::select! {
             result = handler.run(&job, &ctx) => if result.is_ok() { "done" } else { "failed" },
-            _ = until(&mut hard_stop, true) => "dropped",
+            () = reached(&mut stage, Stage::CuttingOff) => "dropped",
         },
     };
     shared.metrics.duration.with_label_values(&[MEMORY, &job.kind]).observe(started.elapsed().as_secs_f64());
@@ -324,15 +334,15 @@ async fn run_memory(shared: Arc<Shared>, job: Job) {
 
 /// Claims durable jobs while there is room, until phase 1.
 async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semaphore>, poll: Duration) {
-    let mut claiming = shared.claiming.subscribe();
+    let mut stage = shared.stage.subscribe();
     loop {
-        if !*claiming.borrow() {
+        if has_reached(&stage, Stage::NotClaiming) {
             return;
         }
         // Wait for room, or for phase 1.
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
-            _ = until(&mut claiming, false) => return,
+            () = reached(&mut stage, Stage::NotClaiming) => return,
         };
         let room = 1 + slots.available_permits() as i64;
         let jobs = match queue.claim(room).await {
@@ -346,7 +356,7 @@ async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semapho
             drop(permit);
             tokio::select! {
                 () = tokio::time::sleep(poll) => {}
-                _ = until(&mut claiming, false) => return,
+                () = reached(&mut stage, Stage::NotClaiming) => return,
             }
             continue;
         }
@@ -371,11 +381,11 @@ async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semapho
 
 /// Runs in-memory jobs as they come, until phase 1; then drops what is left.
 async fn memory_loop(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, slots: Arc<Semaphore>) {
-    let mut claiming = shared.claiming.subscribe();
+    let mut stage = shared.stage.subscribe();
     loop {
         let job = tokio::select! {
             job = receiver.recv() => match job { Some(job) => job, None => return },
-            _ = until(&mut claiming, false) => break,
+            () = reached(&mut stage, Stage::NotClaiming) => break,
         };
         let Ok(permit) = slots.clone().acquire_owned().await else { break };
         let shared = shared.clone();
@@ -397,7 +407,7 @@ async fn memory_loop(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, slo
 
 /// Keeps `queue_depth` current.
 async fn depth_loop(shared: Arc<Shared>, queue: DurableQueue, memory: MemoryQueue) {
-    let mut claiming = shared.claiming.subscribe();
+    let mut stage = shared.stage.subscribe();
     loop {
         if let Ok(depth) = queue.depth().await {
             shared.metrics.depth.with_label_values(&[&queue.queue]).set(depth);
@@ -405,7 +415,7 @@ async fn depth_loop(shared: Arc<Shared>, queue: DurableQueue, memory: MemoryQueu
         shared.metrics.depth.with_label_values(&[MEMORY]).set(memory.depth() as i64);
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = until(&mut claiming, false) => return,
+            () = reached(&mut stage, Stage::NotClaiming) => return,
         }
     }
 }
@@ -434,9 +444,7 @@ impl Component for Workers {
         durable.create_schema().await?;
         let shared = Arc::new(Shared {
             handlers: RwLock::new(std::mem::take(&mut *self.handlers.lock())),
-            claiming: watch::Sender::new(true),
-            cancel: watch::Sender::new(false),
-            hard_stop: watch::Sender::new(false),
+            stage: watch::Sender::new(Stage::Claiming),
             in_flight: Arc::default(),
             metrics: WorkerMetrics::register(&registry)?,
             logger: ctx.logger().clone(),
@@ -469,7 +477,7 @@ impl Component for Workers {
             memory.accepting.store(false, Ordering::SeqCst);
         }
         if let Some(shared) = self.shared.get() {
-            shared.claiming.send_replace(false);
+            advance(&shared.stage, Stage::NotClaiming);
             slog::info!(ctx.logger(), "stopped claiming jobs"; "in_flight" => shared.in_flight.count());
         }
         Ok(())
@@ -477,14 +485,14 @@ impl Component for Workers {
 
     async fn stop_workers(&self, ctx: &StopContext) -> Result<(), BoxError> {
         let Some(shared) = self.shared.get() else { return Ok(()) };
-        shared.cancel.send_replace(true);
+        advance(&shared.stage, Stage::Cancelling);
         let deadline = ctx.deadline();
         // Leave time to give unfinished jobs back before the budget ends.
         let margin = deadline.saturating_duration_since(Instant::now()).mul_f64(0.2).min(Duration::from_millis(500));
         if !shared.in_flight.wait_until_idle(deadline - margin).await {
             let left = shared.in_flight.count();
             slog::warn!(ctx.logger(), "jobs still running at the end of the budget; giving them back"; "jobs" => left);
-            shared.hard_stop.send_replace(true);
+            advance(&shared.stage, Stage::CuttingOff);
             if !shared.in_flight.wait_until_idle(deadline).await {
                 let left = shared.in_flight.count();
                 return Err(format!("{left} job(s) could not be given back in time; their leases will expire").into());
