@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use actix_web::http::KeepAlive;
 use actix_web::web::ServiceConfig;
 use orderly::{BoxError, Component, Dependency, FromConfig, Lifecycle, Readiness, StartContext, StopContext};
-use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::app_template::AppTemplate;
@@ -55,23 +54,28 @@ pub enum HttpError {
     },
 }
 
-/// Where the server is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the server is, holding what it owns at that point: the value that
+/// readiness and `serving()` watch is the one that owns the socket, so the
+/// two can never disagree.
 enum State {
     /// Constructed, not started.
     Idle,
     /// Listening (connections queue in the kernel) until the app has started.
-    Bound,
+    Bound(std::net::TcpListener, ListenerCloser),
     /// Workers are taking connections.
-    Serving,
-    /// No longer accepting.
+    Serving(Serving),
+    /// No longer accepting; the actix server (if it ever served) is kept,
+    /// not used, until the drain ends: dropping it ends its task.
+    Draining { _server: Option<Serving> },
+    /// Drained.
     Stopped,
 }
 
-enum Socket {
-    None,
-    Bound(std::net::TcpListener, ListenerCloser),
-    Serving(Serving),
+impl State {
+    /// Whether no more connections will be taken.
+    fn has_stopped(&self) -> bool {
+        matches!(self, State::Draining { .. } | State::Stopped)
+    }
 }
 
 /// The HTTP server (`[http]`). Other components add routes to it:
@@ -100,8 +104,7 @@ pub struct HttpServer {
     config: HttpConfig,
     routes: Arc<RouteTable>,
     drain: Arc<Drain>,
-    socket: Arc<Mutex<Socket>>,
-    state: watch::Sender<State>,
+    state: Arc<watch::Sender<State>>,
     local_addr: OnceLock<SocketAddr>,
     metrics: OnceLock<HttpMetrics>,
     lifecycle: OnceLock<Lifecycle>,
@@ -114,8 +117,7 @@ impl HttpServer {
         Self {
             routes: Arc::default(),
             drain: Arc::default(),
-            socket: Arc::new(Mutex::new(Socket::None)),
-            state: watch::Sender::new(State::Idle),
+            state: Arc::new(watch::Sender::new(State::Idle)),
             local_addr: OnceLock::new(),
             metrics: OnceLock::new(),
             lifecycle: OnceLock::new(),
@@ -148,8 +150,8 @@ impl HttpServer {
     /// server stopped (or the app shut down) before it served.
     pub async fn serving(&self) -> bool {
         let mut state = self.state.subscribe();
-        let reached = state.wait_for(|s| matches!(s, State::Serving | State::Stopped)).await.map(|s| *s);
-        matches!(reached, Ok(State::Serving))
+        let reached = state.wait_for(|s| matches!(s, State::Serving(_)) || s.has_stopped()).await;
+        reached.is_ok_and(|s| matches!(*s, State::Serving(_)))
     }
 
     /// Requests being served right now.
@@ -177,14 +179,41 @@ fn serve(
     config: &HttpConfig,
     mut template: AppTemplate,
     routes: &RouteTable,
-    socket: &Mutex<Socket>,
     state: &watch::Sender<State>,
     logger: &slog::Logger,
 ) -> Result<(), HttpError> {
-    let mut socket = socket.lock();
-    let Socket::Bound(listener, _) = &*socket else {
-        return Ok(()); // stopped before the app finished starting
-    };
+    let mut outcome = Ok(());
+    // The whole move from bound to serving happens under the state's lock,
+    // so a stop cannot come in between.
+    state.send_if_modified(|state| {
+        let State::Bound(listener, _) = &*state else {
+            return false; // stopped before the app finished starting
+        };
+        match start_workers(config, &mut template, routes, listener) {
+            Ok((server, addr)) => {
+                let State::Bound(_, closer) = std::mem::replace(state, State::Idle) else {
+                    return false;
+                };
+                *state = State::Serving(Serving::spawn(server, closer, logger.clone()));
+                slog::info!(logger, "serving"; "addr" => addr.to_string(), "workers" => config.worker_count());
+                true
+            }
+            Err(error) => {
+                outcome = Err(error);
+                false
+            }
+        }
+    });
+    outcome
+}
+
+/// Builds and runs the actix server on a clone of the bound listener.
+fn start_workers(
+    config: &HttpConfig,
+    template: &mut AppTemplate,
+    routes: &RouteTable,
+    listener: &std::net::TcpListener,
+) -> Result<(actix_web::dev::Server, SocketAddr), HttpError> {
     let addr = listener
         .local_addr()
         .map_err(|source| HttpError::Serve { addr: config.bind.parse().unwrap_or(([0, 0, 0, 0], 0).into()), source })?;
@@ -192,6 +221,7 @@ fn serve(
     let listener = listener.try_clone().map_err(serve_error)?;
     listener.set_nonblocking(true).map_err(serve_error)?;
     template.routes = routes.seal();
+    let template = template.clone();
     let drain = template.drain.clone();
     let keep_alive =
         if config.keep_alive.is_zero() { KeepAlive::Disabled } else { KeepAlive::Timeout(config.keep_alive) };
@@ -207,13 +237,7 @@ fn serve(
         .listen(listener)
         .map_err(serve_error)?
         .run();
-    let Socket::Bound(_, closer) = std::mem::replace(&mut *socket, Socket::None) else {
-        return Ok(());
-    };
-    *socket = Socket::Serving(Serving::spawn(server, closer, logger.clone()));
-    state.send_replace(State::Serving);
-    slog::info!(logger, "serving"; "addr" => addr.to_string(), "workers" => config.worker_count());
-    Ok(())
+    Ok((server, addr))
 }
 
 #[orderly::component]
@@ -243,8 +267,7 @@ impl Component for HttpServer {
         let local = bound.local_addr();
         let _ = self.local_addr.set(local);
         let (listener, closer) = bound.split();
-        *self.socket.lock() = Socket::Bound(listener, closer);
-        self.state.send_replace(State::Bound);
+        self.state.send_replace(State::Bound(listener, closer));
         slog::info!(ctx.logger(), "listening"; "addr" => local.to_string(), "serving" => "once the app has started");
 
         // Workers start once every component has: routes are complete then,
@@ -255,8 +278,7 @@ impl Component for HttpServer {
         #[cfg(not(feature = "tracing"))]
         let traced = false;
         let template = self.app_template(ctx.logger().clone(), metrics, traced);
-        let (config, routes, socket, state) =
-            (self.config.clone(), self.routes.clone(), self.socket.clone(), self.state.clone());
+        let (config, routes, state) = (self.config.clone(), self.routes.clone(), self.state.clone());
         if let Some(log) = &self.access_log {
             let log = Arc::downgrade(log);
             // Ends with the server: it holds the log only weakly.
@@ -275,7 +297,7 @@ impl Component for HttpServer {
         let (lifecycle, logger) = (ctx.lifecycle(), ctx.logger().clone());
         ctx.spawn(async move {
             if lifecycle.health().started().await {
-                serve(&config, template, &routes, &socket, &state, &logger)?;
+                serve(&config, template, &routes, &state, &logger)?;
             }
             Ok(())
         });
@@ -284,26 +306,35 @@ impl Component for HttpServer {
 
     async fn ready(&self) -> Readiness {
         let app_running = self.lifecycle.get().is_some_and(|l| l.health().is_started());
-        match *self.state.borrow() {
-            State::Serving => Readiness::Ready,
+        match &*self.state.borrow() {
+            State::Serving(_) => Readiness::Ready,
             // While the app starts, being bound is all we can be: workers wait for it.
-            State::Bound if !app_running => Readiness::Ready,
-            State::Bound => Readiness::NotReady("starting workers".into()),
+            State::Bound(..) if !app_running => Readiness::Ready,
+            State::Bound(..) => Readiness::NotReady("starting workers".into()),
             State::Idle => Readiness::NotReady("not started".into()),
-            State::Stopped => Readiness::NotReady("stopped".into()),
+            State::Draining { .. } | State::Stopped => Readiness::NotReady("stopped".into()),
         }
     }
 
     async fn stop_accepting(&self, ctx: &StopContext) -> Result<(), BoxError> {
         self.drain.begin();
-        let mut socket = self.socket.lock();
-        match &mut *socket {
-            Socket::Serving(serving) => serving.stop_accepting(),
-            // Never served: dropping the listener closes it.
-            Socket::Bound(..) => *socket = Socket::None,
-            Socket::None => {}
-        }
-        self.state.send_replace(State::Stopped);
+        self.state.send_if_modified(|state| {
+            let serving = match std::mem::replace(state, State::Stopped) {
+                State::Serving(mut serving) => {
+                    serving.stop_accepting();
+                    Some(serving)
+                }
+                // Never served: dropping the listener closes it.
+                State::Bound(..) | State::Idle => None,
+                // Stopped already (a second call): leave it as it was.
+                earlier @ (State::Draining { .. } | State::Stopped) => {
+                    *state = earlier;
+                    return false;
+                }
+            };
+            *state = State::Draining { _server: serving };
+            true
+        });
         slog::info!(ctx.logger(), "stopped accepting"; "in_flight" => self.drain.in_flight(), "connections" => self.drain.connections());
         Ok(())
     }
@@ -315,7 +346,7 @@ impl Component for HttpServer {
         let outcome = self.drain.wait(deadline - margin, deadline).await;
         // The actix server task is waiting on its workers' once-a-second
         // check; nothing is left for it to do that we need.
-        *self.socket.lock() = Socket::None;
+        self.state.send_replace(State::Stopped);
         if let Some(log) = &self.access_log {
             log.flush();
         }

@@ -290,14 +290,12 @@ async fn record(shared: &Shared, queue: &DurableQueue, job: &Job, outcome: Outco
             }
         },
         // Failing because it was asked to stop is not the job's fault: no attempt is spent.
-        Outcome::Failed(_) if *shared.stage.borrow() >= Stage::Cancelling => {
-            match queue.release(job.id).await {
-                Ok(()) => label("released"),
-                Err(e) => {
-                    slog::warn!(shared.logger, "could not release a job; its lease will expire"; "job" => job.id, "error" => %e)
-                }
+        Outcome::Failed(_) if *shared.stage.borrow() >= Stage::Cancelling => match queue.release(job.id).await {
+            Ok(()) => label("released"),
+            Err(e) => {
+                slog::warn!(shared.logger, "could not release a job; its lease will expire"; "job" => job.id, "error" => %e)
             }
-        }
+        },
         Outcome::Failed(error) => match queue.fail(job, &error).await {
             Ok(true) => {
                 label("dead");
