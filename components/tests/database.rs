@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::{config::Secret, events::EventKind, RunOutcome, Runtime, ShutdownReason};
+use orderly::{config::Secret, events::EventKind, Runtime, ShutdownReason, StartError};
 use orderly_components::postgres::{Database, DatabaseConfig, DbError, DevDatabase};
 
 fn scratch_dir(files: &[(&str, &str)]) -> std::path::PathBuf {
@@ -114,7 +114,7 @@ async fn a_wrong_password_fails_at_once_with_a_clear_message() {
     let url = format!("postgres://postgres:wrong-password@127.0.0.1:{}/postgres", server.port());
     let runtime = Runtime::builder().component(Database::new(config(url))).build().unwrap();
     let outcome = runtime.start().await.expect_err("the password is wrong");
-    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!("expected a start failure") };
+    let StartError::Failed { failure, .. } = *outcome else { panic!("expected a start failure") };
     assert!(failure.error.contains("password authentication failed"), "{}", failure.error);
     assert!(failure.error.contains("not retried"), "{}", failure.error);
     assert!(!failure.error.contains("wrong-password"), "the password never appears: {}", failure.error);

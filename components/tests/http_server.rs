@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use orderly::{events::EventKind, settings::ShutdownSettings, RunOutcome};
+use orderly::{events::EventKind, settings::ShutdownSettings, StartError};
 use orderly_components::http::HttpConfig;
 use support::*;
 
@@ -111,7 +111,7 @@ async fn a_port_in_use_fails_start_and_rolls_back() {
     let http = HttpConfig { bind: addr.to_string(), ..http_config() };
     let (runtime, _, _, _) = build(http, admin_config(), ShutdownSettings::default());
     let outcome = runtime.start().await.expect_err("the port is taken");
-    let RunOutcome::StartFailed { failure, rollback } = *outcome else { panic!("expected a start failure") };
+    let StartError::Failed { failure, rollback } = *outcome else { panic!("expected a start failure") };
     assert_eq!(failure.component, "http");
     assert!(failure.error.contains(&addr.to_string()) && failure.error.contains("in use"), "{}", failure.error);
     assert!(rollback.is_clean());

@@ -4,7 +4,7 @@
 //!
 //! cargo run -p orderly --example 03_failing_start_and_rollback
 
-use orderly::{BoxError, Component, Dependency, RunOutcome, Runtime, StartContext, StopContext};
+use orderly::{BoxError, Component, Dependency, Runtime, StartContext, StartError, StopContext};
 
 struct Cache;
 
@@ -36,7 +36,7 @@ impl Component for Queue {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = Runtime::builder().component(Cache).component(Queue).build()?;
     let Err(outcome) = runtime.start().await else { return Err("the start should have failed".into()) };
-    if let RunOutcome::StartFailed { failure, rollback } = *outcome {
+    if let StartError::Failed { failure, rollback } = *outcome {
         println!("start failed: {failure}");
         println!("rollback clean: {}", rollback.is_clean());
     }

@@ -92,7 +92,7 @@ pub use orderly_macros::component;
 pub use phase::{Phase, PhaseSet, StopPhase};
 pub use registry::{FromConfig, Linked, Registration};
 pub use reload::{ReloadContext, ReloadReport, Reloaded};
-pub use runtime::{BuildError, RunOutcome, Runtime, RuntimeBuilder};
+pub use runtime::{BuildError, RunOutcome, Runtime, RuntimeBuilder, StartError};
 pub use shutdown::{ShutdownReport, StopProblem};
 pub use start::StartFailure;
 pub use supervise::panic_message;

@@ -39,7 +39,49 @@ pub enum BuildError {
     Supervision(Vec<String>),
 }
 
-/// How a run ended.
+/// Why [`Runtime::start`] did not complete. What had started is already
+/// stopped (rolled back) when it is returned.
+#[derive(Debug)]
+pub enum StartError {
+    /// A component failed to start.
+    Failed {
+        /// The root cause.
+        failure: StartFailure,
+        /// The rollback of the components that had started.
+        rollback: ShutdownReport,
+    },
+    /// A shutdown was requested before start completed.
+    Interrupted(ShutdownReport),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Failed { failure, .. } => write!(f, "start failed: {failure}"),
+            StartError::Interrupted(report) => write!(f, "start interrupted: {}", report.reason),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Failed { failure, .. } => Some(failure),
+            StartError::Interrupted(_) => None,
+        }
+    }
+}
+
+impl From<StartError> for RunOutcome {
+    fn from(error: StartError) -> Self {
+        match error {
+            StartError::Failed { failure, rollback } => RunOutcome::StartFailed { failure, rollback },
+            StartError::Interrupted(report) => RunOutcome::Interrupted(report),
+        }
+    }
+}
+
+/// How a whole run ([`Runtime::run`], [`App`](crate::App)) ended.
 #[derive(Debug)]
 pub enum RunOutcome {
     /// Start failed and was rolled back.
@@ -316,7 +358,7 @@ impl Runtime {
     ///
     /// A runtime starts once: call this once, then [`shutdown`](Self::shutdown)
     /// once (or use [`run`](Self::run), which does both).
-    pub async fn start(&self) -> Result<(), Box<RunOutcome>> {
+    pub async fn start(&self) -> Result<(), Box<StartError>> {
         let everyone = vec![true; self.shared.graph.len()];
         let (started, end) = start_all(&self.shared, &everyone).await;
         match end {
@@ -331,10 +373,10 @@ impl Runtime {
                     error: failure.error.clone(),
                 };
                 let rollback = self.roll_back(&started, reason).await;
-                Err(Box::new(RunOutcome::StartFailed { failure, rollback }))
+                Err(Box::new(StartError::Failed { failure, rollback }))
             }
             StartEnd::Interrupted(reason) => {
-                Err(Box::new(RunOutcome::Interrupted(self.roll_back(&started, reason).await)))
+                Err(Box::new(StartError::Interrupted(self.roll_back(&started, reason).await)))
             }
         }
     }
@@ -371,8 +413,8 @@ impl Runtime {
 
     /// Starts, waits for a shutdown request, and shuts down.
     pub async fn run(&self) -> RunOutcome {
-        if let Err(outcome) = self.start().await {
-            return *outcome;
+        if let Err(error) = self.start().await {
+            return (*error).into();
         }
         let reason = self.shared.shutdown.wait().await;
         RunOutcome::ShutDown(self.shutdown(reason).await)

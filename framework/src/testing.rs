@@ -35,7 +35,7 @@ use crate::context::{StartContext, StopContext};
 use crate::dependency::Dependency;
 use crate::failure::{OnFailure, Restart};
 use crate::phase::{PhaseSet, StopPhase};
-use crate::runtime::{BuildError, RunOutcome, Runtime, RuntimeBuilder};
+use crate::runtime::{BuildError, Runtime, RuntimeBuilder, StartError};
 use crate::settings::{PhaseBudgets, ShutdownSettings};
 use crate::shutdown::ShutdownReport;
 use crate::timeline::Timeline;
@@ -458,7 +458,7 @@ pub enum TestStartError {
     /// The graph was invalid.
     Build(BuildError),
     /// Start failed or was interrupted; rollback already ran.
-    Start(Box<RunOutcome>, Timeline),
+    Start(Box<StartError>, Timeline),
 }
 
 impl TestAppBuilder {

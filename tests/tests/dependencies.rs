@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use orderly::testing::{TestApp, TestStartError};
 use orderly::{
-    async_trait, graph::GraphError, AccessError, BoxError, Component, Dependency, RunOutcome, Runtime, StartContext,
+    async_trait, graph::GraphError, AccessError, BoxError, Component, Dependency, Runtime, StartContext, StartError,
 };
 use pool::Pool;
 
@@ -59,7 +59,7 @@ async fn a_component_gets_its_declared_dependency_and_its_resources_typed() {
 async fn asking_for_an_undeclared_dependency_names_both_sides() {
     let result = TestApp::builder().component(Database).component(Api { declared: false }).start().await;
     let Err(TestStartError::Start(outcome, _)) = result else { panic!("start should fail") };
-    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!() };
+    let StartError::Failed { failure, .. } = *outcome else { panic!() };
     assert_eq!(failure.component, "api");
     let expected = AccessError::NotDeclared {
         component: "api".into(),

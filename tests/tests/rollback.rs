@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly::testing::{Behavior, Journal, Probe, Step, TestApp, TestStartError};
-use orderly::{events::EventKind, settings::ComponentSettings, Phase, RunOutcome, StopPhase};
+use orderly::{events::EventKind, settings::ComponentSettings, Phase, StartError, StopPhase};
 
 /// base <- leaf <- mid (fails) <- top, plus an independent `side` that
 /// started and an independent `stuck` whose start is still running.
 async fn fail_in_the_middle(
     mid_start: Behavior,
     mid_settings: ComponentSettings,
-) -> (Box<RunOutcome>, Journal, orderly::events::Timeline) {
+) -> (Box<StartError>, Journal, orderly::events::Timeline) {
     let journal = Journal::new();
     let mid = Probe::new("mid").depends_on(&["base", "leaf"]).on_start(mid_start).joins_all().journal(&journal);
     let result = TestApp::builder()
@@ -60,7 +60,7 @@ fn settings(start_timeout: Duration) -> ComponentSettings {
 async fn start_failure_rolls_back_exactly_the_started_set_in_reverse() {
     let (outcome, journal, timeline) =
         fail_in_the_middle(Behavior::Fail("disk full".into()), settings(Duration::from_secs(30))).await;
-    let RunOutcome::StartFailed { failure, rollback } = *outcome else { panic!("{outcome:?}") };
+    let StartError::Failed { failure, rollback } = *outcome else { panic!("{outcome:?}") };
     assert_eq!((failure.component.as_str(), failure.phase, failure.event), ("mid", Phase::Start, EventKind::Failed));
     assert_eq!(failure.error, "disk full", "the root cause, not a cancellation");
     assert!(rollback.is_clean());
@@ -70,7 +70,7 @@ async fn start_failure_rolls_back_exactly_the_started_set_in_reverse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_timeout_rolls_back_exactly_the_started_set() {
     let (outcome, journal, timeline) = fail_in_the_middle(Behavior::Hang, settings(Duration::from_millis(100))).await;
-    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!("{outcome:?}") };
+    let StartError::Failed { failure, .. } = *outcome else { panic!("{outcome:?}") };
     assert_eq!((failure.component.as_str(), failure.event), ("mid", EventKind::TimedOut));
     assert!(failure.error.contains("within 100ms"), "{}", failure.error);
     assert_exact_rollback(&journal, &timeline);
@@ -80,7 +80,7 @@ async fn start_timeout_rolls_back_exactly_the_started_set() {
 async fn start_panic_rolls_back_exactly_the_started_set() {
     let (outcome, journal, timeline) =
         fail_in_the_middle(Behavior::Panic("index out of range".into()), settings(Duration::from_secs(30))).await;
-    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!("{outcome:?}") };
+    let StartError::Failed { failure, .. } = *outcome else { panic!("{outcome:?}") };
     assert_eq!((failure.component.as_str(), failure.event), ("mid", EventKind::Panicked));
     assert!(failure.error.contains("index out of range"));
     assert_exact_rollback(&journal, &timeline);
@@ -114,7 +114,7 @@ async fn a_slow_start_failing_after_a_yield_is_handled_like_an_immediate_one() {
         .start()
         .await;
     let Err(TestStartError::Start(outcome, _)) = result else { panic!("start should fail") };
-    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!() };
+    let StartError::Failed { failure, .. } = *outcome else { panic!() };
     assert_eq!(failure.component, "worse");
     assert!(journal.did("base", Step::Stop(StopPhase::Close)));
 }
@@ -131,7 +131,7 @@ async fn a_component_still_becoming_ready_when_another_fails_is_rolled_back() {
         .start()
         .await;
     let Err(TestStartError::Start(outcome, timeline)) = result else { panic!("start should fail") };
-    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!() };
+    let StartError::Failed { failure, .. } = *outcome else { panic!() };
     assert_eq!(failure.component, "b_broken");
     assert!(journal.did("a_warming", Step::Stop(StopPhase::Close)), "a started component must be rolled back");
     assert!(timeline.position("a_warming", EventKind::RolledBack, None).is_some());

@@ -7,7 +7,7 @@ use std::time::Duration;
 use orderly::testing::{Behavior, Journal, Probe, Step, TestApp, TestStartError};
 use orderly::{
     async_trait, events::EventKind, settings::ComponentSettings, settings::RetryPolicy, BoxError, Component, Permanent,
-    Phase, RunOutcome, Runtime, ShutdownReason, StartContext, StopPhase,
+    Phase, RunOutcome, Runtime, ShutdownReason, StartContext, StartError, StopPhase,
 };
 
 fn retrying(attempts: u32) -> ComponentSettings {
@@ -41,7 +41,7 @@ async fn retries_stop_when_attempts_run_out() {
         .start()
         .await;
     let Err(TestStartError::Start(outcome, timeline)) = result else { panic!("start should fail") };
-    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!() };
+    let StartError::Failed { failure, .. } = *outcome else { panic!() };
     assert_eq!(failure.error, "transient failure 3");
     assert_eq!(timeline.of_kind(EventKind::Retrying).len(), 2);
 }
@@ -62,7 +62,7 @@ async fn permanent_errors_are_not_retried() {
         .start()
         .await;
     let Err(TestStartError::Start(outcome, timeline)) = result else { panic!("start should fail") };
-    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!() };
+    let StartError::Failed { failure, .. } = *outcome else { panic!() };
     assert!(failure.error.contains("password authentication failed"));
     assert!(timeline.of_kind(EventKind::Retrying).is_empty());
 }
@@ -82,7 +82,7 @@ async fn a_component_that_never_becomes_ready_fails_start_and_is_rolled_back() {
         .start()
         .await;
     let Err(TestStartError::Start(outcome, _)) = result else { panic!("start should fail") };
-    let RunOutcome::StartFailed { failure, .. } = *outcome else { panic!() };
+    let StartError::Failed { failure, .. } = *outcome else { panic!() };
     assert_eq!((failure.phase, failure.event), (Phase::Ready, EventKind::TimedOut));
     assert!(failure.error.contains("warming up"), "the last reason is reported: {}", failure.error);
     assert!(journal.did("cache", Step::Stop(StopPhase::Close)), "its start returned, so it is stopped");
@@ -113,7 +113,7 @@ async fn a_shutdown_request_during_start_cancels_and_rolls_back() {
     }
     runtime.shutdown_handle().trigger(ShutdownReason::Signal("SIGTERM"));
     let outcome = starting.await.unwrap().expect_err("start must be interrupted");
-    let RunOutcome::Interrupted(report) = *outcome else { panic!("{outcome:?}") };
+    let StartError::Interrupted(report) = *outcome else { panic!("{outcome:?}") };
     assert!(report.is_clean());
     assert_eq!(journal.who_did(Step::Stop(StopPhase::Close)), vec!["db"]);
     assert!(runtime.timeline().position("migrations", EventKind::Cancelled, None).is_some());
