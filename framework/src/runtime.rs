@@ -52,6 +52,8 @@ pub enum StartError {
     },
     /// A shutdown was requested before start completed.
     Interrupted(ShutdownReport),
+    /// `start` was called before on this runtime; nothing was started again.
+    AlreadyStarted,
 }
 
 impl std::fmt::Display for StartError {
@@ -59,6 +61,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Failed { failure, .. } => write!(f, "start failed: {failure}"),
             StartError::Interrupted(report) => write!(f, "start interrupted: {}", report.reason),
+            StartError::AlreadyStarted => f.write_str("start was already called on this runtime"),
         }
     }
 }
@@ -67,16 +70,7 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Failed { failure, .. } => Some(failure),
-            StartError::Interrupted(_) => None,
-        }
-    }
-}
-
-impl From<StartError> for RunOutcome {
-    fn from(error: StartError) -> Self {
-        match error {
-            StartError::Failed { failure, rollback } => RunOutcome::StartFailed { failure, rollback },
-            StartError::Interrupted(report) => RunOutcome::Interrupted(report),
+            StartError::Interrupted(_) | StartError::AlreadyStarted => None,
         }
     }
 }
@@ -262,8 +256,10 @@ fn supervision_of(component: &dyn Component, settings: &ComponentSettings) -> Re
 /// Where the runtime is, and which components run.
 #[derive(Debug)]
 pub(crate) enum Stage {
-    /// `start` has not completed.
+    /// `start` has not been called.
     NotStarted,
+    /// `start` is running.
+    Starting,
     /// Started; marks which components run now (restarts change it).
     Running(Vec<bool>),
     /// Start did not complete; marks the components that did start, to roll back.
@@ -331,7 +327,7 @@ impl Shared {
     pub(crate) fn take_running(&self) -> Vec<bool> {
         match std::mem::replace(&mut *self.stage.lock(), Stage::Stopped) {
             Stage::Running(running) | Stage::StartFailed(running) => running,
-            Stage::NotStarted | Stage::Stopped => vec![false; self.graph.len()],
+            Stage::NotStarted | Stage::Starting | Stage::Stopped => vec![false; self.graph.len()],
         }
     }
 
@@ -356,9 +352,17 @@ impl Runtime {
     /// Starts every component along the graph. On failure, the components
     /// that had started are already rolled back when this returns.
     ///
-    /// A runtime starts once: call this once, then [`shutdown`](Self::shutdown)
-    /// once (or use [`run`](Self::run), which does both).
+    /// A runtime starts once: a second call returns
+    /// [`StartError::AlreadyStarted`] and starts nothing. Then call
+    /// [`shutdown`](Self::shutdown) (or use [`run`](Self::run), which does both).
     pub async fn start(&self) -> Result<(), Box<StartError>> {
+        {
+            let mut stage = self.shared.stage.lock();
+            if !matches!(*stage, Stage::NotStarted) {
+                return Err(Box::new(StartError::AlreadyStarted));
+            }
+            *stage = Stage::Starting;
+        }
         let everyone = vec![true; self.shared.graph.len()];
         let (started, end) = start_all(&self.shared, &everyone).await;
         match end {
@@ -414,7 +418,12 @@ impl Runtime {
     /// Starts, waits for a shutdown request, and shuts down.
     pub async fn run(&self) -> RunOutcome {
         if let Err(error) = self.start().await {
-            return (*error).into();
+            match *error {
+                StartError::Failed { failure, rollback } => return RunOutcome::StartFailed { failure, rollback },
+                StartError::Interrupted(report) => return RunOutcome::Interrupted(report),
+                // Started by an earlier `start`: run waits for its shutdown request.
+                StartError::AlreadyStarted => {}
+            }
         }
         let reason = self.shared.shutdown.wait().await;
         RunOutcome::ShutDown(self.shutdown(reason).await)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::testing::{Behavior, Journal, Probe, Step, TestApp, TestStartError};
+use orderly::testing::{Behavior, Edge, Journal, Probe, Step, TestApp, TestStartError};
 use orderly::{
     async_trait, events::EventKind, settings::ComponentSettings, settings::RetryPolicy, BoxError, Component, Permanent,
     Phase, RunOutcome, Runtime, ShutdownReason, StartContext, StartError, StopPhase,
@@ -152,4 +152,18 @@ async fn shutting_down_twice_stops_nothing_twice() {
     app.shutdown().await;
     app.shutdown().await;
     assert_eq!(journal.who_did(Step::Stop(StopPhase::Close)).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_starts_once() {
+    let journal = Journal::default();
+    let runtime = Runtime::builder().component(Probe::new("db").journal(&journal)).build().unwrap();
+    runtime.start().await.unwrap();
+    let again = runtime.start().await.unwrap_err();
+    assert!(matches!(*again, StartError::AlreadyStarted), "{again:?}");
+    assert_eq!(again.to_string(), "start was already called on this runtime");
+    assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
+    let starts = journal.entries().iter().filter(|e| e.step == Step::Start && e.edge == Edge::Begin).count();
+    assert_eq!(starts, 1, "the second call started nothing: {:?}", journal.entries());
+    assert!(matches!(*runtime.start().await.unwrap_err(), StartError::AlreadyStarted), "nor after the shutdown");
 }
