@@ -12,15 +12,11 @@ use crate::config::{ConfigErrors, ConfigIssue, LoadedConfig};
 use crate::exit::ExitStatus;
 use crate::logging::{build_logger, LogSettings};
 use crate::registry::{Linked, Registration};
-use crate::runtime::{BuildError, RunOutcome, Runtime};
-use crate::shutdown::ShutdownReport;
+use crate::runtime::{BuildError, Runtime};
+use crate::shutdown;
 use crate::sighup::{check_sections, noting, read_components, reload_on_sighup, Layers, Reloader};
 use crate::systemd::SystemdNotify;
-use crate::trigger::{Shutdown, ShutdownReason};
-
-/// How long past the shutdown deadline the watchdog waits before it ends the
-/// process: room for the last log records, not for more work.
-const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
+use crate::trigger::Shutdown;
 
 /// `[lifecycle]`: what the process keeps of its lifecycle once it exits.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -249,7 +245,7 @@ fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, under_sy
     let shutdown = runtime.shutdown_handle();
     let deadline = runtime.shutdown_deadline();
     let outcome = tokio.block_on(async {
-        if let Err(e) = watch_signals(app, shutdown.clone()) {
+        if let Err(e) = shutdown::watch_signals(app, shutdown.clone()) {
             eprintln!("{app}: cannot install signal handlers: {e}");
             return None;
         }
@@ -263,7 +259,7 @@ fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, under_sy
                 return None;
             }
         }
-        tokio::spawn(arm_watchdog(app, shutdown, deadline));
+        tokio::spawn(shutdown::arm_watchdog(app, shutdown, deadline));
         if under_systemd {
             tokio::spawn(SystemdNotify::ready_when_started(runtime.health()));
             tokio::spawn(SystemdNotify::watchdog());
@@ -273,76 +269,5 @@ fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, under_sy
     // Leave stray tasks and blocking threads behind rather than wait on them.
     tokio.shutdown_timeout(Duration::from_millis(100));
     let Some(outcome) = outcome else { return ExitStatus::Internal };
-    report_outcome(app, &outcome, logger)
-}
-
-fn report_outcome(app: &str, outcome: &RunOutcome, logger: &slog::Logger) -> ExitStatus {
-    let print_problems = |report: &ShutdownReport| {
-        for problem in &report.problems {
-            eprintln!("{app}:   {problem}");
-        }
-    };
-    match outcome {
-        RunOutcome::StartFailed { failure, rollback } => {
-            slog::crit!(logger, "start failed"; "component" => &failure.component, "phase" => failure.phase.as_str(), "error" => &failure.error);
-            eprintln!("{app}: start failed: {failure}");
-            if !rollback.is_clean() {
-                eprintln!("{app}: the rollback had problems:");
-                print_problems(rollback);
-            }
-            ExitStatus::StartFailed
-        }
-        RunOutcome::Interrupted(report) | RunOutcome::ShutDown(report) => {
-            if !report.is_clean() {
-                eprintln!("{app}: shutdown finished with problems:");
-                print_problems(report);
-                ExitStatus::ShutdownUnclean
-            } else if let ShutdownReason::RestartLimitExceeded { .. } = report.reason {
-                eprintln!("{app}: {}", report.reason);
-                ExitStatus::RestartLimitExceeded
-            } else if report.reason.is_failure() {
-                eprintln!("{app}: {}", report.reason);
-                ExitStatus::ComponentFailed
-            } else {
-                ExitStatus::Clean
-            }
-        }
-    }
-}
-
-/// The first SIGTERM or SIGINT requests a graceful shutdown; a second one,
-/// while that signal's shutdown runs, ends the process at once.
-fn watch_signals(app: &'static str, shutdown: Shutdown) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::spawn(async move {
-        loop {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            if let Some(ShutdownReason::Signal(first)) = shutdown.reason() {
-                eprintln!("{app}: received {name} after {first} during shutdown; exiting immediately");
-                std::process::exit(ExitStatus::Forced.code().into());
-            }
-            shutdown.trigger(ShutdownReason::Signal(name));
-        }
-    });
-    Ok(())
-}
-
-/// Once a shutdown begins, an OS thread (which no stuck task can block)
-/// ends the process if the shutdown overruns its deadline.
-async fn arm_watchdog(app: &'static str, shutdown: Shutdown, deadline: Duration) {
-    shutdown.wait().await;
-    let limit = deadline + WATCHDOG_GRACE;
-    let spawned = std::thread::Builder::new().name("orderly-watchdog".into()).spawn(move || {
-        std::thread::sleep(limit);
-        eprintln!("{app}: shutdown overran its deadline by {WATCHDOG_GRACE:?}; exiting now");
-        std::process::exit(ExitStatus::DeadlineExceeded.code().into());
-    });
-    if let Err(e) = spawned {
-        eprintln!("{app}: cannot start the shutdown watchdog: {e}");
-    }
+    shutdown::exit_status(app, &outcome, logger)
 }
