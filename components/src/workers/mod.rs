@@ -337,11 +337,16 @@ async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semapho
         if has_reached(&stage, Stage::NotClaiming) {
             return;
         }
-        // Wait for room, or for phase 1.
+        // Wait for room, or for phase 1. Phase 1 wins a tie: a slot freed by
+        // a job that phase 3 gave back must not claim that job again.
         let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+            biased;
             () = reached(&mut stage, Stage::NotClaiming) => return,
+            permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
         };
+        if has_reached(&stage, Stage::NotClaiming) {
+            return;
+        }
         let room = 1 + slots.available_permits() as i64;
         let jobs = match queue.claim(room).await {
             Ok(jobs) => jobs,
@@ -353,8 +358,9 @@ async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semapho
         if jobs.is_empty() {
             drop(permit);
             tokio::select! {
-                () = tokio::time::sleep(poll) => {}
+                biased;
                 () = reached(&mut stage, Stage::NotClaiming) => return,
+                () = tokio::time::sleep(poll) => {}
             }
             continue;
         }
@@ -382,8 +388,9 @@ async fn memory_loop(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, slo
     let mut stage = shared.stage.subscribe();
     loop {
         let job = tokio::select! {
-            job = receiver.recv() => match job { Some(job) => job, None => return },
+            biased;
             () = reached(&mut stage, Stage::NotClaiming) => break,
+            job = receiver.recv() => match job { Some(job) => job, None => return },
         };
         let Ok(permit) = slots.clone().acquire_owned().await else { break };
         let shared = shared.clone();
