@@ -46,8 +46,13 @@ echo "promtool check metrics http://$admin/metrics"
 python3 -c "import urllib.request, sys; sys.stdout.write(urllib.request.urlopen('http://$admin/metrics').read().decode())" | promtool check metrics
 
 echo "schemathesis http://$http/api/v1/openapi.json"
+# One worker: with two, hypothesis parses lambda sources (for its reports)
+# from two threads, and this machine's CPython 3.11 crashed once doing that
+# in CI ("SystemError: AST constructor recursion depth mismatch"; CPython
+# gh-106905 reports it rarely and in threaded programs). It was a crash of
+# the tool after 584 passing cases, not a finding about the service.
 timeout 600 "$(tool schemathesis)" --config-file example-app/schemathesis.toml run "http://$http/api/v1/openapi.json" \
-  -H "Authorization: Bearer dev-key-not-for-production" --checks all --max-examples 50 --workers 2 --no-color
+  -H "Authorization: Bearer dev-key-not-for-production" --checks all --max-examples 50 --workers 1 --no-color
 
 kill -TERM "$pid"
 wait "$pid" && status=0 || status=$?
