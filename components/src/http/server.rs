@@ -177,7 +177,7 @@ impl HttpServer {
 /// Starts the actix server on the bound listener, unless a stop came first.
 fn serve(
     config: &HttpConfig,
-    mut template: AppTemplate,
+    template: AppTemplate,
     routes: &RouteTable,
     state: &watch::Sender<State>,
     logger: &slog::Logger,
@@ -189,20 +189,18 @@ fn serve(
         let State::Bound(listener, _) = &*state else {
             return false; // stopped before the app finished starting
         };
-        match start_workers(config, &mut template, routes, listener) {
-            Ok((server, addr)) => {
-                let State::Bound(_, closer) = std::mem::replace(state, State::Idle) else {
-                    return false;
-                };
-                *state = State::Serving(Serving::spawn(server, closer, logger.clone()));
-                slog::info!(logger, "serving"; "addr" => addr.to_string(), "workers" => config.worker_count());
-                true
-            }
+        let (server, addr) = match start_workers(config, template, routes, listener) {
+            Ok(started) => started,
             Err(error) => {
                 outcome = Err(error);
-                false
+                return false;
             }
+        };
+        if let State::Bound(_, closer) = std::mem::replace(state, State::Idle) {
+            *state = State::Serving(Serving::spawn(server, closer, logger.clone()));
         }
+        slog::info!(logger, "serving"; "addr" => addr.to_string(), "workers" => config.worker_count());
+        true
     });
     outcome
 }
@@ -210,7 +208,7 @@ fn serve(
 /// Builds and runs the actix server on a clone of the bound listener.
 fn start_workers(
     config: &HttpConfig,
-    template: &mut AppTemplate,
+    mut template: AppTemplate,
     routes: &RouteTable,
     listener: &std::net::TcpListener,
 ) -> Result<(actix_web::dev::Server, SocketAddr), HttpError> {
@@ -221,7 +219,6 @@ fn start_workers(
     let listener = listener.try_clone().map_err(serve_error)?;
     listener.set_nonblocking(true).map_err(serve_error)?;
     template.routes = routes.seal();
-    let template = template.clone();
     let drain = template.drain.clone();
     let keep_alive =
         if config.keep_alive.is_zero() { KeepAlive::Disabled } else { KeepAlive::Timeout(config.keep_alive) };
