@@ -27,9 +27,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::task::AbortHandle;
-
 use crate::component::{BoxError, Component};
 use crate::context::StopContext;
 use crate::events::{box_error_chain, EventKind};
@@ -37,9 +34,9 @@ use crate::exit::ExitStatus;
 use crate::phase::{Phase, PhaseSet, StopPhase};
 use crate::runtime::RunOutcome;
 use crate::runtime::Shared;
-use crate::supervise::{join, launch, BoxFuture, Ended, Launched};
+use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::{Shutdown, ShutdownReason};
-use crate::walk::Walk;
+use crate::walk::{drive, Begin, Pass, TaskEnd, Walk};
 
 /// A component that did not stop cleanly in a phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +201,7 @@ pub(crate) async fn stop_phases(
 /// One phase: the reversed graph walked concurrently, within `phase_end`.
 async fn run_phase(
     shared: &Shared,
-    started: &[bool],
+    included: &[bool],
     joins: &[PhaseSet],
     phase: StopPhase,
     phase_end: Instant,
@@ -212,101 +209,114 @@ async fn run_phase(
 ) {
     let graph = &shared.graph;
     // Reversed: a component waits for its dependents.
-    let mut walk = Walk::new(&graph.dependents, &graph.dependencies, started);
-    let mut runnable = walk.roots();
-    let mut ran = vec![false; graph.len()];
-    // Each spawned hook's end, tagged (one future type: no box).
-    let mut running = FuturesUnordered::new();
-    let mut aborts: Vec<Option<(Instant, AbortHandle)>> = vec![None; graph.len()];
-    let sleep = tokio::time::sleep_until(phase_end.into());
-    tokio::pin!(sleep);
-
-    loop {
-        while let Some(i) = runnable.pop_front() {
-            if !joins[i].contains(phase) {
-                // Not in this phase: pass through, keeping the order of those around it.
-                walk.complete(i, &mut runnable);
-                continue;
-            }
-            let hook_began = Instant::now();
-            if hook_began >= phase_end {
-                break; // the budget is spent: nothing new begins; the rest is skipped below
-            }
-            ran[i] = true;
-            let node = &graph.nodes[i];
-            let cap = node.settings.stop_cap.or(shared.settings.component_cap);
-            let cap_end = cap.and_then(|c| hook_began.checked_add(c)).map_or(phase_end, |end| end.min(phase_end));
-            // Which limit binds decides how an overrun is reported.
-            let over = match cap {
-                Some(c) if cap_end < phase_end => HookEnd::OverCap(c),
-                _ => HookEnd::PhaseOver,
-            };
-            let ctx = StopContext {
-                name: node.name.clone(),
-                phase,
-                component_logger: shared.loggers[i].clone(),
-                logger: std::sync::OnceLock::new(),
-                deadline: cap_end,
-                not_joined: AtomicBool::new(false),
-            };
-            match launch(call_hook(node.component(), ctx)).await {
-                Launched::Done(ended) => {
-                    // A hook that panicked did run: only a default no-op says it did not.
-                    let joined = !matches!(ended, Ended::Returned((_, false)));
-                    if joined {
-                        shared.events.emit(
-                            EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began),
-                        );
-                        let ended = ended.map(|(result, _joined)| result);
-                        report_hook_end(shared, i, phase, hook_began, HookEnd::Ended(ended), problems);
-                    }
-                    walk.complete(i, &mut runnable);
-                }
-                Launched::Running(handle) => {
-                    shared.events.emit(
-                        EventKind::Stopping.build().component(&node.name).phase(Phase::Stop(phase)).at(hook_began),
-                    );
-                    aborts[i] = Some((hook_began, handle.abort_handle()));
-                    running.push(async move {
-                        let end = tokio::select! {
-                            ended = join(handle) => HookEnd::Ended(ended.map(|(result, _joined)| result)),
-                            () = tokio::time::sleep_until(cap_end.into()) => over,
-                        };
-                        (i, hook_began, end)
-                    });
-                }
-            }
-        }
-        if running.is_empty() {
-            break;
-        }
-        tokio::select! {
-            biased;
-            Some((i, hook_began, end)) = running.next() => {
-                if let (HookEnd::OverCap(_) | HookEnd::PhaseOver, Some((_, handle))) = (&end, &aborts[i]) {
-                    handle.abort();
-                }
-                aborts[i] = None;
-                report_hook_end(shared, i, phase, hook_began, end, problems);
-                walk.complete(i, &mut runnable);
-            }
-            () = &mut sleep => break,
-        }
-    }
+    let walk = Walk::new(&graph.dependents, &graph.dependencies, included);
+    let mut pass = Stopping { shared, joins, phase, phase_end, hooks: vec![None; graph.len()], problems };
+    let (_, abandoned) = drive(walk, &mut pass, tokio::time::sleep_until(phase_end.into())).await;
 
     // The phase's budget is spent: abandon what runs, name what never ran.
-    for (i, slot) in aborts.iter().enumerate() {
-        if let Some((hook_began, handle)) = slot {
-            handle.abort();
-            report_hook_end(shared, i, phase, *hook_began, HookEnd::PhaseOver, problems);
+    for i in abandoned.nodes() {
+        if let Some(hook) = pass.hooks[i] {
+            report_hook_end(shared, i, phase, hook.began, HookEnd::PhaseOver, pass.problems);
         }
     }
-    for i in (0..graph.len()).filter(|&i| joins[i].contains(phase) && !ran[i]) {
+    for i in (0..graph.len()).filter(|&i| joins[i].contains(phase) && pass.hooks[i].is_none()) {
         let name = &graph.nodes[i].name;
         let error = "never ran: the phase's budget was spent while its dependents were still stopping".to_string();
         shared.events.emit(EventKind::Skipped.build().component(name).phase(Phase::Stop(phase)).error(error.clone()));
-        problems.push(StopProblem { component: name.to_string(), phase, event: EventKind::Skipped, error });
+        pass.problems.push(StopProblem { component: name.to_string(), phase, event: EventKind::Skipped, error });
     }
+}
+
+/// One stop phase as a walk along the reversed graph: each component that
+/// joins the phase runs its hook within its cap; the others pass through.
+struct Stopping<'a> {
+    shared: &'a Shared,
+    joins: &'a [PhaseSet],
+    phase: StopPhase,
+    phase_end: Instant,
+    /// The hook each component ran in this phase; `None`: it has not run.
+    hooks: Vec<Option<Hook>>,
+    problems: &'a mut Vec<StopProblem>,
+}
+
+impl Stopping<'_> {
+    /// When node `i`'s hook, begun at `hook_began`, is abandoned, and which
+    /// limit binds there (which decides how an overrun is reported).
+    fn limit(&self, i: usize, hook_began: Instant) -> (Instant, HookEnd) {
+        let cap = self.shared.graph.nodes[i].settings.stop_cap.or(self.shared.settings.component_cap);
+        let cap_end = cap.and_then(|c| hook_began.checked_add(c)).map_or(self.phase_end, |end| end.min(self.phase_end));
+        match cap {
+            Some(c) if cap_end < self.phase_end => (cap_end, HookEnd::OverCap(c)),
+            _ => (cap_end, HookEnd::PhaseOver),
+        }
+    }
+
+    fn announce(&self, i: usize, hook_began: Instant) {
+        let name = &self.shared.graph.nodes[i].name;
+        self.shared
+            .events
+            .emit(EventKind::Stopping.build().component(name).phase(Phase::Stop(self.phase)).at(hook_began));
+    }
+}
+
+impl Pass for Stopping<'_> {
+    type Output = (Result<(), BoxError>, bool);
+    /// The budget is spent (the rest is skipped).
+    type Halt = ();
+
+    fn begin(&mut self, i: usize) -> Begin<Self::Output, ()> {
+        if !self.joins[i].contains(self.phase) {
+            return Begin::PassThrough;
+        }
+        let hook_began = Instant::now();
+        if hook_began >= self.phase_end {
+            return Begin::Halt(());
+        }
+        self.hooks[i] = Some(Hook { began: hook_began, announced: false });
+        let node = &self.shared.graph.nodes[i];
+        let (cap_end, _) = self.limit(i, hook_began);
+        let ctx = StopContext {
+            name: node.name.clone(),
+            phase: self.phase,
+            component_logger: self.shared.loggers[i].clone(),
+            logger: std::sync::OnceLock::new(),
+            deadline: cap_end,
+            not_joined: AtomicBool::new(false),
+        };
+        Begin::Run { task: call_hook(node.component(), ctx), limit: Some(cap_end) }
+    }
+
+    fn spawned(&mut self, i: usize) {
+        if let Some(hook) = &mut self.hooks[i] {
+            hook.announced = true;
+            let began = hook.began;
+            self.announce(i, began);
+        }
+    }
+
+    fn end(&mut self, i: usize, end: TaskEnd<Self::Output>) -> Result<(), ()> {
+        let Some(hook) = self.hooks[i] else { return Ok(()) };
+        let end = match end {
+            // A default no-op, done on its first poll, did not join: nothing to report
+            // (a hook that panicked did run).
+            TaskEnd::Ended(Ended::Returned((_, false))) if !hook.announced => return Ok(()),
+            TaskEnd::Ended(ended) => HookEnd::Ended(ended.map(|(result, _joined)| result)),
+            TaskEnd::OverLimit => self.limit(i, hook.began).1,
+        };
+        if !hook.announced {
+            self.announce(i, hook.began);
+        }
+        report_hook_end(self.shared, i, self.phase, hook.began, end, self.problems);
+        Ok(())
+    }
+}
+
+/// A hook that began in this phase.
+#[derive(Clone, Copy)]
+struct Hook {
+    began: Instant,
+    /// Its `stopping` event is out: it was still running after its first poll.
+    announced: bool,
 }
 
 /// How a running hook ended.

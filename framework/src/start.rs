@@ -14,17 +14,14 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::task::AbortHandle;
-
 use crate::component::{Permanent, Readiness};
 use crate::context::StartContext;
 use crate::events::{box_error_chain, EventKind};
 use crate::phase::Phase;
 use crate::runtime::Shared;
-use crate::supervise::{join, launch, BoxFuture, Ended, Launched};
+use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::ShutdownReason;
-use crate::walk::Walk;
+use crate::walk::{drive, Begin, Pass, TaskEnd, Walk};
 
 /// Why a start did not complete: the root cause, never a cancellation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,61 +57,23 @@ pub(crate) enum StartEnd {
 /// which ones started and how it ended.
 pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<bool>, StartEnd) {
     let graph = &shared.graph;
-    let mut walk = Walk::new(&graph.dependencies, &graph.dependents, included);
-    let mut started = vec![false; graph.len()];
-    let mut aborts: Vec<Option<AbortHandle>> = vec![None; graph.len()];
-    // Each spawned start's join, tagged with its index (one future type: no box).
-    let mut running = FuturesUnordered::new();
-    let mut runnable = walk.roots();
-    let mut end = shared.shutdown.reason().map(StartEnd::Interrupted);
-
-    while end.is_none() {
-        while let Some(i) = runnable.pop_front() {
-            // Nothing starts once a shutdown was requested, even between two
-            // starts that finish at once.
-            if let Some(reason) = shared.shutdown.reason() {
-                end = Some(StartEnd::Interrupted(reason));
-                break;
-            }
-            match launch(start_one(shared, i)).await {
-                Launched::Done(ended) => match conclude_start(shared, i, ended, &mut started) {
-                    Ok(()) => walk.complete(i, &mut runnable),
-                    Err(failure) => {
-                        end = Some(StartEnd::Failed(failure));
-                        break;
-                    }
-                },
-                Launched::Running(handle) => {
-                    aborts[i] = Some(handle.abort_handle());
-                    running.push(async move { (i, join(handle).await) });
-                }
-            }
-        }
-        if end.is_some() || running.is_empty() {
-            break;
-        }
-        tokio::select! {
-            biased;
-            Some((i, ended)) = running.next() => {
-                aborts[i] = None;
-                match conclude_start(shared, i, ended, &mut started) {
-                    Ok(()) => walk.complete(i, &mut runnable),
-                    Err(failure) => end = Some(StartEnd::Failed(failure)),
-                }
-            }
-            reason = shared.shutdown.wait() => end = Some(StartEnd::Interrupted(reason)),
-        }
+    let mut pass = Starting { shared, started: vec![false; graph.len()] };
+    if let Some(reason) = shared.shutdown.reason() {
+        return (pass.started, StartEnd::Interrupted(reason));
     }
+    let walk = Walk::new(&graph.dependencies, &graph.dependents, included);
+    let interrupt = async { StartEnd::Interrupted(shared.shutdown.wait().await) };
+    let (end, mut cancelled) = drive(walk, &mut pass, interrupt).await;
 
-    // Cancel what is still starting. A start that returned before its abort
-    // took effect did start, so it is counted and will be rolled back.
-    aborts.iter().flatten().for_each(AbortHandle::abort);
-    while let Some((i, ended)) = running.next().await {
-        match ended {
+    // What was still starting has been cancelled. A start that returned
+    // before its abort took effect did start, so it is counted and will be
+    // rolled back.
+    while let Some((i, end)) = cancelled.next().await {
+        match end {
             // Cancelled while waiting for readiness: its start returned, so it holds
             // whatever it acquired and is rolled back with the rest.
-            Ended::Aborted if start_returned(shared, i) => started[i] = true,
-            Ended::Aborted => shared.events.emit(
+            TaskEnd::Ended(Ended::Aborted) if start_returned(shared, i) => pass.started[i] = true,
+            TaskEnd::Ended(Ended::Aborted) => shared.events.emit(
                 EventKind::Cancelled
                     .build()
                     .component(&graph.nodes[i].name)
@@ -122,35 +81,57 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
                     .detail("start was cancelled; it is not stopped"),
             ),
             // Finished before its abort took effect: counted either way.
-            ended => {
-                let _ = conclude_start(shared, i, ended, &mut started);
+            end => {
+                let _ = pass.end(i, end);
             }
         }
     }
-    (started, end.unwrap_or(StartEnd::Complete))
+    (pass.started, end.unwrap_or(StartEnd::Complete))
 }
 
-/// Marks a component whose start returned `Ok` in `started` (one that then
-/// failed, timed out or panicked while becoming ready did start: it is
-/// rolled back too); emits the event of a failure and returns it.
-fn conclude_start(
-    shared: &Shared,
-    i: usize,
-    ended: Ended<Result<(), StartFailure>>,
-    started: &mut [bool],
-) -> Result<(), StartFailure> {
-    let name = &shared.graph.nodes[i].name;
-    let failure = |phase, event, error| StartFailure { component: name.to_string(), phase, event, error };
-    started[i] = start_returned(shared, i);
-    let failure = match ended {
-        Ended::Returned(Ok(())) => return Ok(()),
-        Ended::Returned(Err(failure)) => failure,
-        Ended::Panicked(message) if started[i] => failure(Phase::Ready, EventKind::Panicked, message),
-        Ended::Panicked(message) => failure(Phase::Start, EventKind::Panicked, message),
-        Ended::Aborted => failure(Phase::Start, EventKind::Failed, "its start task was aborted".into()),
-    };
-    shared.events.emit(failure.event.build().component(name).phase(failure.phase).error(failure.error.clone()));
-    Err(failure)
+/// The start as a walk along the graph: a component starts once its
+/// dependencies are ready; the first failure or a shutdown request halts it.
+struct Starting<'a> {
+    shared: &'a Arc<Shared>,
+    /// Whose `start` returned `Ok`: what a rollback stops.
+    started: Vec<bool>,
+}
+
+impl Pass for Starting<'_> {
+    type Output = Result<(), StartFailure>;
+    type Halt = StartEnd;
+
+    fn begin(&mut self, i: usize) -> Begin<Self::Output, StartEnd> {
+        // Nothing starts once a shutdown was requested, even between two
+        // starts that finish at once.
+        match self.shared.shutdown.reason() {
+            Some(reason) => Begin::Halt(StartEnd::Interrupted(reason)),
+            // No limit here: the start and readiness timeouts are inside the task.
+            None => Begin::Run { task: start_one(self.shared, i), limit: None },
+        }
+    }
+
+    /// Marks a component whose start returned `Ok` (one that then failed,
+    /// timed out or panicked while becoming ready did start: it is rolled
+    /// back too); emits the event of a failure and halts with it.
+    fn end(&mut self, i: usize, end: TaskEnd<Self::Output>) -> Result<(), StartEnd> {
+        let shared = self.shared;
+        let name = &shared.graph.nodes[i].name;
+        let failure = |phase, event, error| StartFailure { component: name.to_string(), phase, event, error };
+        let started = start_returned(shared, i);
+        self.started[i] = started;
+        let failure = match end {
+            TaskEnd::Ended(Ended::Returned(Ok(()))) => return Ok(()),
+            TaskEnd::Ended(Ended::Returned(Err(failure))) => failure,
+            TaskEnd::Ended(Ended::Panicked(message)) if started => failure(Phase::Ready, EventKind::Panicked, message),
+            TaskEnd::Ended(Ended::Panicked(message)) => failure(Phase::Start, EventKind::Panicked, message),
+            TaskEnd::Ended(Ended::Aborted) | TaskEnd::OverLimit => {
+                failure(Phase::Start, EventKind::Failed, "its start task was aborted".into())
+            }
+        };
+        shared.events.emit(failure.event.build().component(name).phase(failure.phase).error(failure.error.clone()));
+        Err(StartEnd::Failed(failure))
+    }
 }
 
 /// One component's start, retries and readiness wait included, as an owned future.

@@ -10,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::Poll;
 
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 
 /// An owned, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -65,7 +65,12 @@ pub(crate) async fn launch<T: Send + 'static>(future: BoxFuture<T>) -> Launched<
 
 /// Waits for a spawned hook.
 pub(crate) async fn join<T>(handle: JoinHandle<T>) -> Ended<T> {
-    match handle.await {
+    join_result(handle.await)
+}
+
+/// How a spawned hook ended, from what its handle gave.
+pub(crate) fn join_result<T>(result: Result<T, JoinError>) -> Ended<T> {
+    match result {
         Ok(value) => Ended::Returned(value),
         Err(e) if e.is_panic() => Ended::Panicked(panic_message(e.into_panic().as_ref())),
         Err(_) => Ended::Aborted,
