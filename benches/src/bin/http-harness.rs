@@ -5,7 +5,8 @@
 //!
 //! `cargo build --release -p orderly-benches --bins && target/release/http-harness`
 //! Options: `--duration SECS` (wrk, default 5), `--rounds N` (default 3),
-//! `--runs N` (start/stop samples, default 20), `--only start|stop|throughput`.
+//! `--runs N` (start/stop samples, default 20), `--only start|stop|throughput`,
+//! `--path P` (what wrk requests, default `/hello`; `/hello/{name}` has a parameter).
 //! Needs `wrk` on PATH.
 
 use std::io::{Read, Write};
@@ -80,7 +81,7 @@ fn wait_ready(server: &Server) -> Duration {
     started.elapsed()
 }
 
-fn wrk(addr: SocketAddr, seconds: u64) -> f64 {
+fn wrk(addr: SocketAddr, seconds: u64, path: &str) -> f64 {
     let output = Command::new("timeout")
         .args([
             &(seconds + 20).to_string(),
@@ -88,7 +89,7 @@ fn wrk(addr: SocketAddr, seconds: u64) -> f64 {
             "-t1",
             "-c32",
             &format!("-d{seconds}s"),
-            &format!("http://{addr}/hello"),
+            &format!("http://{addr}{path}"),
         ])
         .output()
         .expect("wrk (apt-get install wrk)");
@@ -105,8 +106,8 @@ fn stop(mut server: Server) -> Duration {
     orderly_benches::process::sigterm_and_wait(&mut server.child).0
 }
 
-fn throughput(seconds: u64, rounds: usize) {
-    println!("## Throughput: GET /hello, wrk -t1 -c32 -d{seconds}s, 1 server worker, {rounds} interleaved rounds");
+fn throughput(seconds: u64, rounds: usize, path: &str) {
+    println!("## Throughput: GET {path}, wrk -t1 -c32 -d{seconds}s, 1 server worker, {rounds} interleaved rounds");
     // Interleaved (bare, orderly, bare, …) so drift on a shared machine
     // hits both alike; each round's ratio is reported as well as the medians.
     let mut samples = [Vec::new(), Vec::new()];
@@ -114,7 +115,7 @@ fn throughput(seconds: u64, rounds: usize) {
         for (i, mode) in [Mode::Bare, Mode::Orderly].into_iter().enumerate() {
             let server = spawn(mode, 1, &[]);
             wait_ready(&server);
-            samples[i].push(wrk(server.http, seconds));
+            samples[i].push(wrk(server.http, seconds, path));
             stop(server);
         }
     }
@@ -209,6 +210,7 @@ fn main() {
         in_flight_stop(runs.min(10));
     }
     if only.is_none_or(|o| o == "throughput") {
-        throughput(duration, rounds);
+        let path = args.iter().position(|a| a == "--path").and_then(|i| args.get(i + 1));
+        throughput(duration, rounds, path.map_or("/hello", String::as_str));
     }
 }

@@ -1,10 +1,10 @@
 //! The servers the HTTP benches measure, as separate processes (see `http-harness`).
 //!
-//! - `http-server bare`: actix-web with a `/hello` and a `/readyz` route and
-//!   nothing else, stopped by actix's own SIGTERM handling. The floor.
+//! - `http-server bare`: actix-web with `/hello`, `/hello/{name}` and
+//!   `/readyz` routes and nothing else, stopped by actix's own SIGTERM handling. The floor.
 //! - `http-server orderly`: an orderly app of the standard components
 //!   (metrics, HTTP server with its full middleware stack and JSON access
-//!   log, management server) plus a `/hello` route; configured through
+//!   log, management server) plus the `/hello` and `/hello/{name}` routes; configured through
 //!   `APP__…` variables like any app.
 //!
 //! Both read `BENCH_WORKERS` (default 1) and `BENCH_HTTP_BIND`. The bare
@@ -26,10 +26,17 @@ impl Component for Hello {
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         ctx.dependency::<HttpServer>()?.routes(|cfg| {
-            cfg.route("/hello", web::get().to(|| async { "hello" })).route("/sleep", web::get().to(sleep));
+            cfg.route("/hello", web::get().to(|| async { "hello" }))
+                .route("/hello/{name}", web::get().to(hello_name))
+                .route("/sleep", web::get().to(sleep));
         })?;
         Ok(())
     }
+}
+
+/// `/hello/{name}`: a route with a parameter, as most API routes have.
+async fn hello_name(name: web::Path<String>) -> String {
+    format!("hello {name}")
 }
 
 /// `/sleep?ms=N`: a request that takes N ms, for the in-flight exit bench.
@@ -57,6 +64,7 @@ fn bare() -> std::io::Result<()> {
         actix_web::HttpServer::new(|| {
             actix_web::App::new()
                 .route("/hello", web::get().to(|| async { "hello" }))
+                .route("/hello/{name}", web::get().to(hello_name))
                 .route("/sleep", web::get().to(sleep))
                 .route("/readyz", web::get().to(HttpResponse::Ok))
                 .route("/order", web::get().to(order))

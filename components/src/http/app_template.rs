@@ -1,5 +1,7 @@
 //! The actix `App` with the whole middleware stack, as every worker builds it.
 
+use std::cell::OnceCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use super::drain::Drain;
 use super::error::extractors;
 use super::middleware::access_log::AccessLog;
 use super::middleware::guard::Guards;
-use super::middleware::observe::{self, Observers};
+use super::middleware::observe::{self, Layer, Observers};
 use super::middleware::{backpressure, metrics};
 use super::request::RequestLogger;
 use super::routes::Configure;
@@ -62,7 +64,8 @@ impl AppTemplate {
             app = app.configure(|cfg| configure(cfg));
         }
         let guards = Guards { logger: error_logger, drain, limit, request_timeout };
+        let layer = Rc::new(Layer { observers, guards, routes: OnceCell::new() });
         app.default_service(web::to(|| async { Err::<&str, _>(ApiError::not_found("no such route")) }))
-            .wrap(from_fn(move |req, next| observe::observe(observers.clone(), guards.clone(), req, next)))
+            .wrap(from_fn(move |req, next| observe::observe(layer.clone(), req, next)))
     }
 }

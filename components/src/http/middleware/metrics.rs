@@ -156,6 +156,30 @@ mod tests {
         assert!(text.contains("http_requests_in_flight 0"), "{text}");
     }
 
+    async fn boom() -> HttpResponse {
+        panic!("handler panicked")
+    }
+
+    #[actix_web::test]
+    async fn requests_that_end_in_an_error_keep_their_route_template() {
+        let registry = Registry::new();
+        let mut stack = shipped(|cfg| {
+            cfg.route("/slow/{id}", web::get().to(std::future::pending::<HttpResponse>));
+            cfg.route("/boom/{id}", web::get().to(boom));
+        });
+        stack.metrics = HttpMetrics::register(&registry).unwrap();
+        stack.request_timeout = Duration::from_millis(20);
+        let app = test::init_service(stack.app()).await;
+        // The first request a worker sees ends in an error: the route still has a name.
+        for path in ["/slow/1", "/boom/2", "/slow/3"] {
+            let _ = test::try_call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+        }
+        let text = crate::metrics::render(&registry).unwrap();
+        assert!(text.contains(r#"http_requests_total{method="GET",route="/slow/{id}",status="504"} 2"#), "{text}");
+        assert!(text.contains(r#"http_requests_total{method="GET",route="/boom/{id}",status="500"} 1"#), "{text}");
+        assert!(!text.contains("unmatched"), "{text}");
+    }
+
     #[core::prelude::v1::test]
     fn the_cached_and_the_first_lookup_record_the_same_series() {
         let registry = Registry::new();

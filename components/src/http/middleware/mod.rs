@@ -28,13 +28,18 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+/// The label of a request no route matched.
+pub(crate) const UNMATCHED: &str = "unmatched";
+
 /// The route template a request matches (`/users/{id}`), never the raw
 /// path, so labels and log fields stay bounded; `unmatched` otherwise.
 ///
-/// Read before the request goes in: a layer outside the router must not
-/// hold the request while routing runs (the router needs it to itself).
+/// Before routing this matches the path against every route; after it,
+/// actix reads the resource it recorded. A layer outside the router must
+/// not keep a handle to the request while routing runs (the router needs
+/// it to itself), so `observe` reads it again from the answer.
 pub(crate) fn route_template(req: &ServiceRequest) -> String {
-    req.match_pattern().unwrap_or_else(|| "unmatched".to_owned())
+    req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned())
 }
 
 /// The status a layer's result will reach the client with.

@@ -6,18 +6,20 @@
 //! calls them in order, so the route template is matched once, not three
 //! times, and one future wraps the request instead of four.
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{ResourceMap, ServiceRequest, ServiceResponse};
+use actix_web::http::Uri;
 use actix_web::middleware::Next;
 
 use super::access_log::{AccessLog, Line};
 use super::guard::{guarded, Guards};
 use super::metrics::{HttpMetrics, LocalSeries};
-use super::{request_id, route_template, security_headers, status_of, tracing, ErrorWithHeaders};
+use super::{request_id, route_template, security_headers, status_of, tracing, ErrorWithHeaders, UNMATCHED};
 
 /// What `observe` records into (one per worker).
 #[derive(Clone)]
@@ -29,22 +31,43 @@ pub(crate) struct Observers {
     pub(crate) traced: bool,
 }
 
+/// The whole layer of one worker: built once per worker and shared by its
+/// requests through one `Rc`, so a request clones one pointer, not each
+/// handle inside.
+pub(crate) struct Layer {
+    pub(crate) observers: Observers,
+    pub(crate) guards: Guards,
+    /// The worker's route map (a shallow copy, taken from its first request),
+    /// to name the route of a request that ended in an error: such a request
+    /// never comes back from the router.
+    pub(crate) routes: OnceCell<ResourceMap>,
+}
+
 pub(crate) async fn observe<B: MessageBody + 'static>(
-    observers: Observers,
-    guards: Guards,
+    layer: Rc<Layer>,
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    let (observers, guards) = (&layer.observers, &layer.guards);
     let _in_flight = observers.metrics.in_flight();
     let id = request_id::assign(&req);
-    let route = route_template(&req);
     let method = req.method().clone();
-    let span = observers.traced.then(|| tracing::start(&req, &route));
+    // A span is named after its route when it starts, so a traced request
+    // matches its route up front. Otherwise the route is read after the
+    // router ran, from what it recorded: no second match of the path.
+    let early_route = observers.traced.then(|| route_template(&req));
+    let span = early_route.as_deref().map(|route| tracing::start(&req, route));
+    layer.routes.get_or_init(|| req.resource_map().clone());
+    let uri = early_route.is_none().then(|| req.uri().clone());
 
     // The guards run inside: the whole stack is one layer, one future.
-    let result = guarded(&guards, &id, req, |req| next.call(req)).await;
+    let result = guarded(guards, &id, req, |req| next.call(req)).await;
 
+    let route = match (early_route, uri) {
+        (Some(route), _) => route,
+        (None, uri) => routed_template(&result, &layer.routes, uri.as_ref()),
+    };
     let status = status_of(&result);
     let took = started.elapsed();
     if let Some(log) = &observers.access_log {
@@ -66,4 +89,21 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
         Err(error) => Err(ErrorWithHeaders::add(error, security_headers::all())),
     };
     request_id::echo(result, id)
+}
+
+/// The route template of a request that went through the router: read
+/// from the request the answer carries, where actix recorded the matched
+/// resource. A request that ended in an error (shed, timed out, panicked,
+/// cut off) is not given back, so its path is matched once against the
+/// worker's route map.
+fn routed_template(
+    result: &Result<ServiceResponse<BoxBody>, actix_web::Error>,
+    routes: &OnceCell<ResourceMap>,
+    uri: Option<&Uri>,
+) -> String {
+    let matched = match result {
+        Ok(response) => response.request().match_pattern(),
+        Err(_) => routes.get().zip(uri).and_then(|(routes, uri)| routes.match_pattern(uri.path())),
+    };
+    matched.unwrap_or_else(|| UNMATCHED.to_owned())
 }
