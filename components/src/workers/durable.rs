@@ -93,10 +93,9 @@ impl DurableQueue {
         Ok(())
     }
 
-    /// Claims up to `limit` jobs: ready ones whose time has come, and
-    /// running ones whose lease expired (their worker died).
-    pub(crate) async fn claim(&self, limit: i64) -> Result<Vec<Job>, QueueError> {
-        let client = self.client().await?;
+    /// Claims up to `limit` jobs on `client`: ready ones whose time has
+    /// come, and running ones whose lease expired (their worker died).
+    pub(crate) async fn claim(&self, client: &deadpool_postgres::Object, limit: i64) -> Result<Vec<Job>, QueueError> {
         let rows = client
             .query(
                 "UPDATE orderly_jobs SET status = 'running', attempts = attempts + 1,

@@ -104,6 +104,9 @@ struct Shared {
     /// Where the stop is: claiming, not claiming, cancelling, cutting off.
     stage: watch::Sender<Stage>,
     in_flight: Arc<InProgress>,
+    /// A claim query in flight: phase 1 ends only once it has returned, so
+    /// nothing is claimed after it (not even a job phase 3 gives back).
+    claiming: Arc<InProgress>,
     metrics: WorkerMetrics,
     logger: slog::Logger,
 }
@@ -344,11 +347,30 @@ async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semapho
             () = reached(&mut stage, Stage::NotClaiming) => return,
             permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
         };
-        if has_reached(&stage, Stage::NotClaiming) {
-            return;
-        }
-        let room = 1 + slots.available_permits() as i64;
-        let jobs = match queue.claim(room).await {
+        // A connection can be a long wait when jobs hold the pool, and the
+        // one that frees it may be a job phase 3 just gave back: phase 1
+        // ends the wait, and the stage is checked again once it is over.
+        let client = tokio::select! {
+            biased;
+            () = reached(&mut stage, Stage::NotClaiming) => return,
+            client = queue.client() => client,
+        };
+        let claimed = {
+            // Phase 1 waits for a claim begun before it (`stop_accepting`).
+            let _claiming = shared.claiming.enter();
+            // Pairs with the fence in `stop_accepting`: either it sees this
+            // claim counted, or this sees its stage.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if has_reached(&stage, Stage::NotClaiming) {
+                return;
+            }
+            let room = 1 + slots.available_permits() as i64;
+            match client {
+                Ok(client) => queue.claim(&client, room).await,
+                Err(e) => Err(e),
+            }
+        };
+        let jobs = match claimed {
             Ok(jobs) => jobs,
             Err(e) => {
                 slog::warn!(shared.logger, "claiming jobs failed; retrying"; "error" => %e);
@@ -365,6 +387,7 @@ async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semapho
             continue;
         }
         let mut permits = vec![permit];
+        // Claimed before phase 1 ended: these run, and phase 3 stops them.
         for job in jobs {
             let permit = match permits.pop() {
                 Some(p) => p,
@@ -451,6 +474,7 @@ impl Component for Workers {
             handlers: RwLock::new(std::mem::take(&mut *self.handlers.lock())),
             stage: watch::Sender::new(Stage::Claiming),
             in_flight: Arc::default(),
+            claiming: Arc::default(),
             metrics: WorkerMetrics::register(&registry)?,
             logger: ctx.logger().clone(),
         });
@@ -483,6 +507,10 @@ impl Component for Workers {
         }
         if let Some(shared) = self.shared.get() {
             advance(&shared.stage, Stage::NotClaiming);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if !shared.claiming.wait_until_idle(ctx.deadline()).await {
+                return Err("a claim of jobs was still in flight at the end of phase 1".into());
+            }
             slog::info!(ctx.logger(), "stopped claiming jobs"; "in_flight" => shared.in_flight.count());
         }
         Ok(())
