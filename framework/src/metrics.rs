@@ -1,28 +1,26 @@
 //! Lifecycle metrics, on the runtime's own Prometheus registry (never the
 //! process-global one, so parallel tests do not collide).
 //!
-//! Recording must be cheap: it sits on the start and stop path of every
-//! component. So samples are stored as they come (a push under a lock) and
-//! turned into histograms only when the registry is gathered. There are a
-//! handful of samples per component per process lifetime, so the store stays
-//! small.
+//! Recording costs nothing on the lifecycle's path: the runtime's timeline
+//! already keeps every event, so the metrics are computed from it each
+//! time the registry is gathered. There are a handful of events per
+//! component per process lifetime, so a scrape reads a few thousand at most.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::Registry;
 
-use crate::events::{EventKind, EventSink, LifecycleEvent};
+use crate::events::{EventKind, LifecycleEvent};
 use crate::phase::{Phase, StopPhase};
+use crate::timeline::Timeline;
 
 /// Buckets from 1 ms to 30 s: hooks span connection set-up to full drains.
 const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// Turns lifecycle events into Prometheus metrics:
+/// Turns the timeline's lifecycle events into Prometheus metrics:
 ///
 /// - `orderly_component_start_seconds{component}`: `start`, retries included;
 /// - `orderly_component_ready_seconds{component}`: from `start` returning to ready;
@@ -32,25 +30,57 @@ const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 /// - `orderly_component_failures_total{component}`: failures while running
 ///   that the component's policy let the app survive (`on_failure = "ignore"`);
 /// - `orderly_component_restarts_total{component}`: restarts begun.
-#[derive(Clone)]
 pub(crate) struct LifecycleMetrics {
-    inner: Arc<Samples>,
-}
-
-struct Samples {
-    start: Mutex<Vec<(Arc<str>, f64)>>,
-    ready: Mutex<Vec<(Arc<str>, f64)>>,
-    phase: Mutex<Vec<(StopPhase, f64)>>,
-    stop: Mutex<Vec<(Arc<str>, StopPhase, f64)>>,
-    events: [AtomicU64; EventKind::ALL.len()],
-    failures: Mutex<BTreeMap<Arc<str>, u64>>,
-    restarts: Mutex<BTreeMap<Arc<str>, u64>>,
+    timeline: Timeline,
     descs: [Desc; 7],
 }
 
+/// What a scrape reads out of the events.
+#[derive(Default)]
+struct Samples {
+    start: Vec<(Arc<str>, f64)>,
+    ready: Vec<(Arc<str>, f64)>,
+    phase: Vec<(StopPhase, f64)>,
+    stop: Vec<(Arc<str>, StopPhase, f64)>,
+    events: [u64; EventKind::ALL.len()],
+    failures: BTreeMap<Arc<str>, u64>,
+    restarts: BTreeMap<Arc<str>, u64>,
+}
+
+impl Samples {
+    fn of(events: &[LifecycleEvent]) -> Self {
+        let mut samples = Samples::default();
+        for event in events {
+            samples.add(event);
+        }
+        samples
+    }
+
+    fn add(&mut self, e: &LifecycleEvent) {
+        self.events[e.event.index()] += 1;
+        match (e.event, e.phase, &e.component) {
+            (EventKind::Failed, None, Some(component)) => *self.failures.entry(component.clone()).or_default() += 1,
+            (EventKind::Restarting, _, Some(component)) => *self.restarts.entry(component.clone()).or_default() += 1,
+            _ => {}
+        }
+        let Some(seconds) = e.elapsed.map(|d| d.as_secs_f64()) else { return };
+        let component = || e.component.clone().unwrap_or_else(|| Arc::from("app"));
+        match (e.event, e.phase) {
+            (EventKind::Started, _) => self.start.push((component(), seconds)),
+            (EventKind::Ready, _) => self.ready.push((component(), seconds)),
+            (EventKind::PhaseFinished, Some(Phase::Stop(p))) => self.phase.push((p, seconds)),
+            (
+                EventKind::Stopped | EventKind::Failed | EventKind::TimedOut | EventKind::Panicked,
+                Some(Phase::Stop(p)),
+            ) => self.stop.push((component(), p, seconds)),
+            _ => {}
+        }
+    }
+}
+
 impl LifecycleMetrics {
-    /// Creates the metrics for about `components` components and registers them on `registry`.
-    pub(crate) fn register(registry: &Registry, components: usize) -> Result<Self, prometheus::Error> {
+    /// Registers on `registry` the metrics of the events `timeline` keeps.
+    pub(crate) fn register(registry: &Registry, timeline: Timeline) -> Result<(), prometheus::Error> {
         let desc = |name: &str, help: &str, labels: &[&str]| {
             Desc::new(name.into(), help.into(), labels.iter().map(|l| l.to_string()).collect(), Default::default())
         };
@@ -83,90 +113,48 @@ impl LifecycleMetrics {
                 &["component"],
             )?,
         ];
-        let metrics = Self {
-            inner: Arc::new(Samples {
-                start: Mutex::new(Vec::with_capacity(components)),
-                ready: Mutex::new(Vec::with_capacity(components)),
-                phase: Mutex::default(),
-                stop: Mutex::default(),
-                events: std::array::from_fn(|_| AtomicU64::new(0)),
-                failures: Mutex::default(),
-                restarts: Mutex::default(),
-                descs,
-            }),
-        };
-        registry.register(Box::new(metrics.clone()))?;
-        Ok(metrics)
-    }
-}
-
-impl EventSink for LifecycleMetrics {
-    fn on_event(&self, e: &LifecycleEvent) {
-        self.inner.events[e.event.index()].fetch_add(1, Ordering::Relaxed);
-        match (e.event, e.phase, &e.component) {
-            (EventKind::Failed, None, Some(component)) => {
-                *self.inner.failures.lock().entry(component.clone()).or_default() += 1;
-            }
-            (EventKind::Restarting, _, Some(component)) => {
-                *self.inner.restarts.lock().entry(component.clone()).or_default() += 1;
-            }
-            _ => {}
-        }
-        let Some(seconds) = e.elapsed.map(|d| d.as_secs_f64()) else { return };
-        let component = || e.component.clone().unwrap_or_else(|| Arc::from("app"));
-        match (e.event, e.phase) {
-            (EventKind::Started, _) => self.inner.start.lock().push((component(), seconds)),
-            (EventKind::Ready, _) => self.inner.ready.lock().push((component(), seconds)),
-            (EventKind::PhaseFinished, Some(Phase::Stop(p))) => self.inner.phase.lock().push((p, seconds)),
-            (
-                EventKind::Stopped | EventKind::Failed | EventKind::TimedOut | EventKind::Panicked,
-                Some(Phase::Stop(p)),
-            ) => self.inner.stop.lock().push((component(), p, seconds)),
-            _ => {}
-        }
+        registry.register(Box::new(Self { timeline, descs }))
     }
 }
 
 impl Collector for LifecycleMetrics {
     fn desc(&self) -> Vec<&Desc> {
-        self.inner.descs.iter().collect()
+        self.descs.iter().collect()
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let s = &self.inner;
+        let s = self.timeline.read(Samples::of);
         let by_component =
             |samples: &[(Arc<str>, f64)]| group(samples.iter().map(|(c, v)| (vec![("component", c.to_string())], *v)));
-        let start = by_component(&s.start.lock());
-        let ready = by_component(&s.ready.lock());
-        let phase = group(s.phase.lock().iter().map(|(p, v)| (vec![("phase", p.as_str().to_string())], *v)));
+        let start = by_component(&s.start);
+        let ready = by_component(&s.ready);
+        let phase = group(s.phase.iter().map(|(p, v)| (vec![("phase", p.as_str().to_string())], *v)));
         let stop = group(
-            s.stop
-                .lock()
-                .iter()
-                .map(|(c, p, v)| (vec![("component", c.to_string()), ("phase", p.as_str().to_string())], *v)),
+            s.stop.iter().map(|(c, p, v)| (vec![("component", c.to_string()), ("phase", p.as_str().to_string())], *v)),
         );
         let events: Vec<Metric> = EventKind::ALL
             .iter()
             .zip(&s.events)
-            .map(|(kind, count)| {
+            .map(|(kind, &count)| {
                 let mut counter = Counter::default();
-                counter.set_value(count.load(Ordering::Relaxed) as f64);
+                counter.set_value(count as f64);
                 let mut metric = Metric::default();
                 metric.set_label(labels(&[("event", kind.as_str().to_string())]));
                 metric.set_counter(counter);
                 metric
             })
             .collect();
-        let failures = per_component_counters(&s.failures.lock());
-        let restarts = per_component_counters(&s.restarts.lock());
+        let failures = per_component_counters(&s.failures);
+        let restarts = per_component_counters(&s.restarts);
+        let d = &self.descs;
         vec![
-            family(&s.descs[0], MetricType::HISTOGRAM, start),
-            family(&s.descs[1], MetricType::HISTOGRAM, ready),
-            family(&s.descs[2], MetricType::HISTOGRAM, phase),
-            family(&s.descs[3], MetricType::HISTOGRAM, stop),
-            family(&s.descs[4], MetricType::COUNTER, events),
-            family(&s.descs[5], MetricType::COUNTER, failures),
-            family(&s.descs[6], MetricType::COUNTER, restarts),
+            family(&d[0], MetricType::HISTOGRAM, start),
+            family(&d[1], MetricType::HISTOGRAM, ready),
+            family(&d[2], MetricType::HISTOGRAM, phase),
+            family(&d[3], MetricType::HISTOGRAM, stop),
+            family(&d[4], MetricType::COUNTER, events),
+            family(&d[5], MetricType::COUNTER, failures),
+            family(&d[6], MetricType::COUNTER, restarts),
         ]
     }
 }
@@ -261,10 +249,11 @@ mod tests {
     #[test]
     fn events_become_histograms_and_counters_in_the_text_format() {
         let registry = Registry::new();
-        let metrics = LifecycleMetrics::register(&registry, 4).unwrap();
-        metrics.on_event(&event("db", EventKind::Started, Some(Phase::Start), 20));
-        metrics.on_event(&event("db", EventKind::Stopped, Some(Phase::Stop(StopPhase::Close)), 3));
-        metrics.on_event(&event("api", EventKind::TimedOut, Some(Phase::Stop(StopPhase::Drain)), 2000));
+        let timeline = Timeline::new();
+        LifecycleMetrics::register(&registry, timeline.clone()).unwrap();
+        timeline.record(event("db", EventKind::Started, Some(Phase::Start), 20));
+        timeline.record(event("db", EventKind::Stopped, Some(Phase::Stop(StopPhase::Close)), 3));
+        timeline.record(event("api", EventKind::TimedOut, Some(Phase::Stop(StopPhase::Drain)), 2000));
         let mut text = Vec::new();
         TextEncoder::new().encode(&registry.gather(), &mut text).unwrap();
         let text = String::from_utf8(text).unwrap();
@@ -284,8 +273,10 @@ mod tests {
     #[test]
     fn two_runtimes_never_share_metrics() {
         let (a, b) = (Registry::new(), Registry::new());
-        LifecycleMetrics::register(&a, 1).unwrap().on_event(&event("x", EventKind::Started, None, 1));
-        LifecycleMetrics::register(&b, 1).unwrap();
+        let timeline = Timeline::new();
+        LifecycleMetrics::register(&a, timeline.clone()).unwrap();
+        timeline.record(event("x", EventKind::Started, None, 1));
+        LifecycleMetrics::register(&b, Timeline::new()).unwrap();
         let names: Vec<String> = b.gather().iter().map(|f| f.name().to_string()).collect();
         assert_eq!(names, vec!["orderly_lifecycle_events_total"], "b saw a's start sample");
     }

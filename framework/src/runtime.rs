@@ -220,10 +220,9 @@ impl RuntimeBuilder {
         let hooks: usize = graph.nodes.iter().map(|node| node.component().joined_phases().iter().count()).sum();
         let timeline = Timeline::with_capacity(3 * graph.len() + 2 * hooks + 16);
         let logger = self.logger.unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!()));
-        let mut sinks: Vec<Arc<dyn EventSink>> = vec![
-            Arc::new(LifecycleMetrics::register(&registry, graph.len())?),
-            Arc::new(crate::events::LogEvents::new(logger.clone())),
-        ];
+        // The lifecycle metrics read the timeline when scraped: no sink of their own.
+        LifecycleMetrics::register(&registry, timeline.clone())?;
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(crate::events::LogEvents::new(logger.clone()))];
         sinks.extend(self.sinks);
         let loggers = graph.nodes.iter().map(|n| logger.new(slog::o!("component" => n.name.to_string()))).collect();
         let graph_len = graph.len();

@@ -70,6 +70,11 @@ impl Timeline {
 }
 
 impl Timeline {
+    /// Runs `f` on every event so far, under the lock (no copy).
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&[LifecycleEvent]) -> R) -> R {
+        f(&self.events.lock())
+    }
+
     /// Keeps an event the runtime has finished delivering.
     pub(crate) fn record(&self, event: LifecycleEvent) {
         self.events.lock().push(event);
