@@ -113,6 +113,9 @@ async fn spans_of_requests_served_during_the_drain_are_exported() {
     let status =
         request.1.attributes.iter().find(|kv| kv.key == "http.response.status_code").expect("status attribute");
     assert!(format!("{:?}", status.value).contains("200"), "{status:?}");
+    // Named and given its route when it ended, after routing.
+    let route = request.1.attributes.iter().find(|kv| kv.key == "http.route").expect("route attribute");
+    assert!(format!("{:?}", route.value).contains("\"/slow\""), "{route:?}");
     for lifecycle in ["startup", "start http", "shutdown", "phase stop_accepting", "phase drain", "stop http"] {
         assert!(names.contains(&lifecycle), "lifecycle span {lifecycle} missing: {names:?}");
     }

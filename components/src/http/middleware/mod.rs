@@ -2,7 +2,7 @@
 //!
 //! The server runs one layer (see [`app_template`](super::app_template)): `observe`
 //! (request id, tracing, metrics, access log and security headers; the
-//! route template matched once per request) around `guard` (the concurrency
+//! route template read once per request, after routing) around `guard` (the concurrency
 //! limit, drain tracking and cut-off, the time limit, the panic guard and
 //! JSON errors) around the router. Each concern keeps its own module with
 //! the pieces those two layers call, and its tests drive the stack exactly
@@ -23,24 +23,15 @@ pub(crate) mod tracing;
 
 use std::fmt;
 
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-/// The label of a request no route matched.
+/// The label of a request no route matched. Labels and log fields use the
+/// route template a request matched (`/users/{id}`), never the raw path,
+/// so they stay bounded.
 pub(crate) const UNMATCHED: &str = "unmatched";
-
-/// The route template a request matches (`/users/{id}`), never the raw
-/// path, so labels and log fields stay bounded; `unmatched` otherwise.
-///
-/// Before routing this matches the path against every route; after it,
-/// actix reads the resource it recorded. A layer outside the router must
-/// not keep a handle to the request while routing runs (the router needs
-/// it to itself), so `observe` reads it again from the answer.
-pub(crate) fn route_template(req: &ServiceRequest) -> String {
-    req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned())
-}
 
 /// The status a layer's result will reach the client with.
 pub(crate) fn status_of<B>(result: &Result<ServiceResponse<B>, actix_web::Error>) -> StatusCode {

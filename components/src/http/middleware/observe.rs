@@ -2,9 +2,11 @@
 //! one pass. It gives the request its id, starts its span, and once the
 //! answer is known records the metrics and the access line, ends the span,
 //! adds the security headers and echoes the id. In between, it runs the
-//! request under the [`guard`](super::guard) module's protections. Each concern lives in its own module; this layer only
-//! calls them in order, so the route template is matched once, not three
-//! times, and one future wraps the request instead of four.
+//! request under the [`guard`](super::guard) module's protections. Each
+//! concern lives in its own module; this layer only calls them in order, so
+//! the route template is looked up once (after routing, from what the
+//! router recorded), not three times, and one future wraps the request
+//! instead of four.
 
 use std::cell::OnceCell;
 use std::rc::Rc;
@@ -19,7 +21,7 @@ use actix_web::middleware::Next;
 use super::access_log::{AccessLog, Line};
 use super::guard::{guarded, Guards};
 use super::metrics::{HttpMetrics, LocalSeries};
-use super::{request_id, route_template, security_headers, status_of, tracing, ErrorWithHeaders, UNMATCHED};
+use super::{request_id, security_headers, status_of, tracing, ErrorWithHeaders, UNMATCHED};
 
 /// What `observe` records into (one per worker).
 #[derive(Clone)]
@@ -53,21 +55,16 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
     let _in_flight = observers.metrics.in_flight();
     let id = request_id::assign(&req);
     let method = req.method().clone();
-    // A span is named after its route when it starts, so a traced request
-    // matches its route up front. Otherwise the route is read after the
-    // router ran, from what it recorded: no second match of the path.
-    let early_route = observers.traced.then(|| route_template(&req));
-    let span = early_route.as_deref().map(|route| tracing::start(&req, route));
+    let span = observers.traced.then(|| tracing::start(&req));
     layer.routes.get_or_init(|| req.resource_map().clone());
-    let uri = early_route.is_none().then(|| req.uri().clone());
+    // Kept only for a request that ends in an error (see `routed_template`).
+    let uri = req.uri().clone();
 
     // The guards run inside: the whole stack is one layer, one future.
     let result = guarded(guards, &id, req, |req| next.call(req)).await;
 
-    let route = match (early_route, uri) {
-        (Some(route), _) => route,
-        (None, uri) => routed_template(&result, &layer.routes, uri.as_ref()),
-    };
+    // Read after the router ran, from what it recorded: the path is not matched a second time.
+    let route = routed_template(&result, &layer.routes, &uri);
     let status = status_of(&result);
     let took = started.elapsed();
     if let Some(log) = &observers.access_log {
@@ -79,8 +76,8 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
             request_id: id.as_str(),
         });
     }
+    tracing::finish(span, method.as_str(), &route, status);
     observers.metrics.observe(&observers.local, &method, route, status, took);
-    tracing::finish(span, status);
     let result = match result {
         Ok(mut response) => {
             security_headers::add(response.headers_mut());
@@ -99,11 +96,11 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
 fn routed_template(
     result: &Result<ServiceResponse<BoxBody>, actix_web::Error>,
     routes: &OnceCell<ResourceMap>,
-    uri: Option<&Uri>,
+    uri: &Uri,
 ) -> String {
     let matched = match result {
         Ok(response) => response.request().match_pattern(),
-        Err(_) => routes.get().zip(uri).and_then(|(routes, uri)| routes.match_pattern(uri.path())),
+        Err(_) => routes.get().and_then(|routes| routes.match_pattern(uri.path())),
     };
     matched.unwrap_or_else(|| UNMATCHED.to_owned())
 }

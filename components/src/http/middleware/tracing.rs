@@ -27,21 +27,21 @@ impl Extractor for Headers<'_> {
 }
 
 /// Starts the request's server span, continuing the caller's trace, and
-/// keeps its context in the request's extensions.
-pub(crate) fn start(req: &ServiceRequest, route: &str) -> opentelemetry::Context {
+/// keeps its context in the request's extensions. The span is named after
+/// the method only: the route is known once the router ran, and
+/// [`finish`] names it then (the OpenTelemetry conventions' name for a
+/// server span, `{method} {route}`, is what exporters receive).
+pub(crate) fn start(req: &ServiceRequest) -> opentelemetry::Context {
     let parent = global::get_text_map_propagator(|propagator| propagator.extract(&Headers(req.headers())));
     let tracer = global::tracer("orderly-http");
     let method = req.method().as_str();
-    let mut attributes = vec![
-        KeyValue::new("http.request.method", method.to_owned()),
-        KeyValue::new("url.path", req.path().to_owned()),
-        KeyValue::new("http.route", route.to_owned()),
-    ];
+    let mut attributes =
+        vec![KeyValue::new("http.request.method", method.to_owned()), KeyValue::new("url.path", req.path().to_owned())];
     if let Some(id) = req.extensions().get::<RequestId>() {
         attributes.push(KeyValue::new("http.request_id", id.as_str().to_owned()));
     }
     let span = tracer
-        .span_builder(format!("{method} {route}"))
+        .span_builder(method.to_owned())
         .with_kind(SpanKind::Server)
         .with_attributes(attributes)
         .start_with_context(&tracer, &parent);
@@ -50,10 +50,13 @@ pub(crate) fn start(req: &ServiceRequest, route: &str) -> opentelemetry::Context
     context
 }
 
-/// Ends the span (if the request has one) with the response's status.
-pub(crate) fn finish(context: Option<opentelemetry::Context>, status: StatusCode) {
+/// Ends the span (if the request has one): named `{method} {route}`, with
+/// the route and the response's status.
+pub(crate) fn finish(context: Option<opentelemetry::Context>, method: &str, route: &str, status: StatusCode) {
     let Some(context) = context else { return };
     let span = context.span();
+    span.update_name(format!("{method} {route}"));
+    span.set_attribute(KeyValue::new("http.route", route.to_owned()));
     span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
     if status.is_server_error() {
         span.set_status(Status::error(status.as_str().to_owned()));
