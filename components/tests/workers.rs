@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use orderly::events::EventKind;
 use orderly::{
-    config::Secret, settings::PhaseBudgets, settings::ShutdownSettings, BoxError, Component, Dependency, Runtime,
-    ShutdownReason, StartContext,
+    config::Secret, settings::PhaseBudgets, settings::ShutdownSettings, BoxError, Component, Dependency, Phase,
+    Runtime, ShutdownReason, StartContext, StopPhase,
 };
 use orderly_components::metrics::Metrics;
 use orderly_components::postgres::{Database, DatabaseConfig, DevDatabase};
@@ -201,6 +202,42 @@ async fn phase_3_gives_back_every_job_it_did_not_finish() {
     }
     let text = orderly_components::metrics::render(s.runtime.metrics_registry()).unwrap();
     assert!(text.contains(r#"jobs_total{queue="default",status="released"} 2"#), "{text}");
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_1_ends_only_once_a_claim_sent_before_it_has_returned() {
+    let config = WorkersConfig { poll_interval: Duration::from_millis(10), ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_millis(1500)).await;
+    let url = s.server.url();
+    // Hold the table, so the next claim waits inside Postgres, as one does
+    // that reaches it late. A claim returning after phase 1 could take a job
+    // that phase 3 gives back.
+    let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    locker.batch_execute("BEGIN; LOCK TABLE orderly_jobs IN EXCLUSIVE MODE").await.unwrap();
+    let waiting =
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE orderly_jobs%'";
+    eventually(&url, waiting, 1).await;
+
+    let timeline = s.runtime.timeline();
+    let phase_1 = Some(Phase::Stop(StopPhase::StopAccepting));
+    let shutdown = s.runtime.shutdown(reason());
+    let mut shutdown = std::pin::pin!(shutdown);
+    // However long the claim is held, phase 1 does not end.
+    for _ in 0..30 {
+        tokio::select! {
+            report = &mut shutdown => panic!("the shutdown ended while a claim was in flight: {report:?}"),
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    assert!(timeline.position("workers", EventKind::Stopping, phase_1).is_some(), "phase 1 began");
+    assert!(timeline.position("workers", EventKind::Stopped, phase_1).is_none(), "phase 1 waits for the claim");
+
+    locker.batch_execute("COMMIT").await.unwrap();
+    let report = shutdown.await;
+    assert!(report.is_clean(), "{report:?}");
+    assert!(timeline.position("workers", EventKind::Stopped, phase_1).is_some());
     s.server.stop().await.unwrap();
 }
 
