@@ -191,7 +191,8 @@ impl StartContext {
                 Ended::Returned(Ok(())) => TaskEnd::Finished,
                 Ended::Returned(Err(error)) => TaskEnd::Failed(crate::events::box_error_chain(&error)),
                 Ended::Panicked(message) => TaskEnd::Failed(format!("background task panicked: {message}")),
-                Ended::Aborted => return, // aborted on purpose by its owner
+                // Aborted on purpose by its owner (a background task has no limit).
+                Ended::Aborted | Ended::OverLimit => return,
             };
             task_ended(&shared, index, generation, end);
         })

@@ -36,7 +36,7 @@ use crate::runtime::RunOutcome;
 use crate::runtime::Shared;
 use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::{Shutdown, ShutdownReason};
-use crate::walk::{drive, Begin, Pass, TaskEnd, Walk};
+use crate::walk::{drive, Begin, Pass, Walk};
 
 /// A component that did not stop cleanly in a phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,10 +213,11 @@ async fn run_phase(
     let mut pass = Stopping { shared, joins, phase, phase_end, hooks: vec![None; graph.len()], problems };
     let (_, abandoned) = drive(walk, &mut pass, tokio::time::sleep_until(phase_end.into())).await;
 
-    // The phase's budget is spent: abandon what runs, name what never ran.
+    // The phase's budget is spent: what still runs was abandoned (its task
+    // aborted); name it, and name what never ran.
     for i in abandoned.nodes() {
         if let Some(hook) = pass.hooks[i] {
-            report_hook_end(shared, i, phase, hook.began, HookEnd::PhaseOver, pass.problems);
+            pass.report(i, hook.began, Ended::OverLimit);
         }
     }
     for i in (0..graph.len()).filter(|&i| joins[i].contains(phase) && pass.hooks[i].is_none()) {
@@ -240,15 +241,12 @@ struct Stopping<'a> {
 }
 
 impl Stopping<'_> {
-    /// When node `i`'s hook, begun at `hook_began`, is abandoned, and which
-    /// limit binds there (which decides how an overrun is reported).
-    fn limit(&self, i: usize, hook_began: Instant) -> (Instant, HookEnd) {
+    /// When node `i`'s hook, begun at `hook_began`, is abandoned, and its
+    /// cap if that is what binds there (else the phase's budget does).
+    fn limit(&self, i: usize, hook_began: Instant) -> (Instant, Option<Duration>) {
         let cap = self.shared.graph.nodes[i].settings.stop_cap.or(self.shared.settings.component_cap);
         let cap_end = cap.and_then(|c| hook_began.checked_add(c)).map_or(self.phase_end, |end| end.min(self.phase_end));
-        match cap {
-            Some(c) if cap_end < self.phase_end => (cap_end, HookEnd::OverCap(c)),
-            _ => (cap_end, HookEnd::PhaseOver),
-        }
+        (cap_end, cap.filter(|_| cap_end < self.phase_end))
     }
 
     fn announce(&self, i: usize, hook_began: Instant) {
@@ -256,6 +254,41 @@ impl Stopping<'_> {
         self.shared
             .events
             .emit(EventKind::Stopping.build().component(name).phase(Phase::Stop(self.phase)).at(hook_began));
+    }
+
+    /// Emits the event for a finished hook and records any problem.
+    fn report(&mut self, i: usize, hook_began: Instant, ended: Ended<Result<(), BoxError>>) {
+        let (shared, phase) = (self.shared, self.phase);
+        let name = &shared.graph.nodes[i].name;
+        let elapsed = hook_began.elapsed();
+        let (event, error) = match ended {
+            Ended::Returned(Ok(())) => {
+                shared
+                    .events
+                    .emit(EventKind::Stopped.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed));
+                return;
+            }
+            Ended::Returned(Err(e)) => (EventKind::Failed, box_error_chain(&e)),
+            Ended::Panicked(message) => (EventKind::Panicked, message),
+            Ended::Aborted => (EventKind::Failed, "the hook's task was aborted".to_string()),
+            // Which limit bound says how it is reported.
+            Ended::OverLimit => match self.limit(i, hook_began).1 {
+                Some(cap) => {
+                    (EventKind::TimedOut, format!("abandoned: ran past its cap of {}", humantime::format_duration(cap)))
+                }
+                None => (
+                    EventKind::TimedOut,
+                    format!(
+                        "abandoned: the phase's budget ({}) was spent",
+                        humantime::format_duration(shared.settings.phases.get(phase))
+                    ),
+                ),
+            },
+        };
+        shared
+            .events
+            .emit(event.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed).error(error.clone()));
+        self.problems.push(StopProblem { component: name.to_string(), phase, event, error });
     }
 }
 
@@ -294,19 +327,17 @@ impl Pass for Stopping<'_> {
         }
     }
 
-    fn end(&mut self, i: usize, end: TaskEnd<Self::Output>) -> Result<(), ()> {
+    fn end(&mut self, i: usize, ended: Ended<Self::Output>) -> Result<(), ()> {
         let Some(hook) = self.hooks[i] else { return Ok(()) };
-        let end = match end {
-            // A default no-op, done on its first poll, did not join: nothing to report
-            // (a hook that panicked did run).
-            TaskEnd::Ended(Ended::Returned((_, false))) if !hook.announced => return Ok(()),
-            TaskEnd::Ended(ended) => HookEnd::Ended(ended.map(|(result, _joined)| result)),
-            TaskEnd::OverLimit => self.limit(i, hook.began).1,
-        };
+        // A default no-op, done on its first poll, did not join: nothing to
+        // report (a hook that panicked did run).
+        if let (Ended::Returned((_, false)), false) = (&ended, hook.announced) {
+            return Ok(());
+        }
         if !hook.announced {
             self.announce(i, hook.began);
         }
-        report_hook_end(self.shared, i, self.phase, hook.began, end, self.problems);
+        self.report(i, hook.began, ended.map(|(result, _joined)| result));
         Ok(())
     }
 }
@@ -317,50 +348,6 @@ struct Hook {
     began: Instant,
     /// Its `stopping` event is out: it was still running after its first poll.
     announced: bool,
-}
-
-/// How a running hook ended.
-enum HookEnd {
-    /// It ended on its own (an abort by someone else is not expected).
-    Ended(Ended<Result<(), BoxError>>),
-    /// It ran past its cap and was abandoned.
-    OverCap(Duration),
-    /// The phase's budget ran out while it ran.
-    PhaseOver,
-}
-
-/// Emits the event for a finished hook and records any problem.
-fn report_hook_end(
-    shared: &Shared,
-    i: usize,
-    phase: StopPhase,
-    hook_began: Instant,
-    end: HookEnd,
-    problems: &mut Vec<StopProblem>,
-) {
-    let name = &shared.graph.nodes[i].name;
-    let elapsed = hook_began.elapsed();
-    let (event, error) = match end {
-        HookEnd::Ended(Ended::Returned(Ok(()))) => {
-            shared.events.emit(EventKind::Stopped.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed));
-            return;
-        }
-        HookEnd::Ended(Ended::Returned(Err(e))) => (EventKind::Failed, box_error_chain(&e)),
-        HookEnd::Ended(Ended::Panicked(message)) => (EventKind::Panicked, message),
-        HookEnd::Ended(Ended::Aborted) => (EventKind::Failed, "the hook's task was aborted".to_string()),
-        HookEnd::OverCap(cap) => {
-            (EventKind::TimedOut, format!("abandoned: ran past its cap of {}", humantime::format_duration(cap)))
-        }
-        HookEnd::PhaseOver => (
-            EventKind::TimedOut,
-            format!(
-                "abandoned: the phase's budget ({}) was spent",
-                humantime::format_duration(shared.settings.phases.get(phase))
-            ),
-        ),
-    };
-    shared.events.emit(event.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed).error(error.clone()));
-    problems.push(StopProblem { component: name.to_string(), phase, event, error });
 }
 
 /// The hook of `phase`, as an owned future, with whether it was more than

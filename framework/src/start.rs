@@ -21,7 +21,7 @@ use crate::phase::Phase;
 use crate::runtime::Shared;
 use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::ShutdownReason;
-use crate::walk::{drive, Begin, Pass, TaskEnd, Walk};
+use crate::walk::{drive, Begin, Pass, Walk};
 
 /// Why a start did not complete: the root cause, never a cancellation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,8 +72,8 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
         match end {
             // Cancelled while waiting for readiness: its start returned, so it holds
             // whatever it acquired and is rolled back with the rest.
-            TaskEnd::Ended(Ended::Aborted) if start_returned(shared, i) => pass.started[i] = true,
-            TaskEnd::Ended(Ended::Aborted) => shared.events.emit(
+            Ended::Aborted if start_returned(shared, i) => pass.started[i] = true,
+            Ended::Aborted => shared.events.emit(
                 EventKind::Cancelled
                     .build()
                     .component(&graph.nodes[i].name)
@@ -114,18 +114,19 @@ impl Pass for Starting<'_> {
     /// Marks a component whose start returned `Ok` (one that then failed,
     /// timed out or panicked while becoming ready did start: it is rolled
     /// back too); emits the event of a failure and halts with it.
-    fn end(&mut self, i: usize, end: TaskEnd<Self::Output>) -> Result<(), StartEnd> {
+    fn end(&mut self, i: usize, end: Ended<Self::Output>) -> Result<(), StartEnd> {
         let shared = self.shared;
         let name = &shared.graph.nodes[i].name;
         let failure = |phase, event, error| StartFailure { component: name.to_string(), phase, event, error };
         let started = start_returned(shared, i);
         self.started[i] = started;
         let failure = match end {
-            TaskEnd::Ended(Ended::Returned(Ok(()))) => return Ok(()),
-            TaskEnd::Ended(Ended::Returned(Err(failure))) => failure,
-            TaskEnd::Ended(Ended::Panicked(message)) if started => failure(Phase::Ready, EventKind::Panicked, message),
-            TaskEnd::Ended(Ended::Panicked(message)) => failure(Phase::Start, EventKind::Panicked, message),
-            TaskEnd::Ended(Ended::Aborted) | TaskEnd::OverLimit => {
+            Ended::Returned(Ok(())) => return Ok(()),
+            Ended::Returned(Err(failure)) => failure,
+            Ended::Panicked(message) if started => failure(Phase::Ready, EventKind::Panicked, message),
+            Ended::Panicked(message) => failure(Phase::Start, EventKind::Panicked, message),
+            // The start sets no limit (its timeouts are inside its task).
+            Ended::Aborted | Ended::OverLimit => {
                 failure(Phase::Start, EventKind::Failed, "its start task was aborted".into())
             }
         };

@@ -24,6 +24,8 @@ pub(crate) enum Ended<T> {
     Panicked(String),
     /// Its task was aborted before it finished (a cancelled start).
     Aborted,
+    /// It ran past its limit and was abandoned: its task is aborted.
+    OverLimit,
 }
 
 impl<T> Ended<T> {
@@ -33,6 +35,7 @@ impl<T> Ended<T> {
             Ended::Returned(value) => Ended::Returned(f(value)),
             Ended::Panicked(message) => Ended::Panicked(message),
             Ended::Aborted => Ended::Aborted,
+            Ended::OverLimit => Ended::OverLimit,
         }
     }
 }

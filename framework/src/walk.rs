@@ -32,8 +32,9 @@ pub(crate) trait Pass {
     /// in its own task (a hook that ends inline is not announced here).
     fn spawned(&mut self, _i: usize) {}
 
-    /// Node `i`'s task ended. `Err` halts the walk; `Ok` completes the node.
-    fn end(&mut self, i: usize, end: TaskEnd<Self::Output>) -> Result<(), Self::Halt>;
+    /// Node `i`'s task ended (`OverLimit`: its limit passed first and it was
+    /// aborted). `Err` halts the walk; `Ok` completes the node.
+    fn end(&mut self, i: usize, end: Ended<Self::Output>) -> Result<(), Self::Halt>;
 }
 
 /// What a pass does with a runnable node.
@@ -52,14 +53,6 @@ pub(crate) enum Begin<T, H> {
     Halt(H),
 }
 
-/// How a node's task ended.
-pub(crate) enum TaskEnd<T> {
-    /// It returned, panicked or was aborted by someone else.
-    Ended(Ended<T>),
-    /// Its limit passed first; its task has been aborted.
-    OverLimit,
-}
-
 /// The tasks still running when a walk halted, already told to abort.
 pub(crate) struct InFlight<T>(FuturesUnordered<Tracked<T>>);
 
@@ -71,7 +64,7 @@ impl<T> InFlight<T> {
 
     /// Waits for the next aborted task to end: a task that returned before
     /// its abort took effect reports what it returned.
-    pub(crate) async fn next(&mut self) -> Option<(usize, TaskEnd<T>)> {
+    pub(crate) async fn next(&mut self) -> Option<(usize, Ended<T>)> {
         self.0.next().await
     }
 }
@@ -93,7 +86,7 @@ pub(crate) async fn drive<P: Pass>(
                 Begin::PassThrough => walk.complete(i, &mut runnable),
                 Begin::Halt(halt) => break 'walk Some(halt),
                 Begin::Run { task, limit } => match launch(task).await {
-                    Launched::Done(ended) => match pass.end(i, TaskEnd::Ended(ended)) {
+                    Launched::Done(ended) => match pass.end(i, ended) {
                         Ok(()) => walk.complete(i, &mut runnable),
                         Err(halt) => break 'walk Some(halt),
                     },
@@ -137,20 +130,20 @@ impl<T> Tracked<T> {
 }
 
 impl<T> Future for Tracked<T> {
-    type Output = (usize, TaskEnd<T>);
+    type Output = (usize, Ended<T>);
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Every field is Unpin (the timer is boxed).
         let this = self.get_mut();
         if let Poll::Ready(result) = Pin::new(&mut this.handle).poll(cx) {
-            return Poll::Ready((this.node, TaskEnd::Ended(join_result(result))));
+            return Poll::Ready((this.node, join_result(result)));
         }
         let over = this.limit.as_mut().is_some_and(|limit| limit.as_mut().poll(cx).is_ready());
         if !over {
             return Poll::Pending;
         }
         this.handle.abort();
-        Poll::Ready((this.node, TaskEnd::OverLimit))
+        Poll::Ready((this.node, Ended::OverLimit))
     }
 }
 
@@ -268,11 +261,11 @@ mod tests {
             self.spawned.push(i);
         }
 
-        fn end(&mut self, i: usize, end: TaskEnd<usize>) -> Result<(), &'static str> {
+        fn end(&mut self, i: usize, end: Ended<usize>) -> Result<(), &'static str> {
             let what = match end {
-                TaskEnd::Ended(Ended::Returned(n)) if n == i => "returned",
-                TaskEnd::Ended(_) => "other",
-                TaskEnd::OverLimit => "over limit",
+                Ended::Returned(n) if n == i => "returned",
+                Ended::OverLimit => "over limit",
+                _ => "other",
             };
             self.ended.push((i, what));
             Ok(())
@@ -310,7 +303,7 @@ mod tests {
         assert_eq!(pass.spawned, vec![0]);
         assert_eq!(in_flight.nodes().collect::<Vec<_>>(), vec![0]);
         // Handed back already aborted.
-        assert!(matches!(in_flight.next().await, Some((0, TaskEnd::Ended(Ended::Aborted)))));
+        assert!(matches!(in_flight.next().await, Some((0, Ended::Aborted))));
     }
 
     #[tokio::test]

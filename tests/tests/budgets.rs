@@ -62,6 +62,8 @@ async fn phase_budget_abandons_the_runner_and_names_the_skipped() {
         summary,
         vec![("api", StopPhase::Drain, EventKind::TimedOut), ("db", StopPhase::Drain, EventKind::Skipped)]
     );
+    // No cap is set, so the phase's budget is what it overran.
+    assert!(report.problems[0].error.contains("the phase's budget (150ms) was spent"), "{:?}", report.problems[0]);
     assert!(journal.did("db", Step::Stop(StopPhase::Close)), "the next phase still runs");
     assert!(report.elapsed < Duration::from_millis(150) * 6, "the deadline holds: {:?}", report.elapsed);
 }
