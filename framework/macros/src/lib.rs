@@ -1,7 +1,8 @@
 //! `#[orderly::component]`: use it on `impl Component for T` instead of
 //! `#[async_trait]`. It applies `async_trait` and generates
 //! `joined_phases()` from the stop hooks the impl actually defines, so the
-//! runtime skips the phases a component does not join without calling them.
+//! runtime skips the phases a component does not join without calling them,
+//! and `checks_readiness()`, so a start does not poll a default `ready`.
 
 use proc_macro::TokenStream;
 use quote::quote;
@@ -17,7 +18,8 @@ const HOOKS: [(&str, &str); 5] = [
 ];
 
 /// Implements `Component` with `async_trait`, plus a `joined_phases()` that
-/// lists exactly the stop hooks this impl overrides.
+/// lists exactly the stop hooks this impl overrides and a
+/// `checks_readiness()` that says whether it defines `ready`.
 ///
 /// ```ignore
 /// #[orderly::component]
@@ -49,6 +51,15 @@ pub fn component(args: TokenStream, input: TokenStream) -> TokenStream {
         let method: ImplItem = syn::parse_quote! {
             fn joined_phases(&self) -> ::orderly::PhaseSet {
                 ::orderly::PhaseSet::of(&[#(#phases),*])
+            }
+        };
+        item.items.push(method);
+    }
+    if !defined.iter().any(|name| name == "checks_readiness") {
+        let checks = defined.iter().any(|name| name == "ready");
+        let method: ImplItem = syn::parse_quote! {
+            fn checks_readiness(&self) -> bool {
+                #checks
             }
         };
         item.items.push(method);
