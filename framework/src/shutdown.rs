@@ -260,12 +260,14 @@ impl Stopping<'_> {
     fn report(&mut self, i: usize, hook_began: Instant, ended: Ended<Result<(), BoxError>>) {
         let (shared, phase) = (self.shared, self.phase);
         let name = &shared.graph.nodes[i].name;
-        let elapsed = hook_began.elapsed();
+        // One clock read serves both the duration and the event's time, as in start.
+        let ended_at = Instant::now();
+        let elapsed = ended_at.saturating_duration_since(hook_began);
         let (event, error) = match ended {
             Ended::Returned(Ok(())) => {
-                shared
-                    .events
-                    .emit(EventKind::Stopped.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed));
+                shared.events.emit(
+                    EventKind::Stopped.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed).at(ended_at),
+                );
                 return;
             }
             Ended::Returned(Err(e)) => (EventKind::Failed, box_error_chain(&e)),
@@ -285,9 +287,9 @@ impl Stopping<'_> {
                 ),
             },
         };
-        shared
-            .events
-            .emit(event.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed).error(error.clone()));
+        shared.events.emit(
+            event.build().component(name).phase(Phase::Stop(phase)).elapsed(elapsed).at(ended_at).error(error.clone()),
+        );
         self.problems.push(StopProblem { component: name.to_string(), phase, event, error });
     }
 }
