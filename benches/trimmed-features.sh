@@ -47,7 +47,9 @@ if grep -q 'components\.\(workers\|database\)' "$D/src/main.rs"; then
 fi
 CARGO_TARGET_DIR=$OUT cargo build --release --manifest-path "$D/Cargo.toml"
 cp target/release/http-harness "$OUT/release/"
-ls -l target/release/http-server "$OUT/release/http-server"
+# The trimmed binary's size, beside the workspace build's if there is one.
+ls -l "$OUT/release/http-server"
+if [ -e target/release/http-server ]; then ls -l target/release/http-server; fi
 cd /tmp
 if [ $# -eq 0 ]; then set -- --runs 10 --only start; fi
 "$OUT/release/http-harness" "$@"
