@@ -12,9 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/target/trimmed
-D=$(mktemp -d)
-trap 'rm -rf "$D"' EXIT
-mkdir "$D/src"
+# A fixed place for the generated crate, so a second run rebuilds only what changed.
+D=$OUT/crate
+mkdir -p "$D/src"
 {
   cat <<EOF
 [package]
@@ -28,14 +28,17 @@ publish = false
 [dependencies]
 orderly = { path = "$ROOT/framework" }
 orderly-components = { path = "$ROOT/components", default-features = false, features = ["http", "admin"] }
-actix-web = { version = "4.18", default-features = false, features = ["macros"] }
-tokio = { version = "1.54", features = ["full"] }
-
 EOF
+  # actix-web and tokio as the workspace declares them.
+  grep -E '^(actix-web|tokio) = ' Cargo.toml
+  echo
   # The workspace's release profile, so only the features differ.
   sed -n '/^\[profile\.release\]$/,/^$/p' Cargo.toml
 } >"$D/Cargo.toml"
-grep -q '^lto' "$D/Cargo.toml" || { echo "trimmed-features: no [profile.release] found in Cargo.toml" >&2; exit 1; }
+[ "$(grep -cE '^(actix-web|tokio|lto) = ' "$D/Cargo.toml")" -eq 3 ] || {
+  echo "trimmed-features: could not read actix-web, tokio and [profile.release] from Cargo.toml" >&2
+  exit 1
+}
 # Same versions as the workspace.
 cp Cargo.lock "$D/"
 # The bench config disables the worker and database components; a build
