@@ -38,6 +38,8 @@ if ((${#missing_py[@]})); then
   python3 -m pip show -q "${missing_py[@]}" >/dev/null
 fi
 
+cargo test -p orderly-core --doc
+cargo test -p orderly-testing --doc
 cargo test -p orderly --doc
 cargo test -p orderly-components --doc
 

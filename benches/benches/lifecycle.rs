@@ -285,7 +285,7 @@ fn restart(c: &mut Criterion) {
                 floor_walk(&sub, &sub_rdeps, |_| async {}).await;
             })
         });
-        let switch = orderly::testing::TaskSwitch::new();
+        let switch = orderly_testing::TaskSwitch::new();
         let restarted = Arc::new(OnRestarted(Notify::new()));
         let runtime = orderly_benches::restarting_runtime(&deps, &switch, restarted.clone());
         rt.block_on(runtime.start()).unwrap_or_else(|e| panic!("start failed: {e:?}"));
@@ -296,7 +296,7 @@ fn restart(c: &mut Criterion) {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
                         let began = Instant::now();
-                        switch.flip(orderly::testing::TaskEnding::Fail("crash".into()));
+                        switch.flip(orderly_testing::TaskEnding::Fail("crash".into()));
                         restarted.0.notified().await;
                         total += began.elapsed();
                     }

@@ -190,10 +190,10 @@ pub fn orderly_runtime(deps: &[Vec<usize>], start_work: Option<Duration>, five_p
 /// `sink` sees every event.
 pub fn restarting_runtime(
     deps: &[Vec<usize>],
-    switch: &orderly::testing::TaskSwitch,
+    switch: &orderly_testing::TaskSwitch,
     sink: std::sync::Arc<dyn orderly::events::EventSink>,
 ) -> Runtime {
-    use orderly::testing::Probe;
+    use orderly_testing::Probe;
     let first_deps: Vec<String> = deps[0].iter().map(|&d| name(d)).collect();
     let first_deps: Vec<&str> = first_deps.iter().map(String::as_str).collect();
     let first =

@@ -152,7 +152,7 @@ async fn debug_lifecycle_svg(state: web::Data<AdminState>, req: HttpRequest) -> 
     HttpResponse::Ok()
         .content_type("image/svg+xml")
         .insert_header(("Cache-Control", "no-store"))
-        .body(state.lifecycle.timeline().to_svg(&state.title))
+        .body(orderly::events::to_svg(state.lifecycle.timeline(), &state.title))
 }
 
 async fn debug_lifecycle(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {

@@ -1,11 +1,11 @@
-//! 05: testing a component with `orderly::testing`: start it beside probes,
+//! 05: testing a component with `orderly_testing`: start it beside probes,
 //! run a real shutdown, and assert on what happened. In a real crate this
 //! body is a `#[tokio::test]`.
 //!
 //! cargo run -p orderly --example 05_testing_a_component
 
-use orderly::testing::{Journal, Probe, Step, TestApp};
 use orderly::{events::EventKind, BoxError, Component, Dependency, Phase, StopContext, StopPhase};
+use orderly_testing::{Journal, Probe, Step, TestApp};
 
 /// The component under test: it must drain before the store it writes to closes.
 struct Writer;

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{AppInfo, Cli};
-use crate::component::Component;
 use crate::config::{ConfigErrors, ConfigIssue, LoadedConfig};
 use crate::exit::ExitStatus;
 use crate::logging::{build_logger, LogSettings};
+use crate::process;
 use crate::registry::{Linked, Registration};
-use crate::runtime::{BuildError, Runtime};
-use crate::shutdown;
 use crate::sighup::{check_sections, noting, read_components, reload_on_sighup, Layers, Reloader};
 use crate::systemd::SystemdNotify;
-use crate::trigger::Shutdown;
+use orderly_core::runtime::{BuildError, Runtime};
+use orderly_core::Component;
+use orderly_core::Shutdown;
 
 /// `[lifecycle]`: what the process keeps of its lifecycle once it exits.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -222,8 +222,8 @@ impl App {
 
 /// Writes the timeline's picture; a failure is reported, never fatal: the
 /// service has already done its work.
-fn write_timeline(timeline: &crate::timeline::Timeline, path: &str, app: &str, logger: &slog::Logger) {
-    match std::fs::write(path, timeline.to_svg(app)) {
+fn write_timeline(timeline: &orderly_core::events::Timeline, path: &str, app: &str, logger: &slog::Logger) {
+    match std::fs::write(path, crate::events::to_svg(timeline, app)) {
         Ok(()) => slog::info!(logger, "lifecycle timeline written"; "path" => path),
         Err(e) => {
             slog::error!(logger, "cannot write the lifecycle timeline"; "path" => path, "error" => %e);
@@ -245,21 +245,21 @@ fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, under_sy
     let shutdown = runtime.shutdown_handle();
     let deadline = runtime.shutdown_deadline();
     let outcome = tokio.block_on(async {
-        if let Err(e) = shutdown::watch_signals(app, shutdown.clone()) {
+        if let Err(e) = process::watch_signals(app, shutdown.clone()) {
             eprintln!("{app}: cannot install signal handlers: {e}");
             return None;
         }
         // Installed before anything starts: SIGHUP's default action ends the process.
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(hangups) => {
-                tokio::spawn(reload_on_sighup(app, hangups, runtime.shared(), reloader, under_systemd));
+                tokio::spawn(reload_on_sighup(app, hangups, runtime.clone(), reloader, under_systemd));
             }
             Err(e) => {
                 eprintln!("{app}: cannot install the SIGHUP handler: {e}");
                 return None;
             }
         }
-        tokio::spawn(shutdown::arm_watchdog(app, shutdown, deadline));
+        tokio::spawn(process::arm_watchdog(app, shutdown, deadline));
         if under_systemd {
             tokio::spawn(SystemdNotify::ready_when_started(runtime.health()));
             tokio::spawn(SystemdNotify::watchdog());
@@ -269,5 +269,5 @@ fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, under_sy
     // Leave stray tasks and blocking threads behind rather than wait on them.
     tokio.shutdown_timeout(Duration::from_millis(100));
     let Some(outcome) = outcome else { return ExitStatus::Internal };
-    shutdown::exit_status(app, &outcome, logger)
+    process::exit_status(app, &outcome, logger)
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::graph::GraphFormat;
 use crate::logging::{LogFormat, LogLevel};
+use orderly_core::graph::GraphFormat;
 
 /// The flags every app built on [`App`](crate::App) understands.
 #[derive(Debug, Clone, Parser)]
@@ -42,12 +42,25 @@ pub struct Cli {
     pub check: bool,
 
     /// Print the dependency graph and exit.
-    #[arg(long, value_enum, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "mermaid")]
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "mermaid", value_parser = graph_format())]
     pub print_graph: Option<GraphFormat>,
 
     /// Print the effective config of every component (secrets redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+/// `--print-graph`'s values, listed in `--help` (the core's `GraphFormat`
+/// knows nothing of clap).
+fn graph_format() -> impl clap::builder::TypedValueParser<Value = GraphFormat> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["mermaid", "dot"]).map(|name| {
+        if name == "dot" {
+            GraphFormat::Dot
+        } else {
+            GraphFormat::Mermaid
+        }
+    })
 }
 
 /// Facts about the binary, captured at build time by [`app_info!`](crate::app_info).

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::component::{default_name, BoxError, Component};
 use crate::config::{ConfigIssue, LoadedConfig, NoConfig, Validate, Validation};
-use crate::events::box_error_chain;
+use orderly_core::events::error_chain;
+use orderly_core::{default_name, BoxError, Component};
 
 /// A component that can be built from its own typed config section.
 ///
@@ -144,7 +144,7 @@ fn read_from_config<T: FromConfig>(
     }
     let config_dump = format!("{typed:#?}");
     let component = T::from_config(typed)
-        .map_err(|e| vec![ConfigIssue { key: section.to_string(), message: box_error_chain(&e) }])?;
+        .map_err(|e| vec![ConfigIssue { key: section.to_string(), message: error_chain(e.as_ref()) }])?;
     Ok(Some(Built { component: Arc::new(component), config_dump }))
 }
 

@@ -19,14 +19,14 @@ use std::sync::Arc;
 use sd_notify::NotifyState;
 
 use crate::cli::Cli;
-use crate::component::Component;
 use crate::config::{ConfigErrors, ConfigIssue, ConfigSources, LoadedConfig};
-use crate::graph::RESERVED_NAMES;
 use crate::logging::{LevelSwitch, LogSettings};
 use crate::registry::{Built, ReadMode, Registration};
-use crate::reload::ReloadReport;
-use crate::runtime::Shared;
-use crate::settings::RuntimeSettings;
+use orderly_core::graph::RESERVED_NAMES;
+use orderly_core::settings::RuntimeSettings;
+use orderly_core::Component;
+use orderly_core::ReloadReport;
+use orderly_core::Runtime;
 
 /// The config layers of this process: what reading them again needs.
 pub(crate) struct Layers {
@@ -200,12 +200,12 @@ fn notify(under_systemd: bool, states: &[NotifyState<'_>]) {
 pub(crate) async fn reload_on_sighup(
     app: &'static str,
     mut hangups: tokio::signal::unix::Signal,
-    shared: Arc<Shared>,
+    runtime: Runtime,
     mut reloader: Reloader,
     under_systemd: bool,
 ) {
     while hangups.recv().await.is_some() {
-        if shared.shutdown.is_requested() {
+        if runtime.shutdown_handle().is_requested() {
             return;
         }
         let mut reloading = vec![NotifyState::Reloading, NotifyState::Status("reloading")];
@@ -222,7 +222,7 @@ pub(crate) async fn reload_on_sighup(
                 eprintln!("{app}: reload rejected, nothing changed: {}", ConfigErrors(problems));
             }
             Ok(prepared) => {
-                let report = crate::reload::reload(&shared, prepared.changes.clone()).await;
+                let report = runtime.reload(prepared.changes.clone()).await;
                 slog::info!(logger, "reloaded";
                     "applied" => report.applied.join(", "),
                     "restarted" => report.restarted.join(", "),

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::events::{EventKind, LifecycleEvent};
-use crate::phase::{Phase, StopPhase};
+use orderly_core::events::{EventKind, LifecycleEvent, Timeline};
+use orderly_core::{Phase, StopPhase};
 
 const LABEL_WIDTH: f64 = 150.0;
 const PANEL_WIDTH: f64 = 420.0;
@@ -204,8 +204,28 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
     chart
 }
 
-/// Renders `events` (a [`Timeline`](crate::events::Timeline)'s) as an SVG document.
-pub(crate) fn render(events: &[LifecycleEvent], title: &str) -> String {
+/// The timeline as an SVG Gantt chart titled `title`: a row per
+/// component, bars for start, ready and each stop phase it joined, the
+/// phase boundaries and the propagation delay marked, problems in red.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use orderly::{async_trait, Component, Runtime, ShutdownReason};
+/// struct Db;
+/// #[async_trait] impl Component for Db {}
+/// let runtime = Runtime::builder().component(Db).build().unwrap();
+/// runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+/// runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
+/// let svg = orderly::events::to_svg(runtime.timeline(), "my-service");
+/// assert!(svg.starts_with("<svg") && svg.contains(">db</text>"));
+/// # });
+/// ```
+pub fn to_svg(timeline: &Timeline, title: &str) -> String {
+    render(&timeline.events(), title)
+}
+
+/// Renders `events` (a [`Timeline`]'s) as an SVG document.
+fn render(events: &[LifecycleEvent], title: &str) -> String {
     let chart = collect(events);
     let startup = Panel { from: 0.0, to: chart.startup_end.max(1e-3), x: LABEL_WIDTH, split: None };
     let shutdown = chart.shutdown.map(|(from, to)| {

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::testing::{short_budgets, Behavior, Journal, Probe, Step, TestApp};
 use orderly::{
     config::ConfigSources, events::EventKind, settings::ShutdownSettings, Phase, Runtime, ShutdownReason, StopPhase,
 };
+use orderly_testing::{short_budgets, Behavior, Journal, Probe, Step, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandons_component_that_overruns_its_cap_and_goes_on() {

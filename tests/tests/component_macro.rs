@@ -2,7 +2,7 @@
 //! and declares exactly the stop phases the impl defines, and whether it
 //! checks its readiness.
 
-use orderly::testing::TestApp;
+use orderly_testing::TestApp;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use orderly::{

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use orderly::testing::{TestApp, TestStartError};
 use orderly::{
     async_trait, graph::GraphError, AccessError, BoxError, Component, Dependency, Runtime, StartContext, StartError,
 };
+use orderly_testing::{TestApp, TestStartError};
 use pool::Pool;
 
 /// A resource type, as a connection pool would be.

@@ -1,7 +1,7 @@
 //! Graph errors stop everything before any component starts.
 
-use orderly::testing::{Journal, Probe, Step};
 use orderly::{graph::GraphError, settings::RuntimeSettings, BuildError, Runtime};
+use orderly_testing::{Journal, Probe, Step};
 
 fn build(probes: Vec<Probe>) -> Result<Runtime, BuildError> {
     probes.into_iter().fold(Runtime::builder(), |b, p| b.component(p)).build()

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::testing::{Behavior, Edge, Journal, Probe, Step, TestApp};
 use orderly::StopPhase;
+use orderly_testing::{Behavior, Edge, Journal, Probe, Step, TestApp};
 use proptest::prelude::*;
 use tokio::sync::Barrier;
 

@@ -11,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use orderly::testing::{Behavior, Edge, Journal, Probe, Step};
 use orderly::{
     async_trait, events::EventKind, BoxError, Component, ReloadContext, Reloaded, Runtime, ShutdownReason, StopPhase,
 };
+use orderly_testing::{Behavior, Edge, Journal, Probe, Step};
 
 /// A running `lifecycle-child` in its own directory (whose
 /// `config/default.toml` the test rewrites), with its output collected.

@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::testing::{short_budgets, Behavior, Edge, Journal, Probe, Step, TaskEnding, TaskSwitch, TestApp};
 use orderly::{
     events::EventKind, settings::ComponentOverrides, settings::RuntimeSettings, BuildError, OnFailure, Phase,
     Readiness, Restart, Runtime, ShutdownReason, StopPhase,
 };
+use orderly_testing::{short_budgets, Behavior, Edge, Journal, Probe, Step, TaskEnding, TaskSwitch, TestApp};
 use proptest::prelude::*;
 
 /// `queue` ← `consumer` ← `api`, and `metrics` beside them. Only `queue`
@@ -162,7 +162,7 @@ async fn while_it_restarts_readiness_names_the_reason_and_liveness_stays_up() {
     // Wait until api's second start is held at the gate.
     for _ in 0..2000 {
         let api_starts =
-            |e: &&orderly::testing::Entry| e.component == "api" && e.step == Step::Start && e.edge == Edge::Begin;
+            |e: &&orderly_testing::Entry| e.component == "api" && e.step == Step::Start && e.edge == Edge::Begin;
         if journal.entries().iter().filter(api_starts).count() == 2 {
             break;
         }

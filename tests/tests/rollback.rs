@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::testing::{Behavior, Journal, Probe, Step, TestApp, TestStartError};
 use orderly::{events::EventKind, settings::ComponentSettings, Phase, StartError, StopPhase};
+use orderly_testing::{Behavior, Journal, Probe, Step, TestApp, TestStartError};
 
 /// base <- leaf <- mid (fails) <- top, plus an independent `side` that
 /// started and an independent `stuck` whose start is still running.

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::testing::{Behavior, Edge, Journal, Probe, Step, TestApp, TestStartError};
 use orderly::{
     async_trait, events::EventKind, settings::ComponentSettings, settings::RetryPolicy, BoxError, Component, Permanent,
     Phase, RunOutcome, Runtime, ShutdownReason, StartContext, StartError, StopPhase,
 };
+use orderly_testing::{Behavior, Edge, Journal, Probe, Step, TestApp, TestStartError};
 
 fn retrying(attempts: u32) -> ComponentSettings {
     ComponentSettings {

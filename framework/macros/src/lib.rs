@@ -5,6 +5,7 @@
 //! and `checks_readiness()`, so a start does not poll a default `ready`.
 
 use proc_macro::TokenStream;
+use proc_macro_crate::{crate_name, FoundCrate};
 use quote::quote;
 use syn::{parse_macro_input, ImplItem, ItemImpl};
 
@@ -43,14 +44,15 @@ pub fn component(args: TokenStream, input: TokenStream) -> TokenStream {
             _ => None,
         })
         .collect();
+    let root = framework_path();
     if !defined.iter().any(|name| name == "joined_phases") {
         let phases = HOOKS.iter().filter(|(hook, _)| defined.iter().any(|d| d == hook)).map(|(_, variant)| {
             let variant = syn::Ident::new(variant, proc_macro2::Span::call_site());
-            quote! { ::orderly::StopPhase::#variant }
+            quote! { #root::StopPhase::#variant }
         });
         let method: ImplItem = syn::parse_quote! {
-            fn joined_phases(&self) -> ::orderly::PhaseSet {
-                ::orderly::PhaseSet::of(&[#(#phases),*])
+            fn joined_phases(&self) -> #root::PhaseSet {
+                #root::PhaseSet::of(&[#(#phases),*])
             }
         };
         item.items.push(method);
@@ -65,8 +67,30 @@ pub fn component(args: TokenStream, input: TokenStream) -> TokenStream {
         item.items.push(method);
     }
     quote! {
-        #[::orderly::async_trait]
+        #[#root::async_trait]
         #item
     }
     .into()
+}
+
+/// The path the generated code names the framework by: `orderly` where the
+/// calling crate depends on it (under whatever name it gave it), else
+/// `orderly-core` (a crate that only writes components). Both crates name
+/// themselves with `extern crate self`, so their own code resolves too.
+fn framework_path() -> proc_macro2::TokenStream {
+    let found = crate_name("orderly").or_else(|_| crate_name("orderly-core"));
+    let name = match found {
+        Ok(FoundCrate::Name(name)) => name,
+        // Inside `orderly` or `orderly-core` itself (its lib, tests, doctests).
+        // Its library has `extern crate self as <its name>`; its tests and
+        // doctests link the library under that name.
+        Ok(FoundCrate::Itself) => {
+            std::env::var("CARGO_PKG_NAME").map_or_else(|_| "orderly".into(), |name| name.replace('-', "_"))
+        }
+        // No manifest to read: the common case is the best guess, and the
+        // compiler then names the missing crate.
+        Err(_) => "orderly".into(),
+    };
+    let ident = syn::Ident::new(&name, proc_macro2::Span::call_site());
+    quote! { ::#ident }
 }

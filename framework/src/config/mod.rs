@@ -8,9 +8,6 @@
 //! Each component owns one typed section named after it; unknown keys and
 //! unknown sections are errors, and every problem is reported at once.
 
-mod secret;
-mod validation;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -18,10 +15,9 @@ use config::{Config, Environment, File, FileFormat};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-pub use secret::Secret;
-pub use validation::{ConfigErrors, ConfigIssue, Validate, Validation};
+pub use orderly_core::config::{ConfigErrors, ConfigIssue, Secret, Validate, Validation};
 
-use crate::settings::{ComponentOverrides, RuntimeSettings, ShutdownSettings, StartDefaults};
+use orderly_core::settings::{ComponentOverrides, RuntimeSettings, ShutdownSettings, StartDefaults};
 
 /// Where configuration comes from. Build one, then [`load`](ConfigSources::load) it.
 ///

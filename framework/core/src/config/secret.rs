@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// `Serialize` all print `[redacted]`. Read it with [`Secret::expose`].
 ///
 /// ```
-/// use orderly::config::Secret;
+/// use orderly_core::config::Secret;
 /// #[derive(Debug, serde::Deserialize)]
 /// struct Database { url: Secret<String> }
 /// let db: Database = serde_json::from_str(r#"{"url":"postgres://u:hunter2@h/db"}"#).unwrap();

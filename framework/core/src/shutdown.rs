@@ -1,10 +1,8 @@
 //! The shutdown sequence, top to bottom. This is the one place it lives.
 //!
-//! 0. A signal ([`watch_signals`]): the first SIGTERM or SIGINT requests a
-//!    graceful shutdown, which also withdraws readiness at once; a second
-//!    one during it ends the process (exit 130). The request arms the
-//!    [watchdog](arm_watchdog), an OS thread that ends the process if the
-//!    whole sequence overruns its deadline.
+//! 0. A request: [`Shutdown::trigger`](crate::Shutdown::trigger) from anywhere (the `orderly` crate's
+//!    process shell turns the first SIGTERM or SIGINT into one, and arms its
+//!    watchdog). The request withdraws readiness at once.
 //! 1. Readiness flips to not-ready (probes keep answering: 503).
 //! 2. The propagation delay lets load balancers stop routing here.
 //! 3. A restart in progress (`restart.rs`) is let finish its current step;
@@ -13,9 +11,9 @@
 //!    before their dependencies and independent components stop
 //!    concurrently. Only components that run take part, and each joins
 //!    only the phases whose hook it overrides. A restart stops its
-//!    components through the same phases ([`stop_phases`]).
-//! 5. The report becomes the exit status ([`exit_status`]); `App` then
-//!    tears the tokio runtime down without waiting for stray tasks.
+//!    components through the same phases (`stop_phases`).
+//! 5. The [`ShutdownReport`] names every problem; the process shell turns
+//!    it into the exit status.
 //!
 //! Budgets: the whole sequence ends by `shutdown.deadline`; each phase ends
 //! by its budget; each hook ends by its cap. A hook past its cap is
@@ -30,12 +28,10 @@ use std::time::{Duration, Instant};
 use crate::component::{BoxError, Component};
 use crate::context::StopContext;
 use crate::events::{box_error_chain, EventKind};
-use crate::exit::ExitStatus;
 use crate::phase::{Phase, PhaseSet, StopPhase};
-use crate::runtime::RunOutcome;
 use crate::runtime::Shared;
 use crate::supervise::{BoxFuture, Ended};
-use crate::trigger::{Shutdown, ShutdownReason};
+use crate::trigger::ShutdownReason;
 use crate::walk::{drive, Begin, Pass, Walk};
 
 /// A component that did not stop cleanly in a phase.
@@ -82,47 +78,6 @@ impl ShutdownReport {
     /// No hook failed, panicked, overran or was skipped.
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
-    }
-}
-
-/// How long past the shutdown deadline the watchdog waits before it ends the
-/// process: room for the last log records, not for more work.
-const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
-
-/// The first SIGTERM or SIGINT requests a graceful shutdown; a second one,
-/// while that signal's shutdown runs, ends the process at once.
-pub(crate) fn watch_signals(app: &'static str, shutdown: Shutdown) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::spawn(async move {
-        loop {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            if let Some(ShutdownReason::Signal(first)) = shutdown.reason() {
-                eprintln!("{app}: received {name} after {first} during shutdown; exiting immediately");
-                std::process::exit(ExitStatus::Forced.code().into());
-            }
-            shutdown.trigger(ShutdownReason::Signal(name));
-        }
-    });
-    Ok(())
-}
-
-/// Once a shutdown begins, an OS thread (which no stuck task can block)
-/// ends the process if the shutdown overruns its deadline.
-pub(crate) async fn arm_watchdog(app: &'static str, shutdown: Shutdown, deadline: Duration) {
-    shutdown.wait().await;
-    let limit = deadline + WATCHDOG_GRACE;
-    let spawned = std::thread::Builder::new().name("orderly-watchdog".into()).spawn(move || {
-        std::thread::sleep(limit);
-        eprintln!("{app}: shutdown overran its deadline by {WATCHDOG_GRACE:?}; exiting now");
-        std::process::exit(ExitStatus::DeadlineExceeded.code().into());
-    });
-    if let Err(e) = spawned {
-        eprintln!("{app}: cannot start the shutdown watchdog: {e}");
     }
 }
 
@@ -365,40 +320,4 @@ fn call_hook(component: Arc<dyn Component>, ctx: StopContext) -> BoxFuture<(Resu
         };
         (result, ctx.joined())
     })
-}
-
-/// The last step: the run's outcome as the process's exit status, with
-/// every problem printed for whoever reads stderr.
-pub(crate) fn exit_status(app: &str, outcome: &RunOutcome, logger: &slog::Logger) -> ExitStatus {
-    let print_problems = |report: &ShutdownReport| {
-        for problem in &report.problems {
-            eprintln!("{app}:   {problem}");
-        }
-    };
-    match outcome {
-        RunOutcome::StartFailed { failure, rollback } => {
-            slog::crit!(logger, "start failed"; "component" => &failure.component, "phase" => failure.phase.as_str(), "error" => &failure.error);
-            eprintln!("{app}: start failed: {failure}");
-            if !rollback.is_clean() {
-                eprintln!("{app}: the rollback had problems:");
-                print_problems(rollback);
-            }
-            ExitStatus::StartFailed
-        }
-        RunOutcome::Interrupted(report) | RunOutcome::ShutDown(report) => {
-            if !report.is_clean() {
-                eprintln!("{app}: shutdown finished with problems:");
-                print_problems(report);
-                ExitStatus::ShutdownUnclean
-            } else if let ShutdownReason::RestartLimitExceeded { .. } = report.reason {
-                eprintln!("{app}: {}", report.reason);
-                ExitStatus::RestartLimitExceeded
-            } else if report.reason.is_failure() {
-                eprintln!("{app}: {}", report.reason);
-                ExitStatus::ComponentFailed
-            } else {
-                ExitStatus::Clean
-            }
-        }
-    }
 }

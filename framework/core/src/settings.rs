@@ -90,7 +90,7 @@ pub struct ComponentOverrides {
 
 impl ComponentOverrides {
     /// Checks the restart limits; `key` is `components.<name>`.
-    pub(crate) fn validate(&self, key: &str, v: &mut Validation) {
+    pub fn validate(&self, key: &str, v: &mut Validation) {
         if let Some(period) = self.restart_period {
             v.check(!period.is_zero(), &format!("{key}.restart_period"), "must be greater than zero");
         }
@@ -192,7 +192,7 @@ impl Default for ShutdownSettings {
 
 impl ShutdownSettings {
     /// Checks that the delay and the phase budgets fit in the deadline.
-    pub(crate) fn validate(&self, v: &mut Validation) {
+    pub fn validate(&self, v: &mut Validation) {
         let total = self.propagation_delay + self.phases.total();
         v.check(
             total <= self.deadline,

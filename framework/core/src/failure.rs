@@ -22,7 +22,7 @@ use crate::retry::RetryPolicy;
 /// The policy for a component that fails while running.
 ///
 /// ```
-/// use orderly::{async_trait, Component, OnFailure};
+/// use orderly_core::{async_trait, Component, OnFailure};
 ///
 /// /// A recommendations widget: the service is useful without it.
 /// struct Recommendations;
@@ -72,7 +72,7 @@ impl OnFailure {
 /// restart types.
 ///
 /// ```
-/// use orderly::{async_trait, Component, Restart};
+/// use orderly_core::{async_trait, Component, Restart};
 ///
 /// /// A queue consumer whose loop must run for as long as the app does.
 /// struct Consumer;
@@ -144,7 +144,7 @@ impl<'de> Deserialize<'de> for Restart {
 ///
 /// The intensity limit is OTP's: more than `max_restarts` restarts within
 /// `period` and the app gives up on the component, runs the five-phase
-/// shutdown and exits 5 ([`ExitStatus::RestartLimitExceeded`](crate::ExitStatus)).
+/// shutdown and exits 5 (`orderly::ExitStatus::RestartLimitExceeded`).
 /// The defaults are systemd's (`StartLimitBurst=5` in `StartLimitIntervalSec=10s`);
 /// OTP's are 1 in 5 s.
 #[derive(Debug, Clone, Copy, PartialEq)]

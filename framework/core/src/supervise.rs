@@ -85,7 +85,7 @@ pub(crate) fn join_result<T>(result: Result<T, JoinError>) -> Ended<T> {
 ///
 /// ```
 /// let payload = std::panic::catch_unwind(|| panic!("disk {} is full", 3)).unwrap_err();
-/// assert_eq!(orderly::panic_message(payload.as_ref()), "disk 3 is full");
+/// assert_eq!(orderly_core::panic_message(payload.as_ref()), "disk 3 is full");
 /// ```
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {

@@ -9,7 +9,7 @@ use crate::component::{default_name, Component};
 /// One declared dependency of a component.
 ///
 /// ```
-/// use orderly::{async_trait, Component, Dependency};
+/// use orderly_core::{async_trait, Component, Dependency};
 /// struct Database;
 /// #[async_trait] impl Component for Database {}
 /// struct Api;
@@ -63,7 +63,7 @@ impl Dependency {
     /// An ambiguous type is still an error.
     ///
     /// ```
-    /// use orderly::{async_trait, Component, Dependency, Runtime};
+    /// use orderly_core::{async_trait, Component, Dependency, Runtime};
     /// struct Tracer;
     /// #[async_trait] impl Component for Tracer {}
     /// struct Api;

@@ -1,6 +1,6 @@
 //! [`Runtime`]: a validated set of components, started and stopped as one.
 //!
-//! Most apps use [`App`](crate::App), which adds the command line, config,
+//! Most apps use `orderly::App`, which adds the command line, config,
 //! logging and signals around a `Runtime`. Tests and apps that prefer
 //! explicit wiring build a `Runtime` directly.
 
@@ -75,7 +75,7 @@ impl std::error::Error for StartError {
     }
 }
 
-/// How a whole run ([`Runtime::run`], [`App`](crate::App)) ended.
+/// How a whole run ([`Runtime::run`], `orderly::App`) ended.
 #[derive(Debug)]
 pub enum RunOutcome {
     /// Start failed and was rolled back.
@@ -98,7 +98,7 @@ type PendingNode = (Option<String>, Arc<dyn Component>, Option<ComponentSettings
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use orderly::{async_trait, Component, Dependency, Runtime};
+/// use orderly_core::{async_trait, Component, Dependency, Runtime};
 /// struct Db;
 /// #[async_trait] impl Component for Db {}
 /// struct Api;
@@ -107,7 +107,7 @@ type PendingNode = (Option<String>, Arc<dyn Component>, Option<ComponentSettings
 /// }
 /// let runtime = Runtime::builder().component(Db).component(Api).build().unwrap();
 /// runtime.start().await.unwrap();
-/// let report = runtime.shutdown(orderly::ShutdownReason::Signal("SIGTERM")).await;
+/// let report = runtime.shutdown(orderly_core::ShutdownReason::Signal("SIGTERM")).await;
 /// assert!(report.is_clean());
 /// # });
 /// ```
@@ -337,6 +337,10 @@ impl Shared {
 }
 
 /// A validated set of components with everything needed to start and stop them.
+///
+/// Cloning is cheap and gives another handle to the same runtime (the
+/// process shell keeps one for its SIGHUP reloads).
+#[derive(Clone)]
 pub struct Runtime {
     shared: Arc<Shared>,
     timeline: Timeline,
@@ -426,10 +430,6 @@ impl Runtime {
         }
         let reason = self.shared.shutdown.wait().await;
         RunOutcome::ShutDown(self.shutdown(reason).await)
-    }
-
-    pub(crate) fn shared(&self) -> Arc<Shared> {
-        self.shared.clone()
     }
 
     /// The shutdown handle: request a shutdown from anywhere.

@@ -1,10 +1,13 @@
+//! # orderly-testing
+//!
 //! A test harness: start real components, run a real shutdown, and assert
-//! on what happened, in a few lines.
+//! on what happened, in a few lines. A dev-dependency: it depends on
+//! `orderly-core` alone and is never compiled into a service's binary.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use orderly::testing::{Behavior, Journal, Probe, TestApp};
-//! use orderly::{events::EventKind, Phase, StopPhase};
+//! use orderly_testing::{Behavior, Journal, Probe, TestApp};
+//! use orderly_core::{events::EventKind, Phase, StopPhase};
 //!
 //! let journal = Journal::new();
 //! let app = TestApp::builder()
@@ -21,6 +24,9 @@
 //! # });
 //! ```
 
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -30,16 +36,13 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::Barrier;
 
-use crate::component::{BoxError, Component, Readiness};
-use crate::context::{StartContext, StopContext};
-use crate::dependency::Dependency;
-use crate::failure::{OnFailure, Restart};
-use crate::phase::{PhaseSet, StopPhase};
-use crate::runtime::{BuildError, Runtime, RuntimeBuilder, StartError};
-use crate::settings::{PhaseBudgets, ShutdownSettings};
-use crate::shutdown::ShutdownReport;
-use crate::timeline::Timeline;
-use crate::trigger::ShutdownReason;
+use orderly_core::events::Timeline;
+use orderly_core::runtime::{BuildError, RuntimeBuilder, StartError};
+use orderly_core::settings::{PhaseBudgets, ShutdownSettings};
+use orderly_core::{
+    BoxError, Component, Dependency, OnFailure, PhaseSet, Readiness, Restart, Runtime, ShutdownReason, ShutdownReport,
+    StartContext, StopContext, StopPhase,
+};
 
 /// What a [`Probe`] hook does.
 #[derive(Clone)]
@@ -207,13 +210,12 @@ impl Probe {
         result
     }
 
-    async fn stop(&self, phase: StopPhase, ctx: &StopContext) -> Result<(), BoxError> {
+    async fn stop(&self, phase: StopPhase, _ctx: &StopContext) -> Result<(), BoxError> {
         match self.phases.get(&phase) {
             Some(behavior) => self.perform(Step::Stop(phase), behavior).await,
-            None => {
-                ctx.mark_not_joined();
-                Ok(())
-            }
+            // `joined_phases` lists only the phases with a behavior, so the
+            // runtime never calls this hook for another one.
+            None => Ok(()),
         }
     }
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 ///
 /// ```
 /// use std::time::Duration;
-/// use orderly::settings::RetryPolicy;
+/// use orderly_core::settings::RetryPolicy;
 /// let policy = RetryPolicy::new(5, Duration::from_millis(100), Duration::from_secs(2));
 /// assert!(policy.backoff(1) <= Duration::from_millis(100));
 /// assert!(policy.backoff(10) <= Duration::from_secs(2));

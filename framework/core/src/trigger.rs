@@ -60,7 +60,7 @@ impl fmt::Display for ShutdownReason {
 ///
 /// ```
 /// # tokio_test_block_on(async {
-/// use orderly::{Shutdown, ShutdownReason};
+/// use orderly_core::{Shutdown, ShutdownReason};
 /// let shutdown = Shutdown::new();
 /// shutdown.request("admin", "maintenance window");
 /// shutdown.request("admin", "ignored: the first request wins");

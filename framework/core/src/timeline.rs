@@ -36,26 +36,6 @@ impl Timeline {
         serde_json::to_value(&*self.events.lock()).unwrap_or(serde_json::Value::Null)
     }
 
-    /// The timeline as an SVG Gantt chart titled `title`: a row per
-    /// component, bars for start, ready and each stop phase it joined, the
-    /// phase boundaries and the propagation delay marked, problems in red.
-    ///
-    /// ```
-    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-    /// use orderly::{async_trait, Component, Runtime, ShutdownReason};
-    /// struct Db;
-    /// #[async_trait] impl Component for Db {}
-    /// let runtime = Runtime::builder().component(Db).build().unwrap();
-    /// runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
-    /// runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
-    /// let svg = runtime.timeline().to_svg("my-service");
-    /// assert!(svg.starts_with("<svg") && svg.contains(">db</text>"));
-    /// # });
-    /// ```
-    pub fn to_svg(&self, title: &str) -> String {
-        crate::timeline_svg::render(&self.events.lock(), title)
-    }
-
     /// The index of the first event matching `component`, `event` and `phase`.
     pub fn position(&self, component: &str, event: EventKind, phase: Option<Phase>) -> Option<usize> {
         self.events.lock().iter().position(|e| {

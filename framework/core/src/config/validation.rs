@@ -30,7 +30,7 @@ pub struct ConfigErrors(pub Vec<ConfigIssue>);
 /// An accumulator of [`ConfigIssue`]s.
 ///
 /// ```
-/// use orderly::{config::Validate, config::Validation};
+/// use orderly_core::{config::Validate, config::Validation};
 /// struct Http { workers: usize, bind: String }
 /// impl Validate for Http {
 ///     fn validate(&self, v: &mut Validation) {
@@ -77,11 +77,13 @@ impl Validation {
         &self.issues
     }
 
-    pub(crate) fn push(&mut self, issue: ConfigIssue) {
+    /// Records an issue found elsewhere (a nested section's own check).
+    pub fn push(&mut self, issue: ConfigIssue) {
         self.issues.push(issue);
     }
 
-    pub(crate) fn into_issues(self) -> Vec<ConfigIssue> {
+    /// Every issue found, to report together with other sections'.
+    pub fn into_issues(self) -> Vec<ConfigIssue> {
         self.issues
     }
 }

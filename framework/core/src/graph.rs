@@ -137,7 +137,7 @@ pub enum GraphError {
 pub struct GraphErrors(pub Vec<GraphError>);
 
 /// Config sections the runtime owns; no component may be named like them.
-pub(crate) const RESERVED_NAMES: [&str; 6] = ["log", "shutdown", "start", "components", "profile", "lifecycle"];
+pub const RESERVED_NAMES: [&str; 6] = ["log", "shutdown", "start", "components", "profile", "lifecycle"];
 
 /// The validated graph: nodes sorted by name, edges as indices.
 pub(crate) struct Graph {
@@ -334,12 +334,25 @@ fn mermaid_id(name: &str) -> String {
 
 /// A text format for drawing the graph. Edges point from a component to
 /// what it depends on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GraphFormat {
     /// Mermaid flowchart (renders on GitHub and in most docs tools).
     Mermaid,
     /// Graphviz DOT.
     Dot,
+}
+
+impl std::str::FromStr for GraphFormat {
+    type Err = String;
+
+    /// `mermaid` or `dot`, as the command line spells them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mermaid" => Ok(GraphFormat::Mermaid),
+            "dot" => Ok(GraphFormat::Dot),
+            other => Err(format!("unknown graph format `{other}`; expected `mermaid` or `dot`")),
+        }
+    }
 }
 
 /// Returns one cycle path (first node repeated at the end) for each group of
@@ -388,12 +401,23 @@ fn find_cycles(dependencies: &[Vec<usize>]) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Probe;
+    use crate::dependency::Dependency;
+
+    /// A component that only declares dependencies by name: all these
+    /// tests need (the testing crate's `Probe` sits above this crate).
+    struct Named(Vec<String>);
+
+    #[async_trait::async_trait]
+    impl Component for Named {
+        fn dependencies(&self) -> Vec<Dependency> {
+            self.0.iter().map(Dependency::named).collect()
+        }
+    }
 
     fn node(name: &str, deps: &[&str]) -> Node {
         Node::new(
             name.into(),
-            Arc::new(Probe::new(name).depends_on(deps)),
+            Arc::new(Named(deps.iter().map(|d| d.to_string()).collect())),
             ComponentSettings::default(),
             Supervision::Shutdown,
         )
