@@ -6,25 +6,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use orderly_core::runtime::{BuildError, Runtime};
+use orderly_core::{Component, Shutdown};
+
 use crate::cli::{AppInfo, Cli};
 use crate::config::{ConfigErrors, ConfigIssue, LoadedConfig};
 use crate::exit::ExitStatus;
+use crate::layers::{check_sections, noting, read_components, Layers, LifecycleOutput};
 use crate::logging::{build_logger, LogSettings};
 use crate::process;
 use crate::registry::{Linked, Registration};
-use crate::sighup::{check_sections, noting, read_components, reload_on_sighup, Layers, Reloader};
+use crate::sighup::{reload_on_sighup, Reloader};
 use crate::systemd::SystemdNotify;
-use orderly_core::runtime::{BuildError, Runtime};
-use orderly_core::Component;
-use orderly_core::Shutdown;
-
-/// `[lifecycle]`: what the process keeps of its lifecycle once it exits.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct LifecycleOutput {
-    /// Where to write the timeline as an SVG chart on exit; empty: nowhere.
-    timeline_path: String,
-}
 
 /// A service: registered components plus any added here, run as one process.
 ///

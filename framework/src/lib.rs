@@ -57,6 +57,7 @@ mod app;
 pub mod cli;
 pub mod config;
 mod exit;
+mod layers;
 pub mod logging;
 mod process;
 mod registry;

@@ -18,90 +18,13 @@ use std::sync::Arc;
 
 use sd_notify::NotifyState;
 
-use crate::cli::Cli;
-use crate::config::{ConfigErrors, ConfigIssue, ConfigSources, LoadedConfig};
-use crate::logging::{LevelSwitch, LogSettings};
-use crate::registry::{Built, ReadMode, Registration};
-use orderly_core::graph::RESERVED_NAMES;
 use orderly_core::settings::RuntimeSettings;
-use orderly_core::Component;
-use orderly_core::ReloadReport;
-use orderly_core::Runtime;
+use orderly_core::{Component, ReloadReport, Runtime};
 
-/// The config layers of this process: what reading them again needs.
-pub(crate) struct Layers {
-    pub(crate) env_prefix: String,
-    pub(crate) embedded: Vec<String>,
-    pub(crate) cli: Cli,
-}
-
-impl Layers {
-    /// Flags > env > file > profile file > default file > embedded defaults.
-    pub(crate) fn load(&self) -> Result<LoadedConfig, ConfigErrors> {
-        let cli = &self.cli;
-        let profile = cli.profile.clone().or_else(|| std::env::var(format!("{}_PROFILE", self.env_prefix)).ok());
-        let mut sources = ConfigSources::new(&self.env_prefix).profile(profile).file(cli.config.clone());
-        for toml in &self.embedded {
-            sources = sources.embedded_defaults(toml);
-        }
-        let mut bad = Vec::new();
-        for pair in &cli.set {
-            match pair.split_once('=') {
-                Some((key, value)) => sources = sources.set(key.trim(), value.trim()),
-                None => bad.push(ConfigIssue { key: pair.clone(), message: "--set takes KEY=VALUE".into() }),
-            }
-        }
-        match (sources.load(), bad.is_empty()) {
-            (Ok(config), true) => Ok(config),
-            (Ok(_), false) => Err(ConfigErrors(bad)),
-            (Err(ConfigErrors(mut issues)), _) => {
-                issues.extend(bad);
-                Err(ConfigErrors(issues))
-            }
-        }
-    }
-}
-
-/// The value read, or its default with the problems added to `issues`: all
-/// problems are reported together, not just the first section's.
-pub(crate) fn noting<T: Default>(read: Result<T, ConfigErrors>, issues: &mut Vec<ConfigIssue>) -> T {
-    read.unwrap_or_else(|ConfigErrors(found)| {
-        issues.extend(found);
-        T::default()
-    })
-}
-
-/// Reports sections that belong to no component and are not the runtime's own.
-pub(crate) fn check_sections(config: &LoadedConfig, names: &[&str], issues: &mut Vec<ConfigIssue>) {
-    for section in config.sections() {
-        if !names.contains(&section.as_str()) && !RESERVED_NAMES.contains(&section.as_str()) {
-            issues.push(ConfigIssue {
-                key: section,
-                message: format!("unknown section; components are: {}", names.join(", ")),
-            });
-        }
-    }
-}
-
-/// Reads every registered component's section, building those not disabled.
-pub(crate) fn read_components(
-    config: &LoadedConfig,
-    registrations: &[&'static Registration],
-    settings: &RuntimeSettings,
-    issues: &mut Vec<ConfigIssue>,
-) -> Vec<(&'static str, Built)> {
-    let mut built = Vec::new();
-    for registration in registrations {
-        let name = registration.section();
-        let mode = if settings.is_disabled(name) { ReadMode::CheckOnly } else { ReadMode::Build };
-        match registration.read(config, mode) {
-            Ok(Some(component)) => built.push((name, component)),
-            Ok(None) => {}
-            Err(found) => issues.extend(found),
-        }
-    }
-    built
-}
+use crate::config::{ConfigErrors, LoadedConfig};
+use crate::layers::{check_sections, noting, read_components, Layers, LifecycleOutput};
+use crate::logging::{LevelSwitch, LogSettings};
+use crate::registry::Registration;
 
 /// A section as read, for telling whether it changed (secrets included,
 /// which a printed dump would hide).
@@ -142,7 +65,7 @@ impl Reloader {
         let mut issues = Vec::new();
         let settings = noting(config.runtime_settings(&names), &mut issues);
         let log = noting(config.section::<LogSettings>("log"), &mut issues);
-        noting(config.section::<crate::app::LifecycleOutput>("lifecycle"), &mut issues);
+        noting(config.section::<LifecycleOutput>("lifecycle"), &mut issues);
         check_sections(&config, &names, &mut issues);
         let built = read_components(&config, &self.registrations, &settings, &mut issues);
         if !issues.is_empty() {

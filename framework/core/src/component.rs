@@ -7,14 +7,13 @@ use std::fmt;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
+use crate::context::{ReloadContext, Reloaded};
 use crate::context::{StartContext, StopContext};
 use crate::dependency::Dependency;
+use crate::error::BoxError;
 use crate::failure::{OnFailure, Restart};
 use crate::phase::PhaseSet;
-use crate::reload::{ReloadContext, Reloaded};
-
-/// The error type component hooks return. Any error converts into it with `?`.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::readiness::Readiness;
 
 /// A part of a service with a lifecycle: it starts, reports when it is ready,
 /// and stops in up to five ordered phases.
@@ -187,52 +186,6 @@ pub trait Component: Any + Send + Sync {
     async fn close(&self, ctx: &StopContext) -> Result<(), BoxError> {
         ctx.mark_not_joined();
         Ok(())
-    }
-}
-
-/// What a component's [`ready`](Component::ready) reports.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
-pub enum Readiness {
-    /// Able to take traffic.
-    Ready,
-    /// Taking traffic with reduced function (for example a cache serving
-    /// misses while its backend is down). Counts as ready.
-    Degraded(String),
-    /// Not able to take traffic yet, with the reason.
-    NotReady(String),
-}
-
-impl Readiness {
-    /// True for [`Readiness::Ready`] and [`Readiness::Degraded`].
-    pub fn is_ready(&self) -> bool {
-        !matches!(self, Readiness::NotReady(_))
-    }
-}
-
-/// Marks a start error as permanent: the runtime does not retry it even when
-/// the component has a retry policy (a wrong password will not fix itself).
-///
-/// ```
-/// use orderly_core::{BoxError, Permanent};
-/// fn check(password_ok: bool) -> Result<(), BoxError> {
-///     if !password_ok {
-///         return Err(Permanent::new("authentication failed").into());
-///     }
-///     Ok(())
-/// }
-/// assert!(check(false).unwrap_err().is::<Permanent>());
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[error("{source}")]
-pub struct Permanent {
-    source: BoxError,
-}
-
-impl Permanent {
-    /// Wraps an error so that start retries stop at once.
-    pub fn new(source: impl Into<BoxError>) -> Self {
-        Self { source: source.into() }
     }
 }
 

@@ -1,23 +1,22 @@
-//! What a hook receives: its name, its logger, typed access to what it
-//! declared, and the means to report trouble.
+//! What a hook receives: [`StartContext`], [`StopContext`] and
+//! [`ReloadContext`], with [`Reloaded`], what a reload hook answers.
+//!
+//! Part of the model. The contexts and the [`Component`] trait name each
+//! other (the trait's signatures take the contexts): the one two-way tie
+//! the layout allows. Everything else a context needs of the running app it
+//! asks through [`Host`](crate::host), so it names nothing above the model.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::RwLock;
-
-use crate::supervise::Ended;
-
-use crate::component::{BoxError, Component};
-use crate::failure::Supervision;
-use crate::graph::Graph;
+use crate::component::Component;
+use crate::error::{box_error_chain, panic_message, BoxError};
+use crate::host::{Host, TaskEnd};
+use crate::lifecycle::Lifecycle;
 use crate::phase::StopPhase;
-use crate::restart::Condition;
-use crate::runtime::Shared;
 use crate::trigger::Shutdown;
 
 /// Asking for a dependency or resource went wrong. Names both sides.
@@ -56,78 +55,51 @@ pub enum AccessError {
     },
 }
 
-type AnyArc = Arc<dyn Any + Send + Sync>;
-
-/// Resources that components provide during `start`, by type.
-#[derive(Default)]
-pub(crate) struct Resources {
-    by_type: RwLock<HashMap<TypeId, Vec<(usize, AnyArc)>>>,
-}
-
-impl Resources {
-    /// Forgets what the marked components provided: they were stopped for
-    /// a restart, and provide anew when they start again.
-    pub(crate) fn withdraw(&self, providers: &[bool]) {
-        for provided in self.by_type.write().values_mut() {
-            provided.retain(|(j, _)| !providers[*j]);
-        }
-    }
-}
-
 /// The context of a component's `start`.
 pub struct StartContext {
     pub(crate) index: usize,
-    /// One reference to everything the runtime shares, rather than one per part:
+    /// One reference to the running app rather than one per part:
     /// contexts are made per component, on the start path.
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) host: Arc<dyn Host>,
 }
 
 impl StartContext {
     /// This component's name.
     pub fn name(&self) -> &str {
-        &self.shared.graph.nodes[self.index].name
+        self.host.name(self.index)
     }
 
     /// A logger whose records carry `component = <name>`.
     pub fn logger(&self) -> &slog::Logger {
-        &self.shared.loggers[self.index]
+        self.host.logger(self.index)
     }
 
     /// The runtime's Prometheus registry, for this component's own metrics.
     pub fn metrics_registry(&self) -> &prometheus::Registry {
-        &self.shared.registry
+        self.host.metrics_registry()
     }
 
     /// The app's shutdown handle, for fatal errors and admin requests.
     pub fn shutdown(&self) -> &Shutdown {
-        &self.shared.shutdown
+        self.host.shutdown()
     }
 
     /// The app's lifecycle: health for probes, the timeline, the graph.
-    pub fn lifecycle(&self) -> crate::Lifecycle {
-        crate::Lifecycle::of(&self.shared)
-    }
-
-    fn graph(&self) -> &Graph {
-        &self.shared.graph
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.host.lifecycle()
     }
 
     /// The declared dependency of type `T`, which has started and is ready.
     pub fn dependency<T: Component>(&self) -> Result<Arc<T>, AccessError> {
         let requested = std::any::type_name::<T>();
-        let of_type = |j: &usize| {
-            let any: AnyArc = self.graph().nodes[*j].component();
-            any.downcast::<T>().ok()
-        };
+        let of_type = |j: &usize| self.host.instance(*j).downcast::<T>().ok();
         // Declared dependencies first: the common case costs only their number.
-        if let Some(found) = self.graph().dependencies[self.index].iter().find_map(of_type) {
+        if let Some(found) = self.host.declared(self.index).iter().find_map(of_type) {
             return Ok(found);
         }
         let component = self.name().to_string();
-        Err(match (0..self.graph().len()).find(|j| of_type(j).is_some()) {
-            Some(j) => {
-                AccessError::NotDeclared { component, requested, provider: self.graph().nodes[j].name.to_string() }
-            }
+        Err(match (0..self.host.len()).find(|j| of_type(j).is_some()) {
+            Some(j) => AccessError::NotDeclared { component, requested, provider: self.host.name(j).to_string() },
             None => AccessError::NotFound { component, requested },
         })
     }
@@ -136,38 +108,37 @@ impl StartContext {
     /// with [`provide`](StartContext::provide) — for example `Arc<PgPool>`.
     pub fn resource<R: Any + Send + Sync>(&self) -> Result<Arc<R>, AccessError> {
         let requested = std::any::type_name::<R>();
-        let declared = &self.graph().dependencies[self.index];
-        let by_type = self.shared.resources.by_type.read();
-        let providers = by_type.get(&TypeId::of::<R>()).map(Vec::as_slice).unwrap_or_default();
+        let declared = self.host.declared(self.index);
+        let providers = self.host.resources().of_type(TypeId::of::<R>());
         let mut matching = providers.iter().filter(|(j, _)| declared.contains(j));
+        let component = || self.name().to_string();
         match (matching.next(), matching.next()) {
-            (Some((_, value)), None) => value
-                .clone()
-                .downcast::<R>()
-                .map_err(|_| AccessError::NotFound { component: self.name().to_string(), requested }),
+            (Some((_, value)), None) => {
+                value.clone().downcast::<R>().map_err(|_| AccessError::NotFound { component: component(), requested })
+            }
             (Some(_), Some(_)) => Err(AccessError::Ambiguous {
-                component: self.name().to_string(),
+                component: component(),
                 requested,
                 providers: providers
                     .iter()
                     .filter(|(j, _)| declared.contains(j))
-                    .map(|(j, _)| self.graph().nodes[*j].name.to_string())
+                    .map(|(j, _)| self.host.name(*j).to_string())
                     .collect(),
             }),
             (None, _) => Err(match providers.first() {
                 Some((j, _)) => AccessError::NotDeclared {
-                    component: self.name().to_string(),
+                    component: component(),
                     requested,
-                    provider: self.graph().nodes[*j].name.to_string(),
+                    provider: self.host.name(*j).to_string(),
                 },
-                None => AccessError::NotFound { component: self.name().to_string(), requested },
+                None => AccessError::NotFound { component: component(), requested },
             }),
         }
     }
 
     /// Offers a resource to the components that depend on this one.
     pub fn provide<R: Any + Send + Sync>(&self, resource: Arc<R>) {
-        self.shared.resources.by_type.write().entry(TypeId::of::<R>()).or_default().push((self.index, resource));
+        self.host.resources().provide(self.index, TypeId::of::<R>(), resource);
     }
 
     /// Runs `task` in the background under supervision. If it returns an
@@ -182,62 +153,22 @@ impl StartContext {
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let shared = self.shared.clone();
+        let host = self.host.clone();
         let index = self.index;
-        let generation = shared.graph.nodes[index].supervised.generation();
+        let run = host.run_of(index);
         let inner = tokio::spawn(task);
         tokio::spawn(async move {
-            let end = match crate::supervise::join(inner).await {
-                Ended::Returned(Ok(())) => TaskEnd::Finished,
-                Ended::Returned(Err(error)) => TaskEnd::Failed(crate::events::box_error_chain(&error)),
-                Ended::Panicked(message) => TaskEnd::Failed(format!("background task panicked: {message}")),
+            let end = match inner.await {
+                Ok(Ok(())) => TaskEnd::Finished,
+                Ok(Err(error)) => TaskEnd::Failed(box_error_chain(&error)),
+                Err(e) if e.is_panic() => {
+                    TaskEnd::Failed(format!("background task panicked: {}", panic_message(e.into_panic().as_ref())))
+                }
                 // Aborted on purpose by its owner (a background task has no limit).
-                Ended::Aborted | Ended::OverLimit => return,
+                Err(_) => return,
             };
-            task_ended(&shared, index, generation, end);
+            host.task_ended(index, run, end);
         })
-    }
-}
-
-/// How a supervised background task ended.
-enum TaskEnd {
-    /// It returned `Ok`.
-    Finished,
-    /// It returned an error or panicked; the error chain or panic message.
-    Failed(String),
-}
-
-/// Applies a component's failure policy to the end of one of its background
-/// tasks, started in its run `generation`.
-fn task_ended(shared: &Arc<Shared>, index: usize, generation: u64, end: TaskEnd) {
-    let node = &shared.graph.nodes[index];
-    let (error, restart) = match (end, node.supervision) {
-        (TaskEnd::Finished, Supervision::Restart { on_clean_exit: true }) => {
-            ("its background task returned, and it is permanent".to_string(), true)
-        }
-        (TaskEnd::Finished, _) => return,
-        (TaskEnd::Failed(error), supervision) => (error, supervision.restarts()),
-    };
-    // During start, a failure fails the start; restarts begin once the app runs.
-    if restart && shared.is_running() {
-        crate::restart::request(shared, index, generation, error);
-        return;
-    }
-    match node.supervision {
-        Supervision::Ignore => {
-            *node.supervised.condition.lock() =
-                Some(Condition::Degraded(format!("failed while running (ignored): {error}")));
-            shared.events.emit(
-                crate::events::EventKind::Failed
-                    .build()
-                    .component(&node.name)
-                    .error(error)
-                    .detail("on_failure = ignore: the app goes on, the component is degraded"),
-            );
-        }
-        _ => {
-            shared.shutdown.trigger(crate::ShutdownReason::ComponentFailed { component: node.name.to_string(), error });
-        }
     }
 }
 
@@ -281,5 +212,42 @@ impl StopContext {
 
     pub(crate) fn joined(&self) -> bool {
         !self.not_joined.load(Ordering::Relaxed)
+    }
+}
+
+/// What a component's [`reload`](Component::reload) hook did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reloaded {
+    /// The new config is in effect; nothing is restarted.
+    Applied,
+    /// The change cannot be applied in place: restart the component (and
+    /// its dependents) with the replacement built from the new config.
+    NeedsRestart,
+}
+
+/// The context of a [`reload`](Component::reload) hook.
+pub struct ReloadContext {
+    pub(crate) name: Arc<str>,
+    pub(crate) logger: slog::Logger,
+    pub(crate) replacement: Arc<dyn Component>,
+}
+
+impl ReloadContext {
+    /// This component's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A logger whose records carry `component = <name>`.
+    pub fn logger(&self) -> &slog::Logger {
+        &self.logger
+    }
+
+    /// The component as built from the new config, to copy what can change
+    /// in place from. `None` if it is not a `T`.
+    pub fn replacement<T: Component>(&self) -> Option<Arc<T>> {
+        let any: Arc<dyn Any + Send + Sync> = self.replacement.clone();
+        any.downcast::<T>().ok()
     }
 }

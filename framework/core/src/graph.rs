@@ -9,12 +9,19 @@ use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
 
 use crate::component::Component;
 use crate::dependency::Target;
 use crate::failure::Supervision;
-use crate::restart::Supervised;
+use crate::readiness::Readiness;
 use crate::settings::ComponentSettings;
+use crate::supervised::{Condition, Supervised};
+use crate::view::{Answers, ComponentsView};
+
+pub use crate::view::GraphFormat;
 
 /// A component with its resolved name and lifecycle settings.
 #[derive(Clone)]
@@ -328,31 +335,35 @@ impl Graph {
     }
 }
 
+/// Probes and the lifecycle view reach the components through this.
+impl ComponentsView for Graph {
+    fn readiness(&self, per_component: Duration) -> Answers<'_> {
+        Box::pin(join_all(self.nodes.iter().map(move |node| async move {
+            let condition = node.supervised.condition.lock().clone();
+            // A component being restarted is not asked: it may be stopped.
+            if let Some(Condition::Restarting(reason)) = condition {
+                return (node.name.to_string(), Readiness::NotReady(reason));
+            }
+            let readiness = tokio::time::timeout(per_component, node.component().ready())
+                .await
+                .unwrap_or_else(|_| Readiness::NotReady(format!("ready() did not answer within {per_component:?}")));
+            // An ignored failure leaves the component degraded, unless it is not ready at all.
+            let readiness = match (readiness, condition) {
+                (Readiness::NotReady(reason), _) => Readiness::NotReady(reason),
+                (_, Some(Condition::Degraded(failure))) => Readiness::Degraded(failure),
+                (readiness, _) => readiness,
+            };
+            (node.name.to_string(), readiness)
+        })))
+    }
+
+    fn render(&self, format: GraphFormat) -> String {
+        Graph::render(self, format)
+    }
+}
+
 fn mermaid_id(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
-}
-
-/// A text format for drawing the graph. Edges point from a component to
-/// what it depends on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GraphFormat {
-    /// Mermaid flowchart (renders on GitHub and in most docs tools).
-    Mermaid,
-    /// Graphviz DOT.
-    Dot,
-}
-
-impl std::str::FromStr for GraphFormat {
-    type Err = String;
-
-    /// `mermaid` or `dot`, as the command line spells them.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "mermaid" => Ok(GraphFormat::Mermaid),
-            "dot" => Ok(GraphFormat::Dot),
-            other => Err(format!("unknown graph format `{other}`; expected `mermaid` or `dot`")),
-        }
-    }
 }
 
 /// Returns one cycle path (first node repeated at the end) for each group of
@@ -471,8 +482,8 @@ mod tests {
         fn name(&self) -> &str {
             "api"
         }
-        fn dependencies(&self) -> Vec<crate::Dependency> {
-            vec![crate::Dependency::named("cache").optional()]
+        fn dependencies(&self) -> Vec<crate::dependency::Dependency> {
+            vec![crate::dependency::Dependency::named("cache").optional()]
         }
     }
 

@@ -7,13 +7,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures::future::join_all;
 use serde::Serialize;
 
-use crate::component::Readiness;
-use crate::graph::Graph;
-use crate::restart::Condition;
+use crate::readiness::Readiness;
 use crate::trigger::Shutdown;
+use crate::view::ComponentsView;
 
 /// Where the app is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,12 +29,12 @@ pub enum AppState {
 
 /// A cheap, cloneable view of the app's state for probes.
 ///
-/// It holds the graph weakly: components keep a `Health` (the management
-/// server does), and the graph holds the components.
+/// It holds the components weakly: components keep a `Health` (the
+/// management server does), and the graph holds the components.
 #[derive(Clone)]
 pub struct Health {
     state: Arc<State>,
-    graph: Weak<Graph>,
+    components: Weak<dyn ComponentsView>,
     /// Readiness is withdrawn the moment a shutdown is requested (by the
     /// signal task itself), before the shutdown sequence gets to run.
     shutdown: Shutdown,
@@ -60,8 +58,8 @@ pub struct ReadinessReport {
 }
 
 impl Health {
-    pub(crate) fn new(graph: &Arc<Graph>, shutdown: Shutdown) -> Self {
-        Self { state: Arc::default(), graph: Arc::downgrade(graph), shutdown }
+    pub(crate) fn new(components: Weak<dyn ComponentsView>, shutdown: Shutdown) -> Self {
+        Self { state: Arc::default(), components, shutdown }
     }
 
     /// The state as a probe must see it: shutting down once one is requested.
@@ -93,28 +91,11 @@ impl Health {
     /// shutdown was requested.
     pub async fn readiness(&self, per_component: Duration) -> ReadinessReport {
         let state = self.probed_state();
-        let graph = match self.graph.upgrade() {
-            Some(graph) if state == AppState::Running => graph,
+        let components = match self.components.upgrade() {
+            Some(components) if state == AppState::Running => components,
             _ => return ReadinessReport { ready: false, state, components: Vec::new() },
         };
-        let answers = join_all(graph.nodes.iter().map(|node| async move {
-            let condition = node.supervised.condition.lock().clone();
-            // A component being restarted is not asked: it may be stopped.
-            if let Some(Condition::Restarting(reason)) = condition {
-                return (node.name.to_string(), Readiness::NotReady(reason));
-            }
-            let readiness = tokio::time::timeout(per_component, node.component().ready())
-                .await
-                .unwrap_or_else(|_| Readiness::NotReady(format!("ready() did not answer within {per_component:?}")));
-            // An ignored failure leaves the component degraded, unless it is not ready at all.
-            let readiness = match (readiness, condition) {
-                (Readiness::NotReady(reason), _) => Readiness::NotReady(reason),
-                (_, Some(Condition::Degraded(failure))) => Readiness::Degraded(failure),
-                (readiness, _) => readiness,
-            };
-            (node.name.to_string(), readiness)
-        }))
-        .await;
+        let answers = components.readiness(per_component).await;
         // A shutdown may have begun while the components answered; read the
         // state once so the report never says ready while shutting down.
         let state = self.probed_state();
@@ -162,17 +143,34 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::{Answers, GraphFormat};
 
-    fn health() -> (Health, Arc<Graph>) {
-        let graph = Arc::new(Graph::build(Vec::new(), &Default::default()).expect("an empty graph is valid"));
-        (Health::new(&graph, Shutdown::new()), graph)
+    /// An app with no components: every probe's answer is the app's state.
+    struct NoComponents;
+
+    impl ComponentsView for NoComponents {
+        fn readiness(&self, _per_component: Duration) -> Answers<'_> {
+            Box::pin(async { Vec::new() })
+        }
+
+        fn render(&self, _format: GraphFormat) -> String {
+            String::new()
+        }
+    }
+
+    fn health_with(shutdown: Shutdown) -> (Health, Arc<dyn ComponentsView>) {
+        let components: Arc<dyn ComponentsView> = Arc::new(NoComponents);
+        (Health::new(Arc::downgrade(&components), shutdown), components)
+    }
+
+    fn health() -> (Health, Arc<dyn ComponentsView>) {
+        health_with(Shutdown::new())
     }
 
     #[tokio::test]
     async fn readiness_is_withdrawn_as_soon_as_a_shutdown_is_requested() {
-        let graph = Arc::new(Graph::build(Vec::new(), &Default::default()).expect("an empty graph is valid"));
         let shutdown = Shutdown::new();
-        let health = Health::new(&graph, shutdown.clone());
+        let (health, _components) = health_with(shutdown.clone());
         health.set_running();
         assert!(health.readiness(Duration::from_secs(1)).await.ready);
         // Requested, but the shutdown sequence has not begun yet.

@@ -1,35 +1,37 @@
 //! What a component may see of the app's lifecycle as a whole: the health
 //! that probes report, the timeline of events, and the dependency graph.
 //! The management server and the tracing exporter are built on it.
+//!
+//! Part of the model's view of the running app: it holds the components
+//! through [`ComponentsView`], never the graph or the runtime.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::SystemTime;
 
-use crate::graph::{Graph, GraphFormat};
 use crate::health::Health;
-use crate::runtime::Shared;
 use crate::timeline::Timeline;
+use crate::view::{ComponentsView, GraphFormat};
 
 /// A cheap, cloneable view of the app's lifecycle.
 ///
-/// It holds the graph weakly, so a component may keep one without keeping
-/// the runtime (and itself) alive.
+/// It holds the components weakly, so a component may keep one without
+/// keeping the runtime (and itself) alive.
 #[derive(Clone)]
 pub struct Lifecycle {
     health: Health,
     timeline: Timeline,
     epoch: SystemTime,
-    graph: Weak<Graph>,
+    components: Weak<dyn ComponentsView>,
 }
 
 impl Lifecycle {
-    pub(crate) fn of(shared: &Shared) -> Self {
-        Self {
-            health: shared.health.clone(),
-            timeline: shared.events.timeline().clone(),
-            epoch: shared.events.epoch_wall(),
-            graph: Arc::downgrade(&shared.graph),
-        }
+    pub(crate) fn new(
+        health: Health,
+        timeline: Timeline,
+        epoch: SystemTime,
+        components: Weak<dyn ComponentsView>,
+    ) -> Self {
+        Self { health, timeline, epoch, components }
     }
 
     /// State, startup and readiness, as probes see them.
@@ -49,6 +51,6 @@ impl Lifecycle {
 
     /// The dependency graph as Mermaid or DOT; `None` once the runtime is gone.
     pub fn render_graph(&self, format: GraphFormat) -> Option<String> {
-        self.graph.upgrade().map(|graph| graph.render(format))
+        self.components.upgrade().map(|components| components.render(format))
     }
 }

@@ -13,7 +13,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::Registry;
 
-use crate::events::{EventKind, LifecycleEvent};
+use crate::event::{EventKind, LifecycleEvent};
 use crate::phase::{Phase, StopPhase};
 use crate::timeline::Timeline;
 

@@ -17,7 +17,6 @@
 //! 3. if the replacement fails to start, the old value is put back and
 //!    started again, so a bad reload never leaves a component down.
 
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,51 +24,16 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use crate::component::Component;
-use crate::events::{box_error_chain, EventKind};
+use crate::context::{ReloadContext, Reloaded};
+use crate::error::box_error_chain;
+use crate::event::EventKind;
 use crate::restart::{clear_conditions, cycle, mark_restarting, member_names};
-use crate::runtime::Shared;
 use crate::start::StartEnd;
+use crate::state::Shared;
 use crate::trigger::ShutdownReason;
 
 /// How long a component's [`reload`](Component::reload) hook may take.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What a component's [`reload`](Component::reload) hook did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Reloaded {
-    /// The new config is in effect; nothing is restarted.
-    Applied,
-    /// The change cannot be applied in place: restart the component (and
-    /// its dependents) with the replacement built from the new config.
-    NeedsRestart,
-}
-
-/// The context of a [`reload`](Component::reload) hook.
-pub struct ReloadContext {
-    pub(crate) name: Arc<str>,
-    pub(crate) logger: slog::Logger,
-    pub(crate) replacement: Arc<dyn Component>,
-}
-
-impl ReloadContext {
-    /// This component's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// A logger whose records carry `component = <name>`.
-    pub fn logger(&self) -> &slog::Logger {
-        &self.logger
-    }
-
-    /// The component as built from the new config, to copy what can change
-    /// in place from. `None` if it is not a `T`.
-    pub fn replacement<T: Component>(&self) -> Option<Arc<T>> {
-        let any: Arc<dyn Any + Send + Sync> = self.replacement.clone();
-        any.downcast::<T>().ok()
-    }
-}
 
 /// What a reload did, per component.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,7 +91,7 @@ pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<(String, Arc<dyn C
                 continue;
             }
             Ok(Err(panic)) => {
-                fail(&mut report, format!("its reload hook panicked: {}", crate::panic_message(panic.as_ref())));
+                fail(&mut report, format!("its reload hook panicked: {}", crate::error::panic_message(panic.as_ref())));
                 continue;
             }
             Err(_) => {

@@ -24,46 +24,17 @@
 //! new starts, the backoff is cut short, and the shutdown (which waits for
 //! the restart's turn) stops exactly the components that are running.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
 use crate::component::Component;
-use crate::events::EventKind;
-use crate::runtime::Shared;
+use crate::event::EventKind;
 use crate::shutdown::stop_phases;
 use crate::start::{start_all, StartEnd};
+use crate::state::Shared;
+use crate::supervised::{Condition, Supervised};
 use crate::trigger::ShutdownReason;
-
-/// Why a component is not fully well, beyond what its `ready` says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Condition {
-    /// A failure while running was ignored (`on_failure = "ignore"`): degraded from then on.
-    Degraded(String),
-    /// Being restarted, itself or with a dependency: not ready.
-    Restarting(String),
-}
-
-/// What the runtime tracks about one component while the app runs.
-#[derive(Default)]
-pub(crate) struct Supervised {
-    pub(crate) condition: Mutex<Option<Condition>>,
-    /// Bumped when the component is stopped for a restart: background tasks
-    /// of an earlier run are no longer its own, and their ends are ignored.
-    generation: AtomicU64,
-    /// The restarts within the current period, with their causes.
-    history: Mutex<VecDeque<(Instant, String)>>,
-}
-
-impl Supervised {
-    /// The current run of the component.
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-}
 
 /// Asks for a restart of component `i`, whose run `generation` failed
 /// with `cause`. Returns at once; the restart runs in its own task.

@@ -11,18 +11,24 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::component::Component;
-use crate::context::Resources;
-use crate::events::{EventSink, Events};
+use crate::emitter::Events;
+use crate::event::{EventKind, EventSink, LogEvents};
 use crate::failure::{OnFailure, Supervision};
 use crate::graph::{Graph, GraphErrors, GraphFormat, Node};
 use crate::health::Health;
+use crate::host::{Host, TaskEnd};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::LifecycleMetrics;
+use crate::reload::ReloadReport;
+use crate::resources::{AnyArc, Resources};
 use crate::settings::{ComponentSettings, RuntimeSettings, ShutdownSettings};
 use crate::shutdown::{shut_down, ShutdownReport};
 use crate::start::{start_all, StartEnd, StartFailure};
+use crate::state::{Shared, Stage};
+use crate::supervised::Condition;
 use crate::timeline::Timeline;
 use crate::trigger::{Shutdown, ShutdownReason};
+use crate::view::ComponentsView;
 
 /// Building a runtime failed.
 #[derive(Debug, thiserror::Error)]
@@ -222,13 +228,14 @@ impl RuntimeBuilder {
         let logger = self.logger.unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!()));
         // The lifecycle metrics read the timeline when scraped: no sink of their own.
         LifecycleMetrics::register(&registry, timeline.clone())?;
-        let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(crate::events::LogEvents::new(logger.clone()))];
+        let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(LogEvents::new(logger.clone()))];
         sinks.extend(self.sinks);
         let loggers = graph.nodes.iter().map(|n| logger.new(slog::o!("component" => n.name.to_string()))).collect();
         let graph_len = graph.len();
         let shutdown = self.shutdown.unwrap_or_default();
+        let components: std::sync::Weak<dyn ComponentsView> = Arc::downgrade(&graph) as _;
         let shared = Arc::new(Shared {
-            health: Health::new(&graph, shutdown.clone()),
+            health: Health::new(components, shutdown.clone()),
             graph,
             events: Events::new(sinks, timeline.clone()),
             loggers,
@@ -250,90 +257,6 @@ fn supervision_of(component: &dyn Component, settings: &ComponentSettings) -> Re
     // Ignoring failures is always a choice; shutting down is one only when config says so.
     let explicit = settings.on_failure.is_some() || on_failure == OnFailure::Ignore;
     Supervision::resolve(on_failure, explicit, settings.restart.unwrap_or_else(|| component.restart()))
-}
-
-/// Where the runtime is, and which components run.
-#[derive(Debug)]
-pub(crate) enum Stage {
-    /// `start` has not been called.
-    NotStarted,
-    /// `start` is running.
-    Starting,
-    /// Started; marks which components run now (restarts change it).
-    Running(Vec<bool>),
-    /// Start did not complete; marks the components that did start, to roll back.
-    StartFailed(Vec<bool>),
-    /// Shut down, or rolled back.
-    Stopped,
-}
-
-/// What the start and shutdown sequences share.
-pub(crate) struct Shared {
-    pub(crate) graph: Arc<Graph>,
-    pub(crate) events: Events,
-    pub(crate) loggers: Vec<slog::Logger>,
-    pub(crate) shutdown: Shutdown,
-    pub(crate) resources: Resources,
-    /// Set when a component's `start` returns `Ok`, even if the task is later
-    /// cancelled or panics while waiting for readiness: it must be rolled back.
-    pub(crate) start_returned: Vec<AtomicBool>,
-    pub(crate) registry: prometheus::Registry,
-    pub(crate) settings: ShutdownSettings,
-    pub(crate) health: Health,
-    pub(crate) stage: Mutex<Stage>,
-    /// Held by a restart while it runs and by the shutdown once it begins
-    /// its phases: one at a time, so each sees exactly what runs.
-    pub(crate) restart_turn: tokio::sync::Mutex<()>,
-}
-
-impl Shared {
-    /// Component `i` and its dependents, those that run now; `None` unless the app is running.
-    pub(crate) fn running_with_dependents(&self, i: usize) -> Option<Vec<bool>> {
-        let closure = self.graph.with_dependents(i);
-        match &*self.stage.lock() {
-            Stage::Running(running) => Some(closure.iter().zip(running).map(|(&c, &r)| c && r).collect()),
-            _ => None,
-        }
-    }
-
-    /// Which of `members` run now.
-    pub(crate) fn running_among(&self, members: &[bool]) -> Vec<bool> {
-        match &*self.stage.lock() {
-            Stage::Running(running) => members.iter().zip(running).map(|(&m, &r)| m && r).collect(),
-            _ => vec![false; members.len()],
-        }
-    }
-
-    /// Records that the marked components stopped (for a restart).
-    pub(crate) fn mark_stopped(&self, stopped: &[bool]) {
-        if let Stage::Running(running) = &mut *self.stage.lock() {
-            running.iter_mut().zip(stopped).filter(|(_, &s)| s).for_each(|(r, _)| *r = false);
-        }
-        for (returned, _) in self.start_returned.iter().zip(stopped).filter(|(_, &s)| s) {
-            returned.store(false, std::sync::atomic::Ordering::Release);
-        }
-    }
-
-    /// Records that the marked components started again.
-    pub(crate) fn mark_started(&self, started: &[bool]) {
-        if let Stage::Running(running) = &mut *self.stage.lock() {
-            running.iter_mut().zip(started).filter(|(_, &s)| s).for_each(|(r, _)| *r = true);
-        }
-    }
-
-    /// Ends the stage: which components run (or started, in a start that
-    /// failed) and must stop now. Nothing, the second time.
-    pub(crate) fn take_running(&self) -> Vec<bool> {
-        match std::mem::replace(&mut *self.stage.lock(), Stage::Stopped) {
-            Stage::Running(running) | Stage::StartFailed(running) => running,
-            Stage::NotStarted | Stage::Starting | Stage::Stopped => vec![false; self.graph.len()],
-        }
-    }
-
-    /// Whether `start` completed and no shutdown took over since.
-    pub(crate) fn is_running(&self) -> bool {
-        matches!(*self.stage.lock(), Stage::Running(_))
-    }
 }
 
 /// A validated set of components with everything needed to start and stop them.
@@ -393,9 +316,7 @@ impl Runtime {
         *self.shared.stage.lock() = Stage::StartFailed(started.to_vec());
         let report = shut_down(&self.shared, reason).await;
         for (i, _) in started.iter().enumerate().filter(|(_, s)| **s) {
-            self.shared
-                .events
-                .emit(crate::events::EventKind::RolledBack.build().component(&self.shared.graph.nodes[i].name));
+            self.shared.events.emit(EventKind::RolledBack.build().component(&self.shared.graph.nodes[i].name));
         }
         report
     }
@@ -414,7 +335,7 @@ impl Runtime {
     /// [`reload`](Component::reload) hook or restarted with its dependents;
     /// one that cannot take it keeps its old config and is named in the
     /// report. Runs one at a time with restarts, and not during a shutdown.
-    pub async fn reload(&self, changes: Vec<(String, Arc<dyn Component>)>) -> crate::ReloadReport {
+    pub async fn reload(&self, changes: Vec<(String, Arc<dyn Component>)>) -> ReloadReport {
         crate::reload::reload(&self.shared, changes).await
     }
 
@@ -454,7 +375,7 @@ impl Runtime {
 
     /// The view of the lifecycle that components get: health, timeline, graph.
     pub fn lifecycle(&self) -> Lifecycle {
-        Lifecycle::of(&self.shared)
+        self.shared.lifecycle()
     }
 
     /// The dependency graph as Mermaid or DOT.
@@ -475,5 +396,83 @@ impl Runtime {
     /// The lifecycle settings applied to `name`.
     pub fn component_settings(&self, name: &str) -> Option<&ComponentSettings> {
         self.shared.graph.index_of(name).map(|i| &self.shared.graph.nodes[i].settings)
+    }
+}
+
+/// What a component's contexts ask of the running app, answered from the
+/// shared state; a background task's end is where supervision begins.
+impl Host for Shared {
+    fn name(&self, i: usize) -> &Arc<str> {
+        &self.graph.nodes[i].name
+    }
+
+    fn logger(&self, i: usize) -> &slog::Logger {
+        &self.loggers[i]
+    }
+
+    fn metrics_registry(&self) -> &prometheus::Registry {
+        &self.registry
+    }
+
+    fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    fn lifecycle(&self) -> Lifecycle {
+        Shared::lifecycle(self)
+    }
+
+    fn len(&self) -> usize {
+        self.graph.len()
+    }
+
+    fn declared(&self, i: usize) -> &[usize] {
+        &self.graph.dependencies[i]
+    }
+
+    fn instance(&self, j: usize) -> AnyArc {
+        self.graph.nodes[j].component()
+    }
+
+    fn resources(&self) -> &Resources {
+        &self.resources
+    }
+
+    fn run_of(&self, i: usize) -> u64 {
+        self.graph.nodes[i].supervised.generation()
+    }
+
+    /// Applies component `i`'s failure policy to the end of one of its
+    /// background tasks, started in its run `run`.
+    fn task_ended(self: Arc<Self>, i: usize, run: u64, end: TaskEnd) {
+        let node = &self.graph.nodes[i];
+        let (error, restart) = match (end, node.supervision) {
+            (TaskEnd::Finished, Supervision::Restart { on_clean_exit: true }) => {
+                ("its background task returned, and it is permanent".to_string(), true)
+            }
+            (TaskEnd::Finished, _) => return,
+            (TaskEnd::Failed(error), supervision) => (error, supervision.restarts()),
+        };
+        // During start, a failure fails the start; restarts begin once the app runs.
+        if restart && self.is_running() {
+            crate::restart::request(&self, i, run, error);
+            return;
+        }
+        match node.supervision {
+            Supervision::Ignore => {
+                *node.supervised.condition.lock() =
+                    Some(Condition::Degraded(format!("failed while running (ignored): {error}")));
+                self.events.emit(
+                    EventKind::Failed
+                        .build()
+                        .component(&node.name)
+                        .error(error)
+                        .detail("on_failure = ignore: the app goes on, the component is degraded"),
+                );
+            }
+            _ => {
+                self.shutdown.trigger(ShutdownReason::ComponentFailed { component: node.name.to_string(), error });
+            }
+        }
     }
 }

@@ -25,11 +25,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::component::{BoxError, Component};
+use crate::component::Component;
 use crate::context::StopContext;
-use crate::events::{box_error_chain, EventKind};
+use crate::error::box_error_chain;
+use crate::error::BoxError;
+use crate::event::EventKind;
 use crate::phase::{Phase, PhaseSet, StopPhase};
-use crate::runtime::Shared;
+use crate::state::Shared;
 use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::ShutdownReason;
 use crate::walk::{drive, Begin, Pass, Walk};

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use crate::component::{Permanent, Readiness};
 use crate::context::StartContext;
-use crate::events::{box_error_chain, EventKind};
+use crate::error::box_error_chain;
+use crate::error::Permanent;
+use crate::event::EventKind;
 use crate::phase::Phase;
-use crate::runtime::Shared;
+use crate::readiness::Readiness;
+use crate::state::Shared;
 use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::ShutdownReason;
 use crate::walk::{drive, Begin, Pass, Walk};
@@ -137,9 +139,10 @@ impl Pass for Starting<'_> {
 
 /// One component's start, retries and readiness wait included, as an owned future.
 fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailure>> {
-    let ctx = StartContext { index: i, shared: shared.clone() };
+    let shared = shared.clone();
+    let ctx = StartContext { index: i, host: shared.clone() };
     Box::pin(async move {
-        let shared = &ctx.shared;
+        let shared = &shared;
         let node = &shared.graph.nodes[i];
         let (name, settings) = (&node.name, &node.settings);
         let fail = |phase, event, error| Err(StartFailure { component: name.to_string(), phase, event, error });
@@ -219,7 +222,7 @@ async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
 async fn wait_until_ready(
     shared: &Shared,
     i: usize,
-    component: &dyn crate::Component,
+    component: &dyn crate::component::Component,
     deadline: Instant,
 ) -> Result<(), String> {
     let node = &shared.graph.nodes[i];

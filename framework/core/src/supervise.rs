@@ -4,13 +4,14 @@
 //! finish on that first poll, so they cost no task spawn. A hook that is
 //! still pending moves into its own task, which can be aborted at its cap.
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::Poll;
 
 use tokio::task::{JoinError, JoinHandle};
+
+use crate::error::panic_message;
 
 /// An owned, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -66,34 +67,12 @@ pub(crate) async fn launch<T: Send + 'static>(future: BoxFuture<T>) -> Launched<
     .await
 }
 
-/// Waits for a spawned hook.
-pub(crate) async fn join<T>(handle: JoinHandle<T>) -> Ended<T> {
-    join_result(handle.await)
-}
-
 /// How a spawned hook ended, from what its handle gave.
 pub(crate) fn join_result<T>(result: Result<T, JoinError>) -> Ended<T> {
     match result {
         Ok(value) => Ended::Returned(value),
         Err(e) if e.is_panic() => Ended::Panicked(panic_message(e.into_panic().as_ref())),
         Err(_) => Ended::Aborted,
-    }
-}
-
-/// The message a panic was raised with (`panic!("…")` gives a `&str` or a
-/// `String`), for logs and error reports; anything else is described.
-///
-/// ```
-/// let payload = std::panic::catch_unwind(|| panic!("disk {} is full", 3)).unwrap_err();
-/// assert_eq!(orderly_core::panic_message(payload.as_ref()), "disk 3 is full");
-/// ```
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        return (*s).to_owned();
-    }
-    match payload.downcast_ref::<String>() {
-        Some(s) => s.clone(),
-        None => "a panic with a non-string payload".to_owned(),
     }
 }
 
@@ -117,7 +96,7 @@ mod tests {
         }))
         .await;
         let Launched::Running(handle) = launched else { panic!("expected a task") };
-        assert!(matches!(join(handle).await, Ended::Returned(9)));
+        assert!(matches!(join_result(handle.await), Ended::Returned(9)));
     }
 
     #[tokio::test]
@@ -134,6 +113,6 @@ mod tests {
         }))
         .await;
         let Launched::Running(handle) = launched else { panic!("expected a task") };
-        assert!(matches!(join(handle).await, Ended::Panicked(m) if m == "late boom"));
+        assert!(matches!(join_result(handle.await), Ended::Panicked(m) if m == "late boom"));
     }
 }

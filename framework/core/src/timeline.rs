@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::events::{EventKind, EventSink, LifecycleEvent};
+use crate::event::{EventKind, EventSink, LifecycleEvent};
 use crate::phase::Phase;
 
 /// Every lifecycle event, in the order it was emitted. Cheap to clone; all

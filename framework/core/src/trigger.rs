@@ -98,7 +98,7 @@ impl Shutdown {
     pub fn fail(&self, component: &str, error: &(dyn std::error::Error + 'static)) -> bool {
         self.trigger(ShutdownReason::ComponentFailed {
             component: component.to_string(),
-            error: crate::events::error_chain(error),
+            error: crate::error::error_chain(error),
         })
     }
 

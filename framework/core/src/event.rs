@@ -2,10 +2,8 @@
 //!
 //! Every transition — a component starting, becoming ready, stopping in a
 //! phase, failing, being abandoned — is one [`LifecycleEvent`]. The log
-//! output, the Prometheus metrics and the in-memory [`Timeline`]
+//! output, the Prometheus metrics and the in-memory [`Timeline`](crate::timeline::Timeline)
 //! are all [`EventSink`]s fed from the same stream, so they never disagree.
-
-pub use crate::timeline::Timeline;
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::component::BoxError;
 use crate::phase::Phase;
 
 /// What happened.
@@ -182,27 +179,6 @@ fn as_optional_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Resu
     }
 }
 
-/// Renders an error with its whole `source()` chain: `outer: middle: root`.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // Wrappers that print their source would repeat it; skip those echoes.
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
-/// Renders a boxed hook error with its chain.
-pub(crate) fn box_error_chain(error: &BoxError) -> String {
-    error_chain(error.as_ref())
-}
-
 /// Something that consumes lifecycle events: a logger, metrics, a timeline,
 /// or a test. Called synchronously on the lifecycle's path, so keep it fast.
 pub trait EventSink: Send + Sync {
@@ -210,56 +186,15 @@ pub trait EventSink: Send + Sync {
     fn on_event(&self, event: &LifecycleEvent);
 }
 
-/// The fan-out of events to every sink, with the clock they share.
-#[derive(Clone)]
-pub(crate) struct Events {
-    epoch: Instant,
-    /// The wall-clock time of `epoch`, so exporters can place events in time.
-    epoch_wall: std::time::SystemTime,
-    sinks: Arc<[Arc<dyn EventSink>]>,
-    /// Served last, by value: it keeps the event, so it need not copy it.
-    timeline: Timeline,
-}
-
-impl Events {
-    pub(crate) fn new(sinks: Vec<Arc<dyn EventSink>>, timeline: Timeline) -> Self {
-        Self { epoch: Instant::now(), epoch_wall: std::time::SystemTime::now(), sinks: sinks.into(), timeline }
-    }
-
-    pub(crate) fn timeline(&self) -> &Timeline {
-        &self.timeline
-    }
-
-    pub(crate) fn epoch_wall(&self) -> std::time::SystemTime {
-        self.epoch_wall
-    }
-
-    pub(crate) fn emit(&self, builder: EventBuilder) {
-        let event = LifecycleEvent {
-            at: builder.at.unwrap_or_else(Instant::now).saturating_duration_since(self.epoch),
-            component: builder.component,
-            phase: builder.phase,
-            event: builder.event,
-            elapsed: builder.elapsed,
-            error: builder.error,
-            detail: builder.detail,
-        };
-        for sink in self.sinks.iter() {
-            sink.on_event(&event);
-        }
-        self.timeline.record(event);
-    }
-}
-
 /// A small builder so call sites name only the fields that apply.
 pub(crate) struct EventBuilder {
-    at: Option<Instant>,
-    component: Option<Arc<str>>,
-    phase: Option<Phase>,
-    event: EventKind,
-    elapsed: Option<Duration>,
-    error: Option<String>,
-    detail: Option<String>,
+    pub(crate) at: Option<Instant>,
+    pub(crate) component: Option<Arc<str>>,
+    pub(crate) phase: Option<Phase>,
+    pub(crate) event: EventKind,
+    pub(crate) elapsed: Option<Duration>,
+    pub(crate) error: Option<String>,
+    pub(crate) detail: Option<String>,
 }
 
 impl EventKind {
@@ -359,16 +294,6 @@ impl slog::KV for EventFields<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("connecting to db")]
-    struct Outer(#[source] std::io::Error);
-
-    #[test]
-    fn error_chain_joins_every_source() {
-        let e = Outer(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"));
-        assert_eq!(error_chain(&e), "connecting to db: connection refused");
-    }
 
     #[test]
     fn kinds_are_listed_in_declaration_order() {

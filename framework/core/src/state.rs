@@ -1,0 +1,109 @@
+//! [`Shared`]: the running app's state that the engine (start, the stop
+//! phases), supervision (restarts, reloads) and the runtime all work on:
+//! the graph, the event emitter, the loggers, what runs, health and the
+//! restart turn. Plain state and the operations on it; it names nothing of
+//! the engine above it.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::emitter::Events;
+use crate::graph::Graph;
+use crate::health::Health;
+use crate::lifecycle::Lifecycle;
+use crate::resources::Resources;
+use crate::settings::ShutdownSettings;
+use crate::trigger::Shutdown;
+use crate::view::ComponentsView;
+
+/// Where the runtime is, and which components run.
+#[derive(Debug)]
+pub(crate) enum Stage {
+    /// `start` has not been called.
+    NotStarted,
+    /// `start` is running.
+    Starting,
+    /// Started; marks which components run now (restarts change it).
+    Running(Vec<bool>),
+    /// Start did not complete; marks the components that did start, to roll back.
+    StartFailed(Vec<bool>),
+    /// Shut down, or rolled back.
+    Stopped,
+}
+
+/// What the start and shutdown sequences share.
+pub(crate) struct Shared {
+    pub(crate) graph: Arc<Graph>,
+    pub(crate) events: Events,
+    pub(crate) loggers: Vec<slog::Logger>,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) resources: Resources,
+    /// Set when a component's `start` returns `Ok`, even if the task is later
+    /// cancelled or panics while waiting for readiness: it must be rolled back.
+    pub(crate) start_returned: Vec<AtomicBool>,
+    pub(crate) registry: prometheus::Registry,
+    pub(crate) settings: ShutdownSettings,
+    pub(crate) health: Health,
+    pub(crate) stage: Mutex<Stage>,
+    /// Held by a restart while it runs and by the shutdown once it begins
+    /// its phases: one at a time, so each sees exactly what runs.
+    pub(crate) restart_turn: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    /// The view of the lifecycle that components and the shell may keep.
+    pub(crate) fn lifecycle(&self) -> Lifecycle {
+        let components: std::sync::Weak<dyn ComponentsView> = Arc::downgrade(&self.graph) as _;
+        Lifecycle::new(self.health.clone(), self.events.timeline().clone(), self.events.epoch_wall(), components)
+    }
+
+    /// Component `i` and its dependents, those that run now; `None` unless the app is running.
+    pub(crate) fn running_with_dependents(&self, i: usize) -> Option<Vec<bool>> {
+        let closure = self.graph.with_dependents(i);
+        match &*self.stage.lock() {
+            Stage::Running(running) => Some(closure.iter().zip(running).map(|(&c, &r)| c && r).collect()),
+            _ => None,
+        }
+    }
+
+    /// Which of `members` run now.
+    pub(crate) fn running_among(&self, members: &[bool]) -> Vec<bool> {
+        match &*self.stage.lock() {
+            Stage::Running(running) => members.iter().zip(running).map(|(&m, &r)| m && r).collect(),
+            _ => vec![false; members.len()],
+        }
+    }
+
+    /// Records that the marked components stopped (for a restart).
+    pub(crate) fn mark_stopped(&self, stopped: &[bool]) {
+        if let Stage::Running(running) = &mut *self.stage.lock() {
+            running.iter_mut().zip(stopped).filter(|(_, &s)| s).for_each(|(r, _)| *r = false);
+        }
+        for (returned, _) in self.start_returned.iter().zip(stopped).filter(|(_, &s)| s) {
+            returned.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Records that the marked components started again.
+    pub(crate) fn mark_started(&self, started: &[bool]) {
+        if let Stage::Running(running) = &mut *self.stage.lock() {
+            running.iter_mut().zip(started).filter(|(_, &s)| s).for_each(|(r, _)| *r = true);
+        }
+    }
+
+    /// Ends the stage: which components run (or started, in a start that
+    /// failed) and must stop now. Nothing, the second time.
+    pub(crate) fn take_running(&self) -> Vec<bool> {
+        match std::mem::replace(&mut *self.stage.lock(), Stage::Stopped) {
+            Stage::Running(running) | Stage::StartFailed(running) => running,
+            Stage::NotStarted | Stage::Starting | Stage::Stopped => vec![false; self.graph.len()],
+        }
+    }
+
+    /// Whether `start` completed and no shutdown took over since.
+    pub(crate) fn is_running(&self) -> bool {
+        matches!(*self.stage.lock(), Stage::Running(_))
+    }
+}

@@ -1,0 +1,37 @@
+//! What the runtime tracks about each component while the app runs: its
+//! condition (degraded, restarting), which run of it is current, and its
+//! recent restarts. Plain state, read by probes and written by
+//! supervision; it names nothing else in the crate.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+/// Why a component is not fully well, beyond what its `ready` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Condition {
+    /// A failure while running was ignored (`on_failure = "ignore"`): degraded from then on.
+    Degraded(String),
+    /// Being restarted, itself or with a dependency: not ready.
+    Restarting(String),
+}
+
+/// What the runtime tracks about one component while the app runs.
+#[derive(Default)]
+pub(crate) struct Supervised {
+    pub(crate) condition: Mutex<Option<Condition>>,
+    /// Bumped when the component is stopped for a restart: background tasks
+    /// of an earlier run are no longer its own, and their ends are ignored.
+    pub(crate) generation: AtomicU64,
+    /// The restarts within the current period, with their causes.
+    pub(crate) history: Mutex<VecDeque<(Instant, String)>>,
+}
+
+impl Supervised {
+    /// The current run of the component.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
