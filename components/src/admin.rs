@@ -25,8 +25,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use orderly::{
-    config::Validate, config::Validation, graph::GraphFormat, BoxError, Component, Dependency, FromConfig, Lifecycle,
-    Readiness, StartContext, StopContext,
+    config::FromConfig, config::Validate, config::Validation, graph::GraphFormat, runtime::Lifecycle, BoxError,
+    Component, Dependency, Readiness, StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;

@@ -11,7 +11,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use orderly::{config::Validate, config::Validation, BoxError, Component, FromConfig, StartContext, StopContext};
+use orderly::{
+    config::FromConfig, config::Validate, config::Validation, BoxError, Component, StartContext, StopContext,
+};
 use parking_lot::Mutex;
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Deserialize;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::{config::Secret, events::EventKind, Runtime, ShutdownReason, StartError};
+use orderly::{config::Secret, events::EventKind, runtime::StartError, Runtime, ShutdownReason};
 use orderly_components::postgres::{Database, DatabaseConfig, DbError, DevDatabase};
 
 fn scratch_dir(files: &[(&str, &str)]) -> std::path::PathBuf {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly::{
-    events::EventKind, events::Timeline, settings::PhaseBudgets, settings::ShutdownSettings, Phase, StopPhase,
+    events::EventKind, events::Timeline, phase::Phase, settings::PhaseBudgets, settings::ShutdownSettings, StopPhase,
 };
 use parking_lot::Mutex;
 use support::*;

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use orderly::{events::EventKind, settings::ShutdownSettings, StartError};
+use orderly::{events::EventKind, runtime::StartError, settings::ShutdownSettings};
 use orderly_components::http::HttpConfig;
 use support::*;
 

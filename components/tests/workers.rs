@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use orderly::events::EventKind;
 use orderly::{
-    config::Secret, settings::PhaseBudgets, settings::ShutdownSettings, BoxError, Component, Dependency, Phase,
+    config::Secret, phase::Phase, settings::PhaseBudgets, settings::ShutdownSettings, BoxError, Component, Dependency,
     Runtime, ShutdownReason, StartContext, StopPhase,
 };
 use orderly_components::metrics::Metrics;

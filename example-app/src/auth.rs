@@ -14,7 +14,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
-use orderly::{config::Secret, config::Validate, config::Validation, BoxError, Component, FromConfig, StartContext};
+use orderly::{
+    config::FromConfig, config::Secret, config::Validate, config::Validation, BoxError, Component, StartContext,
+};
 use orderly_components::http::ApiError;
 use serde::Deserialize;
 

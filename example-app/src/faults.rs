@@ -16,7 +16,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use orderly::{config::Validate, config::Validation, BoxError, Component, FromConfig, Lifecycle, StartContext};
+use orderly::{
+    config::FromConfig, config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, StartContext,
+};
 use serde::Deserialize;
 
 /// `[faults]`.

@@ -4,7 +4,7 @@
 //!
 //! cargo run -p orderly --example 03_failing_start_and_rollback
 
-use orderly::{BoxError, Component, Dependency, Runtime, StartContext, StartError, StopContext};
+use orderly::{runtime::StartError, BoxError, Component, Dependency, Runtime, StartContext, StopContext};
 
 struct Cache;
 

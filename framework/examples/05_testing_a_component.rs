@@ -4,7 +4,7 @@
 //!
 //! cargo run -p orderly --example 05_testing_a_component
 
-use orderly::{events::EventKind, BoxError, Component, Dependency, Phase, StopContext, StopPhase};
+use orderly::{events::EventKind, phase::Phase, BoxError, Component, Dependency, StopContext, StopPhase};
 use orderly_testing::{Journal, Probe, Step, TestApp};
 
 /// The component under test: it must drain before the store it writes to closes.

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use orderly::{config::Validate, config::Validation, BoxError, Component, FromConfig, StartContext};
+use orderly::{config::FromConfig, config::Validate, config::Validation, BoxError, Component, StartContext};
 
 /// `[ticker]`.
 #[derive(Debug, serde::Deserialize)]
@@ -58,5 +58,5 @@ impl FromConfig for Ticker {
 orderly::register!(Ticker);
 
 fn main() -> std::process::ExitCode {
-    orderly::App::new(orderly::app_info!(), orderly::link![]).run()
+    orderly::app::App::new(orderly::app_info!(), orderly::link![]).run()
 }

@@ -1,5 +1,7 @@
 //! [`App`]: the process around a [`Runtime`]: command line, layered config,
-//! logging, signals, the shutdown watchdog and the exit code.
+//! logging, signals, the shutdown watchdog and the exit code; with what an
+//! app's `main` names beside it ([`ExitStatus`], [`AppInfo`], and the
+//! [`Linked`] crates whose [`Registration`]s it runs).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -9,21 +11,23 @@ use std::time::Duration;
 use orderly_core::runtime::{BuildError, Runtime};
 use orderly_core::{Component, Shutdown};
 
-use crate::cli::{AppInfo, Cli};
+use crate::cli::Cli;
 use crate::config::{ConfigErrors, ConfigIssue, LoadedConfig};
-use crate::exit::ExitStatus;
 use crate::layers::{check_sections, noting, read_components, Layers, LifecycleOutput};
 use crate::logging::{build_logger, LogSettings};
 use crate::process;
-use crate::registry::{Linked, Registration};
 use crate::sighup::{reload_on_sighup, Reloader};
 use crate::systemd::SystemdNotify;
+
+pub use crate::cli::AppInfo;
+pub use crate::exit::ExitStatus;
+pub use crate::registry::{Linked, Registration};
 
 /// A service: registered components plus any added here, run as one process.
 ///
 /// ```no_run
 /// fn main() -> std::process::ExitCode {
-///     orderly::App::new(orderly::app_info!(), orderly::link![])
+///     orderly::app::App::new(orderly::app_info!(), orderly::link![])
 ///         .embedded_config("[shutdown]\npropagation_delay = \"5s\"\n")
 ///         .run()
 /// }

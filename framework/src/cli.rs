@@ -7,7 +7,7 @@ use clap::Parser;
 use crate::logging::{LogFormat, LogLevel};
 use orderly_core::graph::GraphFormat;
 
-/// The flags every app built on [`App`](crate::App) understands.
+/// The flags every app built on [`App`](crate::app::App) understands.
 #[derive(Debug, Clone, Parser)]
 #[command(disable_version_flag = true)]
 // The field docs are also `--help` text, where `<profile>` reads as meant.

@@ -17,9 +17,19 @@
 //!   logs, Prometheus metrics and a [`Timeline`](events::Timeline).
 //!
 //! The crate root holds what a component author uses; the rest is in
-//! modules: [`config`] (layered config, validation, secrets), [`settings`]
-//! (lifecycle settings, retries, restarts), [`events`] (lifecycle events,
-//! sinks, the timeline), [`health`], [`graph`], [`logging`] and [`cli`].
+//! modules: [`app`] (the process: [`App`](app::App), exit codes,
+//! registrations), [`runtime`] (the builder, outcomes and reports, the
+//! lifecycle view), [`phase`], [`error`] (one [`Problem`](error::Problem)
+//! type for start failures and stop problems), [`events`] (lifecycle
+//! events, sinks, the timeline and its picture), [`config`] (layered
+//! config, validation, secrets, [`FromConfig`](config::FromConfig)),
+//! [`settings`] (lifecycle settings, retries, restarts), [`health`],
+//! [`graph`], [`logging`] and [`cli`].
+//!
+//! This crate is the process shell around `orderly-core`, which holds the
+//! model and the engine and which it re-exports whole: a crate that only
+//! writes components may depend on `orderly-core` alone. Tests use
+//! `orderly-testing`, a dev-dependency.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -53,7 +63,7 @@ extern crate self as orderly;
 // `config` and `events` modules) extend the core's modules of that name.
 pub use orderly_core::*;
 
-mod app;
+pub mod app;
 pub mod cli;
 pub mod config;
 mod exit;
@@ -71,10 +81,6 @@ pub mod events {
     pub use crate::timeline_svg::to_svg;
     pub use orderly_core::events::*;
 }
-
-pub use app::App;
-pub use exit::ExitStatus;
-pub use registry::{FromConfig, Linked, Registration};
 
 /// Re-exports used by this crate's macros. Not part of the public API.
 #[doc(hidden)]

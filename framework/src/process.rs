@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use orderly_core::runtime::RunOutcome;
-use orderly_core::shutdown::ShutdownReport;
+use orderly_core::runtime::ShutdownReport;
 use orderly_core::{Shutdown, ShutdownReason};
 
 use crate::exit::ExitStatus;

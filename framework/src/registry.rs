@@ -1,9 +1,9 @@
 //! Registration: components announce themselves with [`register!`], and the
-//! app collects them with [`App::link`](crate::App::link).
+//! app collects them with [`App::link`](crate::app::App::new).
 //!
 //! The linker drops a library's registrations when the binary never
 //! mentions that library. So an app must name, in [`link!`], every crate
-//! whose components it runs; [`App`](crate::App) cannot run without a
+//! whose components it runs; [`App`](crate::app::App) cannot run without a
 //! [`Linked`] value, which only `link!` makes. A linked crate that turns out
 //! to register nothing is reported, and an app with no components at all
 //! refuses to start.
@@ -11,52 +11,9 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-
-use crate::config::{ConfigIssue, LoadedConfig, NoConfig, Validate, Validation};
+use crate::config::{ConfigIssue, FromConfig, LoadedConfig, NoConfig, Validate, Validation};
 use orderly_core::events::error_chain;
-use orderly_core::{default_name, BoxError, Component};
-
-/// A component that can be built from its own typed config section.
-///
-/// ```
-/// use orderly::{async_trait, BoxError, Component, FromConfig, config::Validate, config::Validation};
-///
-/// #[derive(Debug, Default, serde::Deserialize)]
-/// #[serde(default, deny_unknown_fields)]
-/// pub struct GreeterConfig { pub greeting: String }
-///
-/// impl Validate for GreeterConfig {
-///     fn validate(&self, v: &mut Validation) {
-///         v.check(!self.greeting.is_empty(), "greeting", "must not be empty");
-///     }
-/// }
-///
-/// pub struct Greeter { greeting: String }
-/// #[async_trait] impl Component for Greeter {}
-///
-/// impl FromConfig for Greeter {
-///     type Config = GreeterConfig; // read from `[greeter]`
-///     fn from_config(config: GreeterConfig) -> Result<Self, BoxError> {
-///         Ok(Greeter { greeting: config.greeting })
-///     }
-/// }
-///
-/// orderly::register!(Greeter);
-/// ```
-pub trait FromConfig: Component + Sized {
-    /// The section's type. Use `#[serde(deny_unknown_fields)]` so typos are errors,
-    /// and [`Secret`](crate::config::Secret) for anything sensitive.
-    type Config: DeserializeOwned + Validate + Debug;
-
-    /// The config section and component name (default: the type's snake_case name).
-    fn section() -> &'static str {
-        default_name::<Self>()
-    }
-
-    /// Builds the component from its validated config. Do no I/O here; that belongs in `start`.
-    fn from_config(config: Self::Config) -> Result<Self, BoxError>;
-}
+use orderly_core::{default_name, Component};
 
 /// A component built from config, with its config for `--print-config`.
 pub(crate) struct Built {
@@ -64,7 +21,7 @@ pub(crate) struct Built {
     pub(crate) config_dump: String,
 }
 
-/// One registered component type. Made by [`register!`](crate::register); read by [`App`](crate::App).
+/// One registered component type. Made by [`register!`](crate::register); read by [`App`](crate::app::App).
 pub struct Registration {
     section: fn() -> &'static str,
     module_path: &'static str,
@@ -180,7 +137,7 @@ fn read_default<T: Component + Default>(
 macro_rules! register_default {
     ($component:ty) => {
         $crate::__private::inventory::submit! {
-            $crate::Registration::of_default::<$component>(::core::module_path!())
+            $crate::app::Registration::of_default::<$component>(::core::module_path!())
         }
     };
 }
@@ -191,7 +148,7 @@ macro_rules! register_default {
 macro_rules! register {
     ($component:ty) => {
         $crate::__private::inventory::submit! {
-            $crate::Registration::of::<$component>(::core::module_path!())
+            $crate::app::Registration::of::<$component>(::core::module_path!())
         }
     };
 }
@@ -226,7 +183,7 @@ impl Linked {
 /// ```no_run
 /// // In a real binary: orderly::link![my_service, orderly_components]
 /// fn main() -> std::process::ExitCode {
-///     orderly::App::new(orderly::app_info!(), orderly::link![]).run()
+///     orderly::app::App::new(orderly::app_info!(), orderly::link![]).run()
 /// }
 /// ```
 #[macro_export]
@@ -238,6 +195,6 @@ macro_rules! link {
             #[allow(unused_imports)]
             use $krate as _;
         )*
-        $crate::Linked::__new(&[$(::core::stringify!($krate)),*])
+        $crate::app::Linked::__new(&[$(::core::stringify!($krate)),*])
     }};
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sd_notify::NotifyState;
 
 use orderly_core::settings::RuntimeSettings;
-use orderly_core::{Component, ReloadReport, Runtime};
+use orderly_core::{runtime::ReloadReport, Component, Runtime};
 
 use crate::config::{ConfigErrors, LoadedConfig};
 use crate::layers::{check_sections, noting, read_components, Layers, LifecycleOutput};

@@ -26,8 +26,8 @@ use sd_notify::NotifyState;
 
 use orderly_core::events::{EventKind, EventSink, LifecycleEvent};
 use orderly_core::health::Health;
+use orderly_core::phase::Phase;
 use orderly_core::settings::PhaseBudgets;
-use orderly_core::Phase;
 
 /// Room beyond a phase's budget that `EXTEND_TIMEOUT_USEC` grants: the
 /// budget is a cap, and the next message must come before systemd's timer.

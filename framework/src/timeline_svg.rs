@@ -19,7 +19,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use orderly_core::events::{EventKind, LifecycleEvent, Timeline};
-use orderly_core::{Phase, StopPhase};
+use orderly_core::{phase::Phase, StopPhase};
 
 const LABEL_WIDTH: f64 = 150.0;
 const PANEL_WIDTH: f64 = 420.0;

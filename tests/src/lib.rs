@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use orderly::{
-    async_trait, config::Secret, config::Validate, config::Validation, BoxError, Component, Dependency, FromConfig,
-    StartContext, StopContext,
+    async_trait, config::FromConfig, config::Secret, config::Validate, config::Validation, BoxError, Component,
+    Dependency, StartContext, StopContext,
 };
 use serde::Deserialize;
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly::{
-    config::ConfigSources, events::EventKind, settings::ShutdownSettings, Phase, Runtime, ShutdownReason, StopPhase,
+    config::ConfigSources, events::EventKind, phase::Phase, settings::ShutdownSettings, Runtime, ShutdownReason,
+    StopPhase,
 };
 use orderly_testing::{short_budgets, Behavior, Journal, Probe, Step, TestApp};
 

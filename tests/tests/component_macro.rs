@@ -6,7 +6,9 @@ use orderly_testing::TestApp;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use orderly::{
-    events::EventKind, BoxError, Component, Phase, PhaseSet, Readiness, StartContext, StopContext, StopPhase,
+    events::EventKind,
+    phase::{Phase, PhaseSet},
+    BoxError, Component, Readiness, StartContext, StopContext, StopPhase,
 };
 
 struct Pool;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use orderly::{
-    async_trait, graph::GraphError, AccessError, BoxError, Component, Dependency, Runtime, StartContext, StartError,
+    async_trait, graph::GraphError, runtime::StartError, AccessError, BoxError, Component, Dependency, Runtime,
+    StartContext,
 };
 use orderly_testing::{TestApp, TestStartError};
 use pool::Pool;
@@ -80,7 +81,7 @@ impl Component for Orphan {
 
 #[test]
 fn a_dependency_on_an_unregistered_type_is_caught_before_start() {
-    let Err(orderly::BuildError::Graph(errors)) = Runtime::builder().component(Orphan).build() else {
+    let Err(orderly::runtime::BuildError::Graph(errors)) = Runtime::builder().component(Orphan).build() else {
         panic!("must not build")
     };
     assert!(matches!(&errors.0[0], GraphError::MissingType { component, .. } if component == "orphan"));
@@ -94,7 +95,7 @@ fn a_dependency_on_a_type_with_two_instances_is_ambiguous() {
         .component_named("replica", Arc::new(Database), None)
         .component(Orphan)
         .build();
-    let Err(orderly::BuildError::Graph(errors)) = result else { panic!("must not build") };
+    let Err(orderly::runtime::BuildError::Graph(errors)) = result else { panic!("must not build") };
     assert!(
         matches!(&errors.0[0], GraphError::AmbiguousType { candidates, .. } if candidates == &["primary".to_string(), "replica".to_string()])
     );

@@ -94,7 +94,7 @@ async fn an_ignored_failure_degrades_the_component_and_the_app_goes_on() {
 async fn by_default_a_failure_shuts_the_app_down() {
     let runtime = build(Flaky { policy: OnFailure::Shutdown, panics: false }, None);
     let outcome = tokio::time::timeout(Duration::from_secs(10), runtime.run()).await.unwrap();
-    let orderly::RunOutcome::ShutDown(report) = outcome else { panic!("expected a shutdown") };
+    let orderly::runtime::RunOutcome::ShutDown(report) = outcome else { panic!("expected a shutdown") };
     assert!(report.reason.is_failure(), "{:?}", report.reason);
     assert!(report.reason.to_string().contains("flaky"), "{}", report.reason);
     assert!(runtime.timeline().of_kind(EventKind::Failed).is_empty(), "reported as the shutdown's reason instead");
@@ -114,7 +114,7 @@ async fn config_overrides_the_components_own_policy() {
     let shutdown = ComponentOverrides { on_failure: Some(OnFailure::Shutdown), ..Default::default() };
     let runtime = build(Flaky { policy: OnFailure::Ignore, panics: true }, Some(shutdown));
     let outcome = tokio::time::timeout(Duration::from_secs(10), runtime.run()).await.unwrap();
-    let orderly::RunOutcome::ShutDown(report) = outcome else { panic!("expected a shutdown") };
+    let orderly::runtime::RunOutcome::ShutDown(report) = outcome else { panic!("expected a shutdown") };
     assert!(report.reason.is_failure(), "{:?}", report.reason);
 }
 

@@ -1,6 +1,6 @@
 //! Graph errors stop everything before any component starts.
 
-use orderly::{graph::GraphError, settings::RuntimeSettings, BuildError, Runtime};
+use orderly::{graph::GraphError, runtime::BuildError, settings::RuntimeSettings, Runtime};
 use orderly_testing::{Journal, Probe, Step};
 
 fn build(probes: Vec<Probe>) -> Result<Runtime, BuildError> {

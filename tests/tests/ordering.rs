@@ -158,7 +158,7 @@ async fn components_join_only_the_phases_they_override() {
     app.shutdown().await;
     let stopping: Vec<_> =
         app.timeline().of_kind(orderly::events::EventKind::Stopping).into_iter().map(|e| e.phase).collect();
-    assert_eq!(stopping, vec![Some(orderly::Phase::Stop(StopPhase::Close))]);
+    assert_eq!(stopping, vec![Some(orderly::phase::Phase::Stop(StopPhase::Close))]);
     assert!(journal.did("only_close", Step::Stop(StopPhase::Close)));
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly::{
-    events::EventKind, settings::ComponentOverrides, settings::RuntimeSettings, BuildError, OnFailure, Phase,
-    Readiness, Restart, Runtime, ShutdownReason, StopPhase,
+    events::EventKind, phase::Phase, runtime::BuildError, settings::ComponentOverrides, settings::RuntimeSettings,
+    OnFailure, Readiness, Restart, Runtime, ShutdownReason, StopPhase,
 };
 use orderly_testing::{short_budgets, Behavior, Edge, Journal, Probe, Step, TaskEnding, TaskSwitch, TestApp};
 use proptest::prelude::*;

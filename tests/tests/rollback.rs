@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly::{events::EventKind, settings::ComponentSettings, Phase, StartError, StopPhase};
+use orderly::{events::EventKind, phase::Phase, runtime::StartError, settings::ComponentSettings, StopPhase};
 use orderly_testing::{Behavior, Journal, Probe, Step, TestApp, TestStartError};
 
 /// base <- leaf <- mid (fails) <- top, plus an independent `side` that

@@ -5,8 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly::{
-    async_trait, events::EventKind, settings::ComponentSettings, settings::RetryPolicy, BoxError, Component, Permanent,
-    Phase, RunOutcome, Runtime, ShutdownReason, StartContext, StartError, StopPhase,
+    async_trait,
+    events::EventKind,
+    phase::Phase,
+    runtime::{RunOutcome, StartError},
+    settings::ComponentSettings,
+    settings::RetryPolicy,
+    BoxError, Component, Permanent, Runtime, ShutdownReason, StartContext, StopPhase,
 };
 use orderly_testing::{Behavior, Edge, Journal, Probe, Step, TestApp, TestStartError};
 

@@ -5,7 +5,7 @@
 
 #[test]
 fn registrations_from_an_unnamed_crate_are_dropped_by_the_linker() {
-    let crates: Vec<&str> = orderly::Registration::all().map(|r| r.crate_name()).collect();
+    let crates: Vec<&str> = orderly::app::Registration::all().map(|r| r.crate_name()).collect();
     assert!(!crates.contains(&"fixture_components"), "{crates:?}");
 }
 

@@ -108,7 +108,7 @@ fn main() -> std::process::ExitCode {
             std::env::set_var("APP__HTTP__WORKERS", workers().to_string());
             // Only the program name goes on to orderly's CLI.
             let args = std::env::args().take(1).collect::<Vec<_>>();
-            orderly::App::new(orderly::app_info!(), orderly::link![orderly_components])
+            orderly::app::App::new(orderly::app_info!(), orderly::link![orderly_components])
                 .embedded_config(CONFIG)
                 .component(Hello)
                 .args(args)

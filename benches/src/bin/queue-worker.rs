@@ -44,7 +44,7 @@ level = "warning"
 "#;
 
 fn main() -> std::process::ExitCode {
-    orderly::App::new(orderly::app_info!(), orderly::link![orderly_components])
+    orderly::app::App::new(orderly::app_info!(), orderly::link![orderly_components])
         .embedded_config(CONFIG)
         .component(TouchJobs)
         .run()

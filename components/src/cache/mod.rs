@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::AsyncCommands;
 use orderly::{
-    config::Secret, config::Validate, config::Validation, BoxError, Component, Dependency, FromConfig, Readiness,
-    StartContext, StopContext,
+    config::FromConfig, config::Secret, config::Validate, config::Validation, BoxError, Component, Dependency,
+    Readiness, StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use prometheus::{IntCounterVec, IntGauge, Opts};

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::KeepAlive;
 use actix_web::web::ServiceConfig;
-use orderly::{BoxError, Component, Dependency, FromConfig, Lifecycle, Readiness, StartContext, StopContext};
+use orderly::{
+    config::FromConfig, runtime::Lifecycle, BoxError, Component, Dependency, Readiness, StartContext, StopContext,
+};
 use tokio::sync::watch;
 
 use super::app_template::AppTemplate;

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use orderly::{
-    config::Secret, config::Validate, config::Validation, settings::RetryPolicy, BoxError, Component, FromConfig,
-    Permanent, Readiness, StartContext, StopContext,
+    config::FromConfig, config::Secret, config::Validate, config::Validation, settings::RetryPolicy, BoxError,
+    Component, Permanent, Readiness, StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
-use orderly::{events::EventKind, events::LifecycleEvent, Lifecycle, Phase};
+use orderly::{events::EventKind, events::LifecycleEvent, phase::Phase, runtime::Lifecycle};
 
 struct Recorder<'a, T: Tracer> {
     tracer: &'a T,

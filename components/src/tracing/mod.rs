@@ -28,7 +28,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use orderly::{
-    config::Validate, config::Validation, BoxError, Component, FromConfig, Lifecycle, StartContext, StopContext,
+    config::FromConfig, config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, StartContext,
+    StopContext,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;

@@ -25,8 +25,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use orderly::{
-    config::Validate, config::Validation, BoxError, Component, Dependency, FromConfig, Lifecycle, StartContext,
-    StopContext,
+    config::FromConfig, config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, Dependency,
+    StartContext, StopContext,
 };
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;

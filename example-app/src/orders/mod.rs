@@ -22,8 +22,8 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use orderly::{
-    config::Validate, config::Validation, BoxError, Component, Dependency, FromConfig, Readiness, ReloadContext,
-    Reloaded, StartContext,
+    config::FromConfig, config::Validate, config::Validation, BoxError, Component, Dependency, Readiness,
+    ReloadContext, Reloaded, StartContext,
 };
 use orderly_components::cache::Cache;
 use orderly_components::http::HttpServer;

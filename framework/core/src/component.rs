@@ -51,7 +51,7 @@ use crate::readiness::Readiness;
 /// too, at the cost of calling the no-op hooks.
 ///
 /// ```
-/// use orderly_core::{BoxError, Component, PhaseSet, StartContext, StopContext, StopPhase};
+/// use orderly_core::{BoxError, Component, StartContext, StopContext, StopPhase, phase::PhaseSet};
 ///
 /// struct Greeter;
 ///

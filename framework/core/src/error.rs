@@ -3,9 +3,16 @@
 //! and how errors and panics become the one-line text that events,
 //! reports and logs carry ([`error_chain`], [`panic_message`]).
 //!
-//! Part of the model: it names nothing else in the crate.
+//! [`Problem`] is what went wrong with one component in one phase, for a
+//! start and for a stop alike.
+//!
+//! Part of the model: it names only the phase and event vocabularies.
 
 use std::any::Any;
+use std::fmt;
+
+use crate::event::EventKind;
+use crate::phase::{Phase, StopPhase};
 
 /// The error type component hooks return. Any error converts into it with `?`.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -62,7 +69,7 @@ pub(crate) fn box_error_chain(error: &BoxError) -> String {
 ///
 /// ```
 /// let payload = std::panic::catch_unwind(|| panic!("disk {} is full", 3)).unwrap_err();
-/// assert_eq!(orderly_core::panic_message(payload.as_ref()), "disk 3 is full");
+/// assert_eq!(orderly_core::error::panic_message(payload.as_ref()), "disk 3 is full");
 /// ```
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
@@ -73,6 +80,50 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
         None => "a panic with a non-string payload".to_owned(),
     }
 }
+
+/// What went wrong with one component in one phase: a start that failed
+/// ([`StartFailure`]) or a stop hook that did not end cleanly
+/// ([`StopProblem`]). One type for both, so reports, logs and tests read
+/// them alike; `P` is the kind of phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem<P> {
+    /// The component.
+    pub component: String,
+    /// The phase: `start` or `ready` for a start, one of the five for a stop.
+    pub phase: P,
+    /// `failed`, `timed_out` or `panicked`; a stop also has `skipped`
+    /// (`timed_out` there means abandoned).
+    pub event: EventKind,
+    /// The error chain, panic message, or what was overrun.
+    pub error: String,
+}
+
+/// Why a start did not complete: the root cause, never a cancellation.
+pub type StartFailure = Problem<Phase>;
+
+/// A component that did not stop cleanly in a phase.
+pub type StopProblem = Problem<StopPhase>;
+
+impl fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = match self.event {
+            EventKind::TimedOut => "timed out",
+            EventKind::Panicked => "panicked",
+            _ => "failed",
+        };
+        write!(f, "component `{}` {verb} in phase {}: {}", self.component, self.phase, self.error)
+    }
+}
+
+impl fmt::Display for StopProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (component, event, phase, error) = (&self.component, self.event, self.phase, &self.error);
+        write!(f, "component `{component}` {event} in phase {} ({phase}): {error}", phase.number())
+    }
+}
+
+impl std::error::Error for StartFailure {}
+impl std::error::Error for StopProblem {}
 
 #[cfg(test)]
 mod tests {

@@ -144,7 +144,7 @@ impl<'de> Deserialize<'de> for Restart {
 ///
 /// The intensity limit is OTP's: more than `max_restarts` restarts within
 /// `period` and the app gives up on the component, runs the five-phase
-/// shutdown and exits 5 (`orderly::ExitStatus::RestartLimitExceeded`).
+/// shutdown and exits 5 (`orderly::app::ExitStatus::RestartLimitExceeded`).
 /// The defaults are systemd's (`StartLimitBurst=5` in `StartLimitIntervalSec=10s`);
 /// OTP's are 1 in 5 s.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -50,11 +50,11 @@ mod component;
 pub mod config;
 mod context;
 mod dependency;
-mod error;
+pub mod error;
 mod failure;
 mod host;
 mod lifecycle;
-mod phase;
+pub mod phase;
 mod readiness;
 mod resources;
 mod retry;
@@ -73,7 +73,7 @@ mod timeline;
 
 // The engine: the running app's state, one hook runner, the walk along the
 // graph, the start and the shutdown sequence.
-pub mod shutdown;
+mod shutdown;
 mod start;
 mod state;
 mod supervise;
@@ -99,20 +99,17 @@ pub mod events {
     pub use crate::timeline::Timeline;
 }
 
+// The root holds what a component author needs; the rest is in modules.
 pub use async_trait::async_trait;
 pub use component::Component;
 pub use context::{AccessError, ReloadContext, Reloaded, StartContext, StopContext};
 pub use dependency::Dependency;
-pub use error::{panic_message, BoxError, Permanent};
+pub use error::{BoxError, Permanent};
 pub use failure::{OnFailure, Restart};
-pub use lifecycle::Lifecycle;
 pub use orderly_macros::component;
-pub use phase::{Phase, PhaseSet, StopPhase};
+pub use phase::StopPhase;
 pub use readiness::Readiness;
-pub use reload::ReloadReport;
-pub use runtime::{BuildError, RunOutcome, Runtime, RuntimeBuilder, StartError};
-pub use shutdown::{ShutdownReport, StopProblem};
-pub use start::StartFailure;
+pub use runtime::Runtime;
 pub use trigger::{Shutdown, ShutdownReason};
 
 #[doc(hidden)]

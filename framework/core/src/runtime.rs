@@ -1,6 +1,6 @@
 //! [`Runtime`]: a validated set of components, started and stopped as one.
 //!
-//! Most apps use `orderly::App`, which adds the command line, config,
+//! Most apps use `orderly::app::App`, which adds the command line, config,
 //! logging and signals around a `Runtime`. Tests and apps that prefer
 //! explicit wiring build a `Runtime` directly.
 
@@ -12,23 +12,27 @@ use parking_lot::Mutex;
 
 use crate::component::Component;
 use crate::emitter::Events;
+use crate::error::StartFailure;
 use crate::event::{EventKind, EventSink, LogEvents};
 use crate::failure::{OnFailure, Supervision};
 use crate::graph::{Graph, GraphErrors, GraphFormat, Node};
 use crate::health::Health;
 use crate::host::{Host, TaskEnd};
-use crate::lifecycle::Lifecycle;
 use crate::metrics::LifecycleMetrics;
-use crate::reload::ReloadReport;
 use crate::resources::{AnyArc, Resources};
 use crate::settings::{ComponentSettings, RuntimeSettings, ShutdownSettings};
-use crate::shutdown::{shut_down, ShutdownReport};
-use crate::start::{start_all, StartEnd, StartFailure};
+use crate::shutdown::shut_down;
+use crate::start::{start_all, StartEnd};
 use crate::state::{Shared, Stage};
 use crate::supervised::Condition;
 use crate::timeline::Timeline;
 use crate::trigger::{Shutdown, ShutdownReason};
 use crate::view::ComponentsView;
+
+// What a run of the runtime reports and offers, beside the runtime itself.
+pub use crate::lifecycle::Lifecycle;
+pub use crate::reload::ReloadReport;
+pub use crate::shutdown::ShutdownReport;
 
 /// Building a runtime failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +85,7 @@ impl std::error::Error for StartError {
     }
 }
 
-/// How a whole run ([`Runtime::run`], `orderly::App`) ended.
+/// How a whole run ([`Runtime::run`], `orderly::app::App`) ended.
 #[derive(Debug)]
 pub enum RunOutcome {
     /// Start failed and was rolled back.

@@ -28,40 +28,13 @@ use std::time::{Duration, Instant};
 use crate::component::Component;
 use crate::context::StopContext;
 use crate::error::box_error_chain;
-use crate::error::BoxError;
+use crate::error::{BoxError, StopProblem};
 use crate::event::EventKind;
 use crate::phase::{Phase, PhaseSet, StopPhase};
 use crate::state::Shared;
 use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::ShutdownReason;
 use crate::walk::{drive, Begin, Pass, Walk};
-
-/// A component that did not stop cleanly in a phase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StopProblem {
-    /// The component.
-    pub component: String,
-    /// The phase.
-    pub phase: StopPhase,
-    /// `failed`, `panicked`, `timed_out` (abandoned) or `skipped`.
-    pub event: EventKind,
-    /// The error chain, panic message, or what was overrun.
-    pub error: String,
-}
-
-impl std::fmt::Display for StopProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "component `{}` {} in phase {} ({}): {}",
-            self.component,
-            self.event,
-            self.phase.number(),
-            self.phase,
-            self.error
-        )
-    }
-}
 
 /// What a shutdown did.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::context::StartContext;
 use crate::error::box_error_chain;
-use crate::error::Permanent;
+use crate::error::{Permanent, StartFailure};
 use crate::event::EventKind;
 use crate::phase::Phase;
 use crate::readiness::Readiness;
@@ -24,24 +24,6 @@ use crate::state::Shared;
 use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::ShutdownReason;
 use crate::walk::{drive, Begin, Pass, Walk};
-
-/// Why a start did not complete: the root cause, never a cancellation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("component `{component}` {} in phase {phase}: {error}", match .event {
-    EventKind::TimedOut => "timed out",
-    EventKind::Panicked => "panicked",
-    _ => "failed",
-})]
-pub struct StartFailure {
-    /// The component that failed first.
-    pub component: String,
-    /// `start` or `ready`.
-    pub phase: Phase,
-    /// `failed`, `timed_out` or `panicked`.
-    pub event: EventKind,
-    /// The error chain or panic message.
-    pub error: String,
-}
 
 /// How the start ended.
 #[derive(Debug)]

@@ -51,8 +51,8 @@ pub fn component(args: TokenStream, input: TokenStream) -> TokenStream {
             quote! { #root::StopPhase::#variant }
         });
         let method: ImplItem = syn::parse_quote! {
-            fn joined_phases(&self) -> #root::PhaseSet {
-                #root::PhaseSet::of(&[#(#phases),*])
+            fn joined_phases(&self) -> #root::phase::PhaseSet {
+                #root::phase::PhaseSet::of(&[#(#phases),*])
             }
         };
         item.items.push(method);

@@ -15,6 +15,9 @@ use config::{Config, Environment, File, FileFormat};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+mod from_config;
+
+pub use from_config::FromConfig;
 pub use orderly_core::config::{ConfigErrors, ConfigIssue, Secret, Validate, Validation};
 
 use orderly_core::settings::{ComponentOverrides, RuntimeSettings, ShutdownSettings, StartDefaults};

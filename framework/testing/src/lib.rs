@@ -7,7 +7,7 @@
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use orderly_testing::{Behavior, Journal, Probe, TestApp};
-//! use orderly_core::{events::EventKind, Phase, StopPhase};
+//! use orderly_core::{events::EventKind, StopPhase, phase::Phase};
 //!
 //! let journal = Journal::new();
 //! let app = TestApp::builder()
@@ -40,8 +40,8 @@ use orderly_core::events::Timeline;
 use orderly_core::runtime::{BuildError, RuntimeBuilder, StartError};
 use orderly_core::settings::{PhaseBudgets, ShutdownSettings};
 use orderly_core::{
-    BoxError, Component, Dependency, OnFailure, PhaseSet, Readiness, Restart, Runtime, ShutdownReason, ShutdownReport,
-    StartContext, StopContext, StopPhase,
+    phase::PhaseSet, runtime::ShutdownReport, BoxError, Component, Dependency, OnFailure, Readiness, Restart, Runtime,
+    ShutdownReason, StartContext, StopContext, StopPhase,
 };
 
 /// What a [`Probe`] hook does.

@@ -1,7 +1,7 @@
 //! The app that the signal tests run as a real child process.
 
 fn main() -> std::process::ExitCode {
-    orderly::App::new(orderly::app_info!(), orderly::link![orderly_tests])
+    orderly::app::App::new(orderly::app_info!(), orderly::link![orderly_tests])
         .embedded_config(
             r#"
             [api]

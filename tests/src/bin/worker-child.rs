@@ -56,7 +56,7 @@ format = "json"
 "#;
 
 fn main() -> std::process::ExitCode {
-    orderly::App::new(orderly::app_info!(), orderly::link![orderly_components])
+    orderly::app::App::new(orderly::app_info!(), orderly::link![orderly_components])
         .embedded_config(CONFIG)
         .component(RecordJobs)
         .run()

@@ -7,7 +7,7 @@ use crate::http::ApiError;
 
 /// The 500 for a panic, keeping its message for the log.
 pub(crate) fn panic_error(panic: Box<dyn Any + Send>) -> actix_web::Error {
-    ApiError::internal(format!("handler panicked: {}", orderly::panic_message(panic.as_ref()))).into()
+    ApiError::internal(format!("handler panicked: {}", orderly::error::panic_message(panic.as_ref()))).into()
 }
 
 #[cfg(test)]
