@@ -16,6 +16,7 @@ use futures::future::join_all;
 use crate::component::Component;
 use crate::dependency::Target;
 use crate::failure::Supervision;
+use crate::nodeset::NodeSet;
 use crate::readiness::Readiness;
 use crate::settings::ComponentSettings;
 use crate::supervised::{Condition, Supervised};
@@ -254,11 +255,11 @@ impl Graph {
     }
 
     /// Node `i` and every node that depends on it, directly or not.
-    pub(crate) fn with_dependents(&self, i: usize) -> Vec<bool> {
-        let mut marked = vec![false; self.len()];
+    pub(crate) fn with_dependents(&self, i: usize) -> NodeSet {
+        let mut marked = NodeSet::empty(self.len());
         let mut todo = vec![i];
         while let Some(j) = todo.pop() {
-            if !std::mem::replace(&mut marked[j], true) {
+            if marked.insert_new(j) {
                 todo.extend(&self.dependents[j]);
             }
         }
@@ -278,7 +279,7 @@ impl Graph {
                 ));
             }
             let closure = self.with_dependents(i);
-            for j in (0..self.len()).filter(|&j| closure[j] && j != i) {
+            for j in closure.iter().filter(|&j| j != i) {
                 if !self.nodes[j].component().restartable() {
                     problems.push(format!(
                         "component `{}` depends on `{}`, which restarts, but it cannot start twice \

@@ -54,6 +54,7 @@ pub mod error;
 mod failure;
 mod host;
 mod lifecycle;
+mod nodeset;
 pub mod phase;
 mod readiness;
 mod resources;
@@ -73,10 +74,10 @@ mod timeline;
 
 // The engine: the running app's state, one hook runner, the walk along the
 // graph, the start and the shutdown sequence.
+mod hook;
 mod shutdown;
 mod start;
 mod state;
-mod supervise;
 mod walk;
 
 // Supervision: restarts and reloads, through the engine.

@@ -17,16 +17,14 @@
 //! 3. if the replacement fails to start, the old value is put back and
 //!    started again, so a bad reload never leaves a component down.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
-
-use futures::FutureExt;
+use std::time::{Duration, Instant};
 
 use crate::component::Component;
 use crate::context::{ReloadContext, Reloaded};
-use crate::error::box_error_chain;
+use crate::error::{box_error_chain, BoxError};
 use crate::event::EventKind;
+use crate::hook::{run_one, BoxFuture, Ended};
 use crate::restart::{clear_conditions, cycle, mark_restarting, member_names};
 use crate::start::StartEnd;
 use crate::state::Shared;
@@ -74,28 +72,29 @@ pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<(String, Arc<dyn C
         let node = &shared.graph.nodes[i];
         let ctx = ReloadContext { name: node.name.clone(), logger: shared.loggers[i].clone(), replacement };
         let component = node.component();
-        let hook = AssertUnwindSafe(component.reload(&ctx)).catch_unwind();
+        let replacement = ctx.replacement.clone();
+        let hook: BoxFuture<Result<Reloaded, BoxError>> = Box::pin(async move { component.reload(&ctx).await });
         // A shutdown waits for this turn: it must not wait for a slow hook.
         let shutdown = shared.shutdown.clone();
-        let ended = tokio::select! {
-            ended = tokio::time::timeout(RELOAD_TIMEOUT, hook) => ended,
-            _ = shutdown.wait() => {
-                fail(&mut report, "a shutdown began during its reload hook".into());
-                continue;
-            }
+        let interrupted = async move {
+            shutdown.wait().await;
         };
-        let outcome = match ended {
-            Ok(Ok(Ok(outcome))) => outcome,
-            Ok(Ok(Err(error))) => {
+        let outcome = match run_one(hook, Instant::now() + RELOAD_TIMEOUT, interrupted).await {
+            Ended::Returned(Ok(outcome)) => outcome,
+            Ended::Returned(Err(error)) => {
                 fail(&mut report, format!("its reload hook failed: {}", box_error_chain(&error)));
                 continue;
             }
-            Ok(Err(panic)) => {
-                fail(&mut report, format!("its reload hook panicked: {}", crate::error::panic_message(panic.as_ref())));
+            Ended::Panicked(message) => {
+                fail(&mut report, format!("its reload hook panicked: {message}"));
                 continue;
             }
-            Err(_) => {
+            Ended::OverLimit => {
                 fail(&mut report, format!("its reload hook did not finish within {RELOAD_TIMEOUT:?}"));
+                continue;
+            }
+            Ended::Aborted => {
+                fail(&mut report, "a shutdown began during its reload hook".into());
                 continue;
             }
         };
@@ -104,7 +103,7 @@ pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<(String, Arc<dyn C
             report.applied.push(name);
             continue;
         }
-        match restart_with(shared, i, ctx.replacement).await {
+        match restart_with(shared, i, replacement).await {
             Ok(names) => {
                 shared
                     .events
@@ -122,8 +121,9 @@ pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<(String, Arc<dyn C
 async fn restart_with(shared: &Arc<Shared>, i: usize, replacement: Arc<dyn Component>) -> Result<String, String> {
     let node = &shared.graph.nodes[i];
     let members = shared.running_with_dependents(i).ok_or("the app is not running")?;
-    let stuck: Vec<&str> = (0..members.len())
-        .filter(|&j| members[j] && j != i && !shared.graph.nodes[j].component().restartable())
+    let stuck: Vec<&str> = members
+        .iter()
+        .filter(|&j| j != i && !shared.graph.nodes[j].component().restartable())
         .map(|j| &*shared.graph.nodes[j].name)
         .collect();
     if !stuck.is_empty() {

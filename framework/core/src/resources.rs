@@ -2,13 +2,15 @@
 //! by type and provider: written by
 //! [`StartContext::provide`](crate::StartContext::provide), read by
 //! dependents' [`resource`](crate::StartContext::resource), withdrawn when
-//! their provider stops for a restart. It names nothing else in the crate.
+//! their provider stops for a restart. Part of the model.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+
+use crate::nodeset::NodeSet;
 
 pub(crate) type AnyArc = Arc<dyn Any + Send + Sync>;
 
@@ -31,9 +33,9 @@ impl Resources {
 
     /// Forgets what the marked components provided: they were stopped for
     /// a restart, and provide anew when they start again.
-    pub(crate) fn withdraw(&self, providers: &[bool]) {
+    pub(crate) fn withdraw(&self, providers: &NodeSet) {
         for provided in self.by_type.write().values_mut() {
-            provided.retain(|(j, _)| !providers[*j]);
+            provided.retain(|(j, _)| !providers.contains(*j));
         }
     }
 }

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use crate::component::Component;
 use crate::event::EventKind;
+use crate::nodeset::NodeSet;
 use crate::shutdown::stop_phases;
 use crate::start::{start_all, StartEnd};
 use crate::state::Shared;
@@ -98,8 +99,8 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
 }
 
 /// Marks the members as restarting: not ready, with why.
-pub(crate) fn mark_restarting(shared: &Shared, members: &[bool], i: usize, why: &str) {
-    for j in (0..members.len()).filter(|&j| members[j]) {
+pub(crate) fn mark_restarting(shared: &Shared, members: &NodeSet, i: usize, why: &str) {
+    for j in members.iter() {
         let supervised = &shared.graph.nodes[j].supervised;
         let why = if j == i { why.to_string() } else { format!("restarting with `{}`", shared.graph.nodes[i].name) };
         *supervised.condition.lock() = Some(Condition::Restarting(why));
@@ -107,8 +108,8 @@ pub(crate) fn mark_restarting(shared: &Shared, members: &[bool], i: usize, why: 
 }
 
 /// The members are well again.
-pub(crate) fn clear_conditions(shared: &Shared, members: &[bool]) {
-    for j in (0..members.len()).filter(|&j| members[j]) {
+pub(crate) fn clear_conditions(shared: &Shared, members: &NodeSet) {
+    for j in members.iter() {
         *shared.graph.nodes[j].supervised.condition.lock() = None;
     }
 }
@@ -120,14 +121,14 @@ pub(crate) fn clear_conditions(shared: &Shared, members: &[bool]) {
 /// shutdown came during the backoff.
 pub(crate) async fn cycle(
     shared: &Arc<Shared>,
-    members: &[bool],
+    members: &NodeSet,
     backoff: Duration,
     swap: Option<(usize, Arc<dyn Component>)>,
 ) -> Option<StartEnd> {
     let running = shared.running_among(members);
     // A new run of each: ends of their current background tasks (which the
     // stop provokes) are stale from now on, not failures to restart for.
-    for j in (0..running.len()).filter(|&j| running[j]) {
+    for j in running.iter() {
         shared.graph.nodes[j].supervised.generation.fetch_add(1, Ordering::AcqRel);
     }
     stop_phases(shared, &running, None).await;
@@ -173,9 +174,8 @@ fn count_restart(
 }
 
 /// "`c` and its dependents a, b" for logs.
-pub(crate) fn member_names(shared: &Shared, members: &[bool], i: usize) -> String {
-    let dependents: Vec<&str> =
-        (0..members.len()).filter(|&j| members[j] && j != i).map(|j| &*shared.graph.nodes[j].name).collect();
+pub(crate) fn member_names(shared: &Shared, members: &NodeSet, i: usize) -> String {
+    let dependents: Vec<&str> = members.iter().filter(|&j| j != i).map(|j| &*shared.graph.nodes[j].name).collect();
     match dependents.is_empty() {
         true => format!("`{}`", shared.graph.nodes[i].name),
         false => format!("`{}` and its dependents {}", shared.graph.nodes[i].name, dependents.join(", ")),

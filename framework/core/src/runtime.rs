@@ -19,6 +19,7 @@ use crate::graph::{Graph, GraphErrors, GraphFormat, Node};
 use crate::health::Health;
 use crate::host::{Host, TaskEnd};
 use crate::metrics::LifecycleMetrics;
+use crate::nodeset::NodeSet;
 use crate::resources::{AnyArc, Resources};
 use crate::settings::{ComponentSettings, RuntimeSettings, ShutdownSettings};
 use crate::shutdown::shut_down;
@@ -293,7 +294,7 @@ impl Runtime {
             }
             *stage = Stage::Starting;
         }
-        let everyone = vec![true; self.shared.graph.len()];
+        let everyone = NodeSet::full(self.shared.graph.len());
         let (started, end) = start_all(&self.shared, &everyone).await;
         match end {
             StartEnd::Complete => {
@@ -315,11 +316,11 @@ impl Runtime {
         }
     }
 
-    async fn roll_back(&self, started: &[bool], reason: ShutdownReason) -> ShutdownReport {
+    async fn roll_back(&self, started: &NodeSet, reason: ShutdownReason) -> ShutdownReport {
         self.shared.shutdown.trigger(reason.clone());
-        *self.shared.stage.lock() = Stage::StartFailed(started.to_vec());
+        *self.shared.stage.lock() = Stage::StartFailed(started.clone());
         let report = shut_down(&self.shared, reason).await;
-        for (i, _) in started.iter().enumerate().filter(|(_, s)| **s) {
+        for i in started.iter() {
             self.shared.events.emit(EventKind::RolledBack.build().component(&self.shared.graph.nodes[i].name));
         }
         report

@@ -30,9 +30,10 @@ use crate::context::StopContext;
 use crate::error::box_error_chain;
 use crate::error::{BoxError, StopProblem};
 use crate::event::EventKind;
+use crate::hook::{BoxFuture, Ended};
+use crate::nodeset::NodeSet;
 use crate::phase::{Phase, PhaseSet, StopPhase};
 use crate::state::Shared;
-use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::ShutdownReason;
 use crate::walk::{drive, Begin, Pass, Walk};
 
@@ -94,7 +95,7 @@ pub(crate) async fn shut_down(shared: &Shared, reason: ShutdownReason) -> Shutdo
 /// restart's stop of some components, while the app goes on.
 pub(crate) async fn stop_phases(
     shared: &Shared,
-    included: &[bool],
+    included: &NodeSet,
     deadline: Option<Instant>,
 ) -> (Vec<StopProblem>, Vec<(StopPhase, Duration)>) {
     // Asked once: which phases each component joins (one not included
@@ -103,8 +104,8 @@ pub(crate) async fn stop_phases(
         .graph
         .nodes
         .iter()
-        .zip(included)
-        .map(|(node, &included)| if included { node.component().joined_phases() } else { PhaseSet::NONE })
+        .enumerate()
+        .map(|(i, node)| if included.contains(i) { node.component().joined_phases() } else { PhaseSet::NONE })
         .collect();
     let mut problems = Vec::new();
     let mut phases = Vec::with_capacity(StopPhase::ALL.len());
@@ -131,7 +132,7 @@ pub(crate) async fn stop_phases(
 /// One phase: the reversed graph walked concurrently, within `phase_end`.
 async fn run_phase(
     shared: &Shared,
-    included: &[bool],
+    included: &NodeSet,
     joins: &[PhaseSet],
     phase: StopPhase,
     phase_end: Instant,

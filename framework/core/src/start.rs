@@ -8,20 +8,18 @@
 //! flight are cancelled, and the caller rolls back exactly the components
 //! whose `start` returned `Ok`.
 
-use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::context::StartContext;
-use crate::error::box_error_chain;
-use crate::error::{Permanent, StartFailure};
+use crate::error::{box_error_chain, Permanent, StartFailure};
 use crate::event::EventKind;
+use crate::hook::{within, BoxFuture, Ended};
+use crate::nodeset::NodeSet;
 use crate::phase::Phase;
 use crate::readiness::Readiness;
 use crate::state::Shared;
-use crate::supervise::{BoxFuture, Ended};
 use crate::trigger::ShutdownReason;
 use crate::walk::{drive, Begin, Pass, Walk};
 
@@ -39,9 +37,9 @@ pub(crate) enum StartEnd {
 /// Starts the components marked in `included` (every one, or those a
 /// restart stopped) along the graph; the others must already run. Returns
 /// which ones started and how it ended.
-pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<bool>, StartEnd) {
+pub(crate) async fn start_all(shared: &Arc<Shared>, included: &NodeSet) -> (NodeSet, StartEnd) {
     let graph = &shared.graph;
-    let mut pass = Starting { shared, started: vec![false; graph.len()] };
+    let mut pass = Starting { shared, started: NodeSet::empty(graph.len()) };
     if let Some(reason) = shared.shutdown.reason() {
         return (pass.started, StartEnd::Interrupted(reason));
     }
@@ -56,7 +54,7 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
         match end {
             // Cancelled while waiting for readiness: its start returned, so it holds
             // whatever it acquired and is rolled back with the rest.
-            Ended::Aborted if start_returned(shared, i) => pass.started[i] = true,
+            Ended::Aborted if start_returned(shared, i) => pass.started.insert(i),
             Ended::Aborted => shared.events.emit(
                 EventKind::Cancelled
                     .build()
@@ -78,7 +76,7 @@ pub(crate) async fn start_all(shared: &Arc<Shared>, included: &[bool]) -> (Vec<b
 struct Starting<'a> {
     shared: &'a Arc<Shared>,
     /// Whose `start` returned `Ok`: what a rollback stops.
-    started: Vec<bool>,
+    started: NodeSet,
 }
 
 impl Pass for Starting<'_> {
@@ -103,7 +101,9 @@ impl Pass for Starting<'_> {
         let name = &shared.graph.nodes[i].name;
         let failure = |phase, event, error| StartFailure { component: name.to_string(), phase, event, error };
         let started = start_returned(shared, i);
-        self.started[i] = started;
+        if started {
+            self.started.insert(i);
+        }
         let failure = match end {
             Ended::Returned(Ok(())) => return Ok(()),
             Ended::Returned(Err(failure)) => failure,
@@ -186,16 +186,6 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
 
 fn start_returned(shared: &Shared, i: usize) -> bool {
     shared.start_returned[i].load(Ordering::Acquire)
-}
-
-/// Runs `future` until `deadline`; `None` if it did not finish. A future
-/// that is done on its first poll never arms a timer, which is most of them.
-async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    if let Poll::Ready(output) = futures::poll!(future.as_mut()) {
-        return Some(output);
-    }
-    tokio::time::timeout_at(deadline.into(), future).await.ok()
 }
 
 /// Polls `ready` with a doubling interval until it reports ready or `deadline` passes.

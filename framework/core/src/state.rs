@@ -13,6 +13,7 @@ use crate::emitter::Events;
 use crate::graph::Graph;
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
+use crate::nodeset::NodeSet;
 use crate::resources::Resources;
 use crate::settings::ShutdownSettings;
 use crate::trigger::Shutdown;
@@ -26,9 +27,9 @@ pub(crate) enum Stage {
     /// `start` is running.
     Starting,
     /// Started; marks which components run now (restarts change it).
-    Running(Vec<bool>),
+    Running(NodeSet),
     /// Start did not complete; marks the components that did start, to roll back.
-    StartFailed(Vec<bool>),
+    StartFailed(NodeSet),
     /// Shut down, or rolled back.
     Stopped,
 }
@@ -60,45 +61,45 @@ impl Shared {
     }
 
     /// Component `i` and its dependents, those that run now; `None` unless the app is running.
-    pub(crate) fn running_with_dependents(&self, i: usize) -> Option<Vec<bool>> {
+    pub(crate) fn running_with_dependents(&self, i: usize) -> Option<NodeSet> {
         let closure = self.graph.with_dependents(i);
         match &*self.stage.lock() {
-            Stage::Running(running) => Some(closure.iter().zip(running).map(|(&c, &r)| c && r).collect()),
+            Stage::Running(running) => Some(closure.intersection(running)),
             _ => None,
         }
     }
 
     /// Which of `members` run now.
-    pub(crate) fn running_among(&self, members: &[bool]) -> Vec<bool> {
+    pub(crate) fn running_among(&self, members: &NodeSet) -> NodeSet {
         match &*self.stage.lock() {
-            Stage::Running(running) => members.iter().zip(running).map(|(&m, &r)| m && r).collect(),
-            _ => vec![false; members.len()],
+            Stage::Running(running) => members.intersection(running),
+            _ => NodeSet::empty(self.graph.len()),
         }
     }
 
     /// Records that the marked components stopped (for a restart).
-    pub(crate) fn mark_stopped(&self, stopped: &[bool]) {
+    pub(crate) fn mark_stopped(&self, stopped: &NodeSet) {
         if let Stage::Running(running) = &mut *self.stage.lock() {
-            running.iter_mut().zip(stopped).filter(|(_, &s)| s).for_each(|(r, _)| *r = false);
+            running.subtract(stopped);
         }
-        for (returned, _) in self.start_returned.iter().zip(stopped).filter(|(_, &s)| s) {
-            returned.store(false, std::sync::atomic::Ordering::Release);
+        for i in stopped.iter() {
+            self.start_returned[i].store(false, std::sync::atomic::Ordering::Release);
         }
     }
 
     /// Records that the marked components started again.
-    pub(crate) fn mark_started(&self, started: &[bool]) {
+    pub(crate) fn mark_started(&self, started: &NodeSet) {
         if let Stage::Running(running) = &mut *self.stage.lock() {
-            running.iter_mut().zip(started).filter(|(_, &s)| s).for_each(|(r, _)| *r = true);
+            running.union_with(started);
         }
     }
 
     /// Ends the stage: which components run (or started, in a start that
     /// failed) and must stop now. Nothing, the second time.
-    pub(crate) fn take_running(&self) -> Vec<bool> {
+    pub(crate) fn take_running(&self) -> NodeSet {
         match std::mem::replace(&mut *self.stage.lock(), Stage::Stopped) {
             Stage::Running(running) | Stage::StartFailed(running) => running,
-            Stage::NotStarted | Stage::Starting | Stage::Stopped => vec![false; self.graph.len()],
+            Stage::NotStarted | Stage::Starting | Stage::Stopped => NodeSet::empty(self.graph.len()),
         }
     }
 

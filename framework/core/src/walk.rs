@@ -16,7 +16,8 @@ use std::time::Instant;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::task::JoinHandle;
 
-use crate::supervise::{join_result, launch, BoxFuture, Ended, Launched};
+use crate::hook::{join_result, launch, BoxFuture, Ended, Launched};
+use crate::nodeset::NodeSet;
 
 /// What one walk over the graph does at each node.
 pub(crate) trait Pass {
@@ -151,17 +152,25 @@ impl<T> Future for Tracked<T> {
 pub(crate) struct Walk<'g> {
     outstanding: Vec<usize>,
     successors: &'g [Vec<usize>],
-    included: &'g [bool],
+    included: &'g NodeSet,
 }
 
 impl<'g> Walk<'g> {
     /// `predecessors[i]`: the nodes `i` waits for; `successors` is its transpose.
     /// Only nodes marked in `included` take part; the others are ignored on both sides.
-    pub(crate) fn new(predecessors: &[Vec<usize>], successors: &'g [Vec<usize>], included: &'g [bool]) -> Self {
+    pub(crate) fn new(predecessors: &[Vec<usize>], successors: &'g [Vec<usize>], included: &'g NodeSet) -> Self {
         let outstanding = predecessors
             .iter()
             .enumerate()
-            .map(|(i, preds)| if included[i] { preds.iter().filter(|&&p| included[p]).count() } else { 0 })
+            .map(
+                |(i, preds)| {
+                    if included.contains(i) {
+                        preds.iter().filter(|&&p| included.contains(p)).count()
+                    } else {
+                        0
+                    }
+                },
+            )
             .collect();
         Self { outstanding, successors, included }
     }
@@ -172,13 +181,13 @@ impl<'g> Walk<'g> {
     /// everything runnable now begins before anything it releases, so
     /// independent components begin together rather than one chain first.
     pub(crate) fn roots(&self) -> VecDeque<usize> {
-        (0..self.outstanding.len()).filter(|&i| self.included[i] && self.outstanding[i] == 0).collect()
+        (0..self.outstanding.len()).filter(|&i| self.included.contains(i) && self.outstanding[i] == 0).collect()
     }
 
     /// Marks `node` complete and appends the nodes that became runnable to `runnable`.
     pub(crate) fn complete(&mut self, node: usize, runnable: &mut impl Extend<usize>) {
         for &next in &self.successors[node] {
-            if self.included[next] {
+            if self.included.contains(next) {
                 self.outstanding[next] -= 1;
                 if self.outstanding[next] == 0 {
                     runnable.extend([next]);
@@ -197,7 +206,7 @@ mod tests {
         // 2 waits for 0 and 1.
         let preds = vec![vec![], vec![], vec![0, 1]];
         let succs = vec![vec![2], vec![2], vec![]];
-        let all = vec![true; 3];
+        let all = NodeSet::full(3);
         let mut walk = Walk::new(&preds, &succs, &all);
         assert_eq!(walk.roots(), vec![0, 1]);
         let mut runnable = Vec::new();
@@ -273,8 +282,8 @@ mod tests {
     }
 
     /// 0 → 1 → 2 (1 waits for 0, 2 for 1), plus 3 on its own.
-    fn chain_and_one() -> (Vec<Vec<usize>>, Vec<Vec<usize>>, Vec<bool>) {
-        (vec![vec![], vec![0], vec![1], vec![]], vec![vec![1], vec![2], vec![], vec![]], vec![true; 4])
+    fn chain_and_one() -> (Vec<Vec<usize>>, Vec<Vec<usize>>, NodeSet) {
+        (vec![vec![], vec![0], vec![1], vec![]], vec![vec![1], vec![2], vec![], vec![]], NodeSet::full(4))
     }
 
     #[tokio::test]
@@ -334,7 +343,8 @@ mod tests {
     fn excluded_nodes_are_not_waited_for() {
         let preds = vec![vec![], vec![0]];
         let succs = vec![vec![1], vec![]];
-        let included = vec![false, true];
+        let mut included = NodeSet::empty(2);
+        included.insert(1);
         assert_eq!(Walk::new(&preds, &succs, &included).roots(), vec![1]);
     }
 }

@@ -1,13 +1,19 @@
-//! Running one hook so that a panic is caught and a hang can be abandoned.
+//! The one hook runner: every hook (a start, each stop phase's hooks, a
+//! restart's members, a reload hook) runs through [`launch`], so that a
+//! panic is caught and a hang can be abandoned.
 //!
 //! A hook is polled once in place: most hooks (and every default no-op)
 //! finish on that first poll, so they cost no task spawn. A hook that is
 //! still pending moves into its own task, which can be aborted at its cap.
+//! The walk along the graph (`walk.rs`) launches many at once; [`run_one`]
+//! runs a single one; [`within`] bounds a future the caller keeps polling
+//! itself (one start attempt, inside its component's launched start).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Instant;
 
 use tokio::task::{JoinError, JoinHandle};
 
@@ -73,6 +79,39 @@ pub(crate) fn join_result<T>(result: Result<T, JoinError>) -> Ended<T> {
         Ok(value) => Ended::Returned(value),
         Err(e) if e.is_panic() => Ended::Panicked(panic_message(e.into_panic().as_ref())),
         Err(_) => Ended::Aborted,
+    }
+}
+
+/// Runs `future` until `deadline`; `None` if it did not finish. A future
+/// that is done on its first poll never arms a timer, which is most of them.
+pub(crate) async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    if let Poll::Ready(output) = futures::poll!(future.as_mut()) {
+        return Some(output);
+    }
+    tokio::time::timeout_at(deadline.into(), future).await.ok()
+}
+
+/// Runs one hook outside a walk along the graph (a reload hook), the way a
+/// walk runs each of its hooks: polled once in place, then in its own task
+/// until it returns, `limit` passes (abandoned: `OverLimit`) or `interrupt`
+/// completes first (`Aborted`).
+pub(crate) async fn run_one<T: Send + 'static>(
+    hook: BoxFuture<T>,
+    limit: Instant,
+    interrupt: impl Future<Output = ()>,
+) -> Ended<T> {
+    match launch(hook).await {
+        Launched::Done(ended) => ended,
+        Launched::Running(mut handle) => {
+            let ended = tokio::select! {
+                result = &mut handle => return join_result(result),
+                _ = tokio::time::sleep_until(limit.into()) => Ended::OverLimit,
+                _ = interrupt => Ended::Aborted,
+            };
+            handle.abort();
+            ended
+        }
     }
 }
 
