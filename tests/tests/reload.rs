@@ -244,3 +244,69 @@ async fn without_a_hook_the_replacement_restarts_with_the_dependents_and_a_faile
     assert!(runtime.shutdown_handle().reason().is_none());
     assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
 }
+
+/// A reload hook that misbehaves in the way its name says.
+enum Unruly {
+    PanicsAtOnce,
+    PanicsLater,
+    Hangs,
+}
+
+#[async_trait]
+impl Component for Unruly {
+    async fn reload(&self, _ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        match self {
+            Unruly::PanicsAtOnce => panic!("reload exploded"),
+            Unruly::PanicsLater => {
+                tokio::task::yield_now().await;
+                panic!("reload exploded later")
+            }
+            Unruly::Hangs => std::future::pending().await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_reload_hook_is_reported_before_or_after_its_first_poll_and_the_app_goes_on() {
+    for (unruly, message) in [(Unruly::PanicsAtOnce, "reload exploded"), (Unruly::PanicsLater, "reload exploded later")]
+    {
+        let runtime = Runtime::builder().component(unruly).build().unwrap();
+        runtime.start().await.unwrap();
+        let report = runtime.reload(vec![("unruly".into(), Arc::new(Unruly::Hangs))]).await;
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        assert!(report.failed[0].contains(&format!("its reload hook panicked: {message}")), "{report:?}");
+        assert!(runtime.health().readiness(Duration::from_secs(1)).await.ready);
+        assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
+    }
+}
+
+/// A reload hook that says it has begun, then never ends.
+struct HangsInReload {
+    entered: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl Component for HangsInReload {
+    async fn reload(&self, _ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        self.entered.notify_one();
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_shutdown_cuts_a_hung_reload_hook_short() {
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let component = HangsInReload { entered: entered.clone() };
+    let runtime = Arc::new(Runtime::builder().component(component).build().unwrap());
+    runtime.start().await.unwrap();
+    let reloading = tokio::spawn({
+        let runtime = runtime.clone();
+        let replacement = HangsInReload { entered: Arc::new(tokio::sync::Notify::new()) };
+        async move { runtime.reload(vec![("hangs_in_reload".into(), Arc::new(replacement))]).await }
+    });
+    entered.notified().await;
+    runtime.shutdown_handle().trigger(ShutdownReason::Signal("SIGTERM"));
+    let report = reloading.await.unwrap();
+    assert!(report.failed[0].contains("a shutdown began during its reload hook"), "{report:?}");
+    assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
+}
