@@ -40,6 +40,7 @@ fi
 
 cargo test -p orderly-core --doc
 cargo test -p orderly-testing --doc
+cargo test -p orderly-test-services --doc
 cargo test -p orderly --doc
 cargo test -p orderly-components --doc
 

@@ -25,8 +25,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use orderly::{
-    config::FromConfig, config::Validate, config::Validation, graph::GraphFormat, runtime::Lifecycle, BoxError,
-    Component, Dependency, Readiness, StartContext, StopContext,
+    config::Validate, config::Validation, graph::GraphFormat, runtime::Lifecycle, BoxError, Component, Dependency,
+    Readiness, StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -172,10 +172,6 @@ async fn debug_lifecycle(state: web::Data<AdminState>, req: HttpRequest) -> Http
 
 #[orderly::component]
 impl Component for Admin {
-    fn name(&self) -> &str {
-        "admin"
-    }
-
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::on::<Metrics>()]
     }
@@ -225,16 +221,4 @@ impl Component for Admin {
     }
 }
 
-impl FromConfig for Admin {
-    type Config = AdminConfig;
-
-    fn section() -> &'static str {
-        "admin"
-    }
-
-    fn from_config(config: AdminConfig) -> Result<Self, BoxError> {
-        Ok(Self::new(config))
-    }
-}
-
-orderly::register!(Admin);
+orderly::register!(Admin: AdminConfig => Admin::new);

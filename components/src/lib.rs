@@ -42,7 +42,7 @@ pub mod workers;
 
 /// This machine's name (`/etc/hostname`), for lease owners and the
 /// Pushgateway's `instance` label.
-#[allow(dead_code)] // used by `metrics` and `workers`
+#[cfg(any(feature = "metrics", feature = "workers"))]
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())

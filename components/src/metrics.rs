@@ -11,12 +11,17 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use orderly::{
-    config::FromConfig, config::Validate, config::Validation, BoxError, Component, StartContext, StopContext,
-};
+use orderly::settings::RetryPolicy;
+use orderly::{config::Validate, config::Validation, BoxError, Component, StartContext, StopContext};
 use parking_lot::Mutex;
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Deserialize;
+
+/// The backoff between push attempts: doubling from this, with full
+/// jitter, up to [`PUSH_BACKOFF_MAX`] (a push interval is seconds).
+const PUSH_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// The largest backoff between push attempts.
+const PUSH_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// `[metrics]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -154,7 +159,7 @@ struct Pusher {
 impl Pusher {
     /// One push, retried with backoff; counted either way, never fatal.
     async fn push(&self) -> Result<(), MetricsError> {
-        let mut backoff = Duration::from_millis(100);
+        let retry = RetryPolicy::new(self.attempts, PUSH_BACKOFF_INITIAL, PUSH_BACKOFF_MAX);
         let mut reason = String::new();
         for attempt in 1..=self.attempts {
             let body = render(&self.registry)?;
@@ -172,8 +177,7 @@ impl Pusher {
                 Err(e) => reason = e.to_string(),
             }
             if attempt < self.attempts {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
+                tokio::time::sleep(retry.backoff(attempt)).await;
             }
         }
         self.pushes.with_label_values(&["error"]).inc();
@@ -191,7 +195,7 @@ fn group_url(push: &PushConfig) -> String {
 
 impl Metrics {
     /// A metrics component with `config` (usually built from `[metrics]`).
-    pub fn from_config_value(config: MetricsConfig) -> Self {
+    pub fn new(config: MetricsConfig) -> Self {
         Self { config, ..Self::default() }
     }
 
@@ -293,14 +297,7 @@ impl Component for Metrics {
     }
 }
 
-impl FromConfig for Metrics {
-    type Config = MetricsConfig;
-    fn from_config(config: MetricsConfig) -> Result<Self, BoxError> {
-        Ok(Self { config, ..Self::default() })
-    }
-}
-
-orderly::register!(Metrics);
+orderly::register!(Metrics: MetricsConfig => Metrics::new);
 
 #[cfg(test)]
 mod tests {

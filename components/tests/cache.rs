@@ -1,7 +1,6 @@
 //! The cache: in-process and against a real Redis started by the test on a
 //! free loopback port, including Redis going away and coming back.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,47 +8,7 @@ use std::time::{Duration, Instant};
 use orderly::{config::Secret, Component, Readiness, Runtime, ShutdownReason};
 use orderly_components::cache::{Cache, CacheBackend, CacheConfig};
 use orderly_components::metrics::Metrics;
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start_on(port: u16) -> Redis {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt-get install redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis did not come up");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Redis { child, port }
-    }
-
-    fn start() -> Redis {
-        // Its own statement: the probing listener must be closed before redis binds.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Self::start_on(port)
-    }
-
-    fn stop(mut self) -> u16 {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.port
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use orderly_test_services::Redis;
 
 async fn started(config: CacheConfig) -> (Runtime, Arc<Cache>) {
     let cache = Arc::new(Cache::new(config));
@@ -113,22 +72,22 @@ async fn in_memory_get_set_delete_ttl_and_coalescing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_get_set_delete_ttl_and_coalescing() {
     let redis = Redis::start();
-    let (runtime, cache) = started(redis_config(redis.port)).await;
+    let (runtime, cache) = started(redis_config(redis.port())).await;
     get_set_delete_and_ttl(&cache).await;
     loads_are_coalesced(&cache).await;
     assert_eq!(cache.ready().await, Readiness::Ready);
     let text = orderly_components::metrics::render(runtime.metrics_registry()).unwrap();
     assert!(text.contains(r#"cache_requests_total{backend="redis",result="hit"}"#), "{text}");
-    assert!(clients_of(redis.port).await >= 1);
+    assert!(clients_of(redis.port()).await >= 1);
     assert!(runtime.shutdown(reason()).await.is_clean());
     drop(cache);
-    let mut left = clients_of(redis.port).await;
+    let mut left = clients_of(redis.port()).await;
     for _ in 0..100 {
         if left == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        left = clients_of(redis.port).await;
+        left = clients_of(redis.port()).await;
     }
     assert_eq!(left, 0, "phase 5 closed every connection to redis");
 }
@@ -146,7 +105,7 @@ async fn clients_of(port: u16) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_redis_goes_away_the_cache_degrades_to_misses_and_recovers() {
     let redis = Redis::start();
-    let (runtime, cache) = started(redis_config(redis.port)).await;
+    let (runtime, cache) = started(redis_config(redis.port())).await;
     cache.set("k", &"v", None).await;
     assert_eq!(cache.get::<String>("k").await.as_deref(), Some("v"));
 

@@ -3,55 +3,15 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use orderly::{settings::ShutdownSettings, Runtime};
 use orderly_components::metrics::{Metrics, MetricsConfig, PushConfig};
+use orderly_test_services::{series_value, Pushgateway};
 use support::*;
 
-struct Pushgateway {
-    child: Child,
-    url: String,
-}
-
-impl Pushgateway {
-    fn start() -> Pushgateway {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("prometheus-pushgateway")
-            .args([format!("--web.listen-address=127.0.0.1:{port}"), "--persistence.file=".into()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-pushgateway (apt-get install prometheus-pushgateway)");
-        let gateway = Pushgateway { child, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the pushgateway did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        gateway
-    }
-
-    async fn metrics(&self) -> String {
-        client().get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap()
-    }
-}
-
-impl Drop for Pushgateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The value of the first series named `name` carrying every label in `labels`.
-fn value_of(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .find(|l| labels.iter().all(|label| l.contains(label)))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+async fn scrape(gateway: &Pushgateway) -> String {
+    client().get(gateway.metrics_url()).send().await.unwrap().text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +25,7 @@ async fn the_final_push_carries_the_last_counts() {
         ..PushConfig::default()
     };
     let (runtime, http, _admin, _) = build_with_metrics(
-        Metrics::from_config_value(MetricsConfig { push, ..MetricsConfig::default() }),
+        Metrics::new(MetricsConfig { push, ..MetricsConfig::default() }),
         http_config(),
         admin_config(),
         ShutdownSettings::default(),
@@ -77,20 +37,21 @@ async fn the_final_push_carries_the_last_counts() {
         assert_eq!(client().get(format!("{base}/hello")).send().await.unwrap().status(), 200);
     }
     assert!(
-        gateway.metrics().await.lines().all(|l| !l.starts_with("http_requests_total")),
+        scrape(&gateway).await.lines().all(|l| !l.starts_with("http_requests_total")),
         "nothing pushed before the end (interval 1 h)"
     );
     assert!(runtime.shutdown(reason()).await.is_clean());
 
-    let text = gateway.metrics().await;
+    let text = scrape(&gateway).await;
     let labels = [r#"job="push-test""#, r#"instance="one""#, r#"route="/hello""#, r#"status="200""#];
-    assert_eq!(value_of(&text, "http_requests_total", &labels), Some(7.0), "{text}");
+    assert_eq!(series_value(&text, "http_requests_total", &labels), Some(7.0), "{text}");
     assert!(
-        value_of(&text, "push_time_seconds", &[r#"job="push-test""#, r#"instance="one""#]).is_some_and(|t| t > 0.0),
+        series_value(&text, "push_time_seconds", &[r#"job="push-test""#, r#"instance="one""#]).is_some_and(|t| t > 0.0),
         "{text}"
     );
     assert!(
-        value_of(&text, "orderly_component_stop_seconds_count", &[r#"component="http""#, r#"phase="drain""#]).is_some(),
+        series_value(&text, "orderly_component_stop_seconds_count", &[r#"component="http""#, r#"phase="drain""#])
+            .is_some(),
         "lifecycle metrics of the drain are in the final push"
     );
 }
@@ -104,13 +65,13 @@ async fn a_gateway_that_is_down_is_logged_and_counted_never_fatal() {
         attempts: 1,
         ..PushConfig::default()
     };
-    let metrics = std::sync::Arc::new(Metrics::from_config_value(MetricsConfig { push, ..MetricsConfig::default() }));
+    let metrics = std::sync::Arc::new(Metrics::new(MetricsConfig { push, ..MetricsConfig::default() }));
     let runtime = Runtime::builder().component_arc(metrics.clone()).build().unwrap();
     runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = metrics.render().unwrap();
-        if value_of(&text, "orderly_metrics_pushes_total", &[r#"result="error""#]).unwrap_or(0.0) >= 2.0 {
+        if series_value(&text, "orderly_metrics_pushes_total", &[r#"result="error""#]).unwrap_or(0.0) >= 2.0 {
             break;
         }
         assert!(Instant::now() < deadline, "failed pushes are counted: {text}");
@@ -129,11 +90,11 @@ async fn it_pushes_on_its_interval_while_running() {
         job: "periodic".into(),
         ..PushConfig::default()
     };
-    let metrics = std::sync::Arc::new(Metrics::from_config_value(MetricsConfig { push, ..MetricsConfig::default() }));
+    let metrics = std::sync::Arc::new(Metrics::new(MetricsConfig { push, ..MetricsConfig::default() }));
     let runtime = Runtime::builder().component_arc(metrics.clone()).build().unwrap();
     runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !gateway.metrics().await.contains(r#"job="periodic""#) {
+    while !scrape(&gateway).await.contains(r#"job="periodic""#) {
         assert!(Instant::now() < deadline, "no periodic push arrived");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -86,7 +86,7 @@ fn read_key_file(path: &str) -> Result<Vec<Secret<String>>, BoxError> {
 #[orderly::component]
 impl Component for ApiKeys {
     fn name(&self) -> &str {
-        "api"
+        <Self as FromConfig>::section()
     }
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
@@ -106,19 +106,7 @@ impl Component for ApiKeys {
     }
 }
 
-impl FromConfig for ApiKeys {
-    type Config = ApiConfig;
-
-    fn section() -> &'static str {
-        "api"
-    }
-
-    fn from_config(config: ApiConfig) -> Result<Self, BoxError> {
-        Ok(Self::new(config))
-    }
-}
-
-orderly::register!(ApiKeys);
+orderly::register!(ApiKeys: ApiConfig => ApiKeys::new, section = "api");
 
 /// What the bearer check needs: the keys, and the injected delay.
 pub struct Authenticator {

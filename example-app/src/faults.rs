@@ -16,9 +16,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use orderly::{
-    config::FromConfig, config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, StartContext,
-};
+use orderly::{config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, StartContext};
 use serde::Deserialize;
 
 /// `[faults]`.
@@ -81,12 +79,4 @@ impl Component for Faults {
     }
 }
 
-impl FromConfig for Faults {
-    type Config = FaultsConfig;
-
-    fn from_config(config: FaultsConfig) -> Result<Self, BoxError> {
-        Ok(Self::new(config))
-    }
-}
-
-orderly::register!(Faults);
+orderly::register!(Faults: FaultsConfig => Faults::new);

@@ -110,7 +110,7 @@ async fn sigterm_under_load_loses_nothing_five_times() {
         assert_eq!(app.phases_started(), FIVE_PHASES, "round {round}");
 
         let created = outcomes.iter().filter(|o| o.created).count() as f64;
-        let pushed = gateway.value("orders_created_total", &[&format!("instance=\"{instance}\"")]).await;
+        let pushed = pushed_value(&gateway, "orders_created_total", &[&format!("instance=\"{instance}\"")]).await;
         assert_eq!(pushed, Some(created), "round {round}: the final push carries every created order");
 
         // None lost: every order's job is done (and the order confirmed once) or still queued.

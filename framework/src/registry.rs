@@ -142,14 +142,57 @@ macro_rules! register_default {
     };
 }
 
-/// Registers a component type (which implements [`FromConfig`]) so that every
-/// app linking this crate runs it. See [`link!`](crate::link) for the app's side.
+/// Registers a component type so that every app linking this crate runs
+/// it, built from its own config section. See [`link!`](crate::link) for
+/// the app's side.
+///
+/// - `register!(T)`: `T` implements [`FromConfig`] itself.
+/// - `register!(T: Config => constructor)`: the common case, with the
+///   `FromConfig` impl written for you: the section `[t]` (the type's
+///   snake_case name, as [`Component::name`] defaults to) is read as
+///   `Config` and handed to `constructor`, a `fn(Config) -> T`.
+/// - `register!(T: Config => constructor, section = "name")`: another
+///   section name. A component named differently from its type returns
+///   `<Self as FromConfig>::section()` from its `name()`, so the name is
+///   written once.
+///
+/// ```
+/// use orderly::config::{Validate, Validation};
+///
+/// #[derive(Debug, Default, serde::Deserialize)]
+/// #[serde(default, deny_unknown_fields)]
+/// pub struct GreeterConfig { pub greeting: String }
+/// impl Validate for GreeterConfig {}
+///
+/// pub struct Greeter { greeting: String }
+/// impl Greeter {
+///     pub fn new(config: GreeterConfig) -> Self { Self { greeting: config.greeting } }
+/// }
+/// #[orderly::component]
+/// impl orderly::Component for Greeter {}
+///
+/// orderly::register!(Greeter: GreeterConfig => Greeter::new); // reads [greeter]
+/// ```
 #[macro_export]
 macro_rules! register {
     ($component:ty) => {
         $crate::__private::inventory::submit! {
             $crate::app::Registration::of::<$component>(::core::module_path!())
         }
+    };
+    ($component:ty : $config:ty => $constructor:expr $(, section = $section:literal)? $(,)?) => {
+        impl $crate::config::FromConfig for $component {
+            type Config = $config;
+            $(
+                fn section() -> &'static str {
+                    $section
+                }
+            )?
+            fn from_config(config: $config) -> ::core::result::Result<Self, $crate::BoxError> {
+                ::core::result::Result::Ok(($constructor)(config))
+            }
+        }
+        $crate::register!($component);
     };
 }
 

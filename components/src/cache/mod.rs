@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::AsyncCommands;
 use orderly::{
-    config::FromConfig, config::Secret, config::Validate, config::Validation, BoxError, Component, Dependency,
-    Readiness, StartContext, StopContext,
+    config::Secret, config::Validate, config::Validation, BoxError, Component, Dependency, Readiness, StartContext,
+    StopContext,
 };
 use parking_lot::Mutex;
 use prometheus::{IntCounterVec, IntGauge, Opts};
@@ -343,10 +343,6 @@ impl Cache {
 
 #[orderly::component]
 impl Component for Cache {
-    fn name(&self) -> &str {
-        "cache"
-    }
-
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::on::<Metrics>()]
     }
@@ -402,16 +398,4 @@ impl Component for Cache {
     }
 }
 
-impl FromConfig for Cache {
-    type Config = CacheConfig;
-
-    fn section() -> &'static str {
-        "cache"
-    }
-
-    fn from_config(config: CacheConfig) -> Result<Self, BoxError> {
-        Ok(Self::new(config))
-    }
-}
-
-orderly::register!(Cache);
+orderly::register!(Cache: CacheConfig => Cache::new);

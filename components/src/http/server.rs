@@ -242,7 +242,7 @@ fn start_workers(
 #[orderly::component]
 impl Component for HttpServer {
     fn name(&self) -> &str {
-        "http"
+        <Self as FromConfig>::section()
     }
 
     fn dependencies(&self) -> Vec<Dependency> {
@@ -363,16 +363,4 @@ impl Component for HttpServer {
     }
 }
 
-impl FromConfig for HttpServer {
-    type Config = HttpConfig;
-
-    fn section() -> &'static str {
-        "http"
-    }
-
-    fn from_config(config: HttpConfig) -> Result<Self, BoxError> {
-        Ok(Self::new(config))
-    }
-}
-
-orderly::register!(HttpServer);
+orderly::register!(HttpServer: HttpConfig => HttpServer::new, section = "http");

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use orderly::{
-    config::FromConfig, config::Secret, config::Validate, config::Validation, settings::RetryPolicy, BoxError,
-    Component, Permanent, Readiness, StartContext, StopContext,
+    config::Secret, config::Validate, config::Validation, settings::RetryPolicy, BoxError, Component, Permanent,
+    Readiness, StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -262,10 +262,6 @@ async fn connect_with_retry(
 
 #[orderly::component]
 impl Component for Database {
-    fn name(&self) -> &str {
-        "database"
-    }
-
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let url = if self.config.url.expose().is_empty() {
             let dev = DevDatabase::start().await.map_err(Permanent::new)?;
@@ -339,16 +335,4 @@ impl Component for Database {
     }
 }
 
-impl FromConfig for Database {
-    type Config = DatabaseConfig;
-
-    fn section() -> &'static str {
-        "database"
-    }
-
-    fn from_config(config: DatabaseConfig) -> Result<Self, BoxError> {
-        Ok(Self::new(config))
-    }
-}
-
-orderly::register!(Database);
+orderly::register!(Database: DatabaseConfig => Database::new);

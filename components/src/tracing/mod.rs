@@ -28,8 +28,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use orderly::{
-    config::FromConfig, config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, StartContext,
-    StopContext,
+    config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -143,10 +142,6 @@ fn build_provider(config: TracingConfig) -> Result<SdkTracerProvider, TracingErr
 
 #[orderly::component]
 impl Component for Tracing {
-    fn name(&self) -> &str {
-        "tracing"
-    }
-
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         if self.config.endpoint.is_empty() {
             slog::info!(ctx.logger(), "tracing is off (no tracing.endpoint)");
@@ -188,16 +183,4 @@ impl Component for Tracing {
     }
 }
 
-impl FromConfig for Tracing {
-    type Config = TracingConfig;
-
-    fn section() -> &'static str {
-        "tracing"
-    }
-
-    fn from_config(config: TracingConfig) -> Result<Self, BoxError> {
-        Ok(Self::new(config))
-    }
-}
-
-orderly::register!(Tracing);
+orderly::register!(Tracing: TracingConfig => Tracing::new);

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Pool, Transaction};
+use orderly::settings::RetryPolicy;
 use tokio_postgres::Row;
 
 use super::job::{Job, JobId};
@@ -74,8 +75,8 @@ pub(crate) struct DurableQueue {
     /// Who holds the leases this process takes (host:pid:nonce).
     pub(crate) owner: String,
     pub(crate) lease: Duration,
-    pub(crate) backoff_initial: Duration,
-    pub(crate) backoff_max: Duration,
+    /// Between a failed attempt and the next (its ceiling: a job's next run is predictable).
+    pub(crate) retry: RetryPolicy,
 }
 
 impl DurableQueue {
@@ -150,7 +151,7 @@ impl DurableQueue {
     /// Records a failed attempt: back to `ready` after a backoff, or `dead`
     /// after the last attempt. Returns whether it is dead.
     pub(crate) async fn fail(&self, job: &Job, error: &str) -> Result<bool, QueueError> {
-        let backoff = self.backoff(job.attempt);
+        let backoff = self.retry.ceiling(u32::try_from(job.attempt).unwrap_or(0));
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -195,12 +196,6 @@ impl DurableQueue {
             .map_err(query("measuring the queue"))?;
         Ok(row.get(0))
     }
-
-    /// Exponential backoff from `backoff_initial`, doubling per attempt, capped.
-    pub(crate) fn backoff(&self, attempt: i32) -> Duration {
-        let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(30);
-        self.backoff_initial.saturating_mul(1 << doublings).min(self.backoff_max)
-    }
 }
 
 /// Adds a job with any client or transaction: enqueue in the same
@@ -221,25 +216,4 @@ pub async fn enqueue<C: GenericClient>(
         .await
         .map_err(query("enqueueing a job"))?;
     Ok(row.get(0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let manager = deadpool_postgres::Manager::new(tokio_postgres::Config::new(), tokio_postgres::NoTls);
-        let pool = Pool::builder(manager).build().unwrap();
-        let q = DurableQueue {
-            pool,
-            queue: "q".into(),
-            owner: "me".into(),
-            lease: Duration::from_secs(30),
-            backoff_initial: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(10),
-        };
-        let secs: Vec<u64> = (1..=6).map(|a| q.backoff(a).as_secs()).collect();
-        assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
-    }
 }

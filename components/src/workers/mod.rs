@@ -24,9 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use orderly::settings::RetryPolicy;
 use orderly::{
-    config::FromConfig, config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, Dependency,
-    StartContext, StopContext,
+    config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, Dependency, StartContext,
+    StopContext,
 };
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
@@ -450,10 +451,6 @@ async fn depth_loop(shared: Arc<Shared>, queue: DurableQueue, memory: MemoryQueu
 
 #[orderly::component]
 impl Component for Workers {
-    fn name(&self) -> &str {
-        "workers"
-    }
-
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::on::<Database>(), Dependency::on::<Metrics>()]
     }
@@ -466,8 +463,8 @@ impl Component for Workers {
             queue: self.config.queue.as_str().into(),
             owner: owner_id(),
             lease: self.config.lease,
-            backoff_initial: self.config.backoff_initial,
-            backoff_max: self.config.backoff_max,
+            // Attempts are per job (`max_attempts`); the policy gives only the backoff.
+            retry: RetryPolicy::new(1, self.config.backoff_initial, self.config.backoff_max),
         };
         durable.create_schema().await?;
         let shared = Arc::new(Shared {
@@ -536,16 +533,4 @@ impl Component for Workers {
     }
 }
 
-impl FromConfig for Workers {
-    type Config = WorkersConfig;
-
-    fn section() -> &'static str {
-        "workers"
-    }
-
-    fn from_config(config: WorkersConfig) -> Result<Self, BoxError> {
-        Ok(Self::new(config))
-    }
-}
-
-orderly::register!(Workers);
+orderly::register!(Workers: WorkersConfig => Workers::new);

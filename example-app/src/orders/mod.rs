@@ -22,8 +22,8 @@ use std::time::Duration;
 use actix_web::middleware::from_fn;
 use actix_web::{web, HttpResponse};
 use orderly::{
-    config::FromConfig, config::Validate, config::Validation, BoxError, Component, Dependency, Readiness,
-    ReloadContext, Reloaded, StartContext,
+    config::Validate, config::Validation, BoxError, Component, Dependency, Readiness, ReloadContext, Reloaded,
+    StartContext,
 };
 use orderly_components::cache::Cache;
 use orderly_components::http::HttpServer;
@@ -188,12 +188,11 @@ impl Component for Orders {
     }
 }
 
-impl FromConfig for Orders {
-    type Config = OrdersConfig;
-
-    fn from_config(config: OrdersConfig) -> Result<Self, BoxError> {
-        Ok(Self { ttls: Arc::new(CacheTtls::new(&config)), faults: Mutex::new(None) })
+impl Orders {
+    /// The orders component with `config` (usually built from `[orders]`).
+    pub fn new(config: OrdersConfig) -> Self {
+        Self { ttls: Arc::new(CacheTtls::new(&config)), faults: Mutex::new(None) }
     }
 }
 
-orderly::register!(Orders);
+orderly::register!(Orders: OrdersConfig => Orders::new);

@@ -282,43 +282,11 @@ pub async fn order_states(db: &tokio_postgres::Client) -> Vec<(i64, String, i32,
     .collect()
 }
 
-/// A real Prometheus Pushgateway on a random loopback port.
-pub struct Pushgateway {
-    child: Child,
-    pub url: String,
-}
+pub use orderly_test_services::Pushgateway;
 
-impl Pushgateway {
-    pub fn start() -> Pushgateway {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("prometheus-pushgateway")
-            .args([format!("--web.listen-address=127.0.0.1:{port}"), "--persistence.file=".into()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-pushgateway (apt-get install prometheus-pushgateway)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the pushgateway did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Pushgateway { child, url: format!("http://127.0.0.1:{port}") }
-    }
-
-    /// The value of the series `name` whose labels include every one of `labels`.
-    pub async fn value(&self, name: &str, labels: &[&str]) -> Option<f64> {
-        let text = client().get(format!("{}/metrics", self.url)).send().await.ok()?.text().await.ok()?;
-        text.lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-            .find(|l| labels.iter().all(|label| l.contains(label)))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-    }
-}
-
-impl Drop for Pushgateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The value of the series `name` whose labels include every one of
+/// `labels`, as the gateway holds it now.
+pub async fn pushed_value(gateway: &Pushgateway, name: &str, labels: &[&str]) -> Option<f64> {
+    let text = client().get(gateway.metrics_url()).send().await.ok()?.text().await.ok()?;
+    orderly_test_services::series_value(&text, name, labels)
 }

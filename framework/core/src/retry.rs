@@ -45,9 +45,22 @@ impl RetryPolicy {
     /// a uniformly random time up to `min(max_backoff, initial * 2^(n-1))`.
     /// Full jitter spreads replicas that fail together (a database restart).
     pub fn backoff(&self, failed_attempt: u32) -> Duration {
+        self.ceiling(failed_attempt).mul_f64(fastrand::f64())
+    }
+
+    /// The backoff's ceiling after failed attempt number `failed_attempt`
+    /// (1-based), without jitter: `min(max_backoff, initial * 2^(n-1))`.
+    /// For schedules that must be predictable (a durable job's next run).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let policy = orderly_core::settings::RetryPolicy::new(9, Duration::from_secs(1), Duration::from_secs(10));
+    /// let secs: Vec<u64> = (1..=6).map(|n| policy.ceiling(n).as_secs()).collect();
+    /// assert_eq!(secs, [1, 2, 4, 8, 10, 10]);
+    /// ```
+    pub fn ceiling(&self, failed_attempt: u32) -> Duration {
         let exponent = failed_attempt.saturating_sub(1).min(31);
-        let cap = self.initial_backoff.saturating_mul(1u32 << exponent).min(self.max_backoff);
-        cap.mul_f64(fastrand::f64())
+        self.initial_backoff.saturating_mul(1u32 << exponent).min(self.max_backoff)
     }
 }
 
