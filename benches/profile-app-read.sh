@@ -2,14 +2,14 @@
 # Profiles example-app's cache-hit read under load: perf samples with call
 # graphs for 5 s while wrk -t1 -c32 reads one order. Needs a release build
 # (cargo build --release -p example-app), wrk and linux-perf; the app starts
-# its own dev database. Output: /tmp/example-app-read.perf, and the top
+# its own dev database (the release binary is run with --profile dev). Output: /tmp/example-app-read.perf, and the top
 # symbols on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=/tmp/example-app-read.perf
 KEY="Authorization: Bearer dev-key-not-for-production"
 APP__HTTP__BIND=127.0.0.1:18080 APP__ADMIN__BIND=127.0.0.1:19090 APP__HTTP__WORKERS=1 APP__LOG__FORMAT=json \
-  target/release/example-app >/dev/null 2>&1 &
+  target/release/example-app --profile dev >/dev/null 2>&1 &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' EXIT
 for _ in $(seq 300); do curl -sf -o /dev/null http://127.0.0.1:19090/readyz && break; sleep 0.1; done

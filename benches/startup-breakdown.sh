@@ -16,7 +16,8 @@ runuser -u postgres -- "$B/pg_ctl" -D "$D/data" -l "$D/log" -w -s \
   -o "-h 127.0.0.1 -p $PORT -k $D -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start
 for i in 0 1 2 3 4 5; do
   APP__DATABASE__URL="postgres://postgres@127.0.0.1:$PORT/postgres" APP__HTTP__BIND=127.0.0.1:0 \
-    APP__ADMIN__BIND=127.0.0.1:0 APP__LOG__FORMAT=json target/release/example-app >"$D/run$i.log" 2>&1 &
+    APP__ADMIN__BIND=127.0.0.1:0 APP__LOG__FORMAT=json APP__API__KEY=bench-key-0123456789abcdef \
+    target/release/example-app >"$D/run$i.log" 2>&1 &
   pid=$!
   for _ in $(seq 400); do grep -q '"msg":"serving"' "$D/run$i.log" && break; sleep 0.05; done
   kill -TERM "$pid"

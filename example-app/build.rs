@@ -1,4 +1,6 @@
-//! Injects the git commit and build date that `--version` prints.
+//! Injects the git commit and build date that `--version` prints, and lists
+//! `migrations/` for `embed_migrations!` (so the binary carries its SQL and
+//! the working directory does not matter).
 
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,4 +28,31 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    list_migrations();
+}
+
+/// Writes `$OUT_DIR/migrations.rs`: a slice of `EmbeddedMigration`s, one
+/// per `migrations/*.sql`, in file-name order.
+fn list_migrations() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+        .collect();
+    files.sort();
+    let entries: Vec<String> = files
+        .iter()
+        .map(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            format!(
+                "orderly_components::postgres::EmbeddedMigration {{ file: {name:?}, sql: include_str!({:?}) }}",
+                path.display().to_string()
+            )
+        })
+        .collect();
+    let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap_or_default()).join("migrations.rs");
+    std::fs::write(&out, format!("&[{}]", entries.join(",\n")))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
 }

@@ -49,7 +49,8 @@ def main(binary):
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(config_text)
         path = f.name
-    env = {"APP__API__KEY": "a-key-long-enough-for-the-check", "APP__DATABASE__URL": "postgres://app:pw@postgres:5432/orders"}
+    # As deployed: a release binary, whose default profile is prod.
+    env = {"APP_PROFILE": "prod", "APP__API__KEY": "a-key-long-enough-for-the-check", "APP__DATABASE__URL": "postgres://app:pw@postgres:5432/orders"}
     declared = {e["name"] for e in container.get("env", [])}
     for name in env:
         if name not in declared:

@@ -50,3 +50,10 @@ fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// Re-exports used by this crate's macros. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    #[cfg(feature = "postgres")]
+    pub use inventory;
+}

@@ -20,8 +20,6 @@ use orderly::{
 use orderly_components::http::ApiError;
 use serde::Deserialize;
 
-use crate::faults::Faults;
-
 /// `[api]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -63,9 +61,9 @@ impl ApiKeys {
 
     /// The bearer check for a scope: `scope.wrap(from_fn(require_bearer))`
     /// with this as app data.
-    pub fn authenticator(&self, faults: &Faults) -> Result<Authenticator, BoxError> {
+    pub fn authenticator(&self) -> Result<Authenticator, BoxError> {
         let keys = self.keys.get().cloned().ok_or("the api component has not started")?;
-        Ok(Authenticator { keys, delay: faults.slow_auth() })
+        Ok(Authenticator { keys })
     }
 }
 
@@ -108,10 +106,9 @@ impl Component for ApiKeys {
 
 orderly::register!(ApiKeys: ApiConfig => ApiKeys::new, section = "api");
 
-/// What the bearer check needs: the keys, and the injected delay.
+/// What the bearer check needs: the keys.
 pub struct Authenticator {
     keys: Arc<[Secret<String>]>,
-    delay: Option<std::time::Duration>,
 }
 
 /// Equal without an early exit, so response times do not reveal how much
@@ -140,9 +137,6 @@ pub async fn require_bearer(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let auth =
         req.app_data::<web::Data<Authenticator>>().cloned().ok_or_else(|| ApiError::internal("no authenticator"))?;
-    if let Some(delay) = auth.delay {
-        tokio::time::sleep(delay).await;
-    }
     if !auth.admits(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes())) {
         return Err(unauthorized());
     }
@@ -154,7 +148,7 @@ mod tests {
     use super::*;
 
     fn authenticator(keys: &[&str]) -> Authenticator {
-        Authenticator { keys: keys.iter().map(|k| Secret::new(k.to_string())).collect(), delay: None }
+        Authenticator { keys: keys.iter().map(|k| Secret::new(k.to_string())).collect() }
     }
 
     #[test]

@@ -2,21 +2,34 @@
 //!
 //! | key | effect |
 //! |---|---|
-//! | `slow_auth_ms` | every API request's authentication sleeps this long first, so requests run into `http.request_timeout` (504) |
-//! | `db_failure` | once the app has started, every database call of the orders API and its jobs fails: the API answers 503, `/readyz` reports not ready, jobs are retried |
-//! | `slow_job_ms` | every confirmation job sleeps this long before it writes, ignoring cancellation: a stubborn job for phase 3 to cut off |
+//! | `slow_auth_ms` | every authenticated API request sleeps this long before its handler, so requests run into `http.request_timeout` (504) |
+//! | `db_failure` | once the app has started, the orders API and its jobs act as if every database call failed: the API answers 503, `/readyz` reports `orders` not ready, jobs are retried |
+//! | `slow_job_ms` | every confirmation job sleeps this long before it runs, ignoring cancellation: a stubborn job for phase 3 to cut off |
 //!
 //! Set them with `APP__FAULTS__DB_FAILURE=true` and the like. A process
 //! with a fault switched on says so in its log at start.
+//!
+//! A layer, not part of the business code: the orders component takes
+//! `Faults` as an optional dependency and, only when a fault is switched
+//! on, wraps its API scope in [`inject_request_faults`] and its job
+//! handler in [`Faults::wrap_job`]. The store, the authentication and the
+//! job know nothing of it, and with every fault off nothing is wrapped.
 //!
 //! `db_failure` waits for the app to have started: it simulates a database
 //! lost while serving. (A database that is down at startup is the database
 //! component's business: it retries, then the start fails.)
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
 use orderly::{config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, StartContext};
+use orderly_components::http::ApiError;
+use orderly_components::postgres::DbError;
+use orderly_components::workers::{Job, JobContext, JobHandler};
 use serde::Deserialize;
 
 /// `[faults]`.
@@ -63,6 +76,64 @@ impl Faults {
     /// How long a confirmation job sleeps, if at all.
     pub fn slow_job(&self) -> Option<Duration> {
         (self.config.slow_job_ms > 0).then(|| Duration::from_millis(self.config.slow_job_ms))
+    }
+
+    /// Whether API requests need the fault layer at all.
+    pub fn affects_requests(&self) -> bool {
+        self.config.slow_auth_ms > 0 || self.config.db_failure
+    }
+
+    /// Whether jobs need the fault layer at all.
+    pub fn affects_jobs(&self) -> bool {
+        self.config.slow_job_ms > 0 || self.config.db_failure
+    }
+
+    /// `handler`, with the job faults in front of it.
+    pub fn wrap_job<H: JobHandler>(self: &Arc<Self>, handler: H) -> FaultyJob<H> {
+        FaultyJob { faults: self.clone(), handler }
+    }
+}
+
+/// The error the database gives when it is unreachable, as the fault's stand-in.
+fn db_down() -> DbError {
+    DbError::Unavailable("faults.db_failure is on".into())
+}
+
+/// Middleware for a scope whose app data holds `web::Data<Arc<Faults>>`:
+/// sleeps `slow_auth_ms`, then answers as an unreachable database would
+/// (503, `Retry-After`) while `db_failure` is on.
+pub async fn inject_request_faults(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let faults =
+        req.app_data::<web::Data<Arc<Faults>>>().cloned().ok_or_else(|| ApiError::internal("no faults layer data"))?;
+    if let Some(delay) = faults.slow_auth() {
+        tokio::time::sleep(delay).await;
+    }
+    if faults.db_failure() {
+        return Err(ApiError::from(db_down()).into());
+    }
+    next.call(req).await
+}
+
+/// A job handler with the job faults in front of it.
+pub struct FaultyJob<H> {
+    faults: Arc<Faults>,
+    handler: H,
+}
+
+#[orderly::async_trait]
+impl<H: JobHandler> JobHandler for FaultyJob<H> {
+    async fn run(&self, job: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError> {
+        if let Some(delay) = self.faults.slow_job() {
+            // Deliberately deaf to ctx.cancelled(): a stubborn job for phase 3 to cut off.
+            tokio::time::sleep(delay).await;
+        }
+        if self.faults.db_failure() {
+            return Err(db_down().into());
+        }
+        self.handler.run(job, ctx).await
     }
 }
 

@@ -13,6 +13,9 @@
 //! - [`openapi`]: the API's OpenAPI 3 document.
 #![warn(missing_docs)]
 
+// The SQL in `migrations/`, carried in the binary (listed by build.rs).
+orderly_components::embed_migrations!(include!(concat!(env!("OUT_DIR"), "/migrations.rs")));
+
 pub mod auth;
 pub mod faults;
 pub mod openapi;

@@ -37,6 +37,7 @@ pub struct App {
     linked: Linked,
     env_prefix: String,
     embedded: Vec<String>,
+    embedded_profiles: Vec<(String, String)>,
     extra: Vec<Arc<dyn Component>>,
     args: Option<Vec<OsString>>,
 }
@@ -45,7 +46,15 @@ impl App {
     /// An app named by `info` that runs the components registered in the
     /// binary and in the crates named by `linked`.
     pub fn new(info: AppInfo, linked: Linked) -> Self {
-        Self { info, linked, env_prefix: "APP".into(), embedded: Vec::new(), extra: Vec::new(), args: None }
+        Self {
+            info,
+            linked,
+            env_prefix: "APP".into(),
+            embedded: Vec::new(),
+            embedded_profiles: Vec::new(),
+            extra: Vec::new(),
+            args: None,
+        }
     }
 
     /// The environment prefix (default `APP`: `APP__SECTION__KEY`).
@@ -57,6 +66,17 @@ impl App {
     /// Config compiled into the binary, below every file, env var and flag.
     pub fn embedded_config(mut self, toml: &str) -> Self {
         self.embedded.push(toml.to_string());
+        self
+    }
+
+    /// Config compiled into the binary for one profile, read over the
+    /// embedded defaults when that profile is in force. The profile is
+    /// `--profile` or `<PREFIX>_PROFILE`, else `dev` in a debug build and
+    /// `prod` in a release build: put development conveniences (a local
+    /// database, a well-known key) in `dev`, and a release binary never
+    /// runs with them unless asked.
+    pub fn embedded_profile(mut self, profile: &str, toml: &str) -> Self {
+        self.embedded_profiles.push((profile.to_string(), toml.to_string()));
         self
     }
 
@@ -80,7 +100,16 @@ impl App {
     }
 
     fn run_to_status(self) -> ExitStatus {
-        let command = <Cli as clap::CommandFactory>::command().name(self.info.name).about(self.info.name);
+        let (name, prefix, default_profile) = (self.info.name, &self.env_prefix, self.info.default_profile());
+        let command = <Cli as clap::CommandFactory>::command()
+            .name(name)
+            .about(format!("{name} {}: a service of orderly components", self.info.version))
+            .mut_arg("profile", |arg| {
+                arg.help(format!(
+                    "The config profile (or set {prefix}_PROFILE): its embedded config and \
+                     config/<PROFILE>.toml are read over the defaults [default: {default_profile}]"
+                ))
+            });
         let matches = match &self.args {
             Some(args) => command.try_get_matches_from(args),
             None => command.try_get_matches(),
@@ -94,7 +123,13 @@ impl App {
             return ExitStatus::Clean;
         }
 
-        let layers = Layers { env_prefix: self.env_prefix.clone(), embedded: self.embedded.clone(), cli: cli.clone() };
+        let layers = Layers {
+            env_prefix: self.env_prefix.clone(),
+            embedded: self.embedded.clone(),
+            embedded_profiles: self.embedded_profiles.clone(),
+            default_profile: self.info.default_profile(),
+            cli: cli.clone(),
+        };
         let (config, mut issues) = match layers.load() {
             Ok(config) => (config, Vec::new()),
             Err(ConfigErrors(issues)) => (LoadedConfig::default(), issues),
@@ -103,6 +138,7 @@ impl App {
         log_settings.level = cli.log_level.unwrap_or(log_settings.level);
         log_settings.format = cli.log_format.unwrap_or(log_settings.format);
         let (logger, log_guard) = build_logger(&log_settings, self.info.name, self.info.version);
+        slog::info!(logger, "configuration read"; "profile" => layers.profile());
         let reloader = Reloader {
             layers,
             registrations: Vec::new(),

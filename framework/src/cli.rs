@@ -13,7 +13,7 @@ use orderly_core::graph::GraphFormat;
 // The field docs are also `--help` text, where `<profile>` reads as meant.
 #[allow(rustdoc::invalid_html_tags)]
 pub struct Cli {
-    /// Print version, git commit and build date.
+    /// Print version, git commit, build date and the default profile.
     #[arg(short = 'V', long)]
     pub version: bool,
 
@@ -21,7 +21,8 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Also read config/<PROFILE>.toml (or set <PREFIX>_PROFILE).
+    /// The config profile: its embedded config and config/<PROFILE>.toml are
+    /// read over the defaults (default: dev in a debug build, prod in a release build).
     #[arg(long, value_name = "PROFILE")]
     pub profile: Option<String>,
 
@@ -74,17 +75,32 @@ pub struct AppInfo {
     pub git_commit: Option<&'static str>,
     /// The build date, if the build script provided `ORDERLY_BUILD_DATE`.
     pub build_date: Option<&'static str>,
+    /// Built with debug assertions (a `cargo run` or `cargo test` build):
+    /// the default config profile is then `dev`, else `prod`.
+    pub debug_build: bool,
 }
 
 impl AppInfo {
-    /// `name 0.1.0 (commit abc1234, built 2026-11-21)`.
+    /// The profile used when none is named: `dev` in a debug build, `prod`
+    /// in a release build (as Rocket does), so development defaults never
+    /// reach a release binary by accident.
+    pub fn default_profile(&self) -> &'static str {
+        if self.debug_build {
+            "dev"
+        } else {
+            "prod"
+        }
+    }
+
+    /// `name 0.1.0 (commit abc1234, built 2026-11-21, profile prod)`.
     pub fn long_version(&self) -> String {
         format!(
-            "{} {} (commit {}, built {})",
+            "{} {} (commit {}, built {}, profile {})",
             self.name,
             self.version,
             self.git_commit.unwrap_or("unknown"),
-            self.build_date.unwrap_or("unknown")
+            self.build_date.unwrap_or("unknown"),
+            self.default_profile()
         )
     }
 }
@@ -100,6 +116,23 @@ macro_rules! app_info {
             version: ::core::env!("CARGO_PKG_VERSION"),
             git_commit: ::core::option_env!("ORDERLY_GIT_COMMIT"),
             build_date: ::core::option_env!("ORDERLY_BUILD_DATE"),
+            debug_build: ::core::cfg!(debug_assertions),
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_build_defaults_to_prod_and_a_debug_build_to_dev() {
+        let info =
+            |debug_build| AppInfo { name: "svc", version: "1.0.0", git_commit: None, build_date: None, debug_build };
+        assert_eq!(info(false).default_profile(), "prod");
+        assert_eq!(info(true).default_profile(), "dev");
+        assert!(info(false).long_version().ends_with("profile prod)"));
+        // This test binary is a debug build: what `cargo run` gets.
+        assert!(crate::app_info!().debug_build);
+    }
 }

@@ -23,17 +23,36 @@ pub(crate) struct LifecycleOutput {
 pub(crate) struct Layers {
     pub(crate) env_prefix: String,
     pub(crate) embedded: Vec<String>,
+    /// Config compiled in per profile: (profile, TOML).
+    pub(crate) embedded_profiles: Vec<(String, String)>,
+    /// The profile when none is named (`dev` or `prod` by build kind).
+    pub(crate) default_profile: &'static str,
     pub(crate) cli: Cli,
 }
 
 impl Layers {
-    /// Flags > env > file > profile file > default file > embedded defaults.
+    /// The profile in force: `--profile`, else `<PREFIX>_PROFILE`, else the build's default.
+    pub(crate) fn profile(&self) -> String {
+        self.named_profile().unwrap_or_else(|| self.default_profile.to_string())
+    }
+
+    fn named_profile(&self) -> Option<String> {
+        self.cli.profile.clone().or_else(|| std::env::var(format!("{}_PROFILE", self.env_prefix)).ok())
+    }
+
+    /// Flags > env > `--config` file > profile file > default file >
+    /// embedded profile > embedded defaults.
     pub(crate) fn load(&self) -> Result<LoadedConfig, ConfigErrors> {
         let cli = &self.cli;
-        let profile = cli.profile.clone().or_else(|| std::env::var(format!("{}_PROFILE", self.env_prefix)).ok());
-        let mut sources = ConfigSources::new(&self.env_prefix).profile(profile).file(cli.config.clone());
+        let mut sources = ConfigSources::new(&self.env_prefix)
+            .profile(self.named_profile())
+            .default_profile(self.default_profile)
+            .file(cli.config.clone());
         for toml in &self.embedded {
             sources = sources.embedded_defaults(toml);
+        }
+        for (profile, toml) in &self.embedded_profiles {
+            sources = sources.embedded_profile(profile, toml);
         }
         let mut bad = Vec::new();
         for pair in &cli.set {

@@ -126,3 +126,40 @@ fn secrets_are_redacted_in_debug_and_serialization() {
     let shown = format!("{db:?} {db:#?} {}", serde_json::to_string(&db.url).unwrap());
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+#[test]
+fn an_embedded_profile_is_read_only_when_it_is_in_force_and_below_every_file() {
+    let dir = temp_dir("embedded-profile");
+    let base = || {
+        ConfigSources::new("APP")
+            .dir(dir.join("config"))
+            .embedded_defaults("[shutdown]\ndeadline = \"30s\"\n")
+            .embedded_profile("dev", "[shutdown]\ndeadline = \"36s\"\n")
+            .env_vars(Vec::<(String, String)>::new())
+    };
+    assert_eq!(deadline(&base()), Duration::from_secs(30), "no profile: the defaults");
+    assert_eq!(deadline(&base().default_profile("prod")), Duration::from_secs(30), "another profile");
+    assert_eq!(deadline(&base().default_profile("dev")), Duration::from_secs(36), "the default profile");
+    assert_eq!(deadline(&base().profile(Some("dev".into()))), Duration::from_secs(36), "named");
+    assert_eq!(
+        deadline(&base().profile(Some("dev".into())).default_profile("prod")),
+        Duration::from_secs(36),
+        "a named profile wins over the default"
+    );
+    write(&dir, "config/default.toml", "[shutdown]\ndeadline = \"31s\"\n");
+    assert_eq!(deadline(&base().default_profile("dev")), Duration::from_secs(31), "files are above it");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_named_profile_must_exist_but_a_default_or_built_in_one_need_not() {
+    let dir = temp_dir("named-profile");
+    let base = || ConfigSources::new("APP").dir(dir.join("config")).env_vars(Vec::<(String, String)>::new());
+    let errors = base().profile(Some("staging".into())).load().unwrap_err();
+    assert!(errors.0[0].key.ends_with("staging.toml") && errors.0[0].message == "file not found", "{errors}");
+    assert!(base().default_profile("staging").load().is_ok(), "a default profile needs no file");
+    assert!(base().profile(Some("prod".into())).load().is_ok(), "prod is built in");
+    assert!(base().profile(Some("dev".into())).load().is_ok(), "dev is built in");
+    assert!(base().profile(Some("qa".into())).embedded_profile("qa", "").load().is_ok(), "embedded");
+    std::fs::remove_dir_all(dir).unwrap();
+}

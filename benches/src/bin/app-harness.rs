@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use orderly_benches::process::{free_port, median, rss_kib};
 use orderly_components::postgres::DevDatabase;
 
-const KEY: &str = "dev-key-not-for-production";
+/// The release binary runs the `prod` profile: the harness gives it its key.
+const KEY: &str = "bench-key-0123456789abcdef";
 
 fn sibling(name: &str) -> PathBuf {
     std::env::current_exe().expect("own path").with_file_name(name)
@@ -41,7 +42,7 @@ fn spawn_app(database_url: &str, workers: usize) -> App {
         .env("APP__ADMIN__BIND", admin.to_string())
         .env("APP__HTTP__WORKERS", workers.to_string())
         .env("APP__DATABASE__URL", database_url)
-        .env("APP__DATABASE__MIGRATIONS", concat!(env!("CARGO_MANIFEST_DIR"), "/../example-app/migrations"))
+        .env("APP__API__KEY", KEY)
         .env("APP__LOG__FORMAT", "json")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -30,7 +30,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
 pub use dev_database::{DevDatabase, DevDatabaseError};
-pub use migrations::MigrationError;
+pub use migrations::{EmbeddedMigration, EmbeddedMigrations, MigrationError};
 
 /// `[database]`. Every key can be set as `APP__DATABASE__<KEY>`.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,7 +56,8 @@ pub struct DatabaseConfig {
     /// `statement_timeout` of every connection; 0 = none.
     #[serde(with = "humantime_serde")]
     pub statement_timeout: Duration,
-    /// Directory of `<version>_<name>.sql` files; empty = no migrations.
+    /// Directory of `<version>_<name>.sql` files, applied with those compiled
+    /// in by [`embed_migrations!`](crate::embed_migrations); empty: only those.
     pub migrations: String,
     /// `application_name` of the connections, as `pg_stat_activity` shows it.
     pub application_name: String,
@@ -288,10 +289,13 @@ impl Component for Database {
             .build()
             .map_err(Permanent::new)?;
         let mut client = connect_with_retry(&pool, &self.config, &target, ctx.logger()).await?;
-        if !self.config.migrations.is_empty() {
-            let dir = PathBuf::from(&self.config.migrations);
-            let applied = migrations::run(&mut client, &dir).await.map_err(Permanent::new)?;
-            slog::info!(ctx.logger(), "migrations"; "dir" => dir.display().to_string(), "applied" => applied.join(","));
+        let dir = (!self.config.migrations.is_empty()).then(|| PathBuf::from(&self.config.migrations));
+        let found = migrations::collect(dir.as_deref()).map_err(Permanent::new)?;
+        if !found.is_empty() {
+            let applied = migrations::run(&mut client, &found).await.map_err(Permanent::new)?;
+            slog::info!(ctx.logger(), "migrations";
+                "dir" => dir.map(|d| d.display().to_string()).unwrap_or_default(),
+                "known" => found.len(), "applied" => applied.join(","));
         }
         drop(client);
         slog::info!(ctx.logger(), "database pool ready"; "target" => &target, "pool_size" => self.config.pool_size);

@@ -16,12 +16,10 @@ use orderly_components::workers::{Job, JobContext, JobHandler};
 
 use super::cache_key;
 use super::metrics::OrderMetrics;
-use crate::faults::Faults;
 
 /// The handler of `send_confirmation` jobs.
 pub struct SendConfirmation {
     pub(super) cache: Arc<Cache>,
-    pub(super) faults: Arc<Faults>,
     pub(super) metrics: OrderMetrics,
 }
 
@@ -29,13 +27,6 @@ pub struct SendConfirmation {
 impl JobHandler for SendConfirmation {
     async fn run(&self, job: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError> {
         let order_id = job.payload["order_id"].as_i64().ok_or("a send_confirmation job needs an order_id")?;
-        if let Some(delay) = self.faults.slow_job() {
-            // Deliberately deaf to ctx.cancelled(): a stubborn job for phase 3 to cut off.
-            tokio::time::sleep(delay).await;
-        }
-        if self.faults.db_failure() {
-            return Err("faults.db_failure is on".into());
-        }
         let tx = ctx.transaction().ok_or("send_confirmation jobs are durable")?;
         let row = tx
             .query_opt(

@@ -5,9 +5,11 @@
 //!
 //! It is built only from the standard components: the HTTP server (routes),
 //! Postgres (orders), the workers (confirmations), the cache (reads) and
-//! metrics (business counters); and from the app's [`ApiKeys`] and
-//! [`Faults`]. It joins no stop phase of its own: the server drains its
-//! requests (phase 2), the workers finish its jobs (phase 3).
+//! metrics (business counters); and from the app's [`ApiKeys`]. The app's
+//! [`Faults`], when present and switched on, are a layer around the API
+//! scope and the job handler that the store, the authentication and the
+//! job do not know about. It joins no stop phase of its own: the server
+//! drains its requests (phase 2), the workers finish its jobs (phase 3).
 
 pub mod confirmation;
 pub mod metrics;
@@ -19,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, HttpResponse};
 use orderly::{
     config::Validate, config::Validation, BoxError, Component, Dependency, Readiness, ReloadContext, Reloaded,
@@ -38,7 +40,7 @@ use self::metrics::OrderMetrics;
 use self::routes::OrdersApi;
 use self::store::{OrderStore, CONFIRMATION_JOB};
 use crate::auth::{require_bearer, ApiKeys};
-use crate::faults::Faults;
+use crate::faults::{inject_request_faults, Faults};
 
 /// The cache key of an order.
 pub fn cache_key(id: i64) -> String {
@@ -121,22 +123,25 @@ impl Component for Orders {
             Dependency::on::<Cache>(),
             Dependency::on::<Metrics>(),
             Dependency::on::<ApiKeys>(),
-            Dependency::on::<Faults>(),
+            // A layer for experiments: the app runs without it.
+            Dependency::on::<Faults>().optional(),
         ]
     }
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        let faults = ctx.dependency::<Faults>()?;
+        let faults = ctx.dependency::<Faults>().ok();
         let cache = ctx.dependency::<Cache>()?;
         let workers = ctx.dependency::<Workers>()?;
         let metrics = OrderMetrics::register(&ctx.dependency::<Metrics>()?.registry()?)?;
-        let auth = web::Data::new(ctx.dependency::<ApiKeys>()?.authenticator(&faults)?);
-        workers.handle(
-            CONFIRMATION_JOB,
-            SendConfirmation { cache: cache.clone(), faults: faults.clone(), metrics: metrics.clone() },
-        );
+        let auth = web::Data::new(ctx.dependency::<ApiKeys>()?.authenticator()?);
+        let confirmation = SendConfirmation { cache: cache.clone(), metrics: metrics.clone() };
+        match faults.as_ref().filter(|faults| faults.affects_jobs()) {
+            Some(faults) => workers.handle(CONFIRMATION_JOB, faults.wrap_job(confirmation)),
+            None => workers.handle(CONFIRMATION_JOB, confirmation),
+        }
+        let request_faults = faults.clone().filter(|faults| faults.affects_requests()).map(web::Data::new);
         let api = web::Data::new(OrdersApi {
-            store: OrderStore::new(ctx.dependency::<Database>()?, workers, faults.clone()),
+            store: OrderStore::new(ctx.dependency::<Database>()?, workers),
             cache,
             metrics,
             ttls: self.ttls.clone(),
@@ -149,10 +154,14 @@ impl Component for Orders {
                     HttpResponse::Ok().content_type("application/json").body(crate::openapi::document())
                 }),
             );
+            let mut scope = web::scope("/api/v1").app_data(auth.clone()).app_data(api.clone());
+            if let Some(faults) = &request_faults {
+                scope = scope.app_data(faults.clone());
+            }
             cfg.service(
-                web::scope("/api/v1")
-                    .app_data(auth.clone())
-                    .app_data(api.clone())
+                scope
+                    // Inner: the faults act after authentication, as a slow or failing backend would.
+                    .wrap(Condition::new(request_faults.is_some(), from_fn(inject_request_faults)))
                     .wrap(from_fn(require_bearer))
                     // One resource per path, so another method gets 405 with `Allow`, not 404.
                     .service(
@@ -163,7 +172,7 @@ impl Component for Orders {
                     .service(web::resource("/orders/{id}").route(web::get().to(routes::get_order))),
             );
         })?;
-        *self.faults.lock() = Some(faults);
+        *self.faults.lock() = faults;
         Ok(())
     }
 

@@ -1,6 +1,5 @@
-//! The orders' SQL. Every call goes through here, so the injected database
-//! failure (`faults.db_failure`) and the mapping of database trouble to 503
-//! live in one place.
+//! The orders' SQL. Every call goes through here, so the mapping of
+//! database trouble to 503 lives in one place.
 
 use std::sync::{Arc, LazyLock};
 
@@ -10,7 +9,6 @@ use orderly_components::postgres::{Database, DbError};
 use orderly_components::workers::{QueueError, Workers};
 
 use super::model::{NewItem, Order, OrderStatus, ValidOrder};
-use crate::faults::Faults;
 
 /// The job kind that confirms an order.
 pub const CONFIRMATION_JOB: &str = "send_confirmation";
@@ -90,7 +88,6 @@ pub enum Created {
 pub struct OrderStore {
     database: Arc<Database>,
     workers: Arc<Workers>,
-    faults: Arc<Faults>,
 }
 
 fn order_from(row: &tokio_postgres::Row) -> Result<Order, StoreError> {
@@ -111,15 +108,12 @@ fn order_from(row: &tokio_postgres::Row) -> Result<Order, StoreError> {
 
 impl OrderStore {
     /// A store over the database, enqueueing on the workers' queue.
-    pub fn new(database: Arc<Database>, workers: Arc<Workers>, faults: Arc<Faults>) -> Self {
-        Self { database, workers, faults }
+    pub fn new(database: Arc<Database>, workers: Arc<Workers>) -> Self {
+        Self { database, workers }
     }
 
-    /// A connection, unless the database failure fault is on.
+    /// A connection from the pool.
     pub async fn connection(&self) -> Result<deadpool_postgres::Object, DbError> {
-        if self.faults.db_failure() {
-            return Err(DbError::Unavailable("faults.db_failure is on".into()));
-        }
         self.database.get().await
     }
 

@@ -13,14 +13,13 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
+#[allow(unused_imports)] // a test binary that starts no database (profiles.rs) does not use it
 pub use orderly_components::postgres::DevDatabase;
 
 pub mod proxy;
 
 /// The development key of the embedded config (the README uses it too).
 pub const API_KEY: &str = "dev-key-not-for-production";
-
-pub const MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
 
 /// A running (or exited) example-app process.
 pub struct App {
@@ -33,14 +32,13 @@ pub struct App {
 }
 
 /// The environment every test app gets: random ports, JSON logs at debug,
-/// migrations by absolute path, the given database.
+/// the given database (the migrations are in the binary).
 pub fn base_env(database_url: &str) -> Vec<(String, String)> {
     [
         ("APP__HTTP__BIND", "127.0.0.1:0"),
         ("APP__ADMIN__BIND", "127.0.0.1:0"),
         ("APP__HTTP__WORKERS", "2"),
         ("APP__DATABASE__URL", database_url),
-        ("APP__DATABASE__MIGRATIONS", MIGRATIONS),
         ("APP__DATABASE__POOL_SIZE", "8"),
         ("APP__WORKERS__POLL_INTERVAL", "50ms"),
         ("APP__HTTP__ACCESS_LOG", "false"),
@@ -56,7 +54,8 @@ impl App {
         let mut child = Command::new(env!("CARGO_BIN_EXE_example-app"))
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            // Not the crate's directory: the binary needs no file of its own.
+            .current_dir(std::env::temp_dir())
             .args(["--log-format", "json", "--log-level", "debug"])
             .args(args)
             .stdin(Stdio::null())

@@ -38,6 +38,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
+//!
+//! ## Layout
+//!
+//! The modules stand on floors, and imports point down only: the runtime
+//! (`runtime`) → supervision (`reload`, `restart`) → the engine (`start`,
+//! `shutdown`, `walk`, `hook`, `state`) → the graph and events (`graph`,
+//! `health`, `event`, `emitter`, `timeline`, `metrics`) → the model
+//! (`component`, `context`, `dependency`, `error`, `phase`, `readiness`,
+//! `failure`, `retry`, `settings`, `trigger`, `supervised`, `resources`,
+//! `nodeset`, `host`, `view`, `lifecycle`, `config`). The model names
+//! nothing above it: the contexts reach the running app through the `Host`
+//! trait, health and the lifecycle view reach the components through
+//! `ComponentsView`; the one two-way tie is `Component` with the types in
+//! its signatures. Nothing here exits the process, prints to stderr or owns
+//! a tokio runtime. RFC 0001 gives each rule's reason.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 #![deny(unreachable_pub)]

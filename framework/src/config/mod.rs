@@ -22,6 +22,10 @@ pub use orderly_core::config::{ConfigErrors, ConfigIssue, Secret, Validate, Vali
 
 use orderly_core::settings::{ComponentOverrides, RuntimeSettings, ShutdownSettings, StartDefaults};
 
+/// The profiles every app has, with or without config of their own: `dev`
+/// (the default of a debug build) and `prod` (of a release build).
+pub const BUILT_IN_PROFILES: [&str; 2] = ["dev", "prod"];
+
 /// Where configuration comes from. Build one, then [`load`](ConfigSources::load) it.
 ///
 /// ```
@@ -40,8 +44,10 @@ pub struct ConfigSources {
     env_prefix: String,
     dir: PathBuf,
     profile: Option<String>,
+    default_profile: Option<String>,
     file: Option<PathBuf>,
     embedded: Vec<String>,
+    embedded_profiles: Vec<(String, String)>,
     env: Option<HashMap<String, String>>,
     overrides: Vec<(String, String)>,
 }
@@ -53,8 +59,10 @@ impl ConfigSources {
             env_prefix: env_prefix.to_string(),
             dir: PathBuf::from("config"),
             profile: None,
+            default_profile: None,
             file: None,
             embedded: Vec::new(),
+            embedded_profiles: Vec::new(),
             env: None,
             overrides: Vec::new(),
         }
@@ -66,9 +74,33 @@ impl ConfigSources {
         self
     }
 
-    /// Also read `<dir>/<profile>.toml` over `<dir>/default.toml`.
+    /// The profile named by the operator (`--profile`, `<PREFIX>_PROFILE`):
+    /// its embedded config and `<dir>/<profile>.toml` are read over the
+    /// defaults. A named profile must exist, embedded or as a file, unless
+    /// it is one of the [`BUILT_IN_PROFILES`] (a typo is an error, not a
+    /// silent fallback to the defaults).
     pub fn profile(mut self, profile: Option<String>) -> Self {
         self.profile = profile;
+        self
+    }
+
+    /// The profile used when none is named (`dev` or `prod` by build kind):
+    /// read as a named one, but neither its embedded config nor its file
+    /// has to exist.
+    pub fn default_profile(mut self, profile: &str) -> Self {
+        self.default_profile = Some(profile.to_string());
+        self
+    }
+
+    /// The profile in force: the named one, else the default.
+    pub fn active_profile(&self) -> Option<&str> {
+        self.profile.as_deref().or(self.default_profile.as_deref())
+    }
+
+    /// TOML compiled into the binary for `profile`, read over the embedded
+    /// defaults (and below every file) when that profile is in force.
+    pub fn embedded_profile(mut self, profile: &str, toml: &str) -> Self {
+        self.embedded_profiles.push((profile.to_string(), toml.to_string()));
         self
     }
 
@@ -101,15 +133,24 @@ impl ConfigSources {
     pub fn load(&self) -> Result<LoadedConfig, ConfigErrors> {
         let mut issues = Vec::new();
         let mut builder = Config::builder();
-        for (i, toml) in self.embedded.iter().enumerate() {
+        let active = self.active_profile();
+        let embedded_profile = self.embedded_profiles.iter().filter(|(name, _)| Some(name.as_str()) == active);
+        let embedded = self.embedded.iter().enumerate().map(|(i, toml)| (format!("<embedded defaults #{i}>"), toml));
+        let embedded =
+            embedded.chain(embedded_profile.map(|(name, toml)| (format!("<embedded profile {name}>"), toml)));
+        for (layer, toml) in embedded {
             match parse_layer(File::from_str(toml, FileFormat::Toml)) {
                 Ok(()) => builder = builder.add_source(File::from_str(toml, FileFormat::Toml)),
-                Err(message) => issues.push(ConfigIssue { key: format!("<embedded defaults #{i}>"), message }),
+                Err(message) => issues.push(ConfigIssue { key: layer, message }),
             }
         }
         let mut files = vec![(self.dir.join("default.toml"), false)];
-        if let Some(profile) = &self.profile {
-            files.push((self.dir.join(format!("{profile}.toml")), true));
+        if let Some(profile) = active {
+            // A profile the operator named must exist somewhere; a default one need not.
+            let named = self.profile.is_some();
+            let known =
+                BUILT_IN_PROFILES.contains(&profile) || self.embedded_profiles.iter().any(|(n, _)| n == profile);
+            files.push((self.dir.join(format!("{profile}.toml")), named && !known));
         }
         if let Some(file) = &self.file {
             files.push((file.clone(), true));
