@@ -2,6 +2,9 @@
 //! logging, signals, the shutdown watchdog and the exit code; with what an
 //! app's `main` names beside it ([`ExitStatus`], [`AppInfo`], and the
 //! [`Linked`] crates whose [`Registration`]s it runs).
+//!
+//! The top of the process shell: the only place that owns the tokio runtime
+//! and turns a run into an exit status (through `process.rs`).
 
 use std::ffi::OsString;
 use std::process::ExitCode;

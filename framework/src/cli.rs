@@ -1,4 +1,6 @@
 //! The command line every orderly app shares.
+//!
+//! The process shell: flags only; reading config is `layers.rs`'s.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,7 @@
 //! Exit codes: each way a run can end has its own, so an orchestrator or a
 //! script can tell a bad config from a failed start from an unclean stop.
+//!
+//! The process shell: it names nothing else.
 
 use std::process::ExitCode;
 

@@ -3,6 +3,9 @@
 //! component's section, the runtime's own sections, and every problem
 //! collected rather than the first. `app.rs` uses it at start and
 //! `sighup.rs` on every reload.
+//!
+//! The process shell, below `app.rs` and `sighup.rs`, which both use it; it
+//! never applies what it reads.
 
 use orderly_core::graph::RESERVED_NAMES;
 use orderly_core::settings::RuntimeSettings;

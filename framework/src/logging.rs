@@ -1,6 +1,9 @@
 //! Structured logs: JSON lines when stdout is not a terminal (or when asked),
 //! readable text on a terminal. Records go through an async drain that
 //! blocks rather than drops, and is flushed before the process exits.
+//!
+//! The process shell: it names only the config vocabulary; the core logs
+//! through the slog logger it is handed.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -12,6 +12,9 @@
 //! `[start]`, `[shutdown]`, `[components.*]`, `[lifecycle]`, and
 //! components enabled or disabled. Under systemd, `RELOADING=1` (with
 //! `MONOTONIC_USEC`) comes first and `READY=1` last.
+//!
+//! The process shell: it reads config through `layers.rs` and hands the
+//! result to the core's `Runtime::reload`, never to the runtime's internals.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -13,6 +13,9 @@
 //!
 //! The output is self-contained SVG 1.1 with no scripts or external
 //! references, so a browser, an image viewer or a README can show it.
+//!
+//! The process shell: the core keeps the timeline as data, this draws it; it
+//! names only the event vocabulary.
 
 use std::collections::HashMap;
 use std::fmt::Write;

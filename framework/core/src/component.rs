@@ -1,4 +1,8 @@
 //! The [`Component`] trait: the one thing a service is assembled from.
+//!
+//! Part of the model, with the contexts and `Dependency` in its signatures
+//! (the one two-way tie the layout allows); it names nothing of the graph,
+//! the engine or the runtime.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
 //! Declared dependencies between components: by type (checked by the
 //! compiler) or by name (for several instances of one type).
+//!
+//! Part of the model: it names only `Component` (for the typed form).
 
 use std::any::TypeId;
 use std::fmt;

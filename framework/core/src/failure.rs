@@ -12,6 +12,8 @@
 //!
 //! How the two combine is [`Supervision::resolve`]; how a restart runs is
 //! in `restart.rs`.
+//!
+//! Part of the model: policies as data; it names only the retry policy.
 
 use std::time::Duration;
 

@@ -4,6 +4,10 @@
 //! dependencies (who needs what), dependencies on disabled components, and
 //! cycles (printed as a path). Nodes are sorted by name, so the graph — and
 //! every order derived from it — is the same on every run.
+//!
+//! Above the model, below the engine: it owns the nodes and their order and
+//! implements `ComponentsView` for probes; it names no engine, state or
+//! runtime.
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -2,6 +2,9 @@
 //!
 //! Readiness flips to not-ready on the first moment of shutdown, before any
 //! phase runs, and stays answerable through the whole drain.
+//!
+//! Above the model, beside the graph: it reaches the components only through
+//! `ComponentsView`, never the graph or the runtime.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};

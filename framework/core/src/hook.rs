@@ -8,6 +8,9 @@
 //! The walk along the graph (`walk.rs`) launches many at once; [`run_one`]
 //! runs a single one; [`within`] bounds a future the caller keeps polling
 //! itself (one start attempt, inside its component's launched start).
+//!
+//! The engine's lowest floor: it names only the error vocabulary, not the
+//! graph or the state.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

@@ -1,5 +1,7 @@
 //! Retrying a component's `start` on transient failures: exponential backoff
 //! with full jitter, bounded by the start timeout.
+//!
+//! Part of the model: it names nothing else in the crate.
 
 use std::time::Duration;
 

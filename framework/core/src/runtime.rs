@@ -3,6 +3,10 @@
 //! Most apps use `orderly::app::App`, which adds the command line, config,
 //! logging and signals around a `Runtime`. Tests and apps that prefer
 //! explicit wiring build a `Runtime` directly.
+//!
+//! The top floor of the core: it owns the state and drives the engine and
+//! supervision. It still never exits the process, installs signal handlers or
+//! owns a tokio runtime: that is the `orderly` shell's.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;

@@ -1,6 +1,9 @@
 //! Lifecycle settings: start timeouts and retries per component, and the
 //! shutdown deadline split into phase budgets. All come from config
 //! (`[start]`, `[shutdown]`, `[components.<name>]`) and are honoured everywhere.
+//!
+//! Part of the model: plain settings with their checks; it names the policies
+//! and the config vocabulary, nothing that runs.
 
 pub use crate::failure::RestartSettings;
 pub use crate::retry::RetryPolicy;

@@ -7,6 +7,9 @@
 //! shutdown request — stops the start: nothing new is launched, starts in
 //! flight are cancelled, and the caller rolls back exactly the components
 //! whose `start` returned `Ok`.
+//!
+//! The engine: it works on the running app's state (`state.rs`) and the walk;
+//! it never names supervision or the runtime above it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -1,5 +1,8 @@
 //! An in-memory record of every lifecycle event, for tests and for the
 //! admin endpoint that draws the lifecycle.
+//!
+//! Events as data: it names only the event vocabulary; it never renders (the
+//! SVG is the process shell's).
 
 use std::sync::Arc;
 

@@ -1,5 +1,7 @@
 //! [`Shutdown`]: the handle that starts a shutdown, from a signal, a
 //! component's fatal error, an admin request or a test.
+//!
+//! Part of the model: it names only the error vocabulary.
 
 use std::fmt;
 use std::sync::Arc;

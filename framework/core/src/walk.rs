@@ -6,6 +6,9 @@
 //! and waits for dependents. [`drive`] owns the walk, the in-flight set and
 //! the inline-or-spawned split; a [`Pass`] (the start, or one stop phase)
 //! says what each node runs, emits its events and decides when to halt.
+//!
+//! The engine: it knows indices and a `Pass`, never components, events or the
+//! state.
 
 use std::collections::VecDeque;
 use std::future::Future;

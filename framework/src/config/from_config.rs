@@ -1,5 +1,8 @@
 //! [`FromConfig`]: how a registered component is built from its own typed
 //! config section.
+//!
+//! The process shell: it names only the core's `Component` and the config
+//! vocabulary.
 
 use std::fmt::Debug;
 

@@ -7,6 +7,9 @@
 //!
 //! Each component owns one typed section named after it; unknown keys and
 //! unknown sections are errors, and every problem is reported at once.
+//!
+//! The process shell: the vocabulary it builds on (`Validate`, `Secret`, the
+//! issues) is the core's `config`; this module adds the loading.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
