@@ -8,9 +8,13 @@
 
 use std::any::{Any, TypeId};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::component::Component;
 use crate::error::{box_error_chain, panic_message, BoxError};
@@ -149,6 +153,13 @@ impl StartContext {
     /// failure ignored and the component reported degraded. A `permanent`
     /// component is also restarted when the task returns `Ok`. Errors of
     /// background work are never silent.
+    ///
+    /// The task belongs to this run of the component: when the run ends
+    /// (its stop phases are over, in a restart or the shutdown, or a start
+    /// attempt failed), the runtime cancels [`cancellation`](Self::cancellation)
+    /// and aborts the task if it is still running at the component's stop
+    /// cap. The handle returned controls the task itself: aborting it ends
+    /// the task, and that is no failure.
     pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
@@ -156,19 +167,26 @@ impl StartContext {
         let host = self.host.clone();
         let index = self.index;
         let run = host.run_of(index);
-        let inner = tokio::spawn(task);
-        tokio::spawn(async move {
-            let end = match inner.await {
+        let tasks = host.run_tasks(index).clone();
+        let guard = tasks.track();
+        let handle = tokio::spawn(async move {
+            let _guard = guard;
+            let end = match AssertUnwindSafe(task).catch_unwind().await {
                 Ok(Ok(())) => TaskEnd::Finished,
                 Ok(Err(error)) => TaskEnd::Failed(box_error_chain(&error)),
-                Err(e) if e.is_panic() => {
-                    TaskEnd::Failed(format!("background task panicked: {}", panic_message(e.into_panic().as_ref())))
-                }
-                // Aborted on purpose by its owner (a background task has no limit).
-                Err(_) => return,
+                Err(panic) => TaskEnd::Failed(format!("background task panicked: {}", panic_message(panic.as_ref()))),
             };
             host.task_ended(index, run, end);
-        })
+        });
+        tasks.add_abort(handle.abort_handle());
+        handle
+    }
+
+    /// Cancelled when this run of the component ends: a task from
+    /// [`spawn`](Self::spawn) that watches it can finish its current work
+    /// and return before the runtime aborts it.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.host.run_tasks(self.index).token()
     }
 }
 

@@ -71,11 +71,16 @@ pub enum EventKind {
     /// A component did not take new config on reload; `error` says why. Its
     /// old config still runs.
     ReloadFailed,
+    /// A run of a component ended (its stop phases were over, or a start
+    /// attempt failed) while background tasks it spawned still ran: they
+    /// were cancelled, and aborted if still running at its cap. `detail`
+    /// says how many of each.
+    TasksEnded,
 }
 
 impl EventKind {
     /// Every kind, for pre-registering metrics.
-    pub(crate) const ALL: [EventKind; 23] = [
+    pub(crate) const ALL: [EventKind; 24] = [
         EventKind::Starting,
         EventKind::Retrying,
         EventKind::Started,
@@ -99,6 +104,7 @@ impl EventKind {
         EventKind::RestartLimitExceeded,
         EventKind::Reloaded,
         EventKind::ReloadFailed,
+        EventKind::TasksEnded,
     ];
 
     /// The kind's position in [`EventKind::ALL`].
@@ -132,6 +138,7 @@ impl EventKind {
             EventKind::RestartLimitExceeded => "restart_limit_exceeded",
             EventKind::Reloaded => "reloaded",
             EventKind::ReloadFailed => "reload_failed",
+            EventKind::TasksEnded => "tasks_ended",
         }
     }
 
@@ -259,7 +266,8 @@ impl EventSink for LogEvents {
             | EventKind::Retrying
             | EventKind::Cancelled
             | EventKind::Restarting
-            | EventKind::ReloadFailed => {
+            | EventKind::ReloadFailed
+            | EventKind::TasksEnded => {
                 slog::warn!(logger, "lifecycle {}", e.event.as_str(); fields)
             }
             _ => slog::info!(logger, "lifecycle {}", e.event.as_str(); fields),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::lifecycle::Lifecycle;
 use crate::resources::{AnyArc, Resources};
+use crate::run_tasks::RunTasks;
 use crate::trigger::Shutdown;
 
 /// How a supervised background task (one started with
@@ -45,6 +46,8 @@ pub(crate) trait Host: Send + Sync + 'static {
     fn resources(&self) -> &Resources;
     /// Component `i`'s current run (a restart begins a new one).
     fn run_of(&self, i: usize) -> u64;
+    /// The tasks of component `i`'s current run, which end with it.
+    fn run_tasks(&self, i: usize) -> &Arc<RunTasks>;
     /// A background task of component `i`'s run `run` ended: the
     /// component's failure policy applies.
     fn task_ended(self: Arc<Self>, i: usize, run: u64, end: TaskEnd);

@@ -74,6 +74,7 @@ pub mod phase;
 mod readiness;
 mod resources;
 mod retry;
+mod run_tasks;
 pub mod settings;
 mod supervised;
 mod trigger;

@@ -132,6 +132,9 @@ pub(crate) async fn cycle(
         shared.graph.nodes[j].supervised.generation.fetch_add(1, Ordering::AcqRel);
     }
     stop_phases(shared, &running, None).await;
+    // A restarted component is a fresh process: its old run's tasks end
+    // before the new run begins.
+    shared.end_runs(&running, None).await;
     shared.mark_stopped(&running);
     shared.resources.withdraw(&running);
     if let Some((i, component)) = swap {

@@ -25,6 +25,7 @@ use crate::host::{Host, TaskEnd};
 use crate::metrics::LifecycleMetrics;
 use crate::nodeset::NodeSet;
 use crate::resources::{AnyArc, Resources};
+use crate::run_tasks::RunTasks;
 use crate::settings::{ComponentSettings, RuntimeSettings, ShutdownSettings};
 use crate::shutdown::shut_down;
 use crate::start::{start_all, StartEnd};
@@ -451,10 +452,19 @@ impl Host for Shared {
         self.graph.nodes[i].supervised.generation()
     }
 
+    fn run_tasks(&self, i: usize) -> &Arc<RunTasks> {
+        &self.graph.nodes[i].supervised.tasks
+    }
+
     /// Applies component `i`'s failure policy to the end of one of its
     /// background tasks, started in its run `run`.
     fn task_ended(self: Arc<Self>, i: usize, run: u64, end: TaskEnd) {
         let node = &self.graph.nodes[i];
+        // A task of an earlier run ended with it (a restart, a retry, the
+        // shutdown): its end is no failure of the component's.
+        if run != node.supervised.generation() {
+            return;
+        }
         let (error, restart) = match (end, node.supervision) {
             (TaskEnd::Finished, Supervision::Restart { on_clean_exit: true }) => {
                 ("its background task returned, and it is permanent".to_string(), true)

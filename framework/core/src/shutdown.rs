@@ -80,6 +80,9 @@ pub(crate) async fn shut_down(shared: &Shared, reason: ShutdownReason) -> Shutdo
     let _turn = shared.restart_turn.lock().await;
     let running = shared.take_running();
     let (problems, phases) = stop_phases(shared, &running, Some(deadline)).await;
+    // Nothing runs after the shutdown: every component's tasks end (those
+    // of a start that was cancelled included), within the deadline.
+    shared.end_runs(&NodeSet::full(shared.graph.len()), Some(deadline)).await;
 
     shared.health.finish_shutdown();
     let elapsed = began.elapsed();

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::component::Component;
 use crate::context::StartContext;
 use crate::error::{box_error_chain, Permanent, StartFailure};
 use crate::event::EventKind;
@@ -136,37 +137,10 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
         let began = Instant::now();
         shared.events.emit(EventKind::Starting.build().component(name).phase(Phase::Start).at(began));
         let deadline = began + settings.start_timeout;
-        let mut attempt = 1;
-        loop {
-            let error = match within(deadline, component.start(&ctx)).await {
-                Some(Ok(())) => break,
-                Some(Err(error)) => error,
-                None => {
-                    let limit = humantime::format_duration(settings.start_timeout);
-                    return fail(Phase::Start, EventKind::TimedOut, format!("start did not finish within {limit}"));
-                }
-            };
-            let chain = box_error_chain(&error);
-            if error.is::<Permanent>() || attempt >= settings.retry.attempts {
-                return fail(Phase::Start, EventKind::Failed, chain);
-            }
-            let backoff = settings.retry.backoff(attempt);
-            if Instant::now() + backoff >= deadline {
-                let next = attempt + 1;
-                return fail(
-                    Phase::Start,
-                    EventKind::Failed,
-                    format!("{chain} (no time left in the start timeout for attempt {next})"),
-                );
-            }
-            shared.events.emit(
-                EventKind::Retrying.build().component(name).phase(Phase::Start).error(chain).detail(format!(
-                    "attempt {attempt} of {} failed; retrying in {:?}",
-                    settings.retry.attempts, backoff
-                )),
-            );
-            tokio::time::sleep(backoff).await;
-            attempt += 1;
+        if let Err((event, error)) = attempts(shared, i, &ctx, &*component, deadline).await {
+            // Nothing of a start that failed for good stays behind.
+            shared.clean_slate(i).await;
+            return fail(Phase::Start, event, error);
         }
         shared.start_returned[i].store(true, Ordering::Release);
         let returned = Instant::now();
@@ -187,6 +161,51 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
     })
 }
 
+/// `start`, tried as the component's retry policy allows until
+/// `deadline`. Each failed attempt's run ends and what it provided is
+/// withdrawn before the next attempt, which begins from a clean slate.
+async fn attempts(
+    shared: &Shared,
+    i: usize,
+    ctx: &StartContext,
+    component: &dyn Component,
+    deadline: Instant,
+) -> Result<(), (EventKind, String)> {
+    let node = &shared.graph.nodes[i];
+    let (name, settings) = (&node.name, &node.settings);
+    let mut attempt = 1;
+    loop {
+        let error = match within(deadline, component.start(ctx)).await {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(error)) => error,
+            None => {
+                let limit = humantime::format_duration(settings.start_timeout);
+                return Err((EventKind::TimedOut, format!("start did not finish within {limit}")));
+            }
+        };
+        let chain = box_error_chain(&error);
+        if error.is::<Permanent>() || attempt >= settings.retry.attempts {
+            return Err((EventKind::Failed, chain));
+        }
+        let backoff = settings.retry.backoff(attempt);
+        if Instant::now() + backoff >= deadline {
+            let next = attempt + 1;
+            return Err((EventKind::Failed, format!("{chain} (no time left in the start timeout for attempt {next})")));
+        }
+        shared.events.emit(
+            EventKind::Retrying
+                .build()
+                .component(name)
+                .phase(Phase::Start)
+                .error(chain)
+                .detail(format!("attempt {attempt} of {} failed; retrying in {:?}", settings.retry.attempts, backoff)),
+        );
+        shared.clean_slate(i).await;
+        tokio::time::sleep(backoff).await;
+        attempt += 1;
+    }
+}
+
 fn start_returned(shared: &Shared, i: usize) -> bool {
     shared.start_returned[i].load(Ordering::Acquire)
 }
@@ -197,7 +216,7 @@ fn start_returned(shared: &Shared, i: usize) -> bool {
 async fn wait_until_ready(
     shared: &Shared,
     i: usize,
-    component: &dyn crate::component::Component,
+    component: &dyn Component,
     deadline: Instant,
 ) -> Result<(), String> {
     let node = &shared.graph.nodes[i];

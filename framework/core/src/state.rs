@@ -4,12 +4,16 @@
 //! restart turn. Plain state and the operations on it; it names nothing of
 //! the engine above it.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
 
 use parking_lot::Mutex;
 
 use crate::emitter::Events;
+use crate::event::EventKind;
 use crate::graph::Graph;
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
@@ -107,4 +111,41 @@ impl Shared {
     pub(crate) fn is_running(&self) -> bool {
         matches!(*self.stage.lock(), Stage::Running(_))
     }
+
+    /// Ends the runs of the `members`: their background tasks still running
+    /// are cancelled, then aborted at each one's stop cap (by `deadline`,
+    /// in a shutdown), each ending reported as a `tasks_ended` event. Their
+    /// tasks' ends from now on are stale, not failures. Returns once every
+    /// member's tasks have ended (or were found stuck).
+    pub(crate) async fn end_runs(&self, members: &NodeSet, deadline: Option<Instant>) {
+        let ended = members.iter().map(|i| {
+            let node = &self.graph.nodes[i];
+            let run = node.supervised.generation.fetch_add(1, Ordering::AcqRel);
+            let cap = node.settings.stop_cap.or(self.settings.component_cap).unwrap_or(TASK_GRACE);
+            let limit = deadline.map_or(cap, |d| cap.min(d.saturating_duration_since(Instant::now())));
+            async move { (i, run, node.supervised.tasks.end(limit).await) }
+        });
+        for (i, run, ended) in join_all(ended).await {
+            let Some(ended) = ended else { continue };
+            let mut detail = format!("run {run}: {} cancelled, {} aborted at its cap", ended.cancelled, ended.aborted);
+            if ended.stuck > 0 {
+                detail.push_str(&format!(", {} still running (stuck in synchronous code)", ended.stuck));
+            }
+            self.events.emit(EventKind::TasksEnded.build().component(&self.graph.nodes[i].name).detail(detail));
+        }
+    }
+
+    /// Before a start attempt of component `i` (after a failed one, or
+    /// after its start failed for good): the earlier attempt's run ends and
+    /// what it provided is withdrawn, so nothing of it is seen twice.
+    pub(crate) async fn clean_slate(&self, i: usize) {
+        let mut only = NodeSet::empty(self.graph.len());
+        only.insert(i);
+        self.end_runs(&only, None).await;
+        self.resources.withdraw(&only);
+    }
 }
+
+/// How long a run's tasks get to end once cancelled when the component has
+/// no stop cap: they are past their component's stop phases already.
+const TASK_GRACE: Duration = Duration::from_secs(1);

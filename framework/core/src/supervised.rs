@@ -1,13 +1,15 @@
 //! What the runtime tracks about each component while the app runs: its
 //! condition (degraded, restarting), which run of it is current, and its
-//! recent restarts. Plain state, read by probes and written by
-//! supervision; it names nothing else in the crate.
+//! recent restarts, and the tasks its current run spawned. Plain state,
+//! read by probes and written by supervision; it names only `RunTasks`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
+
+use crate::run_tasks::RunTasks;
 
 /// Why a component is not fully well, beyond what its `ready` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,8 @@ pub(crate) struct Supervised {
     pub(crate) generation: AtomicU64,
     /// The restarts within the current period, with their causes.
     pub(crate) history: Mutex<VecDeque<(Instant, String)>>,
+    /// The background tasks of its current run.
+    pub(crate) tasks: std::sync::Arc<RunTasks>,
 }
 
 impl Supervised {
