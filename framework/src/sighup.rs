@@ -28,6 +28,7 @@ use crate::config::{ConfigErrors, LoadedConfig};
 use crate::layers::{check_sections, noting, read_components, Layers, LifecycleOutput};
 use crate::logging::{LevelSwitch, LogSettings};
 use crate::registry::Registration;
+use crate::systemd::{micros, reload_extension, Notifier};
 
 /// A section as read, for telling whether it changed (secrets included,
 /// which a printed dump would hide).
@@ -116,27 +117,31 @@ impl Reloader {
     }
 }
 
-fn notify(under_systemd: bool, states: &[NotifyState<'_>]) {
-    if under_systemd {
-        crate::systemd::SystemdNotify::send(states);
+fn notify(systemd: &Option<Arc<Notifier>>, states: &[NotifyState<'_>]) {
+    if let Some(notifier) = systemd {
+        notifier.send(states);
     }
 }
 
-/// Reloads on every SIGHUP until a shutdown begins.
+/// Reloads on every SIGHUP until a shutdown begins. A SIGHUP that arrives
+/// while the app starts waits until it has started (and is applied then):
+/// systemd hears `READY=1` only once startup is complete.
 pub(crate) async fn reload_on_sighup(
     app: &'static str,
     mut hangups: tokio::signal::unix::Signal,
     runtime: Runtime,
     mut reloader: Reloader,
-    under_systemd: bool,
+    systemd: Option<Arc<Notifier>>,
 ) {
     while hangups.recv().await.is_some() {
-        if runtime.shutdown_handle().is_requested() {
+        if !runtime.health().started().await || runtime.shutdown_handle().is_requested() {
             return;
         }
-        let mut reloading = vec![NotifyState::Reloading, NotifyState::Status("reloading")];
+        let extend = micros(reload_extension(&reloader.settings));
+        let mut reloading =
+            vec![NotifyState::Reloading, NotifyState::Status("reloading"), NotifyState::ExtendTimeoutUsec(extend)];
         reloading.extend(NotifyState::monotonic_usec_now().ok());
-        notify(under_systemd, &reloading);
+        notify(&systemd, &reloading);
         let logger = reloader.logger.clone();
         slog::info!(logger, "reloading the configuration (SIGHUP)");
         match reloader.prepare() {
@@ -159,6 +164,6 @@ pub(crate) async fn reload_on_sighup(
                 reloader.commit(prepared, &report);
             }
         }
-        notify(under_systemd, &[NotifyState::Ready, NotifyState::Status("running")]);
+        notify(&systemd, &[NotifyState::Ready, NotifyState::Status("running")]);
     }
 }

@@ -3,23 +3,33 @@
 //!
 //! | when | sent |
 //! |---|---|
+//! | a component starts | `STATUS=starting <component>`, `EXTEND_TIMEOUT_USEC=<its start + ready timeouts + 1 s>` |
 //! | every component has started and was ready | `READY=1`, `STATUS=running` |
-//! | a component starts | `STATUS=starting <component>` |
-//! | the shutdown begins | `STOPPING=1`, `STATUS=stopping: <reason>` |
+//! | the shutdown begins | `STOPPING=1`, `STATUS=stopping: <what happened>` |
 //! | a stop phase begins | `STATUS=phase N <name>`, `EXTEND_TIMEOUT_USEC=<its budget + 1 s>` |
-//! | a component restarts | `STATUS=restarting <component>: <cause>`, then `STATUS=running` |
-//! | SIGHUP (`sighup.rs`) | `RELOADING=1`, `STATUS=reloading`, `MONOTONIC_USEC=<now>`; then `READY=1`, `STATUS=running` |
+//! | a component restarts | `STATUS=restarting <component>`, then `STATUS=running` |
+//! | SIGHUP (`sighup.rs`), once the app is ready | `RELOADING=1`, `STATUS=reloading`, `MONOTONIC_USEC=<now>`, `EXTEND_TIMEOUT_USEC=<what a reload may take>`; then `READY=1`, `STATUS=running` |
 //! | every half `WATCHDOG_USEC` | `WATCHDOG=1`, from a task on the service's own runtime |
+//!
+//! Notifications can never hurt the service: they leave from one
+//! non-blocking socket, so a manager that does not read (its queue full)
+//! costs a dropped message, counted in
+//! `orderly_systemd_notifications_dropped_total`, never a blocked runtime.
+//! `NOTIFY_SOCKET` may be a path or an abstract socket (`@name`). A
+//! `STATUS=` is one line that says what happened, never an error's text
+//! (which can hold anything, a password included; it is in the log).
 //!
 //! The watchdog pings come from an ordinary task, so they stop when the
 //! runtime is wedged (every worker thread blocked): exactly when systemd
 //! should restart the service. Pings go on during the shutdown, which has
-//! its own deadline and watchdog.
-//!
-//! Everything here is a no-op without `NOTIFY_SOCKET`, and a failed send
-//! is ignored: systemd's absence never affects the service. The protocol
-//! itself is the `sd-notify` crate's.
+//! its own deadline and watchdog. Without `NOTIFY_SOCKET` nothing here runs.
 
+use std::fmt::Write as _;
+use std::os::linux::net::SocketAddrExt as _;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -27,77 +37,159 @@ use sd_notify::NotifyState;
 use orderly_core::events::{EventKind, EventSink, LifecycleEvent};
 use orderly_core::health::Health;
 use orderly_core::phase::Phase;
-use orderly_core::settings::PhaseBudgets;
+use orderly_core::settings::RuntimeSettings;
 
 /// Room beyond a phase's budget that `EXTEND_TIMEOUT_USEC` grants: the
 /// budget is a cap, and the next message must come before systemd's timer.
 const EXTEND_MARGIN: Duration = Duration::from_secs(1);
 
-/// Sends lifecycle notifications to systemd when run under it.
-pub(crate) struct SystemdNotify {
-    budgets: PhaseBudgets,
+/// How long a reload hook may take (the core's limit), for `EXTEND_TIMEOUT_USEC`.
+const RELOAD_HOOK: Duration = Duration::from_secs(30);
+
+/// The longest `STATUS=` text: one line that `systemctl status` shows whole.
+const STATUS_CHARS: usize = 120;
+
+/// Where notifications go.
+enum Target {
+    Path(PathBuf),
+    Abstract(SocketAddr),
 }
 
-impl SystemdNotify {
-    /// A notifier if the process runs under systemd (`NOTIFY_SOCKET` set), else `None`.
-    pub(crate) fn from_env(budgets: PhaseBudgets) -> Option<Self> {
-        std::env::var_os("NOTIFY_SOCKET").map(|_| Self { budgets })
+/// The one place notifications leave from: an unbound, non-blocking
+/// datagram socket and the manager's address.
+pub(crate) struct Notifier {
+    socket: UnixDatagram,
+    target: Target,
+    dropped: prometheus::IntCounter,
+}
+
+impl Notifier {
+    /// A notifier if the process runs under systemd (`NOTIFY_SOCKET` set)
+    /// and a socket could be made, else `None`. Its drops count on `registry`.
+    pub(crate) fn from_env(registry: &prometheus::Registry) -> Option<Arc<Self>> {
+        let value = std::env::var_os("NOTIFY_SOCKET")?;
+        let target = match value.as_bytes().strip_prefix(b"@") {
+            Some(name) => Target::Abstract(SocketAddr::from_abstract_name(name).ok()?),
+            None => Target::Path(PathBuf::from(value)),
+        };
+        let socket = UnixDatagram::unbound().ok()?;
+        socket.set_nonblocking(true).ok()?;
+        let dropped = prometheus::IntCounter::new(
+            "orderly_systemd_notifications_dropped_total",
+            "systemd notifications dropped because the manager's socket could not take them at once.",
+        )
+        .ok()?;
+        // Counting is a courtesy: a name clash on a shared registry must not cost the notifications.
+        let _ = registry.register(Box::new(dropped.clone()));
+        Some(Arc::new(Self { socket, target, dropped }))
     }
 
-    pub(crate) fn send(states: &[NotifyState<'_>]) {
-        // Best effort: a lost notification must never fail the service.
-        let _ = sd_notify::notify(states);
+    /// Sends one datagram of `KEY=value` lines; never waits. A message the
+    /// socket cannot take now (full queue, no listener) is dropped and counted.
+    pub(crate) fn send(&self, states: &[NotifyState<'_>]) {
+        let mut message = String::new();
+        for state in states {
+            let _ = writeln!(message, "{state}");
+        }
+        let sent = match &self.target {
+            Target::Path(path) => self.socket.send_to(message.as_bytes(), path),
+            Target::Abstract(address) => self.socket.send_to_addr(message.as_bytes(), address),
+        };
+        if sent.is_err() {
+            self.dropped.inc();
+        }
     }
 
     /// Sends `READY=1` once the app has started (or nothing, if it never does).
-    pub(crate) async fn ready_when_started(health: Health) {
+    pub(crate) async fn ready_when_started(self: Arc<Self>, health: Health) {
         if health.started().await {
-            Self::send(&[NotifyState::Ready, NotifyState::Status("running")]);
+            self.send(&[NotifyState::Ready, NotifyState::Status("running")]);
         }
     }
 
     /// Pings the watchdog every half of `WATCHDOG_USEC`, if systemd asked for it, forever.
-    pub(crate) async fn watchdog() {
+    pub(crate) async fn watchdog(self: Arc<Self>) {
         let Some(timeout) = sd_notify::watchdog_enabled().filter(|t| !t.is_zero()) else { return };
         let mut every = tokio::time::interval(timeout / 2);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            Self::send(&[NotifyState::Watchdog]);
+            self.send(&[NotifyState::Watchdog]);
         }
     }
 }
 
-fn micros(d: Duration) -> u32 {
+/// `text` as a `STATUS=` value: up to its first `": "` (what happened, not
+/// the error text after it), one line, at most [`STATUS_CHARS`] characters.
+pub(crate) fn status(text: &str) -> String {
+    let what = text.split(": ").next().unwrap_or_default();
+    let mut line: String = what.chars().map(|c| if c.is_control() { ' ' } else { c }).take(STATUS_CHARS).collect();
+    line.truncate(line.trim_end().len());
+    line
+}
+
+/// `EXTEND_TIMEOUT_USEC`'s value for `d` (saturating).
+pub(crate) fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// What a reload may take at most: its hook, then a restart of its
+/// component's part of the graph (the stop phases, then the starts).
+pub(crate) fn reload_extension(settings: &RuntimeSettings) -> Duration {
+    RELOAD_HOOK + settings.shutdown.deadline + settings.start.timeout + settings.start.ready_timeout + EXTEND_MARGIN
+}
+
+/// The lifecycle events as notifications.
+pub(crate) struct SystemdNotify {
+    notifier: Arc<Notifier>,
+    settings: RuntimeSettings,
+}
+
+impl SystemdNotify {
+    pub(crate) fn new(notifier: Arc<Notifier>, settings: RuntimeSettings) -> Self {
+        Self { notifier, settings }
+    }
 }
 
 impl EventSink for SystemdNotify {
     fn on_event(&self, e: &LifecycleEvent) {
+        let component = e.component.as_deref().unwrap_or("app");
         match (e.event, e.phase) {
             (EventKind::Starting, _) => {
-                let status = format!("starting {}", e.component.as_deref().unwrap_or("app"));
-                Self::send(&[NotifyState::Status(&status)]);
+                let limits = self.settings.for_component(component, None);
+                let extend = micros(limits.start_timeout + limits.ready_timeout + EXTEND_MARGIN);
+                let text = status(&format!("starting {component}"));
+                self.notifier.send(&[NotifyState::Status(&text), NotifyState::ExtendTimeoutUsec(extend)]);
             }
             (EventKind::ShutdownRequested, _) => {
-                let status = format!("stopping: {}", e.detail.as_deref().unwrap_or("requested"));
-                Self::send(&[NotifyState::Stopping, NotifyState::Status(&status)]);
+                // The detail is one line once `status` has it; "stopping: " goes in front.
+                let text = format!("stopping: {}", status(e.detail.as_deref().unwrap_or("requested")));
+                self.notifier.send(&[NotifyState::Stopping, NotifyState::Status(&text)]);
             }
             (EventKind::Restarting, _) => {
-                let status = format!(
-                    "restarting {}: {}",
-                    e.component.as_deref().unwrap_or("app"),
-                    e.error.as_deref().unwrap_or("failed")
-                );
-                Self::send(&[NotifyState::Status(&status)]);
+                let text = status(&format!("restarting {component}"));
+                self.notifier.send(&[NotifyState::Status(&text)]);
             }
-            (EventKind::Restarted, _) => Self::send(&[NotifyState::Status("running")]),
+            (EventKind::Restarted, _) => self.notifier.send(&[NotifyState::Status("running")]),
             (EventKind::PhaseStarted, Some(Phase::Stop(phase))) => {
-                let status = format!("phase {} {}", phase.number(), phase.as_str());
-                let extend = micros(self.budgets.get(phase) + EXTEND_MARGIN);
-                Self::send(&[NotifyState::Status(&status), NotifyState::ExtendTimeoutUsec(extend)]);
+                let text = format!("phase {} {}", phase.number(), phase.as_str());
+                let extend = micros(self.settings.shutdown.phases.get(phase) + EXTEND_MARGIN);
+                self.notifier.send(&[NotifyState::Status(&text), NotifyState::ExtendTimeoutUsec(extend)]);
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_one_line_without_the_error_text() {
+        assert_eq!(status("component `db` failed: password=x\nWATCHDOG=trigger"), "component `db` failed");
+        assert_eq!(status("signal SIGTERM"), "signal SIGTERM");
+        assert_eq!(status("a\nb\rc"), "a b c");
+        assert_eq!(status(&"x".repeat(500)).len(), STATUS_CHARS);
     }
 }

@@ -21,17 +21,21 @@ fn mark(component: &str, what: &str) {
 pub struct ApiConfig {
     /// How long the drain takes, in milliseconds.
     pub drain_ms: u64,
+    /// How long `start` takes, in milliseconds (a slow startup).
+    pub start_ms: u64,
 }
 
 impl Validate for ApiConfig {
     fn validate(&self, v: &mut Validation) {
         v.check(self.drain_ms <= 60_000, "drain_ms", "must be at most 60000");
+        v.check(self.start_ms <= 60_000, "start_ms", "must be at most 60000");
     }
 }
 
 /// Stands in for a server: joins phases 1 and 2, depends on [`Store`].
 pub struct Api {
     drain: Duration,
+    start: Duration,
 }
 
 #[async_trait]
@@ -41,6 +45,7 @@ impl Component for Api {
     }
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         ctx.dependency::<Store>()?;
+        tokio::time::sleep(self.start).await;
         Ok(())
     }
     async fn stop_accepting(&self, _: &StopContext) -> Result<(), BoxError> {
@@ -57,7 +62,7 @@ impl Component for Api {
 impl FromConfig for Api {
     type Config = ApiConfig;
     fn from_config(config: ApiConfig) -> Result<Self, BoxError> {
-        Ok(Api { drain: Duration::from_millis(config.drain_ms) })
+        Ok(Api { drain: Duration::from_millis(config.drain_ms), start: Duration::from_millis(config.start_ms) })
     }
 }
 orderly::register!(Api);
@@ -222,3 +227,22 @@ impl Component for Flapper {
 }
 
 orderly::register_default!(Flapper);
+
+/// Fails while running with an error whose text has newlines and
+/// notify-protocol lines in it (off by default): what reaches systemd's
+/// `STATUS` must stay one line and never carry error text.
+#[derive(Default)]
+pub struct Garbler;
+
+#[async_trait]
+impl Component for Garbler {
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        ctx.spawn(async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            Err("password=hunter2 rejected\nWATCHDOG=trigger\nSTATUS=owned".into())
+        });
+        Ok(())
+    }
+}
+
+orderly::register_default!(Garbler);

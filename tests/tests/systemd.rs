@@ -205,3 +205,95 @@ fn a_reload_tells_systemd_reloading_with_its_monotonic_time_then_ready() {
     let usec: u64 = lines[monotonic]["MONOTONIC_USEC=".len()..].parse().expect("a number");
     assert!(usec > 0);
 }
+
+#[test]
+fn a_notify_socket_whose_reader_is_stuck_never_blocks_the_service() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("orderly-systemd-stuck-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Bound, never read: once its queue is full, a blocking send would wait forever.
+    let _stuck = UnixDatagram::bind(dir.join("notify")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
+        .env_clear()
+        .current_dir(&dir)
+        .env("NOTIFY_SOCKET", dir.join("notify"))
+        // A ping every millisecond fills the queue within a second.
+        .env("WATCHDOG_USEC", "2000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, libc::SIGTERM);
+    let code = wait(&mut child);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "a full notify queue must not hold the service (124: its own watchdog ended it)");
+}
+
+#[test]
+fn an_abstract_notify_socket_receives_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("orderly-test-{}-{}", std::process::id(), fastrand_name());
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let socket = UnixDatagram::bind_addr(&address).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
+        .env_clear()
+        .current_dir(std::env::temp_dir())
+        .env("NOTIFY_SOCKET", format!("@{name}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !lines.iter().any(|l| l == "READY=1") {
+        let n = socket.recv(&mut buffer).unwrap_or_else(|e| panic!("no READY=1 ({e}); got {lines:?}"));
+        lines.extend(String::from_utf8_lossy(&buffer[..n]).lines().map(str::to_owned));
+    }
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait(&mut child), 0);
+}
+
+fn fastrand_name() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+#[test]
+fn status_is_one_line_and_never_carries_error_text() {
+    let systemd = Systemd::listen();
+    let mut child = systemd.spawn(&[("APP__COMPONENTS__GARBLER__ENABLED", "true")]);
+    assert_eq!(wait(&mut child), 4, "the garbler's failure shuts the app down");
+    systemd.received.wait_for("STOPPING=1");
+    let lines = systemd.received.all();
+    for line in &lines {
+        assert!(line.contains('='), "a line that is no KEY=value: {line:?} in {lines:?}");
+        assert!(!line.starts_with("WATCHDOG=trigger") && line != "STATUS=owned", "injected: {lines:?}");
+        assert!(!line.contains("hunter2"), "error text reached STATUS: {lines:?}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("STATUS=stopping: component `garbler` failed")), "{lines:?}");
+}
+
+#[test]
+fn a_sighup_during_startup_is_applied_once_ready_and_ready_is_never_told_early() {
+    let systemd = Systemd::listen();
+    let mut child = systemd.spawn(&[("APP__API__START_MS", "400")]);
+    systemd.received.wait_for("STATUS=starting api");
+    std::fs::create_dir_all(systemd.dir.join("config")).unwrap();
+    std::fs::write(systemd.dir.join("config/default.toml"), "[log]\nlevel = \"debug\"\n").unwrap();
+    signal(&child, libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while systemd.received.count("READY=1") < 2 {
+        assert!(Instant::now() < deadline, "no READY=1 after the reload: {:?}", systemd.received.all());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait(&mut child), 0);
+
+    let lines = systemd.received.all();
+    let starting_api = position(&lines, |l| l == "STATUS=starting api", "api starting");
+    let first_ready = position(&lines, |l| l == "READY=1", "READY=1");
+    let reloading = position(&lines, |l| l == "RELOADING=1", "RELOADING=1");
+    let ready_again = reloading + position(&lines[reloading..], |l| l == "READY=1", "READY=1 again");
+    assert!(starting_api < first_ready && first_ready < reloading && reloading < ready_again, "{lines:?}");
+}

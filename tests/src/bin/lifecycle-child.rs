@@ -20,6 +20,8 @@ fn main() -> std::process::ExitCode {
             enabled = false
             [components.flapper]
             enabled = false
+            [components.garbler]
+            enabled = false
             [log]
             format = "json"
             "#,
