@@ -137,6 +137,9 @@ pub(crate) async fn reload_on_sighup(
         if !runtime.health().started().await || runtime.shutdown_handle().is_requested() {
             return;
         }
+        if let Some(notifier) = &systemd {
+            notifier.told_ready().await;
+        }
         let extend = micros(reload_extension(&reloader.settings));
         let mut reloading =
             vec![NotifyState::Reloading, NotifyState::Status("reloading"), NotifyState::ExtendTimeoutUsec(extend)];

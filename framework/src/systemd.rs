@@ -61,6 +61,8 @@ pub(crate) struct Notifier {
     socket: UnixDatagram,
     target: Target,
     dropped: prometheus::IntCounter,
+    /// Whether the first `READY=1` is out: a reload's `RELOADING=1` waits for it.
+    told_ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl Notifier {
@@ -81,7 +83,8 @@ impl Notifier {
         .ok()?;
         // Counting is a courtesy: a name clash on a shared registry must not cost the notifications.
         let _ = registry.register(Box::new(dropped.clone()));
-        Some(Arc::new(Self { socket, target, dropped }))
+        let told_ready = tokio::sync::watch::Sender::new(false);
+        Some(Arc::new(Self { socket, target, dropped, told_ready }))
     }
 
     /// Sends one datagram of `KEY=value` lines; never waits. A message the
@@ -104,7 +107,16 @@ impl Notifier {
     pub(crate) async fn ready_when_started(self: Arc<Self>, health: Health) {
         if health.started().await {
             self.send(&[NotifyState::Ready, NotifyState::Status("running")]);
+            self.told_ready.send_replace(true);
         }
+    }
+
+    /// Waits until the first `READY=1` is out, so that nothing about a
+    /// reload reaches systemd before it.
+    pub(crate) async fn told_ready(&self) {
+        let mut told = self.told_ready.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail here.
+        let _ = told.wait_for(|told| *told).await;
     }
 
     /// Pings the watchdog every half of `WATCHDOG_USEC`, if systemd asked for it, forever.

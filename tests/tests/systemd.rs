@@ -180,21 +180,27 @@ fn a_notify_socket_nobody_listens_on_never_affects_the_service() {
     assert!(lines.iter().any(|l| l.contains("\"event\":\"shutdown_finished\"") && l.contains("clean")), "{lines:?}");
 }
 
-#[test]
-fn a_reload_tells_systemd_reloading_with_its_monotonic_time_then_ready() {
-    let systemd = Systemd::listen();
-    let mut child = systemd.spawn(&[]);
-    systemd.received.wait_for("READY=1");
+/// Changes the log level on disk, sends SIGHUP, waits for the second
+/// `READY=1` (the reload's), then stops the child; it must exit 0.
+fn reload_then_stop(systemd: &Systemd, child: &mut Child) {
     std::fs::create_dir_all(systemd.dir.join("config")).unwrap();
     std::fs::write(systemd.dir.join("config/default.toml"), "[log]\nlevel = \"debug\"\n").unwrap();
-    signal(&child, libc::SIGHUP);
+    signal(child, libc::SIGHUP);
     let deadline = Instant::now() + Duration::from_secs(20);
     while systemd.received.count("READY=1") < 2 {
         assert!(Instant::now() < deadline, "no READY=1 after the reload: {:?}", systemd.received.all());
         std::thread::sleep(Duration::from_millis(5));
     }
-    signal(&child, libc::SIGTERM);
-    assert_eq!(wait(&mut child), 0);
+    signal(child, libc::SIGTERM);
+    assert_eq!(wait(child), 0);
+}
+
+#[test]
+fn a_reload_tells_systemd_reloading_with_its_monotonic_time_then_ready() {
+    let systemd = Systemd::listen();
+    let mut child = systemd.spawn(&[]);
+    systemd.received.wait_for("READY=1");
+    reload_then_stop(&systemd, &mut child);
 
     let lines = systemd.received.all();
     let first_ready = position(&lines, |l| l == "READY=1", "READY=1");
@@ -279,16 +285,7 @@ fn a_sighup_during_startup_is_applied_once_ready_and_ready_is_never_told_early()
     let systemd = Systemd::listen();
     let mut child = systemd.spawn(&[("APP__API__START_MS", "400")]);
     systemd.received.wait_for("STATUS=starting api");
-    std::fs::create_dir_all(systemd.dir.join("config")).unwrap();
-    std::fs::write(systemd.dir.join("config/default.toml"), "[log]\nlevel = \"debug\"\n").unwrap();
-    signal(&child, libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while systemd.received.count("READY=1") < 2 {
-        assert!(Instant::now() < deadline, "no READY=1 after the reload: {:?}", systemd.received.all());
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    signal(&child, libc::SIGTERM);
-    assert_eq!(wait(&mut child), 0);
+    reload_then_stop(&systemd, &mut child);
 
     let lines = systemd.received.all();
     let starting_api = position(&lines, |l| l == "STATUS=starting api", "api starting");
