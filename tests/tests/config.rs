@@ -163,3 +163,15 @@ fn a_named_profile_must_exist_but_a_default_or_built_in_one_need_not() {
     assert!(base().profile(Some("qa".into())).embedded_profile("qa", "").load().is_ok(), "embedded");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_app_wide_restart_intensity_is_read_from_supervision_and_checked() {
+    let base = || ConfigSources::new("APP").dir("/nonexistent").env_vars(Vec::<(String, String)>::new());
+    let defaults = base().load().unwrap().runtime_settings(&[]).unwrap().supervision;
+    assert_eq!((defaults.max_restarts, defaults.restart_period), (20, Duration::from_secs(60)));
+    let set = base().set("supervision.max_restarts", "3").set("supervision.restart_period", "5s");
+    let read = set.load().unwrap().runtime_settings(&[]).unwrap().supervision;
+    assert_eq!((read.max_restarts, read.restart_period), (3, Duration::from_secs(5)));
+    let zero = base().set("supervision.restart_period", "0s").load().unwrap().runtime_settings(&[]).unwrap_err();
+    assert_eq!(zero.0[0].key, "supervision.restart_period", "{zero}");
+}

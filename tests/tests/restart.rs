@@ -456,3 +456,46 @@ proptest! {
         tokio.block_on(run_race(race))?;
     }
 }
+
+/// Every run spawns a task that fails at once: a crash loop.
+struct CrashLoop;
+
+#[orderly::async_trait]
+impl orderly::Component for CrashLoop {
+    fn restart(&self) -> Restart {
+        Restart::Transient
+    }
+    async fn start(&self, ctx: &orderly::StartContext) -> Result<(), orderly::BoxError> {
+        ctx.spawn(async {
+            tokio::task::yield_now().await;
+            Err("the link dropped".into())
+        });
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_crash_loop_spread_across_components_meets_the_app_wide_intensity_naming_every_one() {
+    let mut settings = RuntimeSettings::default();
+    for name in ["left", "right"] {
+        // Each alone stays far below its own limit.
+        let overrides =
+            ComponentOverrides { max_restarts: Some(100), restart_backoff: Some(Duration::ZERO), ..Default::default() };
+        settings.components.insert(name.into(), overrides);
+    }
+    settings.supervision =
+        orderly::settings::SupervisionSettings { max_restarts: 6, restart_period: Duration::from_secs(60) };
+    let runtime = Runtime::builder()
+        .component_named("left", Arc::new(CrashLoop), None)
+        .component_named("right", Arc::new(CrashLoop), None)
+        .settings(settings)
+        .build()
+        .unwrap();
+    runtime.start().await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(20), runtime.shutdown_handle().wait()).await.unwrap();
+    let ShutdownReason::RestartLimitExceeded { error, .. } = &reason else { panic!("{reason:?}") };
+    assert!(error.contains("more than 6 restarts across the app within 1m"), "{error}");
+    assert!(error.contains("left") && error.contains("right"), "every component named: {error}");
+    let report = runtime.shutdown(reason).await;
+    assert!(report.is_clean(), "{:?}", report.problems);
+}

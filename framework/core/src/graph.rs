@@ -149,7 +149,7 @@ pub enum GraphError {
 pub struct GraphErrors(pub Vec<GraphError>);
 
 /// Config sections the runtime owns; no component may be named like them.
-pub const RESERVED_NAMES: [&str; 6] = ["log", "shutdown", "start", "components", "profile", "lifecycle"];
+pub const RESERVED_NAMES: [&str; 7] = ["log", "shutdown", "start", "supervision", "components", "profile", "lifecycle"];
 
 /// The validated graph: nodes sorted by name, edges as indices.
 pub(crate) struct Graph {

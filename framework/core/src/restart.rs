@@ -61,17 +61,24 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
     let names = member_names(shared, &members, i);
     mark_restarting(shared, &members, i, &format!("restarting: {cause}"));
 
+    // The limits count a failure at the time it happened, not when its
+    // restart got its turn.
+    let mut failed = failed_at;
     loop {
         let limits = node.settings.restarts;
-        let count = match count_restart(&node.supervised, &limits, &cause) {
+        let counted = count_restart(&node.supervised, &limits, &cause, failed).map_err(|history| {
+            format!(
+                "more than {} restart(s) within {}: {}",
+                limits.max_restarts,
+                humantime::format_duration(limits.period),
+                history.join("; ")
+            )
+        });
+        let count = match counted
+            .and_then(|count| count_app_restart(shared, &node.name, &cause, failed).map(|()| count))
+        {
             Ok(count) => count,
-            Err(history) => {
-                let error = format!(
-                    "more than {} restart(s) within {}: {}",
-                    limits.max_restarts,
-                    humantime::format_duration(limits.period),
-                    history.join("; ")
-                );
+            Err(error) => {
                 shared.events.emit(EventKind::RestartLimitExceeded.build().component(&node.name).error(error.clone()));
                 shared
                     .shutdown
@@ -90,7 +97,10 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
             Some(StartEnd::Complete) => break,
             None | Some(StartEnd::Interrupted(_)) => return,
             // A failed start is another failure of the component: count it and try again.
-            Some(StartEnd::Failed(failure)) => cause = format!("restart failed: {failure}"),
+            Some(StartEnd::Failed(failure)) => {
+                cause = format!("restart failed: {failure}");
+                failed = Instant::now();
+            }
         }
     }
 
@@ -158,8 +168,8 @@ fn count_restart(
     supervised: &Supervised,
     limits: &crate::settings::RestartSettings,
     cause: &str,
+    now: Instant,
 ) -> Result<u32, Vec<String>> {
-    let now = Instant::now();
     let mut history = supervised.history.lock();
     while history.front().is_some_and(|(at, _)| now.duration_since(*at) > limits.period) {
         history.pop_front();
@@ -167,13 +177,44 @@ fn count_restart(
     if history.len() >= limits.max_restarts as usize {
         let mut lines: Vec<String> = history
             .iter()
-            .map(|(at, why)| format!("{} ago: {why}", humantime::format_duration(round_ms(now - *at))))
+            .map(|(at, why)| {
+                format!("{} ago: {why}", humantime::format_duration(round_ms(now.saturating_duration_since(*at))))
+            })
             .collect();
         lines.push(format!("now: {cause}"));
         return Err(lines);
     }
     history.push_back((now, cause.to_string()));
     Ok(u32::try_from(history.len()).unwrap_or(u32::MAX))
+}
+
+/// Records a restart of `component` against the app-wide intensity
+/// (`[supervision]`); `Err` naming every component that restarted within
+/// the period, with its count and the causes, when it is one too many.
+fn count_app_restart(shared: &Shared, component: &Arc<str>, cause: &str, now: Instant) -> Result<(), String> {
+    let limits = shared.supervision;
+    let mut history = shared.app_restarts.lock();
+    while history.front().is_some_and(|(at, _, _)| now.saturating_duration_since(*at) > limits.restart_period) {
+        history.pop_front();
+    }
+    if history.len() < limits.max_restarts as usize {
+        history.push_back((now, component.clone(), cause.to_string()));
+        return Ok(());
+    }
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (_, name, _) in history.iter() {
+        *counts.entry(name).or_default() += 1;
+    }
+    *counts.entry(component).or_default() += 1;
+    let who: Vec<String> = counts.iter().map(|(name, n)| format!("{name} ({n})")).collect();
+    let causes: Vec<String> = history.iter().map(|(_, name, why)| format!("{name}: {why}")).collect();
+    Err(format!(
+        "more than {} restarts across the app within {}: {}; {}; now {component}: {cause}",
+        limits.max_restarts,
+        humantime::format_duration(limits.restart_period),
+        who.join(", "),
+        causes.join("; ")
+    ))
 }
 
 /// "`c` and its dependents a, b" for logs.
@@ -197,9 +238,9 @@ mod tests {
     fn the_limit_counts_restarts_within_the_period_only() {
         let supervised = Supervised::default();
         let limits = crate::settings::RestartSettings { max_restarts: 2, ..Default::default() };
-        assert_eq!(count_restart(&supervised, &limits, "one"), Ok(1));
-        assert_eq!(count_restart(&supervised, &limits, "two"), Ok(2));
-        let history = count_restart(&supervised, &limits, "three").unwrap_err();
+        assert_eq!(count_restart(&supervised, &limits, "one", Instant::now()), Ok(1));
+        assert_eq!(count_restart(&supervised, &limits, "two", Instant::now()), Ok(2));
+        let history = count_restart(&supervised, &limits, "three", Instant::now()).unwrap_err();
         assert_eq!(history.len(), 3, "{history:?}");
         assert!(history[0].ends_with("ago: one") && history[2] == "now: three", "{history:?}");
 
@@ -207,7 +248,11 @@ mod tests {
         let fresh = Supervised::default();
         for _ in 0..5 {
             std::thread::sleep(Duration::from_millis(1));
-            assert_eq!(count_restart(&fresh, &instant, "again"), Ok(1), "older restarts leave the window");
+            assert_eq!(
+                count_restart(&fresh, &instant, "again", Instant::now()),
+                Ok(1),
+                "older restarts leave the window"
+            );
         }
     }
 }

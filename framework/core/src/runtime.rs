@@ -254,6 +254,8 @@ impl RuntimeBuilder {
             start_returned: (0..graph_len).map(|_| AtomicBool::new(false)).collect(),
             registry,
             settings: self.settings.shutdown,
+            supervision: self.settings.supervision,
+            app_restarts: Mutex::default(),
             stage: Mutex::new(Stage::NotStarted),
             restart_turn: tokio::sync::Mutex::new(()),
         });

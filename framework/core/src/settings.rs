@@ -267,6 +267,34 @@ impl PhaseBudgets {
     }
 }
 
+/// `[supervision]`: the app-wide restart intensity, beside each
+/// component's own limit (an OTP supervisor's intensity): more than
+/// `max_restarts` restarts of any components within `restart_period`, and
+/// the app shuts down in five phases and exits 5, naming every component
+/// that restarted. A crash loop spread across components escalates too.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisionSettings {
+    /// Restarts of any components allowed within `restart_period` (default 20).
+    pub max_restarts: u32,
+    /// The sliding window they are counted in (default 60 s).
+    #[serde(with = "humantime_serde")]
+    pub restart_period: Duration,
+}
+
+impl Default for SupervisionSettings {
+    fn default() -> Self {
+        Self { max_restarts: 20, restart_period: Duration::from_secs(60) }
+    }
+}
+
+impl SupervisionSettings {
+    /// Checks that the window is not empty.
+    pub fn validate(&self, v: &mut Validation) {
+        v.check(!self.restart_period.is_zero(), "restart_period", "must be greater than 0");
+    }
+}
+
 /// Everything the runtime itself reads from config.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuntimeSettings {
@@ -274,6 +302,8 @@ pub struct RuntimeSettings {
     pub start: StartDefaults,
     /// `[shutdown]`.
     pub shutdown: ShutdownSettings,
+    /// `[supervision]`.
+    pub supervision: SupervisionSettings,
     /// `[components.<name>]`, by component name.
     pub components: BTreeMap<String, ComponentOverrides>,
 }

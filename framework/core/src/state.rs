@@ -19,7 +19,7 @@ use crate::health::Health;
 use crate::lifecycle::Lifecycle;
 use crate::nodeset::NodeSet;
 use crate::resources::Resources;
-use crate::settings::ShutdownSettings;
+use crate::settings::{ShutdownSettings, SupervisionSettings};
 use crate::trigger::Shutdown;
 use crate::view::ComponentsView;
 
@@ -50,6 +50,10 @@ pub(crate) struct Shared {
     pub(crate) start_returned: Vec<AtomicBool>,
     pub(crate) registry: prometheus::Registry,
     pub(crate) settings: ShutdownSettings,
+    /// The app-wide restart intensity.
+    pub(crate) supervision: SupervisionSettings,
+    /// Every restart within the intensity's period: when, of whom, why.
+    pub(crate) app_restarts: Mutex<std::collections::VecDeque<(Instant, Arc<str>, String)>>,
     pub(crate) health: Health,
     pub(crate) stage: Mutex<Stage>,
     /// Held by a restart while it runs and by the shutdown once it begins

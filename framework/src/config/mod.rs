@@ -23,7 +23,9 @@ mod from_config;
 pub use from_config::FromConfig;
 pub use orderly_core::config::{ConfigErrors, ConfigIssue, Secret, Validate, Validation};
 
-use orderly_core::settings::{ComponentOverrides, RuntimeSettings, ShutdownSettings, StartDefaults};
+use orderly_core::settings::{
+    ComponentOverrides, RuntimeSettings, ShutdownSettings, StartDefaults, SupervisionSettings,
+};
 
 /// The profiles every app has, with or without config of their own: `dev`
 /// (the default of a debug build) and `prod` (of a release build).
@@ -286,6 +288,14 @@ impl LoadedConfig {
             shutdown.validate(&mut v);
         }
         let shutdown = shutdown.unwrap_or_default();
+        let mut supervision = Validation::for_section("supervision");
+        let supervision_settings =
+            self.section::<SupervisionSettings>("supervision").unwrap_or_else(|ConfigErrors(found)| {
+                found.into_iter().for_each(|i| v.push(i));
+                SupervisionSettings::default()
+            });
+        supervision_settings.validate(&mut supervision);
+        supervision.into_issues().into_iter().for_each(|i| v.push(i));
         let mut components = BTreeMap::new();
         let tables =
             self.section::<BTreeMap<String, config::Value>>("components").unwrap_or_else(|ConfigErrors(found)| {
@@ -311,7 +321,7 @@ impl LoadedConfig {
         }
         let issues = v.into_issues();
         if issues.is_empty() {
-            Ok(RuntimeSettings { start, shutdown, components })
+            Ok(RuntimeSettings { start, shutdown, supervision: supervision_settings, components })
         } else {
             Err(ConfigErrors(issues))
         }
