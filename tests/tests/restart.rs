@@ -499,3 +499,65 @@ async fn a_crash_loop_spread_across_components_meets_the_app_wide_intensity_nami
     let report = runtime.shutdown(reason).await;
     assert!(report.is_clean(), "{:?}", report.problems);
 }
+
+/// How often `component` began its hook of `phase`.
+fn began(journal: &Journal, component: &str, phase: StopPhase) -> usize {
+    let step = Step::Stop(phase);
+    journal.entries().iter().filter(|e| e.component == component && e.step == step && e.edge == Edge::Begin).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_during_a_restarts_stop_waits_only_for_the_hook_that_runs_and_stops_the_rest_itself() {
+    let (journal, switch) = (Journal::new(), TaskSwitch::new());
+    let hung_a_while = Behavior::Sleep(Duration::from_millis(300));
+    let probes = vec![
+        Probe::new("queue")
+            .restarts(Restart::Transient)
+            .background_task(&switch)
+            .on(StopPhase::Close, hung_a_while.clone())
+            .journal(&journal),
+        Probe::new("consumer")
+            .depends_on(&["queue"])
+            .restartable()
+            .on(StopPhase::Drain, hung_a_while)
+            .journal(&journal),
+    ];
+    let app = start(probes, fast_restarts(5)).await;
+    switch.flip(TaskEnding::Fail("the broker went away".into()));
+    // The restart is stopping the consumer: its drain runs.
+    for _ in 0..5000 {
+        if journal.did("consumer", Step::Stop(StopPhase::Drain)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(journal.did("consumer", Step::Stop(StopPhase::Drain)), "the restart never began its stop");
+    let report = app.runtime().shutdown(ShutdownReason::Signal("SIGTERM")).await;
+
+    // The restart finished only the hook it was running: the queue's close
+    // (a later phase) ran in the shutdown's own phase 5, not before it.
+    let events = app.timeline().events();
+    let shutdown_close = events
+        .iter()
+        .position(|e| e.event == EventKind::PhaseStarted && e.phase == Some(Phase::Stop(StopPhase::Close)))
+        .expect("the shutdown's phase 5");
+    let queue_close = events
+        .iter()
+        .position(|e| {
+            e.event == EventKind::Stopping
+                && e.component.as_deref() == Some("queue")
+                && e.phase == Some(Phase::Stop(StopPhase::Close))
+        })
+        .expect("the queue's close");
+    assert!(shutdown_close < queue_close, "the shutdown waited for the restart's later phases: {events:#?}");
+    // Every component stopped once: no hook ran twice, none was left out.
+    assert_eq!((began(&journal, "consumer", StopPhase::Drain), began(&journal, "queue", StopPhase::Close)), (1, 1));
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(report.waited_for_restart > Duration::ZERO, "the wait for the restart's drain is reported");
+    let queue_starts = journal
+        .entries()
+        .iter()
+        .filter(|e| e.component == "queue" && e.step == Step::Start && e.edge == Edge::Begin)
+        .count();
+    assert_eq!(queue_starts, 1, "the interrupted restart started nothing");
+}

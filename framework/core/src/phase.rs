@@ -82,6 +82,26 @@ impl PhaseSet {
         self.0 & (1 << phase as u8) != 0
     }
 
+    /// The set with `phase` added.
+    pub const fn with(self, phase: StopPhase) -> PhaseSet {
+        PhaseSet(self.0 | 1 << phase as u8)
+    }
+
+    /// The phases of this set that are not in `other`.
+    pub const fn without(self, other: PhaseSet) -> PhaseSet {
+        PhaseSet(self.0 & !other.0)
+    }
+
+    /// The set as bits, one per phase in order (for an atomic).
+    pub(crate) const fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set of `bits` (as [`bits`](Self::bits) gives them).
+    pub(crate) const fn from_bits(bits: u8) -> PhaseSet {
+        PhaseSet(bits & Self::ALL.0)
+    }
+
     /// The phases in the set, in shutdown order.
     pub fn iter(self) -> impl Iterator<Item = StopPhase> {
         StopPhase::ALL.into_iter().filter(move |p| self.contains(*p))

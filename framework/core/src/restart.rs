@@ -142,6 +142,11 @@ pub(crate) async fn cycle(
         shared.graph.nodes[j].supervised.generation.fetch_add(1, Ordering::AcqRel);
     }
     stop_phases(shared, &running, None).await;
+    // A shutdown came: it finishes this stop itself (the members still run,
+    // and each has a record of the phases already begun for it).
+    if shared.shutdown.is_requested() {
+        return None;
+    }
     // A restarted component is a fresh process: its old run's tasks end
     // before the new run begins.
     shared.end_runs(&running, None).await;

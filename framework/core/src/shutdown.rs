@@ -48,6 +48,9 @@ pub struct ShutdownReport {
     pub phases: Vec<(StopPhase, Duration)>,
     /// From the request to the end of phase 5.
     pub elapsed: Duration,
+    /// How long it waited for a restart in progress to reach a consistent
+    /// point (at most the restart's running hooks' caps); part of `elapsed`.
+    pub waited_for_restart: Duration,
 }
 
 impl ShutdownReport {
@@ -75,9 +78,12 @@ pub(crate) async fn shut_down(shared: &Shared, reason: ShutdownReason) -> Shutdo
         .await;
     }
 
-    // A restart in progress sees the request and stops where it is (it
-    // starts nothing new); once it has, what runs is exact.
+    // A restart in progress sees the request and stops where it is: no
+    // hook begins, those running end by their caps, nothing new starts.
+    // Then what runs, and which of its phases are left, is exact.
+    let waiting = Instant::now();
     let _turn = shared.restart_turn.lock().await;
+    let waited_for_restart = waiting.elapsed();
     let running = shared.take_running();
     let (problems, phases) = stop_phases(shared, &running, Some(deadline)).await;
     // Nothing runs after the shutdown: every component's tasks end (those
@@ -86,16 +92,23 @@ pub(crate) async fn shut_down(shared: &Shared, reason: ShutdownReason) -> Shutdo
 
     shared.health.finish_shutdown();
     let elapsed = began.elapsed();
-    let verdict = if problems.is_empty() { "clean".to_string() } else { format!("{} problem(s)", problems.len()) };
+    let mut verdict = if problems.is_empty() { "clean".to_string() } else { format!("{} problem(s)", problems.len()) };
+    if waited_for_restart >= Duration::from_millis(1) {
+        let waited = humantime::format_duration(Duration::from_millis(waited_for_restart.as_millis() as u64));
+        verdict.push_str(&format!("; waited {waited} for a restart's running hooks"));
+    }
     shared.events.emit(EventKind::ShutdownFinished.build().elapsed(elapsed).detail(verdict));
-    ShutdownReport { reason, problems, phases, elapsed }
+    ShutdownReport { reason, problems, phases, elapsed, waited_for_restart }
 }
 
 /// Phases 1 to 5, strictly in order, for the components marked in
 /// `included`, each phase within its budget. With a `deadline` this is the
 /// app's shutdown: every phase also ends by it, and each is announced with
 /// app-wide `phase_started`/`phase_finished` events. Without one it is a
-/// restart's stop of some components, while the app goes on.
+/// restart's stop of some components, while the app goes on; a shutdown
+/// request interrupts it: no hook begins from then on, the hooks running
+/// end by their caps, and the shutdown finishes the stop (each component
+/// only in the phases not yet begun for it, so no hook runs twice).
 pub(crate) async fn stop_phases(
     shared: &Shared,
     included: &NodeSet,
@@ -108,11 +121,17 @@ pub(crate) async fn stop_phases(
         .nodes
         .iter()
         .enumerate()
-        .map(|(i, node)| if included.contains(i) { node.component().joined_phases() } else { PhaseSet::NONE })
+        .map(|(i, node)| match included.contains(i) {
+            true => node.component().joined_phases().without(node.supervised.stopped_phases()),
+            false => PhaseSet::NONE,
+        })
         .collect();
     let mut problems = Vec::new();
     let mut phases = Vec::with_capacity(StopPhase::ALL.len());
     for phase in StopPhase::ALL {
+        if deadline.is_none() && shared.shutdown.is_requested() {
+            break; // a restart's stop, interrupted: the shutdown finishes it
+        }
         let phase_began = Instant::now();
         let budget_end = phase_began + shared.settings.phases.get(phase);
         let phase_end = deadline.map_or(budget_end, |deadline| budget_end.min(deadline));
@@ -121,7 +140,8 @@ pub(crate) async fn stop_phases(
         }
         // A phase no one joins has nothing to order: it is not walked.
         if joins.iter().any(|joined| joined.contains(phase)) {
-            run_phase(shared, included, &joins, phase, phase_end, &mut problems).await;
+            let interruptible = deadline.is_none();
+            run_phase(shared, included, &joins, (phase, phase_end, interruptible), &mut problems).await;
         }
         let took = phase_began.elapsed();
         if deadline.is_some() {
@@ -133,18 +153,19 @@ pub(crate) async fn stop_phases(
 }
 
 /// One phase: the reversed graph walked concurrently, within `phase_end`.
+/// `interruptible`: a restart's stop, which a shutdown request interrupts.
 async fn run_phase(
     shared: &Shared,
     included: &NodeSet,
     joins: &[PhaseSet],
-    phase: StopPhase,
-    phase_end: Instant,
+    (phase, phase_end, interruptible): (StopPhase, Instant, bool),
     problems: &mut Vec<StopProblem>,
 ) {
     let graph = &shared.graph;
     // Reversed: a component waits for its dependents.
     let walk = Walk::new(&graph.dependents, &graph.dependencies, included);
-    let mut pass = Stopping { shared, joins, phase, phase_end, hooks: vec![None; graph.len()], problems };
+    let hooks = vec![None; graph.len()];
+    let mut pass = Stopping { shared, joins, phase, phase_end, interruptible, hooks, problems };
     let (_, abandoned) = drive(walk, &mut pass, tokio::time::sleep_until(phase_end.into())).await;
 
     // The phase's budget is spent: what still runs was abandoned (its task
@@ -153,6 +174,11 @@ async fn run_phase(
         if let Some(hook) = pass.hooks[i] {
             pass.report(i, hook.began, Ended::OverLimit);
         }
+    }
+    // A restart's stop that a shutdown interrupted skipped nothing: the
+    // shutdown runs what never began here.
+    if interruptible && shared.shutdown.is_requested() {
+        return;
     }
     for i in (0..graph.len()).filter(|&i| joins[i].contains(phase) && pass.hooks[i].is_none()) {
         let name = &graph.nodes[i].name;
@@ -169,6 +195,8 @@ struct Stopping<'a> {
     joins: &'a [PhaseSet],
     phase: StopPhase,
     phase_end: Instant,
+    /// A restart's stop: once a shutdown is requested, no hook begins.
+    interruptible: bool,
     /// The hook each component ran in this phase; `None`: it has not run.
     hooks: Vec<Option<Hook>>,
     problems: &'a mut Vec<StopProblem>,
@@ -234,7 +262,7 @@ impl Pass for Stopping<'_> {
     type Halt = ();
 
     fn begin(&mut self, i: usize) -> Begin<Self::Output, ()> {
-        if !self.joins[i].contains(self.phase) {
+        if !self.joins[i].contains(self.phase) || (self.interruptible && self.shared.shutdown.is_requested()) {
             return Begin::PassThrough;
         }
         let hook_began = Instant::now();
@@ -243,6 +271,7 @@ impl Pass for Stopping<'_> {
         }
         self.hooks[i] = Some(Hook { began: hook_began, announced: false });
         let node = &self.shared.graph.nodes[i];
+        node.supervised.began_stopping(self.phase);
         let (cap_end, _) = self.limit(i, hook_began);
         let ctx = StopContext {
             name: node.name.clone(),
