@@ -6,6 +6,7 @@
 //!
 //! Part of the model's plain state: it names nothing else in the crate.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +20,13 @@ use tokio_util::sync::CancellationToken;
 const ABORT_GRACE: Duration = Duration::from_millis(100);
 
 /// The tasks of one component's current run.
-#[derive(Default)]
 pub(crate) struct RunTasks {
     state: Mutex<State>,
     /// Signalled whenever a task ends.
     ended: Notify,
+    /// Whether this run spawned a task or handed out its token: ending a
+    /// run that did neither (most components' runs) costs one load.
+    used: AtomicBool,
 }
 
 #[derive(Default)]
@@ -32,8 +35,8 @@ struct State {
     live: usize,
     /// Every task spawned in this run (aborting a finished one does nothing).
     aborts: Vec<AbortHandle>,
-    /// Cancelled when the run ends.
-    token: CancellationToken,
+    /// Cancelled when the run ends; made when first asked for.
+    token: Option<CancellationToken>,
 }
 
 /// How ending a run's tasks went, for its event.
@@ -60,16 +63,29 @@ impl Drop for TaskGuard {
     }
 }
 
+impl Default for RunTasks {
+    fn default() -> Self {
+        Self { state: Mutex::default(), ended: Notify::new(), used: AtomicBool::new(false) }
+    }
+}
+
 impl RunTasks {
     /// The token the current run's tasks may watch.
     pub(crate) fn token(&self) -> CancellationToken {
-        self.state.lock().token.clone()
+        self.used.store(true, Ordering::Release);
+        self.state.lock().token.get_or_insert_with(CancellationToken::new).clone()
     }
 
     /// Counts a task of the current run as running until the guard drops.
     pub(crate) fn track(self: &Arc<Self>) -> TaskGuard {
+        self.used.store(true, Ordering::Release);
         self.state.lock().live += 1;
         TaskGuard(self.clone())
+    }
+
+    /// Whether the current run spawned a task or handed out its token.
+    pub(crate) fn in_use(&self) -> bool {
+        self.used.load(Ordering::Acquire)
     }
 
     /// Keeps the means to abort a task of the current run.
@@ -84,13 +100,17 @@ impl RunTasks {
     /// `limit` for them to end, aborts those still running. The next run
     /// gets a fresh token. `None` if no task was running.
     pub(crate) async fn end(&self, limit: Duration) -> Option<TasksEnded> {
+        if !self.used.swap(false, Ordering::AcqRel) {
+            return None;
+        }
         let (token, aborts, running) = {
             let mut state = self.state.lock();
             let aborts = std::mem::take(&mut state.aborts);
-            let token = std::mem::take(&mut state.token);
-            (token, aborts, state.live)
+            (state.token.take(), aborts, state.live)
         };
-        token.cancel();
+        if let Some(token) = token {
+            token.cancel();
+        }
         if running == 0 {
             return None;
         }

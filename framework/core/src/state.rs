@@ -122,7 +122,12 @@ impl Shared {
     /// tasks' ends from now on are stale, not failures. Returns once every
     /// member's tasks have ended (or were found stuck).
     pub(crate) async fn end_runs(&self, members: &NodeSet, deadline: Option<Instant>) {
-        let ended = members.iter().map(|i| {
+        // Most runs spawned nothing: they have nothing to end and cost one load.
+        let mut busy = members.iter().filter(|&i| self.graph.nodes[i].supervised.tasks.in_use()).peekable();
+        if busy.peek().is_none() {
+            return;
+        }
+        let ended = busy.map(|i| {
             let node = &self.graph.nodes[i];
             let run = node.supervised.generation.fetch_add(1, Ordering::AcqRel);
             let cap = node.settings.stop_cap.or(self.settings.component_cap).unwrap_or(TASK_GRACE);
