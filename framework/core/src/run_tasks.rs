@@ -6,7 +6,6 @@
 //!
 //! Part of the model's plain state: it names nothing else in the crate.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +19,11 @@ use tokio_util::sync::CancellationToken;
 const ABORT_GRACE: Duration = Duration::from_millis(100);
 
 /// The tasks of one component's current run.
+#[derive(Default)]
 pub(crate) struct RunTasks {
     state: Mutex<State>,
     /// Signalled whenever a task ends.
     ended: Notify,
-    /// Whether this run spawned a task or handed out its token: ending a
-    /// run that did neither (most components' runs) costs one load.
-    used: AtomicBool,
 }
 
 #[derive(Default)]
@@ -63,29 +60,16 @@ impl Drop for TaskGuard {
     }
 }
 
-impl Default for RunTasks {
-    fn default() -> Self {
-        Self { state: Mutex::default(), ended: Notify::new(), used: AtomicBool::new(false) }
-    }
-}
-
 impl RunTasks {
     /// The token the current run's tasks may watch.
     pub(crate) fn token(&self) -> CancellationToken {
-        self.used.store(true, Ordering::Release);
         self.state.lock().token.get_or_insert_with(CancellationToken::new).clone()
     }
 
     /// Counts a task of the current run as running until the guard drops.
     pub(crate) fn track(self: &Arc<Self>) -> TaskGuard {
-        self.used.store(true, Ordering::Release);
         self.state.lock().live += 1;
         TaskGuard(self.clone())
-    }
-
-    /// Whether the current run spawned a task or handed out its token.
-    pub(crate) fn in_use(&self) -> bool {
-        self.used.load(Ordering::Acquire)
     }
 
     /// Keeps the means to abort a task of the current run.
@@ -100,9 +84,6 @@ impl RunTasks {
     /// `limit` for them to end, aborts those still running. The next run
     /// gets a fresh token. `None` if no task was running.
     pub(crate) async fn end(&self, limit: Duration) -> Option<TasksEnded> {
-        if !self.used.swap(false, Ordering::AcqRel) {
-            return None;
-        }
         let (token, aborts, running) = {
             let mut state = self.state.lock();
             let aborts = std::mem::take(&mut state.aborts);

@@ -256,6 +256,8 @@ impl RuntimeBuilder {
             settings: self.settings.shutdown,
             supervision: self.settings.supervision,
             app_restarts: Mutex::default(),
+            spawned: (0..graph_len).map(|_| AtomicBool::new(false)).collect(),
+            stopped: (0..graph_len).map(|_| std::sync::atomic::AtomicU8::new(0)).collect(),
             stage: Mutex::new(Stage::NotStarted),
             restart_turn: tokio::sync::Mutex::new(()),
         });
@@ -455,6 +457,8 @@ impl Host for Shared {
     }
 
     fn run_tasks(&self, i: usize) -> &Arc<RunTasks> {
+        // Its run now has something to end (a task, or a token a task may watch).
+        self.spawned[i].store(true, std::sync::atomic::Ordering::Release);
         &self.graph.nodes[i].supervised.tasks
     }
 

@@ -122,7 +122,7 @@ pub(crate) async fn stop_phases(
         .iter()
         .enumerate()
         .map(|(i, node)| match included.contains(i) {
-            true => node.component().joined_phases().without(node.supervised.stopped_phases()),
+            true => node.component().joined_phases().without(shared.stopped_phases(i)),
             false => PhaseSet::NONE,
         })
         .collect();
@@ -271,7 +271,7 @@ impl Pass for Stopping<'_> {
         }
         self.hooks[i] = Some(Hook { began: hook_began, announced: false });
         let node = &self.shared.graph.nodes[i];
-        node.supervised.began_stopping(self.phase);
+        self.shared.began_stopping(i, self.phase);
         let (cap_end, _) = self.limit(i, hook_began);
         let ctx = StopContext {
             name: node.name.clone(),

@@ -143,7 +143,7 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
             return fail(Phase::Start, event, error);
         }
         shared.start_returned[i].store(true, Ordering::Release);
-        node.supervised.started_afresh();
+        shared.started_afresh(i);
         let returned = Instant::now();
         shared.events.emit(
             EventKind::Started.build().component(name).phase(Phase::Start).elapsed(returned - began).at(returned),

@@ -4,7 +4,7 @@
 //! restart turn. Plain state and the operations on it; it names nothing of
 //! the engine above it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use crate::graph::Graph;
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
 use crate::nodeset::NodeSet;
+use crate::phase::{PhaseSet, StopPhase};
 use crate::resources::Resources;
 use crate::settings::{ShutdownSettings, SupervisionSettings};
 use crate::trigger::Shutdown;
@@ -52,6 +53,16 @@ pub(crate) struct Shared {
     pub(crate) settings: ShutdownSettings,
     /// The app-wide restart intensity.
     pub(crate) supervision: SupervisionSettings,
+    /// Per component: whether its current run spawned a task or handed out
+    /// its cancellation token (set through `Host::run_tasks`). Ending the
+    /// runs of components that did neither, most, costs one load each.
+    pub(crate) spawned: Vec<AtomicBool>,
+    /// Per component: the stop phases whose hook has begun since it last
+    /// started (`PhaseSet` bits). A stop that a shutdown interrupted (a
+    /// restart's) is finished by the shutdown, which runs only the phases
+    /// left, so no hook runs twice. Beside each other rather than in each
+    /// node: the stop reads them all.
+    pub(crate) stopped: Vec<AtomicU8>,
     /// Every restart within the intensity's period: when, of whom, why.
     pub(crate) app_restarts: Mutex<std::collections::VecDeque<(Instant, Arc<str>, String)>>,
     pub(crate) health: Health,
@@ -123,7 +134,7 @@ impl Shared {
     /// member's tasks have ended (or were found stuck).
     pub(crate) async fn end_runs(&self, members: &NodeSet, deadline: Option<Instant>) {
         // Most runs spawned nothing: they have nothing to end and cost one load.
-        let mut busy = members.iter().filter(|&i| self.graph.nodes[i].supervised.tasks.in_use()).peekable();
+        let mut busy = members.iter().filter(|&i| self.spawned[i].swap(false, Ordering::AcqRel)).peekable();
         if busy.peek().is_none() {
             return;
         }
@@ -141,6 +152,24 @@ impl Shared {
                 detail.push_str(&format!(", {} still running (stuck in synchronous code)", ended.stuck));
             }
             self.events.emit(EventKind::TasksEnded.build().component(&self.graph.nodes[i].name).detail(detail));
+        }
+    }
+
+    /// The stop phases begun for component `i` since it last started.
+    pub(crate) fn stopped_phases(&self, i: usize) -> PhaseSet {
+        PhaseSet::from_bits(self.stopped[i].load(Ordering::Acquire))
+    }
+
+    /// Records that component `i`'s hook of `phase` began.
+    pub(crate) fn began_stopping(&self, i: usize, phase: StopPhase) {
+        self.stopped[i].fetch_or(PhaseSet::NONE.with(phase).bits(), Ordering::AcqRel);
+    }
+
+    /// Component `i` started: no phase of its stop has begun.
+    pub(crate) fn started_afresh(&self, i: usize) {
+        // Most never stopped: a load, and no write to a line others read.
+        if self.stopped[i].load(Ordering::Acquire) != 0 {
+            self.stopped[i].store(0, Ordering::Release);
         }
     }
 
