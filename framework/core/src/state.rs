@@ -134,7 +134,11 @@ impl Shared {
     /// member's tasks have ended (or were found stuck).
     pub(crate) async fn end_runs(&self, members: &NodeSet, deadline: Option<Instant>) {
         // Most runs spawned nothing: they have nothing to end and cost one load.
-        let mut busy = members.iter().filter(|&i| self.spawned[i].swap(false, Ordering::AcqRel)).peekable();
+        // A load first: a write to every flag would dirty lines the start reads.
+        let busy = members
+            .iter()
+            .filter(|&i| self.spawned[i].load(Ordering::Acquire) && self.spawned[i].swap(false, Ordering::AcqRel));
+        let mut busy = busy.peekable();
         if busy.peek().is_none() {
             return;
         }
