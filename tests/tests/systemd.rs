@@ -76,6 +76,19 @@ impl Drop for Systemd {
     }
 }
 
+/// A `lifecycle-child` in `dir` told to notify `socket`, with `env`.
+fn notified_child(dir: &std::path::Path, socket: &std::ffi::OsStr, env: &[(&str, &str)], stdout: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
+        .env_clear()
+        .current_dir(dir)
+        .env("NOTIFY_SOCKET", socket)
+        .envs(env.iter().copied())
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn signal(child: &Child, signal: i32) {
     // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
@@ -158,15 +171,12 @@ fn a_notify_socket_nobody_listens_on_never_affects_the_service() {
     // whole shutdown and exits 0. Best effort means exactly that.
     let dir = std::env::temp_dir().join(format!("orderly-systemd-gone-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
-        .env_clear()
-        .current_dir(&dir)
-        .env("NOTIFY_SOCKET", dir.join("nobody-listens-here"))
-        .env("WATCHDOG_USEC", "50000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = notified_child(
+        &dir,
+        dir.join("nobody-listens-here").as_os_str(),
+        &[("WATCHDOG_USEC", "50000")],
+        Stdio::piped(),
+    );
     let stdout = child.stdout.take().unwrap();
     let lines = std::thread::spawn(move || {
         use std::io::BufRead;
@@ -219,16 +229,8 @@ fn a_notify_socket_whose_reader_is_stuck_never_blocks_the_service() {
     std::fs::create_dir_all(&dir).unwrap();
     // Bound, never read: once its queue is full, a blocking send would wait forever.
     let _stuck = UnixDatagram::bind(dir.join("notify")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
-        .env_clear()
-        .current_dir(&dir)
-        .env("NOTIFY_SOCKET", dir.join("notify"))
-        // A ping every millisecond fills the queue within a second.
-        .env("WATCHDOG_USEC", "2000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // A ping every millisecond fills the queue within a second.
+    let mut child = notified_child(&dir, dir.join("notify").as_os_str(), &[("WATCHDOG_USEC", "2000")], Stdio::null());
     std::thread::sleep(Duration::from_millis(1500));
     signal(&child, libc::SIGTERM);
     let code = wait(&mut child);
@@ -243,14 +245,8 @@ fn an_abstract_notify_socket_receives_ready() {
     let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let socket = UnixDatagram::bind_addr(&address).unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
-        .env_clear()
-        .current_dir(std::env::temp_dir())
-        .env("NOTIFY_SOCKET", format!("@{name}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let abstract_name = format!("@{name}");
+    let mut child = notified_child(&std::env::temp_dir(), abstract_name.as_ref(), &[], Stdio::null());
     let mut lines = Vec::new();
     let mut buffer = [0u8; 4096];
     while !lines.iter().any(|l| l == "READY=1") {
