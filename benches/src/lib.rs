@@ -199,6 +199,8 @@ pub fn restarting_runtime(
     let first =
         Probe::new(&name(0)).depends_on(&first_deps).restarts(orderly::Restart::Transient).background_task(switch);
     let mut settings = orderly::settings::RuntimeSettings::default();
+    // No deliberate waits: the bench measures the machinery, not the policy.
+    settings.supervision.coalesce_window = Duration::ZERO;
     settings.components.insert(
         name(0),
         orderly::settings::ComponentOverrides {

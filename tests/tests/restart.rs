@@ -483,8 +483,11 @@ async fn a_crash_loop_spread_across_components_meets_the_app_wide_intensity_nami
             ComponentOverrides { max_restarts: Some(100), restart_backoff: Some(Duration::ZERO), ..Default::default() };
         settings.components.insert(name.into(), overrides);
     }
-    settings.supervision =
-        orderly::settings::SupervisionSettings { max_restarts: 6, restart_period: Duration::from_secs(60) };
+    settings.supervision = orderly::settings::SupervisionSettings {
+        max_restarts: 6,
+        restart_period: Duration::from_secs(60),
+        ..Default::default()
+    };
     let runtime = Runtime::builder()
         .component_named("left", Arc::new(CrashLoop), None)
         .component_named("right", Arc::new(CrashLoop), None)

@@ -4,6 +4,10 @@
 //! A restart of component `c`, after its background work failed (or ended,
 //! for a `permanent` one):
 //!
+//! 0. At the failure, `c`'s dependents are marked as going down with it:
+//!    their own failures are `c`'s from then on. The restart waits for the
+//!    coalescing window; if a dependency of `c` failed within it, `c` went
+//!    down with that one, and only the most upstream failure restarts.
 //! 1. Restarts run one at a time, and never once a shutdown was requested.
 //!    A failure from before `c`'s last restart is stale and ignored.
 //! 2. The restart counts against `c`'s limit: more than `max_restarts`
@@ -37,12 +41,68 @@ use crate::state::Shared;
 use crate::supervised::{Condition, Supervised};
 use crate::trigger::ShutdownReason;
 
-/// Asks for a restart of component `i`, whose run `generation` failed
-/// with `cause`. Returns at once; the restart runs in its own task.
-pub(crate) fn request(shared: &Arc<Shared>, i: usize, generation: u64, cause: String) {
-    let shared = shared.clone();
+/// What a failure while the app runs leads to, once its window has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Consequence {
+    /// The component restarts along the graph.
+    Restart,
+    /// The app shuts down (`on_failure = "shutdown"`).
+    Shutdown,
+}
+
+/// Component `i`'s run `run` failed with `cause` while the app runs.
+/// Returns at once.
+///
+/// At once, every dependent of `i` is marked as going down with it: their
+/// own failures from now on are `i`'s (no policy runs for them, nothing is
+/// counted against them). The consequence waits for the coalescing window
+/// (`[supervision] coalesce_window`): a dependency of `i` failing within it
+/// marks `i` in turn, and `i`'s failure is then dropped as its. So of
+/// several components failing close together, the most upstream one acts,
+/// with the others as its members, whichever failure arrived first.
+pub(crate) fn request(shared: &Arc<Shared>, i: usize, run: u64, cause: String, consequence: Consequence) {
     let failed_at = Instant::now();
-    tokio::spawn(async move { restart(&shared, i, generation, cause, failed_at).await });
+    shared.mark_going_down(i);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let window = shared.supervision.coalesce_window;
+        if !window.is_zero() {
+            let shutdown = shared.shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(window) => {}
+                _ = shutdown.wait() => {
+                    slog::info!(shared.loggers[i], "not restarted: the app is shutting down"; "error" => &cause);
+                    return;
+                }
+            }
+        }
+        if is_stale(&shared, i, run, &cause) {
+            return;
+        }
+        match consequence {
+            Consequence::Shutdown => {
+                let component = shared.graph.nodes[i].name.to_string();
+                shared.shutdown.trigger(ShutdownReason::ComponentFailed { component, error: cause });
+            }
+            Consequence::Restart => restart(&shared, i, run, cause, failed_at).await,
+        }
+    });
+}
+
+/// Whether run `run` of component `i` is no longer current: it was
+/// restarted since, or went down with a dependency (logged, with whom).
+fn is_stale(shared: &Shared, i: usize, run: u64, cause: &str) -> bool {
+    let supervised = &shared.graph.nodes[i].supervised;
+    if supervised.generation() == run {
+        return false;
+    }
+    match *supervised.down_with.lock() {
+        Some(k) => {
+            slog::info!(shared.loggers[i], "its failure is `{}`'s: it goes down with it", shared.graph.nodes[k].name; "error" => cause)
+        }
+        None => slog::debug!(shared.loggers[i], "a stale failure, from before the last restart"; "error" => cause),
+    }
+    true
 }
 
 async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: String, failed_at: Instant) {
@@ -52,12 +112,12 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
         slog::info!(shared.loggers[i], "not restarted: the app is shutting down"; "error" => &cause);
         return;
     }
-    if node.supervised.generation() != generation {
-        slog::debug!(shared.loggers[i], "a stale failure, from before the last restart"; "error" => &cause);
+    if is_stale(shared, i, generation, &cause) {
         return;
     }
-    // Fixed from here: the component and its dependents that are running now.
-    let Some(members) = shared.running_with_dependents(i) else { return };
+    // Fixed from here: the component and its dependents that run now, and
+    // those a dependent's restart left stopped when it yielded to this one.
+    let Some(members) = shared.take_members(i) else { return };
     let names = member_names(shared, &members, i);
     mark_restarting(shared, &members, i, &format!("restarting: {cause}"));
 
@@ -96,6 +156,14 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
         match cycle(shared, &members, backoff, None).await {
             Some(StartEnd::Complete) => break,
             None | Some(StartEnd::Interrupted(_)) => return,
+            // A dependency failed while this restart ran: the start failed
+            // for want of it. Not counted; its restart takes these members
+            // along, those that run and those left stopped.
+            Some(StartEnd::Failed(failure)) if node.supervised.down_with.lock().is_some() => {
+                slog::info!(shared.loggers[i], "restart yields to a failed dependency's"; "error" => failure.to_string());
+                shared.park(&members);
+                return;
+            }
             // A failed start is another failure of the component: count it and try again.
             Some(StartEnd::Failed(failure)) => {
                 cause = format!("restart failed: {failure}");
@@ -117,10 +185,12 @@ pub(crate) fn mark_restarting(shared: &Shared, members: &NodeSet, i: usize, why:
     }
 }
 
-/// The members are well again.
+/// The members are well again, and go down with no one.
 pub(crate) fn clear_conditions(shared: &Shared, members: &NodeSet) {
     for j in members.iter() {
-        *shared.graph.nodes[j].supervised.condition.lock() = None;
+        let supervised = &shared.graph.nodes[j].supervised;
+        *supervised.condition.lock() = None;
+        *supervised.down_with.lock() = None;
     }
 }
 

@@ -25,6 +25,7 @@ use crate::host::{Host, TaskEnd};
 use crate::metrics::LifecycleMetrics;
 use crate::nodeset::NodeSet;
 use crate::resources::{AnyArc, Resources};
+use crate::restart::Consequence;
 use crate::run_tasks::RunTasks;
 use crate::settings::{ComponentSettings, RuntimeSettings, ShutdownSettings};
 use crate::shutdown::shut_down;
@@ -259,6 +260,7 @@ impl RuntimeBuilder {
             spawned: (0..graph_len).map(|_| AtomicBool::new(false)).collect(),
             stopped: (0..graph_len).map(|_| std::sync::atomic::AtomicU8::new(0)).collect(),
             stage: Mutex::new(Stage::NotStarted),
+            parked: Mutex::new(NodeSet::empty(graph_len)),
             restart_turn: tokio::sync::Mutex::new(()),
         });
         Ok(Runtime { shared, timeline })
@@ -478,11 +480,9 @@ impl Host for Shared {
             (TaskEnd::Finished, _) => return,
             (TaskEnd::Failed(error), supervision) => (error, supervision.restarts()),
         };
-        // During start, a failure fails the start; restarts begin once the app runs.
-        if restart && self.is_running() {
-            crate::restart::request(&self, i, run, error);
-            return;
-        }
+        // During start, a failure fails the start at once; once the app
+        // runs, a failure is attributed along the graph first (`restart.rs`).
+        let running = self.is_running();
         match node.supervision {
             Supervision::Ignore => {
                 *node.supervised.condition.lock() =
@@ -494,6 +494,10 @@ impl Host for Shared {
                         .error(error)
                         .detail("on_failure = ignore: the app goes on, the component is degraded"),
                 );
+            }
+            _ if running => {
+                let consequence = if restart { Consequence::Restart } else { Consequence::Shutdown };
+                crate::restart::request(&self, i, run, error, consequence);
             }
             _ => {
                 self.shutdown.trigger(ShutdownReason::ComponentFailed { component: node.name.to_string(), error });

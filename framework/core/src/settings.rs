@@ -280,11 +280,17 @@ pub struct SupervisionSettings {
     /// The sliding window they are counted in (default 60 s).
     #[serde(with = "humantime_serde")]
     pub restart_period: Duration,
+    /// How long a failure waits before its policy runs (default 50 ms), so
+    /// that a dependency failing just after its dependent is still seen as
+    /// the cause: the dependency restarts with the dependent as its member,
+    /// and the dependent's own failure counts for nothing. `0` acts at once.
+    #[serde(with = "humantime_serde")]
+    pub coalesce_window: Duration,
 }
 
 impl Default for SupervisionSettings {
     fn default() -> Self {
-        Self { max_restarts: 20, restart_period: Duration::from_secs(60) }
+        Self { max_restarts: 20, restart_period: Duration::from_secs(60), coalesce_window: Duration::from_millis(50) }
     }
 }
 

@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     pub(crate) app_restarts: Mutex<std::collections::VecDeque<(Instant, Arc<str>, String)>>,
     pub(crate) health: Health,
     pub(crate) stage: Mutex<Stage>,
+    /// Components a restart left stopped when it yielded to a failed
+    /// dependency's restart, which starts them again.
+    pub(crate) parked: Mutex<NodeSet>,
     /// Held by a restart while it runs and by the shutdown once it begins
     /// its phases: one at a time, so each sees exactly what runs.
     pub(crate) restart_turn: tokio::sync::Mutex<()>,
@@ -86,6 +89,41 @@ impl Shared {
             Stage::Running(running) => Some(closure.intersection(running)),
             _ => None,
         }
+    }
+
+    /// Component `i` fails: each of its dependents goes down with it. Their
+    /// runs end with the restart to come, so their tasks' ends are stale
+    /// from now (a new run number), and the restart of any of them in
+    /// progress yields to `i`'s.
+    pub(crate) fn mark_going_down(&self, i: usize) {
+        for j in self.graph.with_dependents(i).iter().filter(|&j| j != i) {
+            let supervised = &self.graph.nodes[j].supervised;
+            supervised.generation.fetch_add(1, Ordering::AcqRel);
+            supervised.down_with.lock().get_or_insert(i);
+        }
+    }
+
+    /// The members of a restart of component `i`: it and its dependents
+    /// that run now, and those a dependent's restart left stopped when it
+    /// yielded to this one. `None` unless the app is running.
+    pub(crate) fn take_members(&self, i: usize) -> Option<NodeSet> {
+        let closure = self.graph.with_dependents(i);
+        let mut members = match &*self.stage.lock() {
+            Stage::Running(running) => closure.intersection(running),
+            _ => return None,
+        };
+        let mut parked = self.parked.lock();
+        members.union_with(&closure.intersection(&parked));
+        parked.subtract(&closure);
+        Some(members)
+    }
+
+    /// A restart yields: those of its `members` that do not run wait,
+    /// stopped, for the restart that takes them along.
+    pub(crate) fn park(&self, members: &NodeSet) {
+        let mut stopped = members.clone();
+        stopped.subtract(&self.running_among(members));
+        self.parked.lock().union_with(&stopped);
     }
 
     /// Which of `members` run now.

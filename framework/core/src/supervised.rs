@@ -31,6 +31,10 @@ pub(crate) struct Supervised {
     pub(crate) history: Mutex<VecDeque<(Instant, String)>>,
     /// The background tasks of its current run.
     pub(crate) tasks: std::sync::Arc<RunTasks>,
+    /// The dependency (index) whose failure it goes down with, from that
+    /// failure until the restart that takes it along completes: its own
+    /// failures meanwhile are that dependency's, not its.
+    pub(crate) down_with: Mutex<Option<usize>>,
 }
 
 impl Supervised {
