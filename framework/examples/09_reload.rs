@@ -3,7 +3,8 @@
 //! config); `Mailer` has no hook, so a reload restarts it with the new
 //! value, along with `Signup`, which depends on it. `App` does this on
 //! SIGHUP after re-reading and validating every config layer; here the
-//! replacements are handed to `Runtime::reload` directly.
+//! replacements are handed to `Runtime::reload` directly, all or nothing:
+//! had the mailer failed to start, the rate limit would be 100 again.
 //!
 //! cargo run -p orderly --example 09_reload
 
@@ -11,7 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use orderly::{
-    events::EventKind, BoxError, Component, Dependency, ReloadContext, Reloaded, Runtime, ShutdownReason, StartContext,
+    events::EventKind, runtime::ReloadChange, BoxError, Component, Dependency, ReloadContext, Reloaded, Runtime,
+    ShutdownReason, StartContext,
 };
 
 struct RateLimit {
@@ -69,8 +71,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let report = runtime
         .reload(vec![
-            ("rate_limit".into(), Arc::new(RateLimit { per_second: AtomicU32::new(250) })),
-            ("mailer".into(), Arc::new(Mailer { relay: "smtp-b:25".into() })),
+            // Each change: the value from the new config, and a fresh one from
+            // the config in force, for a rollback if a later change fails.
+            ReloadChange::new(
+                "rate_limit",
+                Arc::new(RateLimit { per_second: AtomicU32::new(250) }),
+                Arc::new(RateLimit { per_second: AtomicU32::new(100) }),
+            ),
+            ReloadChange::new(
+                "mailer",
+                Arc::new(Mailer { relay: "smtp-b:25".into() }),
+                Arc::new(Mailer { relay: "smtp-a:25".into() }),
+            ),
         ])
         .await;
     println!("applied in place: {:?}; restarted: {:?}", report.applied, report.restarted);

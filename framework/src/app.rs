@@ -150,6 +150,7 @@ impl App {
             log: log_settings,
             level: log_guard.switch(),
             sections: Default::default(),
+            in_force: LoadedConfig::default(),
             logger: logger.clone(),
         };
         let status = self.assemble_and_run(&cli, &config, issues, reloader);

@@ -3,10 +3,13 @@
 //! problem and changes nothing. A valid one applies what can change while
 //! running:
 //!
-//! - `[log] level` at once (the `--log-level` flag still wins);
 //! - each component section that changed: the component is rebuilt from
-//!   the new config and handed to the runtime (`reload.rs`), which has the
-//!   running one apply it in place or restarts it along the graph.
+//!   the new config, and again from the config in force (for a rollback),
+//!   and handed to the runtime (`reload.rs`), which has the running one
+//!   apply it in place or restarts it along the graph, all or nothing;
+//! - `[log] level` (the `--log-level` flag still wins), last, and only if
+//!   every component took its change: a reload that fails part way leaves
+//!   everything as it was, the level included.
 //!
 //! What needs a new process is said so in the log: `[log] format`,
 //! `[start]`, `[shutdown]`, `[components.*]`, `[lifecycle]`, and
@@ -21,14 +24,16 @@ use std::sync::Arc;
 
 use sd_notify::NotifyState;
 
+use orderly_core::runtime::{ReloadChange, ReloadReport};
 use orderly_core::settings::RuntimeSettings;
-use orderly_core::{runtime::ReloadReport, Component, Runtime};
+use orderly_core::Runtime;
 
 use crate::config::{ConfigErrors, LoadedConfig};
 use crate::layers::{check_sections, noting, read_components, Layers, LifecycleOutput};
 use crate::logging::{LevelSwitch, LogSettings};
-use crate::registry::Registration;
+use crate::registry::{ReadMode, Registration};
 use crate::systemd::{micros, reload_extension, Notifier};
+use orderly_core::config::ConfigIssue;
 
 /// A section as read, for telling whether it changed (secrets included,
 /// which a printed dump would hide).
@@ -46,23 +51,29 @@ pub(crate) struct Reloader {
     pub(crate) level: LevelSwitch,
     /// Each running registered component's section, as it was last applied.
     pub(crate) sections: BTreeMap<String, Option<serde_json::Value>>,
+    /// The config in force: the one started with, or the last reload that took whole.
+    pub(crate) in_force: LoadedConfig,
     pub(crate) logger: slog::Logger,
 }
 
 /// A validated reload, ready to hand to the runtime.
 pub(crate) struct Prepared {
-    changes: Vec<(String, Arc<dyn Component>)>,
+    changes: Vec<ReloadChange>,
     sections: BTreeMap<String, Option<serde_json::Value>>,
+    config: LoadedConfig,
+    log: LogSettings,
 }
 
 impl Reloader {
     /// Records the sections of the components the app runs, as started.
     pub(crate) fn remember(&mut self, config: &LoadedConfig, running: &[&str]) {
         self.sections = running.iter().map(|&name| (name.to_string(), raw_section(config, name))).collect();
+        self.in_force = config.clone();
     }
 
-    /// Reads and validates every layer again; applies the log level; says
-    /// what waits for a restart; returns the components to hand over.
+    /// Reads and validates every layer again; says what waits for a
+    /// restart; returns the components to hand over, each with a fresh copy
+    /// of the config in force. Changes nothing.
     pub(crate) fn prepare(&mut self) -> Result<Prepared, ConfigErrors> {
         let config = self.layers.load()?;
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
@@ -76,12 +87,6 @@ impl Reloader {
             return Err(ConfigErrors(issues));
         }
 
-        let level = self.layers.cli.log_level.unwrap_or(log.level);
-        if level != self.log.level {
-            self.level.set(level);
-            slog::info!(self.logger, "log level changed"; "from" => format!("{:?}", self.log.level), "to" => format!("{level:?}"));
-            self.log.level = level;
-        }
         if self.layers.cli.log_format.is_none() && log.format != self.log.format {
             slog::warn!(self.logger, "the log format changes at the next start"; "format" => format!("{:?}", log.format));
         }
@@ -90,13 +95,15 @@ impl Reloader {
         }
 
         slog::debug!(self.logger, "reload: configuration read and valid"; "components" => built.len());
-        let mut prepared = Prepared { changes: Vec::new(), sections: BTreeMap::new() };
+        let mut changes = Vec::new();
+        let mut sections = BTreeMap::new();
         for (name, built) in built {
             let section = raw_section(&config, name);
             match self.sections.get(name) {
                 Some(old) if *old != section => {
-                    prepared.changes.push((name.to_string(), built.component));
-                    prepared.sections.insert(name.to_string(), section);
+                    let current = self.in_force_copy(name)?;
+                    changes.push(ReloadChange::new(name, built.component, current));
+                    sections.insert(name.to_string(), section);
                 }
                 Some(_) => {}
                 None => {
@@ -104,16 +111,42 @@ impl Reloader {
                 }
             }
         }
-        Ok(prepared)
+        Ok(Prepared { changes, sections, config, log })
     }
 
-    /// Remembers what the runtime took.
-    fn commit(&mut self, mut prepared: Prepared, report: &ReloadReport) {
-        for name in report.applied.iter().chain(&report.restarted) {
-            if let Some(section) = prepared.sections.remove(name) {
-                self.sections.insert(name.clone(), section);
-            }
+    /// Component `name` built again from the config in force: what a
+    /// rollback hands back. It was built from it once, so this fails only
+    /// if its constructor does not build the same config twice.
+    fn in_force_copy(&self, name: &str) -> Result<Arc<dyn orderly_core::Component>, ConfigErrors> {
+        let registration = self.registrations.iter().find(|r| r.section() == name);
+        let built = registration.map(|r| r.read(&self.in_force, ReadMode::Build));
+        match built {
+            Some(Ok(Some(built))) => Ok(built.component),
+            Some(Err(issues)) => Err(ConfigErrors(issues)),
+            None | Some(Ok(None)) => Err(ConfigErrors(vec![ConfigIssue {
+                key: name.to_string(),
+                message: "cannot be built again from the config in force, so its change could not be rolled back"
+                    .into(),
+            }])),
         }
+    }
+
+    /// The reload took whole: the new config is in force, and the log level
+    /// changes now, last. A reload that did not take changes nothing here.
+    fn commit(&mut self, prepared: Prepared, report: &ReloadReport) {
+        if !report.is_complete() {
+            return;
+        }
+        let changed = prepared.sections.len();
+        self.sections.extend(prepared.sections);
+        self.in_force = prepared.config;
+        let level = self.layers.cli.log_level.unwrap_or(prepared.log.level);
+        if level != self.log.level {
+            self.level.set(level);
+            slog::info!(self.logger, "log level changed"; "from" => format!("{:?}", self.log.level), "to" => format!("{level:?}"));
+            self.log.level = level;
+        }
+        slog::debug!(self.logger, "the reloaded configuration is in force"; "components_changed" => changed);
     }
 }
 
@@ -155,12 +188,14 @@ pub(crate) async fn reload_on_sighup(
                 slog::error!(logger, "reload rejected: the configuration is invalid; nothing changed"; "problems" => problems.len());
                 eprintln!("{app}: reload rejected, nothing changed: {}", ConfigErrors(problems));
             }
-            Ok(prepared) => {
-                let report = runtime.reload(prepared.changes.clone()).await;
+            Ok(mut prepared) => {
+                let changes = std::mem::take(&mut prepared.changes);
+                let report = runtime.reload(changes).await;
                 slog::info!(logger, "reloaded";
                     "applied" => report.applied.join(", "),
                     "restarted" => report.restarted.join(", "),
-                    "failed" => report.failed.join("; "));
+                    "failed" => report.failed.join("; "),
+                    "rolled_back" => report.rolled_back.join(", "));
                 for failure in &report.failed {
                     eprintln!("{app}: reload: {failure}");
                 }

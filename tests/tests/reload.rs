@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orderly::{
-    async_trait, events::EventKind, BoxError, Component, ReloadContext, Reloaded, Runtime, ShutdownReason, StopPhase,
+    async_trait, events::EventKind, runtime::ReloadChange, BoxError, Component, ReloadContext, Reloaded, Runtime,
+    ShutdownReason, StopPhase,
 };
 use orderly_testing::{Behavior, Edge, Journal, Probe, Step};
 
@@ -75,10 +76,15 @@ impl Child_ {
     }
 
     fn wait_for_stdout(&self, wanted: impl Fn(&str) -> bool) -> usize {
+        self.wait_for_stdout_from(0, wanted)
+    }
+
+    /// Waits for a line at or after line `from` (what a later reload logged).
+    fn wait_for_stdout_from(&self, from: usize, wanted: impl Fn(&str) -> bool) -> usize {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Some(at) = self.lines().iter().position(|l| wanted(l)) {
-                return at;
+            if let Some(at) = self.lines().iter().skip(from).position(|l| wanted(l)) {
+                return from + at;
             }
             assert!(Instant::now() < deadline, "not found in:\n{}", self.lines().join("\n"));
             std::thread::sleep(Duration::from_millis(5));
@@ -137,16 +143,20 @@ fn a_sighup_applies_a_changed_log_level_at_once() {
     assert_eq!(code, 0, "{lines:#?}");
 }
 
+/// The reload's JSON records from stdout line `from` on.
+fn events_since(child: &Child_, from: usize) -> (Vec<String>, Vec<serde_json::Value>) {
+    let lines: Vec<String> = child.lines()[from..].to_vec();
+    let events = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    (lines, events)
+}
+
 #[test]
-fn a_changed_section_restarts_its_component_and_a_dependent_that_cannot_start_twice_refuses_it() {
+fn a_changed_section_restarts_its_component_and_a_dependent_that_cannot_start_twice_refuses_the_reload() {
     let child = Child_::start("sections", "[log]\nformat = \"json\"\n[api]\ndrain_ms = 100\n");
     // `api` has no reload hook and nothing depends on it: restarted with the new value.
-    // `store` (a changed secret) has `api` depending on it, which cannot start twice.
-    let before = child
-        .reload_with("[log]\nformat = \"json\"\n[api]\ndrain_ms = 120\n[store]\nurl = \"postgres://u:hunter2@db/x\"\n");
-    child.wait_for_stdout(is_reloaded);
-    let lines: Vec<String> = child.lines()[before..].to_vec();
-    let events: Vec<serde_json::Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let before = child.reload_with("[log]\nformat = \"json\"\n[api]\ndrain_ms = 120\n");
+    child.wait_for_stdout_from(before, is_reloaded);
+    let (lines, events) = events_since(&child, before);
     let find = |event: &str, component: &str| {
         events
             .iter()
@@ -155,10 +165,48 @@ fn a_changed_section_restarts_its_component_and_a_dependent_that_cannot_start_tw
     };
     let (stopped, started, reloaded) = (find("stopped", "api"), find("started", "api"), find("reloaded", "api"));
     assert!(stopped < started && started < reloaded, "{lines:#?}");
-    let refused = events[find("reload_failed", "store")]["error"].as_str().unwrap_or_default().to_string();
-    assert!(refused.contains("its dependents api cannot start twice"), "{refused}");
+
+    // `store` (a changed secret) has `api` depending on it, which cannot
+    // start twice: refused, and `api`'s change in the same reload is not
+    // kept (untouched, or applied and rolled back, by the order they come in).
+    let before = child
+        .reload_with("[log]\nformat = \"json\"\n[api]\ndrain_ms = 140\n[store]\nurl = \"postgres://u:hunter2@db/x\"\n");
+    child.wait_for_stdout_from(before, is_reloaded);
+    let (lines, events) = events_since(&child, before);
+    let of = |event: &str, component: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|v| v["event"] == event && v["component"] == component)
+            .map(|v| v["error"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let refused = of("reload_failed", "store");
+    assert!(refused.len() == 1 && refused[0].contains("its dependents api cannot start twice"), "{lines:#?}");
+    assert!(of("reloaded", "api").is_empty(), "{lines:#?}");
+    let api_started = of("started", "api").len();
+    assert!(api_started == 0 || of("reload_failed", "api").iter().any(|e| e.contains("rolled back")), "{lines:#?}");
     assert!(!lines.iter().any(|l| l.contains("hunter2")), "the secret is never logged: {lines:#?}");
-    assert!(!events.iter().any(|v| v["component"] == "store" && v["event"] == "stopped"), "store untouched");
+    assert!(of("stopped", "store").is_empty(), "store untouched: {lines:#?}");
+    let (code, lines) = child.stop();
+    assert_eq!(code, 0, "{lines:#?}");
+}
+
+#[test]
+fn a_reload_that_fails_part_way_leaves_the_log_level_as_it_was() {
+    let child = Child_::start("partial", "[log]\nlevel = \"info\"\nformat = \"json\"\n");
+    // The level would change, but `store`'s change cannot be applied (its dependent `api` cannot start twice).
+    let before = child
+        .reload_with("[log]\nlevel = \"debug\"\nformat = \"json\"\n[store]\nurl = \"postgres://u:hunter2@db/x\"\n");
+    child.wait_for_stdout(is_reloaded);
+    // Something at debug level is logged on every reload when debug is on.
+    let again = child
+        .reload_with("[log]\nlevel = \"debug\"\nformat = \"json\"\n[store]\nurl = \"postgres://u:hunter3@db/x\"\n");
+    child.wait_for_stdout_from(again, is_reloaded);
+    std::thread::sleep(Duration::from_millis(100));
+    let lines: Vec<String> = child.lines()[before..].to_vec();
+    assert!(!lines.iter().any(|l| l.contains("\"msg\":\"log level changed\"")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("\"level\":\"DEBG\"")), "still at info: {lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("\"event\":\"reload_failed\"")), "{lines:#?}");
     let (code, lines) = child.stop();
     assert_eq!(code, 0, "{lines:#?}");
 }
@@ -204,7 +252,8 @@ async fn a_reload_hook_applies_in_place_and_nothing_restarts() {
     let runtime = Runtime::builder().component(Limiter { limit: limit.clone() }).build().unwrap();
     runtime.start().await.unwrap();
     let replacement = Limiter { limit: Arc::new(std::sync::atomic::AtomicU32::new(20)) };
-    let report = runtime.reload(vec![("limiter".into(), Arc::new(replacement))]).await;
+    let current = Limiter { limit: Arc::new(std::sync::atomic::AtomicU32::new(10)) };
+    let report = runtime.reload(vec![ReloadChange::new("limiter", Arc::new(replacement), Arc::new(current))]).await;
     assert_eq!(report.applied, ["limiter"]);
     assert!(report.is_complete());
     assert_eq!(limit.load(std::sync::atomic::Ordering::SeqCst), 20);
@@ -228,18 +277,22 @@ async fn without_a_hook_the_replacement_restarts_with_the_dependents_and_a_faile
 
     // The replacement runs from now on: its start is in its own journal.
     let replacement = Probe::new("queue").joins(StopPhase::Close).journal(&new_journal);
-    let report = runtime.reload(vec![("queue".into(), Arc::new(replacement))]).await;
+    let unused = Probe::new("queue").joins(StopPhase::Close).journal(&old_journal);
+    let report = runtime.reload(vec![ReloadChange::new("queue", Arc::new(replacement), Arc::new(unused))]).await;
     assert_eq!(report.restarted, ["queue"], "{report:?}");
     assert_eq!((starts(&old_journal, "queue"), starts(&new_journal, "queue")), (1, 1));
     assert_eq!(starts(&old_journal, "consumer"), 2, "the dependent restarted with it");
     assert!(old_journal.did("queue", Step::Stop(StopPhase::Close)), "the old value was stopped");
 
-    // A replacement that cannot start: the running one (the first replacement) is started again.
-    let broken = Probe::new("queue").on_start(Behavior::Fail("bad address".into()));
-    let report = runtime.reload(vec![("queue".into(), Arc::new(broken))]).await;
+    // A replacement that cannot start: a fresh copy of the config in force
+    // takes its place. The running value, which cannot start twice, does not start again.
+    let (broken, fresh) = (Probe::new("queue").on_start(Behavior::Fail("bad address".into())), Journal::new());
+    let copy = Probe::new("queue").joins(StopPhase::Close).journal(&fresh);
+    let report = runtime.reload(vec![ReloadChange::new("queue", Arc::new(broken), Arc::new(copy))]).await;
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert!(report.failed[0].contains("the new config failed to start") && report.failed[0].contains("bad address"));
-    assert_eq!(starts(&new_journal, "queue"), 2, "the previous value runs again");
+    assert_eq!(starts(&new_journal, "queue"), 1, "the value that ran is not started twice");
+    assert_eq!(starts(&fresh, "queue"), 1, "the copy of the config in force runs");
     assert!(runtime.health().readiness(Duration::from_secs(1)).await.ready);
     assert!(runtime.shutdown_handle().reason().is_none());
     assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
@@ -272,7 +325,8 @@ async fn a_panicking_reload_hook_is_reported_before_or_after_its_first_poll_and_
     {
         let runtime = Runtime::builder().component(unruly).build().unwrap();
         runtime.start().await.unwrap();
-        let report = runtime.reload(vec![("unruly".into(), Arc::new(Unruly::Hangs))]).await;
+        let change = ReloadChange::new("unruly", Arc::new(Unruly::Hangs), Arc::new(Unruly::Hangs));
+        let report = runtime.reload(vec![change]).await;
         assert_eq!(report.failed.len(), 1, "{report:?}");
         assert!(report.failed[0].contains(&format!("its reload hook panicked: {message}")), "{report:?}");
         assert!(runtime.health().readiness(Duration::from_secs(1)).await.ready);
@@ -302,11 +356,74 @@ async fn a_shutdown_cuts_a_hung_reload_hook_short() {
     let reloading = tokio::spawn({
         let runtime = runtime.clone();
         let replacement = HangsInReload { entered: Arc::new(tokio::sync::Notify::new()) };
-        async move { runtime.reload(vec![("hangs_in_reload".into(), Arc::new(replacement))]).await }
+        let current = Arc::new(HangsInReload { entered: Arc::new(tokio::sync::Notify::new()) });
+        async move { runtime.reload(vec![ReloadChange::new("hangs_in_reload", Arc::new(replacement), current)]).await }
     });
     entered.notified().await;
     runtime.shutdown_handle().trigger(ShutdownReason::Signal("SIGTERM"));
     let report = reloading.await.unwrap();
     assert!(report.failed[0].contains("a shutdown began during its reload hook"), "{report:?}");
+    assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
+}
+
+/// Records whether its reload hook ran.
+struct Untouched {
+    reloaded: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait]
+impl Component for Untouched {
+    async fn reload(&self, _ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        self.reloaded.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(Reloaded::Applied)
+    }
+}
+
+#[tokio::test]
+async fn a_reload_is_all_or_nothing_and_never_starts_a_component_twice_that_cannot() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+    let (limit, reloaded) = (Arc::new(AtomicU32::new(10)), Arc::new(AtomicBool::new(false)));
+    let (running, fresh) = (Journal::new(), Journal::new());
+    let runtime = Runtime::builder()
+        .component(Limiter { limit: limit.clone() })
+        // Cannot start twice (not restartable), and has no reload hook.
+        .component(Probe::new("gateway").joins(StopPhase::StopAccepting).journal(&running))
+        .component(Untouched { reloaded: reloaded.clone() })
+        .build()
+        .unwrap();
+    runtime.start().await.unwrap();
+    let limiter = |n| Limiter { limit: Arc::new(AtomicU32::new(n)) };
+    let untouched = || Untouched { reloaded: Arc::new(AtomicBool::new(false)) };
+
+    // The first change applies in place, the second cannot start, the third is never reached.
+    let report = runtime
+        .reload(vec![
+            ReloadChange::new("limiter", Arc::new(limiter(20)), Arc::new(limiter(10))),
+            ReloadChange::new(
+                "gateway",
+                Arc::new(Probe::new("gateway").on_start(Behavior::Fail("port in use".into()))),
+                Arc::new(Probe::new("gateway").joins(StopPhase::StopAccepting).journal(&fresh)),
+            ),
+            ReloadChange::new("untouched", Arc::new(untouched()), Arc::new(untouched())),
+        ])
+        .await;
+
+    assert_eq!(limit.load(SeqCst), 10, "the limiter's change was rolled back: {report:?}");
+    assert!(!reloaded.load(SeqCst), "the third change was never applied");
+    assert!(report.applied.is_empty() && report.restarted.is_empty(), "{report:?}");
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.failed[0].contains("gateway") && report.failed[0].contains("port in use"), "{report:?}");
+    assert!(runtime.timeline().of_kind(EventKind::Reloaded).is_empty(), "nothing reports reloaded");
+    assert_eq!(starts(&running, "gateway"), 1, "the running gateway, which cannot start twice, started once");
+    assert_eq!(starts(&fresh, "gateway"), 1, "a fresh copy of the config in force took its place");
+    assert_eq!(report.rolled_back, ["limiter"], "{report:?}");
+    let undone = runtime.timeline().of_kind(EventKind::ReloadFailed);
+    assert!(
+        undone.iter().any(|e| e.component.as_deref() == Some("limiter")
+            && e.error.as_deref().unwrap_or_default().contains("rolled back")),
+        "{undone:?}"
+    );
+    assert!(runtime.health().readiness(Duration::from_secs(1)).await.ready);
+    assert!(runtime.shutdown_handle().reason().is_none());
     assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
 }

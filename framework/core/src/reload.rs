@@ -1,21 +1,30 @@
-//! Reload: new config for running components, without a process restart.
+//! Reload: new config for running components, without a process restart,
+//! all or nothing.
 //!
 //! The app (on SIGHUP) re-reads every config layer and validates all of
 //! it; an invalid reload changes nothing. For each component whose section
-//! changed, it builds a replacement value from the new config and hands it
-//! to [`Runtime::reload`](crate::Runtime::reload), which, one component at
-//! a time and never during a shutdown or a restart:
+//! changed, it builds two values, a replacement from the new config and a
+//! fresh copy of the config in force, and hands them to
+//! [`Runtime::reload`](crate::Runtime::reload), which, holding the restart
+//! turn (never during a shutdown or a restart), applies them in order:
 //!
-//! 1. asks the running component to apply the change in place
+//! 1. the running component applies the change in place
 //!    ([`Component::reload`](crate::Component::reload), given the
-//!    replacement to copy from); `Applied` ends it there;
-//! 2. otherwise (`NeedsRestart`, the default) restarts it along the graph
+//!    replacement to copy from); `Applied` ends the step there;
+//! 2. otherwise (`NeedsRestart`, the default) it restarts along the graph
 //!    (`restart.rs`): its dependents and it stop through their phases, the
 //!    replacement takes its place, and they start again in order. That
-//!    needs its dependents to be restartable; if one is not, nothing is
-//!    touched and the report says the change waits for a process restart;
-//! 3. if the replacement fails to start, the old value is put back and
-//!    started again, so a bad reload never leaves a component down.
+//!    needs its dependents to be restartable; if one is not, the step fails
+//!    before anything stops;
+//! 3. a replacement that fails to start fails its step: the fresh copy of
+//!    the config in force takes its place and starts (never the value that
+//!    ran before, which may not start twice).
+//!
+//! When a step fails, the steps before it are undone, last first: an
+//! in-place change by the reload hook given the copy of the old config, a
+//! restart by restarting again with that copy. The report names the step
+//! that failed and what was rolled back; `reloaded` events are emitted only
+//! for a reload that took whole. The shell changes the log level only then.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +42,28 @@ use crate::trigger::ShutdownReason;
 /// How long a component's [`reload`](Component::reload) hook may take.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// One component's new config, for [`Runtime::reload`](crate::Runtime::reload).
+pub struct ReloadChange {
+    name: String,
+    replacement: Arc<dyn Component>,
+    current: Arc<dyn Component>,
+}
+
+impl ReloadChange {
+    /// The component called `name` is to run with `replacement` (built from
+    /// the new config). `current` is a fresh value built from the config it
+    /// runs with now, never started: what a rollback hands its reload hook,
+    /// or starts in its place.
+    pub fn new(name: impl Into<String>, replacement: Arc<dyn Component>, current: Arc<dyn Component>) -> Self {
+        Self { name: name.into(), replacement, current }
+    }
+
+    /// The component's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// What a reload did, per component.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadReport {
@@ -40,8 +71,12 @@ pub struct ReloadReport {
     pub applied: Vec<String>,
     /// Restarted with its dependents, with the new config.
     pub restarted: Vec<String>,
-    /// Not applied, each with why; the old config still runs for these.
+    /// The step that failed, with why (empty when the reload took whole),
+    /// and any rollback that failed in turn. The old config runs.
     pub failed: Vec<String>,
+    /// Components whose change had been applied and was undone because a
+    /// later step failed.
+    pub rolled_back: Vec<String>,
 }
 
 impl ReloadReport {
@@ -51,74 +86,108 @@ impl ReloadReport {
     }
 }
 
-/// Applies `changes` (component name, replacement built from new config).
-pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<(String, Arc<dyn Component>)>) -> ReloadReport {
+/// How a step was applied, and so how it is undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    InPlace,
+    Restarted,
+}
+
+/// Applies every change or none.
+pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<ReloadChange>) -> ReloadReport {
     let mut report = ReloadReport::default();
     let _turn = shared.restart_turn.lock().await;
-    for (name, replacement) in changes {
-        let label: Arc<str> = name.as_str().into();
-        let fail = |report: &mut ReloadReport, why: String| {
-            shared.events.emit(EventKind::ReloadFailed.build().component(&label).error(why.clone()));
-            report.failed.push(format!("component `{label}`: {why}"));
-        };
-        let Some(i) = shared.graph.index_of(&name) else {
-            fail(&mut report, "is not running (disabled when the app started?)".into());
-            continue;
-        };
-        if shared.shutdown.is_requested() || !shared.is_running() {
-            fail(&mut report, "the app is not running".into());
-            continue;
+    let mut done: Vec<(usize, &ReloadChange, Applied, String)> = Vec::new();
+    for change in &changes {
+        match apply(shared, change).await {
+            Ok((i, how, detail)) => done.push((i, change, how, detail)),
+            Err(why) => {
+                let label: Arc<str> = change.name.as_str().into();
+                shared.events.emit(EventKind::ReloadFailed.build().component(&label).error(why.clone()));
+                report.failed.push(format!("component `{label}`: {why}"));
+                let cause = format!("rolled back: the reload of `{label}` failed");
+                for (i, change, how, _) in done.into_iter().rev() {
+                    match undo(shared, i, change, how).await {
+                        Ok(()) => {
+                            let name = &shared.graph.nodes[i].name;
+                            shared.events.emit(EventKind::ReloadFailed.build().component(name).error(cause.clone()));
+                            report.rolled_back.push(change.name.clone());
+                        }
+                        Err(why) => report.failed.push(format!("component `{}`: not rolled back: {why}", change.name)),
+                    }
+                }
+                return report;
+            }
         }
-        let node = &shared.graph.nodes[i];
-        let ctx = ReloadContext { name: node.name.clone(), logger: shared.loggers[i].clone(), replacement };
-        let component = node.component();
-        let replacement = ctx.replacement.clone();
-        let hook: BoxFuture<Result<Reloaded, BoxError>> = Box::pin(async move { component.reload(&ctx).await });
-        // A shutdown waits for this turn: it must not wait for a slow hook.
-        let shutdown = shared.shutdown.clone();
-        let interrupted = async move {
-            shutdown.wait().await;
-        };
-        let outcome = match run_one(hook, Instant::now() + RELOAD_TIMEOUT, interrupted).await {
-            Ended::Returned(Ok(outcome)) => outcome,
-            Ended::Returned(Err(error)) => {
-                fail(&mut report, format!("its reload hook failed: {}", box_error_chain(&error)));
-                continue;
-            }
-            Ended::Panicked(message) => {
-                fail(&mut report, format!("its reload hook panicked: {message}"));
-                continue;
-            }
-            Ended::OverLimit => {
-                fail(&mut report, format!("its reload hook did not finish within {RELOAD_TIMEOUT:?}"));
-                continue;
-            }
-            Ended::Aborted => {
-                fail(&mut report, "a shutdown began during its reload hook".into());
-                continue;
-            }
-        };
-        if outcome == Reloaded::Applied {
-            shared.events.emit(EventKind::Reloaded.build().component(&node.name).detail("applied in place"));
-            report.applied.push(name);
-            continue;
-        }
-        match restart_with(shared, i, replacement).await {
-            Ok(names) => {
-                shared
-                    .events
-                    .emit(EventKind::Reloaded.build().component(&node.name).detail(format!("restarted {names}")));
-                report.restarted.push(name);
-            }
-            Err(why) => fail(&mut report, why),
+    }
+    for (i, change, how, detail) in done {
+        shared.events.emit(EventKind::Reloaded.build().component(&shared.graph.nodes[i].name).detail(detail));
+        match how {
+            Applied::InPlace => report.applied.push(change.name.clone()),
+            Applied::Restarted => report.restarted.push(change.name.clone()),
         }
     }
     report
 }
 
+/// One step: the change applied in place, or by a restart.
+async fn apply(shared: &Arc<Shared>, change: &ReloadChange) -> Result<(usize, Applied, String), String> {
+    let i = shared.graph.index_of(&change.name).ok_or("is not running (disabled when the app started?)")?;
+    if shared.shutdown.is_requested() || !shared.is_running() {
+        return Err("the app is not running".into());
+    }
+    if reload_hook(shared, i, change.replacement.clone()).await? == Reloaded::Applied {
+        return Ok((i, Applied::InPlace, "applied in place".into()));
+    }
+    let names = restart_with(shared, i, change.replacement.clone(), Some(&change.current)).await?;
+    Ok((i, Applied::Restarted, format!("restarted {names}")))
+}
+
+/// Undoes one step with the copy of the config in force before it.
+async fn undo(shared: &Arc<Shared>, i: usize, change: &ReloadChange, how: Applied) -> Result<(), String> {
+    match how {
+        Applied::InPlace => match reload_hook(shared, i, change.current.clone()).await? {
+            Reloaded::Applied => Ok(()),
+            Reloaded::NeedsRestart => Err("its reload hook could not take its old config back in place".into()),
+        },
+        // The replacement ran; the copy of the old config takes its place (the
+        // value that ran before may not start twice). Its dependents started
+        // again once, so they may again.
+        Applied::Restarted => restart_with(shared, i, change.current.clone(), None).await.map(drop),
+    }
+}
+
+/// Runs component `i`'s reload hook with `replacement` to copy from.
+async fn reload_hook(shared: &Arc<Shared>, i: usize, replacement: Arc<dyn Component>) -> Result<Reloaded, String> {
+    let node = &shared.graph.nodes[i];
+    let ctx = ReloadContext { name: node.name.clone(), logger: shared.loggers[i].clone(), replacement };
+    let component = node.component();
+    let hook: BoxFuture<Result<Reloaded, BoxError>> = Box::pin(async move { component.reload(&ctx).await });
+    // A shutdown waits for this turn: it must not wait for a slow hook.
+    let shutdown = shared.shutdown.clone();
+    let interrupted = async move {
+        shutdown.wait().await;
+    };
+    match run_one(hook, Instant::now() + RELOAD_TIMEOUT, interrupted).await {
+        Ended::Returned(Ok(outcome)) => Ok(outcome),
+        Ended::Returned(Err(error)) => Err(format!("its reload hook failed: {}", box_error_chain(&error))),
+        Ended::Panicked(message) => Err(format!("its reload hook panicked: {message}")),
+        Ended::OverLimit => Err(format!("its reload hook did not finish within {RELOAD_TIMEOUT:?}")),
+        Ended::Aborted => Err("a shutdown began during its reload hook".into()),
+    }
+}
+
 /// Restarts component `i` with `replacement` in its place, its dependents
-/// with it. On a failed start the old value is put back and started again.
-async fn restart_with(shared: &Arc<Shared>, i: usize, replacement: Arc<dyn Component>) -> Result<String, String> {
+/// with it. If the replacement fails to start, `fallback` (a fresh copy of
+/// the config in force) takes its place and starts; if that fails too, or
+/// there is none (the replacement was the old config), the component cannot
+/// run and the app shuts down.
+async fn restart_with(
+    shared: &Arc<Shared>,
+    i: usize,
+    replacement: Arc<dyn Component>,
+    fallback: Option<&Arc<dyn Component>>,
+) -> Result<String, String> {
     let node = &shared.graph.nodes[i];
     let members = shared.running_with_dependents(i).ok_or("the app is not running")?;
     let stuck: Vec<&str> = members
@@ -134,12 +203,15 @@ async fn restart_with(shared: &Arc<Shared>, i: usize, replacement: Arc<dyn Compo
     }
     let names = member_names(shared, &members, i);
     mark_restarting(shared, &members, i, "reloading: starting with the new config");
-    let old = node.component();
     let outcome = match cycle(shared, &members, Duration::ZERO, Some((i, replacement))).await {
         Some(StartEnd::Complete) => Ok(names),
         Some(StartEnd::Failed(failure)) => {
             let why = format!("the new config failed to start ({failure}); the old config runs again");
-            match cycle(shared, &members, Duration::ZERO, Some((i, old))).await {
+            let again = match fallback {
+                Some(fallback) => cycle(shared, &members, Duration::ZERO, Some((i, fallback.clone()))).await,
+                None => Some(StartEnd::Failed(failure)),
+            };
+            match again {
                 Some(StartEnd::Complete) | Some(StartEnd::Interrupted(_)) | None => Err(why),
                 Some(StartEnd::Failed(again)) => {
                     let error = format!("{why}, but it failed to start again: {again}");

@@ -38,7 +38,7 @@ use crate::view::ComponentsView;
 
 // What a run of the runtime reports and offers, beside the runtime itself.
 pub use crate::lifecycle::Lifecycle;
-pub use crate::reload::ReloadReport;
+pub use crate::reload::{ReloadChange, ReloadReport};
 pub use crate::shutdown::ShutdownReport;
 
 /// Building a runtime failed.
@@ -345,13 +345,14 @@ impl Runtime {
         shut_down(&self.shared, reason).await
     }
 
-    /// Gives components new config while they run: `changes` pairs a
-    /// component's name with its replacement, built from the new config
-    /// (of the same type). Each is applied in place by its
-    /// [`reload`](Component::reload) hook or restarted with its dependents;
-    /// one that cannot take it keeps its old config and is named in the
-    /// report. Runs one at a time with restarts, and not during a shutdown.
-    pub async fn reload(&self, changes: Vec<(String, Arc<dyn Component>)>) -> ReloadReport {
+    /// Gives components new config while they run, all or nothing. Each
+    /// [`ReloadChange`] is applied in order, in place by the component's
+    /// [`reload`](Component::reload) hook or by restarting it with its
+    /// dependents. If one cannot be applied, those applied before it are
+    /// undone (with the change's copy of the config in force) and the
+    /// report names the step that failed. Runs one at a time with
+    /// restarts, and not during a shutdown.
+    pub async fn reload(&self, changes: Vec<ReloadChange>) -> ReloadReport {
         crate::reload::reload(&self.shared, changes).await
     }
 
