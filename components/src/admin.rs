@@ -3,7 +3,7 @@
 //!
 //! | endpoint | answer |
 //! |---|---|
-//! | `GET /healthz` | 200 while the process runs (liveness) |
+//! | `GET /healthz` | liveness: 200 while every component's `live()` passes (each within `readiness_timeout`; asked only while the app runs), else 503 naming the dead ones |
 //! | `GET /startupz` | 200 once every component has started and been ready, else 503 |
 //! | `GET /readyz` | asks every component's `ready()` at once, each within `readiness_timeout`; 200 or 503 with each component's state; 503 from the first moment of shutdown |
 //! | `GET /metrics` | the runtime's registry in Prometheus text format |
@@ -101,7 +101,12 @@ impl Admin {
 }
 
 async fn healthz(state: web::Data<AdminState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "alive", "state": state.lifecycle.health().state() }))
+    let report = state.lifecycle.health().liveness(state.readiness_timeout).await;
+    let dead: serde_json::Map<String, serde_json::Value> =
+        report.dead.into_iter().map(|(name, why)| (name, json!(why))).collect();
+    let (status, word) =
+        if report.alive { (StatusCode::OK, "alive") } else { (StatusCode::SERVICE_UNAVAILABLE, "dead") };
+    HttpResponse::build(status).json(json!({ "status": word, "state": report.state, "dead": dead }))
 }
 
 async fn startupz(state: web::Data<AdminState>) -> HttpResponse {

@@ -59,6 +59,43 @@ async fn probes_answer_while_the_app_is_still_starting() {
     assert!(runtime.shutdown(reason()).await.is_clean());
 }
 
+/// Alive until told otherwise.
+struct Heart(Arc<std::sync::atomic::AtomicBool>);
+
+#[orderly::component]
+impl Component for Heart {
+    async fn live(&self) -> Result<(), BoxError> {
+        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Ok(()),
+            false => Err("its loop stopped making progress".into()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_503_naming_a_component_that_is_not_alive() {
+    let beating = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let admin = Arc::new(Admin::new(admin_config()));
+    let runtime = Runtime::builder()
+        .component(Metrics::default())
+        .component_arc(admin.clone())
+        .component(Heart(beating.clone()))
+        .build()
+        .unwrap();
+    runtime.start().await.unwrap();
+    let url = format!("http://{}/healthz", admin.local_addr().unwrap());
+    assert_eq!(status(url.clone()).await, 200);
+    beating.store(false, std::sync::atomic::Ordering::SeqCst);
+    let res = client().get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "dead");
+    assert_eq!(body["dead"]["heart"], "its loop stopped making progress", "{body}");
+    // Not ready is not dead: readiness is its own question.
+    assert_eq!(status(url.replace("healthz", "readyz")).await, 200);
+    assert!(runtime.shutdown(reason()).await.is_clean());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_lists_every_component() {
     let svc = start().await;

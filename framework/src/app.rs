@@ -20,7 +20,7 @@ use crate::layers::{check_sections, noting, read_components, Layers, LifecycleOu
 use crate::logging::{build_logger, LogSettings};
 use crate::process;
 use crate::sighup::{reload_on_sighup, Reloader};
-use crate::systemd::{Notifier, SystemdNotify};
+use crate::systemd::{Notifier, SystemdNotify, SystemdSettings};
 
 pub use crate::cli::AppInfo;
 pub use crate::exit::ExitStatus;
@@ -174,6 +174,7 @@ impl App {
 
         let settings = noting(config.runtime_settings(&names), &mut issues);
         let output = noting(config.section::<LifecycleOutput>("lifecycle"), &mut issues);
+        let systemd_settings = noting(config.section::<SystemdSettings>("systemd"), &mut issues);
         check_sections(config, &names, &mut issues);
 
         let registry = prometheus::Registry::new();
@@ -254,6 +255,7 @@ impl App {
         reloader.registrations = registrations;
         reloader.names = owned_names;
         reloader.settings = settings;
+        let systemd = systemd.map(|notifier| (notifier, systemd_settings));
         let status = run_process(self.info.name, runtime, reloader, systemd);
         if !output.timeline_path.is_empty() {
             write_timeline(&timeline, &output.timeline_path, self.info.name, logger);
@@ -275,7 +277,12 @@ fn write_timeline(timeline: &orderly_core::events::Timeline, path: &str, app: &s
 }
 
 /// Runs the lifecycle on a fresh tokio runtime and maps the outcome to an exit status.
-fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, systemd: Option<Arc<Notifier>>) -> ExitStatus {
+fn run_process(
+    app: &'static str,
+    runtime: Runtime,
+    reloader: Reloader,
+    systemd: Option<(Arc<Notifier>, SystemdSettings)>,
+) -> ExitStatus {
     let logger = &reloader.logger.clone();
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("orderly").build() {
         Ok(rt) => rt,
@@ -294,7 +301,8 @@ fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, systemd:
         // Installed before anything starts: SIGHUP's default action ends the process.
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(hangups) => {
-                tokio::spawn(reload_on_sighup(app, hangups, runtime.clone(), reloader, systemd.clone()));
+                let notifier = systemd.as_ref().map(|(notifier, _)| notifier.clone());
+                tokio::spawn(reload_on_sighup(app, hangups, runtime.clone(), reloader, notifier));
             }
             Err(e) => {
                 eprintln!("{app}: cannot install the SIGHUP handler: {e}");
@@ -302,9 +310,9 @@ fn run_process(app: &'static str, runtime: Runtime, reloader: Reloader, systemd:
             }
         }
         tokio::spawn(process::arm_watchdog(app, shutdown, deadline));
-        if let Some(notifier) = &systemd {
+        if let Some((notifier, settings)) = &systemd {
             tokio::spawn(notifier.clone().ready_when_started(runtime.health()));
-            tokio::spawn(notifier.clone().watchdog());
+            tokio::spawn(notifier.clone().watchdog(runtime.health(), settings.watchdog, logger.clone()));
         }
         Some(runtime.run().await)
     });

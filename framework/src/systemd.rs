@@ -9,7 +9,7 @@
 //! | a stop phase begins | `STATUS=phase N <name>`, `EXTEND_TIMEOUT_USEC=<its budget + 1 s>` |
 //! | a component restarts | `STATUS=restarting <component>`, then `STATUS=running` |
 //! | SIGHUP (`sighup.rs`), once the app is ready | `RELOADING=1`, `STATUS=reloading`, `MONOTONIC_USEC=<now>`, `EXTEND_TIMEOUT_USEC=<what a reload may take>`; then `READY=1`, `STATUS=running` |
-//! | every half `WATCHDOG_USEC` | `WATCHDOG=1`, from a task on the service's own runtime |
+//! | every half `WATCHDOG_USEC` | `WATCHDOG=1`, from a task on the service's own runtime; with `[systemd] watchdog = "liveness"`, only while every component is alive |
 //!
 //! Notifications can never hurt the service: they leave from one
 //! non-blocking socket, so a manager that does not read (its queue full)
@@ -48,6 +48,27 @@ const RELOAD_HOOK: Duration = Duration::from_secs(30);
 
 /// The longest `STATUS=` text: one line that `systemctl status` shows whole.
 const STATUS_CHARS: usize = 120;
+
+/// `[systemd]`: what the service manager is told beyond the lifecycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct SystemdSettings {
+    /// When `WATCHDOG=1` is sent (if systemd set `WatchdogSec=`).
+    pub(crate) watchdog: WatchdogGate,
+}
+
+/// What the watchdog pings say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum WatchdogGate {
+    /// The runtime schedules tasks (the default): a wedged runtime stops pinging.
+    #[default]
+    Always,
+    /// That, and every component is alive (`Component::live`, as `/healthz`
+    /// answers): a component stuck for good stops the pings too, and
+    /// systemd restarts the service.
+    Liveness,
+}
 
 /// Where notifications go.
 enum Target {
@@ -119,13 +140,34 @@ impl Notifier {
         let _ = told.wait_for(|told| *told).await;
     }
 
-    /// Pings the watchdog every half of `WATCHDOG_USEC`, if systemd asked for it, forever.
-    pub(crate) async fn watchdog(self: Arc<Self>) {
+    /// Pings the watchdog every half of `WATCHDOG_USEC`, if systemd asked
+    /// for it, forever; with [`WatchdogGate::Liveness`], only while every
+    /// component is alive (each asked within a quarter of the interval).
+    pub(crate) async fn watchdog(self: Arc<Self>, health: Health, gate: WatchdogGate, logger: slog::Logger) {
         let Some(timeout) = sd_notify::watchdog_enabled().filter(|t| !t.is_zero()) else { return };
         let mut every = tokio::time::interval(timeout / 2);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_alive = true;
         loop {
             every.tick().await;
+            if gate == WatchdogGate::Liveness {
+                let report = health.liveness(timeout / 8).await;
+                if !report.alive {
+                    if was_alive {
+                        let (who, why) = report.dead.first().cloned().unwrap_or_default();
+                        slog::error!(logger, "a component is not alive: the systemd watchdog is no longer pinged";
+                            "component" => &who, "error" => &why);
+                        self.send(&[NotifyState::Status(&status(&format!("not alive: {who}")))]);
+                    }
+                    was_alive = false;
+                    continue;
+                }
+                if !was_alive {
+                    slog::info!(logger, "every component is alive again: the systemd watchdog is pinged");
+                    self.send(&[NotifyState::Status("running")]);
+                }
+                was_alive = true;
+            }
             self.send(&[NotifyState::Watchdog]);
         }
     }

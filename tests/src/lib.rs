@@ -173,6 +173,32 @@ impl Component for Wedge {
 
 orderly::register_default!(Wedge);
 
+/// Alive until 300 ms after the app has started, then stuck for good: its
+/// `live` says so (off by default). The runtime itself stays responsive.
+#[derive(Default)]
+pub struct Stuck {
+    since: std::sync::OnceLock<std::time::Instant>,
+}
+
+#[async_trait]
+impl Component for Stuck {
+    async fn start(&self, _ctx: &StartContext) -> Result<(), BoxError> {
+        let _ = self.since.set(std::time::Instant::now());
+        Ok(())
+    }
+
+    async fn live(&self) -> Result<(), BoxError> {
+        match self.since.get() {
+            Some(since) if since.elapsed() > Duration::from_millis(300) => {
+                Err("its loop made no progress since 300 ms after the start".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+orderly::register_default!(Stuck);
+
 /// Fails to start (off by default); depends on [`Store`], so the rollback
 /// must stop `store` and nothing else that had not started.
 #[derive(Default)]

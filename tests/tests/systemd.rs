@@ -165,6 +165,35 @@ fn a_wedged_runtime_stops_pinging_the_watchdog() {
     assert_eq!(before, after, "a wedged runtime kept pinging");
 }
 
+/// Watchdog pings in the `window` after the `stuck` component (on) has had
+/// time to get stuck, with `[systemd] watchdog` as given.
+fn pings_once_stuck(gate: &str) -> usize {
+    let systemd = Systemd::listen();
+    let mut child = systemd.spawn(&[
+        ("WATCHDOG_USEC", "100000"),
+        ("APP__COMPONENTS__STUCK__ENABLED", "true"),
+        ("APP__SYSTEMD__WATCHDOG", gate),
+    ]);
+    systemd.received.wait_for("READY=1");
+    std::thread::sleep(Duration::from_millis(600));
+    let before = systemd.received.count("WATCHDOG=1");
+    std::thread::sleep(Duration::from_millis(500));
+    let after = systemd.received.count("WATCHDOG=1");
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait(&mut child), 0, "{:?}", systemd.received.all());
+    if gate == "liveness" {
+        assert!(systemd.received.all().iter().any(|l| l == "STATUS=not alive"), "{:?}", systemd.received.all());
+    }
+    after - before
+}
+
+#[test]
+fn a_health_gated_watchdog_stops_pinging_once_a_component_is_not_alive() {
+    assert_eq!(pings_once_stuck("liveness"), 0, "a dead component, and the watchdog still pinged");
+    // Opt-in: by default the pings go on while the runtime runs.
+    assert!(pings_once_stuck("always") >= 3, "the default gate pings while the runtime runs");
+}
+
 #[test]
 fn a_notify_socket_nobody_listens_on_never_affects_the_service() {
     // Every send fails (no such socket): the app still starts, runs the

@@ -162,6 +162,17 @@ pub trait Component: Any + Send + Sync {
         Readiness::Ready
     }
 
+    /// Liveness: whether the component still works at all, not whether it
+    /// takes traffic now. An error says it is stuck for good (a loop that
+    /// stopped making progress, a deadlocked worker) and only a new process
+    /// will help: `/healthz` answers 503 and a health-gated systemd watchdog
+    /// (`[systemd] watchdog = "liveness"`) stops pinging. Not ready is not
+    /// dead: a component that waits for its database is alive. Asked only
+    /// while the app runs, and never while the component restarts.
+    async fn live(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
+
     /// Phase 1: stop accepting new work (close listeners, stop claiming jobs).
     async fn stop_accepting(&self, ctx: &StopContext) -> Result<(), BoxError> {
         ctx.mark_not_joined();

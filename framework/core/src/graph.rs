@@ -24,7 +24,7 @@ use crate::nodeset::NodeSet;
 use crate::readiness::Readiness;
 use crate::settings::ComponentSettings;
 use crate::supervised::{Condition, Supervised};
-use crate::view::{Answers, ComponentsView};
+use crate::view::{Answers, ComponentsView, Dead};
 
 pub use crate::view::GraphFormat;
 
@@ -149,7 +149,8 @@ pub enum GraphError {
 pub struct GraphErrors(pub Vec<GraphError>);
 
 /// Config sections the runtime owns; no component may be named like them.
-pub const RESERVED_NAMES: [&str; 7] = ["log", "shutdown", "start", "supervision", "components", "profile", "lifecycle"];
+pub const RESERVED_NAMES: [&str; 8] =
+    ["log", "shutdown", "start", "supervision", "components", "profile", "lifecycle", "systemd"];
 
 /// The validated graph: nodes sorted by name, edges as indices.
 pub(crate) struct Graph {
@@ -360,6 +361,25 @@ impl ComponentsView for Graph {
             };
             (node.name.to_string(), readiness)
         })))
+    }
+
+    fn dead(&self, per_component: Duration) -> Dead<'_> {
+        Box::pin(async move {
+            let answers = join_all(self.nodes.iter().map(move |node| async move {
+                // A component being restarted may be stopped: it is alive.
+                if matches!(*node.supervised.condition.lock(), Some(Condition::Restarting(_))) {
+                    return None;
+                }
+                let why = match tokio::time::timeout(per_component, node.component().live()).await {
+                    Ok(Ok(())) => return None,
+                    Ok(Err(error)) => crate::error::box_error_chain(&error),
+                    Err(_) => format!("live() did not answer within {per_component:?}"),
+                };
+                Some((node.name.to_string(), why))
+            }))
+            .await;
+            answers.into_iter().flatten().collect()
+        })
     }
 
     fn render(&self, format: GraphFormat) -> String {

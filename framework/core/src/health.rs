@@ -49,6 +49,17 @@ struct State {
     changed: tokio::sync::Notify,
 }
 
+/// The answer to a liveness probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct LivenessReport {
+    /// Whether the process is worth keeping: every component is alive.
+    pub alive: bool,
+    /// The app's state.
+    pub state: AppState,
+    /// Each component that is not alive, with why (empty when alive).
+    pub dead: Vec<(String, String)>,
+}
+
 /// The answer to a readiness probe.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReadinessReport {
@@ -104,6 +115,20 @@ impl Health {
         let state = self.probed_state();
         let ready = state == AppState::Running && answers.iter().all(|(_, r)| r.is_ready());
         ReadinessReport { ready, state, components: answers }
+    }
+
+    /// Liveness: asks every component's [`live`](crate::Component::live)
+    /// concurrently, each within `per_component`; one that errs or does not
+    /// answer in time is dead. Only while the app runs: starting and
+    /// shutting down are alive by definition (their own timeouts and
+    /// deadline bound them), and the process that answers is alive.
+    pub async fn liveness(&self, per_component: Duration) -> LivenessReport {
+        let state = self.probed_state();
+        let dead = match self.components.upgrade() {
+            Some(components) if state == AppState::Running => components.dead(per_component).await,
+            _ => Vec::new(),
+        };
+        LivenessReport { alive: dead.is_empty(), state, dead }
     }
 
     /// Waits until every component has started and been ready once:

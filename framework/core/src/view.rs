@@ -38,11 +38,22 @@ impl std::str::FromStr for GraphFormat {
 /// Each component's answer to a readiness probe, in graph order.
 pub(crate) type Answers<'a> = Pin<Box<dyn Future<Output = Vec<(String, Readiness)>> + Send + 'a>>;
 
+/// Each component that is not alive, with why, in graph order.
+pub(crate) type Dead<'a> = Pin<Box<dyn Future<Output = Vec<(String, String)>> + Send + 'a>>;
+
 /// The running components, as probes and the lifecycle view see them.
 pub(crate) trait ComponentsView: Send + Sync {
     /// Asks every component's `ready` concurrently, each within
     /// `per_component` (one being restarted is not asked).
     fn readiness(&self, per_component: Duration) -> Answers<'_>;
+
+    /// Asks every component's `live` concurrently, each within
+    /// `per_component` (one being restarted is not asked); those that are
+    /// not alive, with why.
+    fn dead(&self, per_component: Duration) -> Dead<'_> {
+        let _ = per_component;
+        Box::pin(async { Vec::new() })
+    }
 
     /// The dependency graph as text.
     fn render(&self, format: GraphFormat) -> String;

@@ -18,6 +18,8 @@ fn main() -> std::process::ExitCode {
             enabled = false
             [components.wedge]
             enabled = false
+            [components.stuck]
+            enabled = false
             [components.flapper]
             enabled = false
             [components.garbler]
