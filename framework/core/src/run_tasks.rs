@@ -47,6 +47,16 @@ pub(crate) struct TasksEnded {
     pub(crate) stuck: usize,
 }
 
+/// A run's abort handles while its tasks are being ended: dropped, however
+/// the ending went, it aborts them (a finished task ignores the abort).
+struct AbortOnDrop(Vec<AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(AbortHandle::abort);
+    }
+}
+
 /// Held by a running task; its drop (the task returned, panicked or was
 /// aborted) counts the task ended.
 pub(crate) struct TaskGuard(Arc<RunTasks>);
@@ -83,10 +93,13 @@ impl RunTasks {
     /// Ends the current run's tasks: cancels its token, waits up to
     /// `limit` for them to end, aborts those still running. The next run
     /// gets a fresh token. `None` if no task was running.
+    ///
+    /// Cancel-safe: if this future is dropped before it finishes (its
+    /// caller was cut short), the tasks still running are aborted at once.
     pub(crate) async fn end(&self, limit: Duration) -> Option<TasksEnded> {
         let (token, aborts, running) = {
             let mut state = self.state.lock();
-            let aborts = std::mem::take(&mut state.aborts);
+            let aborts = AbortOnDrop(std::mem::take(&mut state.aborts));
             (state.token.take(), aborts, state.live)
         };
         if let Some(token) = token {
@@ -99,7 +112,7 @@ impl RunTasks {
         if left == 0 {
             return Some(TasksEnded { cancelled: running, aborted: 0, stuck: 0 });
         }
-        aborts.iter().for_each(AbortHandle::abort);
+        aborts.0.iter().for_each(AbortHandle::abort);
         let stuck = self.wait_for_none(ABORT_GRACE).await;
         Some(TasksEnded { cancelled: running - left, aborted: left - stuck, stuck })
     }
@@ -144,5 +157,20 @@ mod tests {
         assert_eq!(ended, Some(TasksEnded { cancelled: 1, aborted: 1, stuck: 0 }));
         assert!(!tasks.token().is_cancelled(), "the next run has a fresh token");
         assert_eq!(tasks.end(Duration::from_millis(50)).await, None, "nothing left to end");
+    }
+
+    #[tokio::test]
+    async fn an_ending_cut_short_aborts_what_still_runs() {
+        let tasks = Arc::new(RunTasks::default());
+        let guard = tasks.track();
+        let handle = tokio::spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        });
+        tasks.add_abort(handle.abort_handle());
+        // The caller is cancelled (a shutdown cut a start short) while it waits.
+        let cut = tokio::time::timeout(Duration::from_millis(20), tasks.end(Duration::from_secs(60))).await;
+        assert!(cut.is_err());
+        assert_eq!(tasks.wait_for_none(Duration::from_secs(5)).await, 0, "the task was aborted, not left running");
     }
 }
