@@ -199,8 +199,11 @@ pub fn restarting_runtime(
     let first =
         Probe::new(&name(0)).depends_on(&first_deps).restarts(orderly::Restart::Transient).background_task(switch);
     let mut settings = orderly::settings::RuntimeSettings::default();
-    // No deliberate waits: the bench measures the machinery, not the policy.
+    // No deliberate waits and no limits: the bench measures the machinery,
+    // not the policy, over thousands of restarts (the app-wide intensity
+    // would otherwise end the app after 20).
     settings.supervision.coalesce_window = Duration::ZERO;
+    settings.supervision.max_restarts = u32::MAX;
     settings.components.insert(
         name(0),
         orderly::settings::ComponentOverrides {
