@@ -348,7 +348,7 @@ impl ComponentsView for Graph {
             let condition = node.supervised.condition.lock().clone();
             // A component being restarted is not asked: it may be stopped.
             if let Some(Condition::Restarting(reason)) = condition {
-                return (node.name.to_string(), Readiness::NotReady(reason));
+                return (node.name.to_string(), Readiness::NotReady(reason.to_string()));
             }
             let readiness = tokio::time::timeout(per_component, node.component().ready())
                 .await

@@ -86,6 +86,7 @@ mod event;
 pub mod graph;
 pub mod health;
 mod metrics;
+mod tally;
 mod timeline;
 
 // The engine: the running app's state, one hook runner, the walk along the

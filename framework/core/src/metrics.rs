@@ -2,23 +2,18 @@
 //! process-global one, so parallel tests do not collide).
 //!
 //! Recording costs nothing on the lifecycle's path: the runtime's timeline
-//! already keeps every event, so the metrics are computed from it each
-//! time the registry is gathered. There are a handful of events per
-//! component per process lifetime, so a scrape reads a few thousand at most.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! already keeps the events, so the metrics are computed from it each time
+//! the registry is gathered: its events, plus the tally of those it no
+//! longer keeps (it is bounded). A scrape reads at most the timeline's bound.
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{Bucket, Counter, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::Registry;
+use std::collections::BTreeMap;
 
-use crate::event::{EventKind, LifecycleEvent};
-use crate::phase::{Phase, StopPhase};
+use crate::event::EventKind;
+use crate::tally::{Histogram, BUCKETS};
 use crate::timeline::Timeline;
-
-/// Buckets from 1 ms to 30 s: hooks span connection set-up to full drains.
-const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Turns the timeline's lifecycle events into Prometheus metrics:
 ///
@@ -33,49 +28,6 @@ const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 pub(crate) struct LifecycleMetrics {
     timeline: Timeline,
     descs: [Desc; 7],
-}
-
-/// What a scrape reads out of the events.
-#[derive(Default)]
-struct Samples {
-    start: Vec<(Arc<str>, f64)>,
-    ready: Vec<(Arc<str>, f64)>,
-    phase: Vec<(StopPhase, f64)>,
-    stop: Vec<(Arc<str>, StopPhase, f64)>,
-    events: [u64; EventKind::ALL.len()],
-    failures: BTreeMap<Arc<str>, u64>,
-    restarts: BTreeMap<Arc<str>, u64>,
-}
-
-impl Samples {
-    fn of(events: &[LifecycleEvent]) -> Self {
-        let mut samples = Samples::default();
-        for event in events {
-            samples.add(event);
-        }
-        samples
-    }
-
-    fn add(&mut self, e: &LifecycleEvent) {
-        self.events[e.event.index()] += 1;
-        match (e.event, e.phase, &e.component) {
-            (EventKind::Failed, None, Some(component)) => *self.failures.entry(component.clone()).or_default() += 1,
-            (EventKind::Restarting, _, Some(component)) => *self.restarts.entry(component.clone()).or_default() += 1,
-            _ => {}
-        }
-        let Some(seconds) = e.elapsed.map(|d| d.as_secs_f64()) else { return };
-        let component = || e.component.clone().unwrap_or_else(|| Arc::from("app"));
-        match (e.event, e.phase) {
-            (EventKind::Started, _) => self.start.push((component(), seconds)),
-            (EventKind::Ready, _) => self.ready.push((component(), seconds)),
-            (EventKind::PhaseFinished, Some(Phase::Stop(p))) => self.phase.push((p, seconds)),
-            (
-                EventKind::Stopped | EventKind::Failed | EventKind::TimedOut | EventKind::Panicked,
-                Some(Phase::Stop(p)),
-            ) => self.stop.push((component(), p, seconds)),
-            _ => {}
-        }
-    }
 }
 
 impl LifecycleMetrics {
@@ -123,29 +75,28 @@ impl Collector for LifecycleMetrics {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let s = self.timeline.read(Samples::of);
-        let by_component =
-            |samples: &[(Arc<str>, f64)]| group(samples.iter().map(|(c, v)| (vec![("component", c.to_string())], *v)));
-        let start = by_component(&s.start);
-        let ready = by_component(&s.ready);
-        let phase = group(s.phase.iter().map(|(p, v)| (vec![("phase", p.as_str().to_string())], *v)));
-        let stop = group(
-            s.stop.iter().map(|(c, p, v)| (vec![("component", c.to_string()), ("phase", p.as_str().to_string())], *v)),
-        );
+        let s = self.timeline.tally();
+        let by_component = |histograms: BTreeMap<&str, Histogram>| {
+            histograms.into_iter().map(|(c, h)| histogram(&[("component", c.to_string())], &h)).collect()
+        };
+        let start = by_component(s.start());
+        let ready = by_component(s.ready());
+        let phase = s.phases().iter().map(|(p, h)| histogram(&[("phase", p.as_str().to_string())], h)).collect();
+        let stop = s
+            .stop()
+            .into_iter()
+            .map(|((c, p), h)| histogram(&[("component", c.to_string()), ("phase", p.as_str().to_string())], &h))
+            .collect();
         let events: Vec<Metric> = EventKind::ALL
             .iter()
-            .zip(&s.events)
-            .map(|(kind, &count)| {
-                let mut counter = Counter::default();
-                counter.set_value(count as f64);
-                let mut metric = Metric::default();
-                metric.set_label(labels(&[("event", kind.as_str().to_string())]));
-                metric.set_counter(counter);
-                metric
-            })
+            .zip(s.events())
+            .map(|(kind, &count)| counter(&[("event", kind.as_str().to_string())], count))
             .collect();
-        let failures = per_component_counters(&s.failures);
-        let restarts = per_component_counters(&s.restarts);
+        let per_component = |counts: BTreeMap<&str, u64>| {
+            counts.into_iter().map(|(c, n)| counter(&[("component", c.to_string())], n)).collect()
+        };
+        let failures = per_component(s.failures());
+        let restarts = per_component(s.restarts());
         let d = &self.descs;
         vec![
             family(&d[0], MetricType::HISTOGRAM, start),
@@ -159,50 +110,37 @@ impl Collector for LifecycleMetrics {
     }
 }
 
-/// One counter per component, in name order.
-fn per_component_counters(counts: &BTreeMap<Arc<str>, u64>) -> Vec<Metric> {
-    counts
-        .iter()
-        .map(|(component, count)| {
-            let mut counter = Counter::default();
-            counter.set_value(*count as f64);
-            let mut metric = Metric::default();
-            metric.set_label(labels(&[("component", component.to_string())]));
-            metric.set_counter(counter);
-            metric
-        })
-        .collect()
+/// One counter with these labels.
+fn counter(label_values: &[(&'static str, String)], count: u64) -> Metric {
+    let mut counter = Counter::default();
+    counter.set_value(count as f64);
+    let mut metric = Metric::default();
+    metric.set_label(labels(label_values));
+    metric.set_counter(counter);
+    metric
 }
 
-/// One histogram per label set, in label order.
-fn group(samples: impl Iterator<Item = (Vec<(&'static str, String)>, f64)>) -> Vec<Metric> {
-    let mut by_labels: BTreeMap<Vec<(&'static str, String)>, Vec<f64>> = BTreeMap::new();
-    for (labels, value) in samples {
-        by_labels.entry(labels).or_default().push(value);
-    }
-    by_labels
-        .into_iter()
-        .map(|(label_values, values)| {
-            let mut histogram = Histogram::default();
-            histogram.set_sample_count(values.len() as u64);
-            histogram.set_sample_sum(values.iter().sum());
-            histogram.set_bucket(
-                BUCKETS
-                    .iter()
-                    .map(|&upper| {
-                        let mut bucket = Bucket::default();
-                        bucket.set_upper_bound(upper);
-                        bucket.set_cumulative_count(values.iter().filter(|&&v| v <= upper).count() as u64);
-                        bucket
-                    })
-                    .collect(),
-            );
-            let mut metric = Metric::default();
-            metric.set_label(labels(&label_values));
-            metric.set_histogram(histogram);
-            metric
-        })
-        .collect()
+/// One histogram with these labels.
+fn histogram(label_values: &[(&'static str, String)], h: &Histogram) -> Metric {
+    let mut histogram = prometheus::proto::Histogram::default();
+    histogram.set_sample_count(h.count);
+    histogram.set_sample_sum(h.sum);
+    histogram.set_bucket(
+        BUCKETS
+            .iter()
+            .zip(&h.cumulative)
+            .map(|(&upper, &count)| {
+                let mut bucket = Bucket::default();
+                bucket.set_upper_bound(upper);
+                bucket.set_cumulative_count(count);
+                bucket
+            })
+            .collect(),
+    );
+    let mut metric = Metric::default();
+    metric.set_label(labels(label_values));
+    metric.set_histogram(histogram);
+    metric
 }
 
 fn labels(pairs: &[(&'static str, String)]) -> Vec<LabelPair> {
@@ -233,6 +171,8 @@ mod tests {
     use prometheus::{Encoder, TextEncoder};
 
     use super::*;
+    use crate::event::LifecycleEvent;
+    use crate::phase::{Phase, StopPhase};
 
     fn event(component: &str, event: EventKind, phase: Option<Phase>, ms: u64) -> LifecycleEvent {
         LifecycleEvent {

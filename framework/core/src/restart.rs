@@ -178,10 +178,12 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
 
 /// Marks the members as restarting: not ready, with why.
 pub(crate) fn mark_restarting(shared: &Shared, members: &NodeSet, i: usize, why: &str) {
+    // One text for every dependent, shared: a restart may take hundreds along.
+    let with: Arc<str> = format!("restarting with `{}`", shared.graph.nodes[i].name).into();
+    let own: Arc<str> = why.into();
     for j in members.iter() {
-        let supervised = &shared.graph.nodes[j].supervised;
-        let why = if j == i { why.to_string() } else { format!("restarting with `{}`", shared.graph.nodes[i].name) };
-        *supervised.condition.lock() = Some(Condition::Restarting(why));
+        let why = if j == i { own.clone() } else { with.clone() };
+        *shared.graph.nodes[j].supervised.condition.lock() = Some(Condition::Restarting(why));
     }
 }
 

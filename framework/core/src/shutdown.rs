@@ -116,16 +116,10 @@ pub(crate) async fn stop_phases(
 ) -> (Vec<StopProblem>, Vec<(StopPhase, Duration)>) {
     // Asked once: which phases each component joins (one not included
     // joins none). The others pass through each phase uncalled.
-    let joins: Vec<PhaseSet> = shared
-        .graph
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| match included.contains(i) {
-            true => node.component().joined_phases().without(shared.stopped_phases(i)),
-            false => PhaseSet::NONE,
-        })
-        .collect();
+    let mut joins = vec![PhaseSet::NONE; shared.graph.len()];
+    for i in included.iter() {
+        joins[i] = shared.graph.nodes[i].component().joined_phases().without(shared.stopped_phases(i));
+    }
     let mut problems = Vec::new();
     let mut phases = Vec::with_capacity(StopPhase::ALL.len());
     for phase in StopPhase::ALL {

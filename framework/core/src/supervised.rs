@@ -17,7 +17,7 @@ pub(crate) enum Condition {
     /// A failure while running was ignored (`on_failure = "ignore"`): degraded from then on.
     Degraded(String),
     /// Being restarted, itself or with a dependency: not ready.
-    Restarting(String),
+    Restarting(std::sync::Arc<str>),
 }
 
 /// What the runtime tracks about one component while the app runs.

@@ -10,57 +10,128 @@ use parking_lot::Mutex;
 
 use crate::event::{EventKind, EventSink, LifecycleEvent};
 use crate::phase::Phase;
+use crate::tally::Tally;
 
-/// Every lifecycle event, in the order it was emitted. Cheap to clone; all
-/// clones share one record.
-#[derive(Clone, Default, Debug)]
+/// How many events past the kept start a timeline holds by default.
+const RECENT: usize = 16_384;
+
+/// The lifecycle events, in the order they were emitted. Cheap to clone;
+/// all clones share one record.
+///
+/// Bounded, so that a long run of restarts and reloads cannot grow it
+/// without end: it keeps its first events (the start, by the runtime's
+/// sizing) and the latest ones. When it is full, the oldest half of those
+/// in between is dropped; the metrics computed from the timeline keep
+/// counting them (they are added up first), and [`dropped`](Self::dropped)
+/// says how many went.
+#[derive(Clone, Debug)]
 pub struct Timeline {
-    events: Arc<Mutex<Vec<LifecycleEvent>>>,
+    record: Arc<Mutex<Record>>,
+}
+
+#[derive(Debug, Default)]
+struct Record {
+    events: Vec<LifecycleEvent>,
+    /// The first `head` events are never dropped.
+    head: usize,
+    /// The most events kept.
+    limit: usize,
+    /// What the dropped events added up to.
+    dropped: Tally,
+    dropped_count: u64,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Self::bounded(0, RECENT)
+    }
 }
 
 impl Timeline {
-    /// An empty timeline.
+    /// An empty timeline with the default bound.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An empty timeline with room for `events` events before it grows.
+    /// An empty timeline with room for `events` events before it grows,
+    /// keeping those first `events` for good and up to the default number
+    /// of later ones.
     pub fn with_capacity(events: usize) -> Self {
-        Self { events: Arc::new(Mutex::new(Vec::with_capacity(events))) }
+        Self::bounded(events, RECENT)
     }
 
-    /// A copy of every event so far.
+    /// An empty timeline that keeps its first `head` events and, after
+    /// them, up to `recent` more.
+    pub fn bounded(head: usize, recent: usize) -> Self {
+        let record = Record {
+            events: Vec::with_capacity(head),
+            head,
+            limit: head + recent.max(2),
+            dropped: Tally::default(),
+            dropped_count: 0,
+        };
+        Self { record: Arc::new(Mutex::new(record)) }
+    }
+
+    /// A copy of every event kept.
     pub fn events(&self) -> Vec<LifecycleEvent> {
-        self.events.lock().clone()
+        self.record.lock().events.clone()
+    }
+
+    /// How many events were dropped to keep it within its bound.
+    pub fn dropped(&self) -> u64 {
+        self.record.lock().dropped_count
     }
 
     /// The timeline as a JSON array.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(&*self.events.lock()).unwrap_or(serde_json::Value::Null)
+        serde_json::to_value(&self.record.lock().events).unwrap_or(serde_json::Value::Null)
     }
 
     /// The index of the first event matching `component`, `event` and `phase`.
     pub fn position(&self, component: &str, event: EventKind, phase: Option<Phase>) -> Option<usize> {
-        self.events.lock().iter().position(|e| {
+        self.record.lock().events.iter().position(|e| {
             e.component.as_deref() == Some(component) && e.event == event && (phase.is_none() || e.phase == phase)
         })
     }
 
     /// Every event of one kind, in order.
     pub fn of_kind(&self, event: EventKind) -> Vec<LifecycleEvent> {
-        self.events.lock().iter().filter(|e| e.event == event).cloned().collect()
+        self.record.lock().events.iter().filter(|e| e.event == event).cloned().collect()
     }
 }
 
 impl Timeline {
-    /// Runs `f` on every event so far, under the lock (no copy).
-    pub(crate) fn read<R>(&self, f: impl FnOnce(&[LifecycleEvent]) -> R) -> R {
-        f(&self.events.lock())
+    /// What every event so far adds up to, those dropped included.
+    pub(crate) fn tally(&self) -> Tally {
+        let record = self.record.lock();
+        let mut tally = Tally::of(&record.events);
+        tally.merge(&record.dropped);
+        tally
     }
 
     /// Keeps an event the runtime has finished delivering.
     pub(crate) fn record(&self, event: LifecycleEvent) {
-        self.events.lock().push(event);
+        let mut record = self.record.lock();
+        if record.events.len() >= record.limit {
+            record.make_room();
+        }
+        record.events.push(event);
+    }
+}
+
+impl Record {
+    /// Drops the oldest half of the events after the head, adding them up
+    /// first. Amortized over the events that filled it, one move each.
+    fn make_room(&mut self) {
+        let from = self.head.min(self.events.len());
+        let to = from + (self.events.len() - from).div_ceil(2);
+        let Record { events, dropped, .. } = self;
+        for event in &events[from..to] {
+            dropped.add(event);
+        }
+        events.drain(from..to);
+        self.dropped_count += (to - from) as u64;
     }
 }
 
@@ -69,5 +140,39 @@ impl Timeline {
 impl EventSink for Timeline {
     fn on_event(&self, event: &LifecycleEvent) {
         self.record(event.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn event(n: u64) -> LifecycleEvent {
+        LifecycleEvent {
+            at: Duration::from_millis(n),
+            component: Some(Arc::from("db")),
+            phase: Some(Phase::Start),
+            event: EventKind::Started,
+            elapsed: Some(Duration::from_millis(1)),
+            error: None,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn it_keeps_the_start_and_the_latest_events_and_counts_the_dropped_ones() {
+        let timeline = Timeline::bounded(3, 10);
+        for n in 0..100 {
+            timeline.record(event(n));
+        }
+        let kept: Vec<u64> = timeline.events().iter().map(|e| e.at.as_millis() as u64).collect();
+        assert!(kept.len() <= 13, "{kept:?}");
+        assert_eq!(&kept[..3], [0, 1, 2], "the head is kept");
+        assert_eq!(kept.last(), Some(&99), "the latest is kept");
+        assert!(kept.windows(2).all(|w| w[0] < w[1]), "in order: {kept:?}");
+        assert_eq!(timeline.dropped() as usize + kept.len(), 100);
+        assert_eq!(timeline.tally().start()["db"].count, 100, "the metrics still count every event");
     }
 }
