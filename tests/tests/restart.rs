@@ -564,3 +564,100 @@ async fn a_shutdown_during_a_restarts_stop_waits_only_for_the_hook_that_runs_and
         .count();
     assert_eq!(queue_starts, 1, "the interrupted restart started nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_during_a_restarts_backoff_cuts_it_short_and_stops_nothing_twice() {
+    let (journal, switch) = (Journal::new(), TaskSwitch::new());
+    let mut settings = fast_restarts(5);
+    if let Some(queue) = settings.components.get_mut("queue") {
+        queue.restart_backoff = Some(Duration::from_secs(60));
+        queue.restart_backoff_max = Some(Duration::from_secs(60));
+    }
+    let app = start(service(&journal, &switch, Restart::Transient), settings).await;
+    switch.flip(TaskEnding::Fail("the broker went away".into()));
+    // Stopped for the restart, now in a backoff of up to a minute.
+    for _ in 0..5000 {
+        if journal.did("queue", Step::Stop(StopPhase::Close)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let deadline = app.runtime().shutdown_deadline();
+    let report = app.runtime().shutdown(ShutdownReason::Signal("SIGTERM")).await;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(report.elapsed < deadline, "the backoff was not cut short: {:?}", report.elapsed);
+    // What the restart stopped is not stopped again; `metrics`, untouched by it, stops once.
+    for (name, phase) in
+        [("queue", StopPhase::Close), ("consumer", StopPhase::StopWorkers), ("metrics", StopPhase::Flush)]
+    {
+        assert_eq!(began(&journal, name, phase), 1, "{name}");
+    }
+    let starts = journal.entries().iter().filter(|e| e.step == Step::Start && e.edge == Edge::Begin).count();
+    assert_eq!(starts, 4, "nothing started again after the backoff");
+}
+
+/// Starts at once the first time (with a task that fails when told); every
+/// later start never returns.
+struct HangsOnRestart {
+    starts: std::sync::atomic::AtomicU32,
+    switch: Arc<tokio::sync::Notify>,
+    closed: Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[orderly::async_trait]
+impl orderly::Component for HangsOnRestart {
+    fn name(&self) -> &str {
+        "queue"
+    }
+    fn restart(&self) -> Restart {
+        Restart::Transient
+    }
+    async fn start(&self, ctx: &orderly::StartContext) -> Result<(), orderly::BoxError> {
+        if self.starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            std::future::pending::<()>().await;
+        }
+        let switch = self.switch.clone();
+        ctx.spawn(async move {
+            switch.notified().await;
+            Err::<(), orderly::BoxError>("the broker went away".into())
+        });
+        Ok(())
+    }
+    async fn close(&self, _ctx: &orderly::StopContext) -> Result<(), orderly::BoxError> {
+        self.closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_during_a_restarts_start_cancels_it_and_stops_each_component_once() {
+    let (switch, closed) = (Arc::new(tokio::sync::Notify::new()), Arc::new(std::sync::atomic::AtomicU32::new(0)));
+    let queue = HangsOnRestart { starts: Default::default(), switch: switch.clone(), closed: closed.clone() };
+    let journal = Journal::new();
+    let runtime = Runtime::builder()
+        .component(queue)
+        .component(
+            Probe::new("consumer").depends_on(&["queue"]).restartable().joins(StopPhase::StopWorkers).journal(&journal),
+        )
+        .settings(fast_restarts(5))
+        .build()
+        .unwrap();
+    runtime.start().await.unwrap();
+    switch.notify_one();
+    // The restart stopped both and is now in the queue's start, which hangs.
+    for _ in 0..5000 {
+        if runtime.timeline().of_kind(EventKind::Starting).len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let report = runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(report.elapsed < runtime.shutdown_deadline());
+    assert_eq!(closed.load(std::sync::atomic::Ordering::SeqCst), 1, "the queue closed once, in the restart");
+    assert_eq!(began(&journal, "consumer", StopPhase::StopWorkers), 1, "the consumer stopped once, in the restart");
+    let cancelled = runtime.timeline().of_kind(EventKind::Cancelled);
+    assert_eq!(cancelled.len(), 1, "the hung start was cancelled: {:#?}", runtime.timeline().events());
+    assert_eq!(cancelled[0].component.as_deref(), Some("queue"));
+}
