@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly_core::runtime::{BuildError, Runtime};
+use orderly_core::settings::RuntimeSettings;
 use orderly_core::{Component, Shutdown};
 
-use crate::cli::Cli;
+use crate::cli::{Analysis, AnalyzeArgs, Cli, Command};
 use crate::config::{ConfigErrors, ConfigIssue, LoadedConfig};
 use crate::layers::{check_sections, noting, read_components, Layers, LifecycleOutput};
-use crate::logging::{build_logger, LogSettings};
+use crate::logging::{build_logger, LogLevel, LogSettings};
 use crate::process;
 use crate::sighup::{reload_on_sighup, Reloader};
 use crate::systemd::{Notifier, SystemdNotify, SystemdSettings};
@@ -125,6 +126,9 @@ impl App {
             println!("{}", self.info.long_version());
             return ExitStatus::Clean;
         }
+        if let Some(Command::Analyze(AnalyzeArgs { report: Analysis::Compare { before, after }, .. })) = &cli.command {
+            return crate::analyze::compare_files(self.info.name, before, after);
+        }
 
         let layers = Layers {
             env_prefix: self.env_prefix.clone(),
@@ -140,6 +144,11 @@ impl App {
         let mut log_settings = noting(config.section::<LogSettings>("log"), &mut issues);
         log_settings.level = cli.log_level.unwrap_or(log_settings.level);
         log_settings.format = cli.log_format.unwrap_or(log_settings.format);
+        // `analyze` prints its report on standard output, where the log goes
+        // too: only problems are logged there, unless asked otherwise.
+        if matches!(cli.command, Some(Command::Analyze(_))) && cli.log_level.is_none() {
+            log_settings.level = LogLevel::Warning;
+        }
         let (logger, log_guard) = build_logger(&log_settings, self.info.name, self.info.version);
         slog::info!(logger, "configuration read"; "profile" => layers.profile());
         let reloader = Reloader {
@@ -195,7 +204,7 @@ impl App {
             running.push(name);
             builder = builder.component_named(name, built.component, None);
         }
-        for component in self.extra {
+        for component in self.extra.iter().cloned() {
             builder = builder.component_arc(component);
         }
         if !issues.is_empty() {
@@ -250,6 +259,9 @@ impl App {
             );
             return ExitStatus::Clean;
         }
+        if let Some(Command::Analyze(args)) = &cli.command {
+            return self.analyze(args, &runtime, config, &settings, &reloader);
+        }
         let timeline = runtime.timeline().clone();
         reloader.remember(config, &running);
         reloader.registrations = registrations;
@@ -273,6 +285,59 @@ fn write_timeline(timeline: &orderly_core::events::Timeline, path: &str, app: &s
             slog::error!(logger, "cannot write the lifecycle timeline"; "path" => path, "error" => %e);
             eprintln!("{app}: cannot write the lifecycle timeline to {path}: {e}");
         }
+    }
+}
+
+impl App {
+    /// `analyze`: trial runs of this app, each built afresh from `config`.
+    fn analyze(
+        &self,
+        args: &AnalyzeArgs,
+        validated: &Runtime,
+        config: &LoadedConfig,
+        settings: &RuntimeSettings,
+        reloader: &Reloader,
+    ) -> ExitStatus {
+        let profile = reloader.layers.profile();
+        if profile == "prod" && !args.yes {
+            eprintln!(
+                "{}: analyze starts and stops the real components, and the profile is `prod`: \
+                 run it against a development or staging configuration, or pass --yes",
+                self.info.name
+            );
+            return ExitStatus::InvalidConfig;
+        }
+        let graph: crate::analyze::Graph = validated
+            .component_names()
+            .into_iter()
+            .map(|name| {
+                let deps = validated.dependencies_of(name).unwrap_or_default();
+                (name.to_string(), deps.into_iter().map(str::to_string).collect())
+            })
+            .collect();
+        let mut settings = settings.clone();
+        if !args.propagation_delay {
+            settings.shutdown.propagation_delay = std::time::Duration::ZERO;
+        }
+        let registrations: Vec<&'static Registration> = Registration::all().collect();
+        let build = || {
+            let mut issues = Vec::new();
+            let mut builder = Runtime::builder()
+                .logger(reloader.logger.clone())
+                .shutdown_handle(Shutdown::new())
+                .metrics_registry(prometheus::Registry::new());
+            for (name, built) in read_components(config, &registrations, &settings, &mut issues) {
+                builder = builder.component_named(name, built.component, None);
+            }
+            for component in self.extra.iter().cloned() {
+                builder = builder.component_arc(component);
+            }
+            if !issues.is_empty() {
+                return Err(ConfigErrors(issues).to_string());
+            }
+            builder.settings(settings.clone()).build().map_err(|e| e.to_string())
+        };
+        crate::analyze::run(self.info.name, args, &graph, build)
     }
 }
 

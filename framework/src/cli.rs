@@ -20,24 +20,24 @@ pub struct Cli {
     pub version: bool,
 
     /// A config file read over config/default.toml and config/<profile>.toml.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
     /// The config profile: its embedded config and config/<PROFILE>.toml are
     /// read over the defaults (default: dev in a debug build, prod in a release build).
-    #[arg(long, value_name = "PROFILE")]
+    #[arg(long, value_name = "PROFILE", global = true)]
     pub profile: Option<String>,
 
     /// Override one config key, highest precedence (repeatable): --set shutdown.deadline=20s
-    #[arg(short = 's', long = "set", value_name = "KEY=VALUE")]
+    #[arg(short = 's', long = "set", value_name = "KEY=VALUE", global = true)]
     pub set: Vec<String>,
 
     /// Override log.level.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, global = true)]
     pub log_level: Option<LogLevel>,
 
     /// Override log.format.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, global = true)]
     pub log_format: Option<LogFormat>,
 
     /// Validate config and the dependency graph, start nothing; exit 0, 65 or 78.
@@ -51,6 +51,73 @@ pub struct Cli {
     /// Print the effective config of every component (secrets redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
+
+    /// What to do instead of running the service.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Start and stop the app several times and report how its startup and
+    /// shutdown spend their time (like systemd-analyze, for components).
+    Analyze(AnalyzeArgs),
+}
+
+/// `analyze`: trial runs of the real app with its real configuration.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AnalyzeArgs {
+    /// The report.
+    #[command(subcommand)]
+    pub report: Analysis,
+
+    /// Trial runs: start, wait until ready, shut down at once.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub runs: u32,
+
+    /// Keep the shutdown's propagation delay (skipped by default: nothing routes to a trial run).
+    #[arg(long, global = true)]
+    pub propagation_delay: bool,
+
+    /// Run even when the profile is `prod`: trial runs start and stop the real components.
+    #[arg(long, global = true)]
+    pub yes: bool,
+
+    /// `text` for people, `json` for every figure (stable keys, for `analyze compare`).
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    pub format: ReportFormat,
+
+    /// Write the report here instead of standard output (where the app's log goes too).
+    #[arg(short, long, value_name = "FILE", global = true)]
+    pub output: Option<PathBuf>,
+}
+
+/// What `analyze` reports.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Analysis {
+    /// Each component's start and time to ready, and each stop hook per phase: median and worst run, slowest first.
+    Blame,
+    /// The chain of components that decided the time to ready, and each stop phase's length.
+    CriticalChain,
+    /// One SVG over all runs: each component's start-to-ready bar at its median, with the spread.
+    Plot,
+    /// What got slower or faster between two saved `--format json` reports, beyond the noise between runs.
+    Compare {
+        /// The earlier report.
+        before: PathBuf,
+        /// The later report.
+        after: PathBuf,
+    },
+}
+
+/// `analyze --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned text.
+    Text,
+    /// JSON.
+    Json,
 }
 
 /// `--print-graph`'s values, listed in `--help` (the core's `GraphFormat`

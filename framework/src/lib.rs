@@ -63,6 +63,7 @@ extern crate self as orderly;
 // `config` and `events` modules) extend the core's modules of that name.
 pub use orderly_core::*;
 
+mod analyze;
 pub mod app;
 pub mod cli;
 pub mod config;

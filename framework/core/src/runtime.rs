@@ -410,6 +410,15 @@ impl Runtime {
         self.shared.graph.nodes.iter().map(|n| &*n.name).collect()
     }
 
+    /// The components `name` depends on (its edges in the graph, optional
+    /// ones that are present included), in name order; `None` if there is
+    /// no such component.
+    pub fn dependencies_of(&self, name: &str) -> Option<Vec<&str>> {
+        let graph = &self.shared.graph;
+        let i = graph.index_of(name)?;
+        Some(graph.dependencies[i].iter().map(|&j| &*graph.nodes[j].name).collect())
+    }
+
     /// The lifecycle settings applied to `name`.
     pub fn component_settings(&self, name: &str) -> Option<&ComponentSettings> {
         self.shared.graph.index_of(name).map(|i| &self.shared.graph.nodes[i].settings)
