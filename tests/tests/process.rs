@@ -231,6 +231,20 @@ fn a_failed_start_exits_1_with_the_root_cause_after_rolling_back() {
 }
 
 #[test]
+fn a_signal_during_start_rolls_back_what_started_and_exits_0() {
+    // `api` takes 3 s to start: the signal arrives while it starts, after `store` is ready.
+    let app = App::spawn(&[("APP__API__START_MS", "3000")], &[]);
+    app.wait_for(&["\"event\":\"starting\"", "\"component\":\"api\""]);
+    app.signal(libc::SIGTERM);
+    let (code, lines, stderr) = app.exit(Duration::from_secs(20));
+    // The stop was asked for and went cleanly: the same code as any requested stop.
+    assert_eq!(code, 0, "{stderr}");
+    assert!(marks(&lines).contains(&"store close"), "the started dependency was stopped");
+    let events = events(&lines);
+    assert!(events.iter().any(|e| e["event"] == "cancelled" && e["component"] == "api"), "{events:#?}");
+}
+
+#[test]
 fn a_component_failing_while_running_shuts_down_and_exits_4() {
     let app = App::spawn(&[("APP__COMPONENTS__CRASHER__ENABLED", "true")], &[]);
     let (code, lines, stderr) = app.exit(Duration::from_secs(20));
