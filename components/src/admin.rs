@@ -37,7 +37,7 @@ use crate::net::BoundListener;
 use crate::serve::Serving;
 
 /// `[admin]`. Every key can be set as `APP__ADMIN__<KEY>`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address to listen on (`admin.bind`). Use `0.0.0.0:9090` for probes from the kubelet.

@@ -24,7 +24,7 @@ const PUSH_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
 const PUSH_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Register `process_*` metrics (CPU seconds, resident memory, open file descriptors).
@@ -41,7 +41,7 @@ impl Default for MetricsConfig {
 
 /// `[metrics.push]`: the metrics flusher. With no `url` it is off, and
 /// pull via the management server's `/metrics` works as always.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushConfig {
     /// The Pushgateway, for example `http://pushgateway:9091` (`APP__METRICS__PUSH__URL`).

@@ -21,7 +21,7 @@ use orderly_components::http::ApiError;
 use serde::Deserialize;
 
 /// `[api]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// One API key (`APP__API__KEY`).

@@ -33,7 +33,7 @@ use orderly_components::workers::{Job, JobContext, JobHandler};
 use serde::Deserialize;
 
 /// `[faults]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultsConfig {
     /// Authentication sleeps this long (milliseconds).

@@ -42,15 +42,16 @@ fn the_prod_profile_runs_with_a_key_and_a_database_and_accepts_no_development_ke
     assert_eq!(code, 0, "{stderr}");
     let (_, _, stdout) = bare(&configured, &["--profile", "prod", "--print-config"]);
     let dump = stdout.join("\n");
-    assert!(dump.contains("dev_database: false") && dump.contains("debug: false"), "{dump}");
+    assert!(dump.contains("dev_database = false") && dump.contains("debug = false"), "{dump}");
 }
 
 #[test]
 fn the_dev_profile_a_debug_builds_default_brings_the_development_conveniences() {
+    // The harness asks for a log level, so the log still says which profile.
     let (code, stderr, stdout) = bare(&[], &["--print-config"]);
     assert_eq!(code, 0, "{stderr}");
     let dump = stdout.join("\n");
-    assert!(dump.contains("dev_database: true") && dump.contains("debug: true"), "{dump}");
-    assert!(dump.contains("key: [redacted]"), "the development key is set, and hidden: {dump}");
+    assert!(dump.contains("dev_database = true") && dump.contains("debug = true"), "{dump}");
+    assert!(dump.contains("# key = \"[redacted]\""), "the development key is set, and hidden: {dump}");
     assert!(stdout.iter().any(|l| l.contains("\"profile\":\"dev\"")), "the log says which profile: {stdout:?}");
 }

@@ -17,7 +17,8 @@ fn printed_edges(database_url: &str) -> Vec<(String, String)> {
         app.logs().iter().filter(|v| v["msg"] == "NOT JSON").map(|v| v["line"].as_str().unwrap().to_owned()).collect();
     dot.iter()
         .filter_map(|l| l.trim().trim_end_matches(';').split_once(" -> "))
-        .map(|(a, b)| (a.trim_matches('"').to_owned(), b.trim_matches('"').to_owned()))
+        // An optional edge carries its style after the name: `"faults" [style=dashed, …]`.
+        .map(|(a, b)| (a.trim_matches('"').to_owned(), b.split(' ').next().unwrap_or(b).trim_matches('"').to_owned()))
         .collect()
 }
 

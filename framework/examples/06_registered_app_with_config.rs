@@ -11,7 +11,7 @@ use std::time::Duration;
 use orderly::{config::FromConfig, config::Validate, config::Validation, BoxError, Component, StartContext};
 
 /// `[ticker]`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 struct TickerConfig {
     #[serde(with = "humantime_serde")]

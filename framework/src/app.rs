@@ -107,7 +107,10 @@ impl App {
         let (name, prefix, default_profile) = (self.info.name, &self.env_prefix, self.info.default_profile());
         let command = <Cli as clap::CommandFactory>::command()
             .name(name)
-            .about(format!("{name} {}: a service of orderly components", self.info.version))
+            .about(match self.info.description {
+                "" => format!("{name} {}: a service of orderly components", self.info.version),
+                description => format!("{name} {}: {description}", self.info.version),
+            })
             .mut_arg("profile", |arg| {
                 arg.help(format!(
                     "The config profile (or set {prefix}_PROFILE): its embedded config and \
@@ -144,9 +147,10 @@ impl App {
         let mut log_settings = noting(config.section::<LogSettings>("log"), &mut issues);
         log_settings.level = cli.log_level.unwrap_or(log_settings.level);
         log_settings.format = cli.log_format.unwrap_or(log_settings.format);
-        // `analyze` prints its report on standard output, where the log goes
-        // too: only problems are logged there, unless asked otherwise.
-        if matches!(cli.command, Some(Command::Analyze(_))) && cli.log_level.is_none() {
+        // `analyze` and the printing flags write to standard output, where the
+        // log goes too: only problems are logged there, unless asked otherwise.
+        let prints = cli.print_config || cli.print_graph.is_some() || matches!(cli.command, Some(Command::Analyze(_)));
+        if prints && cli.log_level.is_none() {
             log_settings.level = LogLevel::Warning;
         }
         let (logger, log_guard) = build_logger(&log_settings, self.info.name, self.info.version);
@@ -197,10 +201,10 @@ impl App {
         } else if std::env::var_os("NOTIFY_SOCKET").is_some() {
             slog::warn!(logger, "NOTIFY_SOCKET is set but no notification socket could be made; systemd will not hear from this service");
         }
-        let mut dumps = Vec::new();
+        let mut dumps = toml::Table::new();
         let mut running = Vec::new();
         for (name, built) in read_components(config, &registrations, &settings, &mut issues) {
-            dumps.push(format!("[{name}]\n{}", built.config_dump));
+            dumps.insert(name.to_string(), toml::Value::Table(built.config_dump));
             running.push(name);
             builder = builder.component_named(name, built.component, None);
         }
@@ -248,7 +252,13 @@ impl App {
             return ExitStatus::Clean;
         }
         if cli.print_config {
-            println!("{}", dumps.join("\n\n"));
+            let runtime_sections = crate::layers::RuntimeSections {
+                log: config.section::<LogSettings>("log").unwrap_or_default(),
+                settings: &settings,
+                lifecycle: &output,
+                systemd: &systemd_settings,
+            };
+            print!("{}", crate::layers::config_toml(&runtime_sections, dumps));
             return ExitStatus::Clean;
         }
         if cli.check {

@@ -140,6 +140,9 @@ pub struct AppInfo {
     pub name: &'static str,
     /// The package version.
     pub version: &'static str,
+    /// The package description (`description` in its `Cargo.toml`), the
+    /// first line of `--help`; may be empty.
+    pub description: &'static str,
     /// The git commit, if the build script provided `ORDERLY_GIT_COMMIT`.
     pub git_commit: Option<&'static str>,
     /// The build date, if the build script provided `ORDERLY_BUILD_DATE`.
@@ -183,6 +186,7 @@ macro_rules! app_info {
         $crate::cli::AppInfo {
             name: ::core::env!("CARGO_PKG_NAME"),
             version: ::core::env!("CARGO_PKG_VERSION"),
+            description: ::core::env!("CARGO_PKG_DESCRIPTION"),
             git_commit: ::core::option_env!("ORDERLY_GIT_COMMIT"),
             build_date: ::core::option_env!("ORDERLY_BUILD_DATE"),
             debug_build: ::core::cfg!(debug_assertions),
@@ -196,8 +200,14 @@ mod tests {
 
     #[test]
     fn a_release_build_defaults_to_prod_and_a_debug_build_to_dev() {
-        let info =
-            |debug_build| AppInfo { name: "svc", version: "1.0.0", git_commit: None, build_date: None, debug_build };
+        let info = |debug_build| AppInfo {
+            name: "svc",
+            version: "1.0.0",
+            description: "",
+            git_commit: None,
+            build_date: None,
+            debug_build,
+        };
         assert_eq!(info(false).default_profile(), "prod");
         assert_eq!(info(true).default_profile(), "dev");
         assert!(info(false).long_version().ends_with("profile prod)"));

@@ -12,14 +12,53 @@ use orderly_core::settings::RuntimeSettings;
 
 use crate::cli::Cli;
 use crate::config::{ConfigErrors, ConfigIssue, ConfigSources, LoadedConfig};
+use crate::logging::LogSettings;
 use crate::registry::{Built, ReadMode, Registration};
+use crate::systemd::SystemdSettings;
 
 /// `[lifecycle]`: what the process keeps of its lifecycle once it exits.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct LifecycleOutput {
     /// Where to write the timeline as an SVG chart on exit; empty: nowhere.
     pub(crate) timeline_path: String,
+}
+
+/// The sections the runtime and the shell read themselves, as in force.
+pub(crate) struct RuntimeSections<'a> {
+    pub(crate) log: LogSettings,
+    pub(crate) settings: &'a RuntimeSettings,
+    pub(crate) lifecycle: &'a LifecycleOutput,
+    pub(crate) systemd: &'a SystemdSettings,
+}
+
+/// The whole configuration in force as TOML (`--print-config`): every
+/// section, the runtime's included, defaults filled in. A secret is a
+/// comment (set, not shown), so the output read back as a `--config` file
+/// leaves each secret to the layer that set it.
+pub(crate) fn config_toml(runtime: &RuntimeSections<'_>, components: toml::Table) -> String {
+    let mut doc = components;
+    let mut put = |name: &str, value: Result<toml::Table, toml::ser::Error>| {
+        doc.insert(name.to_string(), toml::Value::Table(value.unwrap_or_default()));
+    };
+    put("log", toml::Table::try_from(&runtime.log));
+    put("start", toml::Table::try_from(runtime.settings.start));
+    put("shutdown", toml::Table::try_from(&runtime.settings.shutdown));
+    put("supervision", toml::Table::try_from(runtime.settings.supervision));
+    put("lifecycle", toml::Table::try_from(runtime.lifecycle));
+    put("systemd", toml::Table::try_from(runtime.systemd));
+    if !runtime.settings.components.is_empty() {
+        put("components", toml::Table::try_from(&runtime.settings.components));
+    }
+    let text = toml::to_string(&doc).unwrap_or_default();
+    text.lines()
+        .map(|line| match line.split_once(" = ") {
+            Some((key, "\"[redacted]\"")) => format!("# {key} = \"[redacted]\"  (a secret: set, not shown)"),
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// The config layers of this process: what reading them again needs.

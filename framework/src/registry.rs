@@ -18,7 +18,9 @@ use orderly_core::{default_name, Component};
 /// A component built from config, with its config for `--print-config`.
 pub(crate) struct Built {
     pub(crate) component: Arc<dyn Component>,
-    pub(crate) config_dump: String,
+    /// Its section as it is in force (defaults filled in, secrets
+    /// redacted), for `--print-config`.
+    pub(crate) config_dump: toml::Table,
 }
 
 /// One registered component type. Made by [`register!`](crate::register); read by [`App`](crate::app::App).
@@ -99,7 +101,9 @@ fn read_from_config<T: FromConfig>(
     if mode == ReadMode::CheckOnly {
         return Ok(None);
     }
-    let config_dump = format!("{typed:#?}");
+    // A section that does not serialize to a table (it always does for a
+    // struct) prints as empty rather than failing the start.
+    let config_dump = toml::Table::try_from(&typed).unwrap_or_default();
     let component = T::from_config(typed)
         .map_err(|e| vec![ConfigIssue { key: section.to_string(), message: error_chain(e.as_ref()) }])?;
     Ok(Some(Built { component: Arc::new(component), config_dump }))
@@ -113,8 +117,7 @@ fn read_default<T: Component + Default>(
     // No settings of its own, but a section in config is still checked, so a
     // stray key is an error rather than silently ignored.
     let _: NoConfig = config.section(section).map_err(|errors| errors.0)?;
-    Ok((mode == ReadMode::Build)
-        .then(|| Built { component: Arc::new(T::default()), config_dump: "(no settings)".into() }))
+    Ok((mode == ReadMode::Build).then(|| Built { component: Arc::new(T::default()), config_dump: toml::Table::new() }))
 }
 
 /// Registers a component type that has no settings of its own and

@@ -50,7 +50,7 @@ const RELOAD_HOOK: Duration = Duration::from_secs(30);
 const STATUS_CHARS: usize = 120;
 
 /// `[systemd]`: what the service manager is told beyond the lifecycle.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct SystemdSettings {
     /// When `WATCHDOG=1` is sent (if systemd set `WatchdogSec=`).
@@ -58,7 +58,7 @@ pub(crate) struct SystemdSettings {
 }
 
 /// What the watchdog pings say.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum WatchdogGate {
     /// The runtime schedules tasks (the default): a wedged runtime stops pinging.

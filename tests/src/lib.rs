@@ -16,7 +16,7 @@ fn mark(component: &str, what: &str) {
 }
 
 /// Config of [`Api`].
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// How long the drain takes, in milliseconds.
@@ -68,7 +68,7 @@ impl FromConfig for Api {
 orderly::register!(Api);
 
 /// Config of [`Store`].
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// A connection URL with a password in it.

@@ -31,7 +31,7 @@ use self::breaker::Breaker;
 use crate::metrics::{Metrics, MetricsError};
 
 /// Which store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheBackend {
     /// In this process (moka).
@@ -41,7 +41,7 @@ pub enum CacheBackend {
 }
 
 /// `[cache]`. Every key can be set as `APP__CACHE__<KEY>`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// `memory` or `redis`.

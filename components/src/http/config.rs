@@ -7,7 +7,7 @@ use orderly::{config::Validate, config::Validation};
 use serde::Deserialize;
 
 /// `[http]`. Every key can be set as `APP__HTTP__<KEY>`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to listen on, `host:port` (`http.bind`). Port 0 picks a free port.

@@ -33,7 +33,7 @@ pub use dev_database::{DevDatabase, DevDatabaseError};
 pub use migrations::{EmbeddedMigration, EmbeddedMigrations, MigrationError};
 
 /// `[database]`. Every key can be set as `APP__DATABASE__<KEY>`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `postgres://user:password@host:port/db` (redacted in every dump). Empty:

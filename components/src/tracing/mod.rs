@@ -34,7 +34,7 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 
 /// `[tracing]`. Every key can be set as `APP__TRACING__<KEY>`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TracingConfig {
     /// The OTLP/HTTP traces endpoint, for example `http://127.0.0.1:4318/v1/traces`.

@@ -48,7 +48,7 @@ use crate::postgres::Database;
 const MEMORY: &str = "memory";
 
 /// `[workers]`. Every key can be set as `APP__WORKERS__<KEY>`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkersConfig {
     /// The durable queue this process works on.

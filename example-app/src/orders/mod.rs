@@ -48,7 +48,7 @@ pub fn cache_key(id: i64) -> String {
 }
 
 /// `[orders]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrdersConfig {
     /// How long a confirmed order (its final state) stays cached.

@@ -142,6 +142,20 @@ impl<'de> Deserialize<'de> for Restart {
     }
 }
 
+/// Written as config spells it (`--print-config`).
+impl serde::Serialize for OnFailure {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Written as config spells it (`--print-config`).
+impl serde::Serialize for Restart {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// How patiently a component is restarted.
 ///
 /// The intensity limit is OTP's: more than `max_restarts` restarts within

@@ -159,6 +159,8 @@ pub(crate) struct Graph {
     pub(crate) dependencies: Vec<Vec<usize>>,
     /// `dependents[i]`: the nodes that need `i`, sorted.
     pub(crate) dependents: Vec<Vec<usize>>,
+    /// Edges `(i, j)` that `i` declared only as optional: drawn as such.
+    pub(crate) optional: BTreeSet<(usize, usize)>,
 }
 
 impl Graph {
@@ -183,6 +185,7 @@ impl Graph {
         }
 
         let mut dependencies = vec![Vec::new(); nodes.len()];
+        let (mut optional, mut required) = (BTreeSet::new(), BTreeSet::new());
         for (i, node) in nodes.iter().enumerate() {
             for dep in node.component().dependencies() {
                 let component = node.name.to_string();
@@ -225,6 +228,7 @@ impl Graph {
                 };
                 if let Some(j) = resolved {
                     dependencies[i].push(j);
+                    if dep.optional { &mut optional } else { &mut required }.insert((i, j));
                 }
             }
             dependencies[i].sort_unstable();
@@ -243,7 +247,9 @@ impl Graph {
         }
 
         if errors.is_empty() {
-            Ok(Graph { nodes, dependencies, dependents })
+            // Declared both ways, an edge is required.
+            let optional = optional.difference(&required).copied().collect();
+            Ok(Graph { nodes, dependencies, dependents, optional })
         } else {
             Err(GraphErrors(errors))
         }
@@ -310,9 +316,10 @@ impl Graph {
                 }
                 for (i, deps) in self.dependencies.iter().enumerate() {
                     for &j in deps {
+                        let arrow = if self.optional.contains(&(i, j)) { "-. optional .->" } else { "-->" };
                         let _ = writeln!(
                             out,
-                            "    {} --> {}",
+                            "    {} {arrow} {}",
                             mermaid_id(&self.nodes[i].name),
                             mermaid_id(&self.nodes[j].name)
                         );
@@ -326,9 +333,11 @@ impl Graph {
                 }
                 for (i, deps) in self.dependencies.iter().enumerate() {
                     for &j in deps {
+                        let style =
+                            if self.optional.contains(&(i, j)) { " [style=dashed, label=\"optional\"]" } else { "" };
                         let _ = writeln!(
                             out,
-                            "    \"{}\" -> \"{}\";",
+                            "    \"{}\" -> \"{}\"{style};",
                             self.nodes[i].name.escape_default(),
                             self.nodes[j].name.escape_default()
                         );
@@ -533,5 +542,16 @@ mod tests {
         let graph = Graph::build(vec![node("api", &["db"]), node("db", &[])], &BTreeSet::new()).unwrap();
         assert!(graph.render(GraphFormat::Mermaid).contains("api --> db"));
         assert!(graph.render(GraphFormat::Dot).contains("\"api\" -> \"db\";"));
+    }
+
+    #[test]
+    fn an_optional_edge_is_drawn_as_optional() {
+        let graph = Graph::build(vec![maybe_cached(), node("cache", &[])], &BTreeSet::new()).unwrap();
+        assert!(
+            graph.render(GraphFormat::Mermaid).contains("api -. optional .-> cache"),
+            "{}",
+            graph.render(GraphFormat::Mermaid)
+        );
+        assert!(graph.render(GraphFormat::Dot).contains("\"api\" -> \"cache\" [style=dashed, label=\"optional\"];"));
     }
 }

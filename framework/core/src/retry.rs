@@ -19,7 +19,7 @@ use serde::Deserialize;
 /// assert!(policy.backoff(1) <= Duration::from_millis(100));
 /// assert!(policy.backoff(10) <= Duration::from_secs(2));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included. 1 means no retry.

@@ -56,38 +56,43 @@ impl Default for ComponentSettings {
 }
 
 /// `[components.<name>]`: overrides of one component's lifecycle settings.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentOverrides {
     /// `enabled = false` removes the component; depending on it is a graph error.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Overrides `[start].timeout` for this component.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub start_timeout: Option<Duration>,
     /// Overrides `[start].ready_timeout` for this component.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub ready_timeout: Option<Duration>,
     /// Caps each of this component's stop hooks.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub stop_cap: Option<Duration>,
     /// Retries for a failing `start`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
     /// Overrides the component's policy for failures while running:
     /// `"shutdown"`, `"restart"` or `"ignore"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<OnFailure>,
     /// Overrides the component's restart type: `"temporary"`,
     /// `"transient"` or `"permanent"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<Restart>,
     /// Restarts allowed within `restart_period` before the app gives up (default 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_restarts: Option<u32>,
     /// The window restarts are counted in (default 10 s).
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub restart_period: Option<Duration>,
     /// The backoff cap before the first restart in a period (default 100 ms); it doubles per restart.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub restart_backoff: Option<Duration>,
     /// The largest restart backoff (default 5 s).
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub restart_backoff_max: Option<Duration>,
 }
 
@@ -143,7 +148,7 @@ impl ComponentOverrides {
 }
 
 /// `[start]`: defaults for every component's start.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StartDefaults {
     /// How long `start` may take, retries included (default 30 s).
@@ -165,7 +170,7 @@ impl Default for StartDefaults {
 /// The defaults fit Kubernetes' default `terminationGracePeriodSeconds` of
 /// 30 s: the delay plus all phase budgets must fit in the deadline, which is
 /// checked when config loads, so a slow phase can never starve a later one.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownSettings {
     /// The whole shutdown, delay included, ends by then (default 30 s).
@@ -176,7 +181,7 @@ pub struct ShutdownSettings {
     #[serde(with = "humantime_serde")]
     pub propagation_delay: Duration,
     /// Caps every stop hook of every component (default: the phase budget).
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub component_cap: Option<Duration>,
     /// The budget of each phase.
     pub phases: PhaseBudgets,
@@ -212,7 +217,7 @@ impl ShutdownSettings {
 }
 
 /// `[shutdown.phases]`: the budget of each stop phase.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PhaseBudgets {
     /// Phase 1 (default 2 s).
@@ -272,7 +277,7 @@ impl PhaseBudgets {
 /// `max_restarts` restarts of any components within `restart_period`, and
 /// the app shuts down in five phases and exits 5, naming every component
 /// that restarted. A crash loop spread across components escalates too.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupervisionSettings {
     /// Restarts of any components allowed within `restart_period` (default 20).

@@ -7,6 +7,7 @@
 use std::fmt::Debug;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use orderly_core::{default_name, BoxError, Component};
 
@@ -43,7 +44,7 @@ use crate::config::Validate;
 pub trait FromConfig: Component + Sized {
     /// The section's type. Use `#[serde(deny_unknown_fields)]` so typos are errors,
     /// and [`Secret`](crate::config::Secret) for anything sensitive.
-    type Config: DeserializeOwned + Validate + Debug;
+    type Config: DeserializeOwned + Serialize + Validate + Debug;
 
     /// The config section and component name (default: the type's snake_case name).
     fn section() -> &'static str {
