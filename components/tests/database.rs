@@ -198,3 +198,28 @@ async fn tells_an_unavailable_database_from_a_bad_query() {
     let stopped = survivor.query("SELECT 1", &[]).await.unwrap_err();
     assert!(is_unavailable(&stopped), "a stopped server: {stopped}");
 }
+
+#[tokio::test]
+async fn a_kept_dev_database_keeps_its_data_from_one_run_to_the_next() {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("orderly-kept-dev-db-{}-{nanos}", std::process::id()));
+    let first = DevDatabase::start_kept(dir.clone()).await.expect("a kept postgres");
+    let client = observer(&first.url()).await;
+    client
+        .batch_execute("CREATE TABLE kept (note text); INSERT INTO kept VALUES ('from the first run')")
+        .await
+        .unwrap();
+    drop(client);
+    let url = first.url();
+    first.stop().await.unwrap();
+    assert!(dir.join("data/PG_VERSION").is_file(), "the folder and its database stay");
+    assert!(tokio_postgres::connect(&url, tokio_postgres::NoTls).await.is_err(), "but its server stopped");
+
+    let second = DevDatabase::start_kept(dir.clone()).await.expect("the same postgres again");
+    let client = observer(&second.url()).await;
+    let note: String = client.query_one("SELECT note FROM kept", &[]).await.unwrap().get(0);
+    assert_eq!(note, "from the first run");
+    drop(client);
+    second.stop().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,6 +5,7 @@
 //! `postgres` user (`runuser -u postgres`), which owns the directory.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -69,6 +70,9 @@ pub struct DevDatabase {
     port: u16,
     as_postgres: bool,
     running: bool,
+    /// A folder given to keep (`database.dev_database_dir`): reused if it
+    /// holds a database, and left in place on stop; only the server stops.
+    keep: bool,
     /// Stops the server if this process dies without stopping it (SIGKILL).
     watcher: Option<std::process::Child>,
 }
@@ -126,25 +130,40 @@ impl DevDatabase {
         Self::start_on(None, None).await
     }
 
-    /// Starts one on `port` (or a free one), requiring `password` for user
-    /// `postgres` when given.
-    pub async fn start_on(port: Option<u16>, password: Option<String>) -> Result<Self, DevDatabaseError> {
-        tokio::task::spawn_blocking(move || Self::start_blocking(port, password.as_deref()))
+    /// Starts one in `dir`, kept between runs: the database there is reused
+    /// if it exists (created otherwise), and on stop only the server stops,
+    /// so what one run wrote the next one reads.
+    pub async fn start_kept(dir: PathBuf) -> Result<Self, DevDatabaseError> {
+        tokio::task::spawn_blocking(move || Self::start_blocking(Some(dir), None, None))
             .await
             .map_err(|e| DevDatabaseError::Step { step: "start", output: e.to_string() })?
     }
 
-    fn start_blocking(port: Option<u16>, password: Option<&str>) -> Result<Self, DevDatabaseError> {
+    /// Starts one on `port` (or a free one), requiring `password` for user
+    /// `postgres` when given.
+    pub async fn start_on(port: Option<u16>, password: Option<String>) -> Result<Self, DevDatabaseError> {
+        tokio::task::spawn_blocking(move || Self::start_blocking(None, port, password.as_deref()))
+            .await
+            .map_err(|e| DevDatabaseError::Step { step: "start", output: e.to_string() })?
+    }
+
+    fn start_blocking(
+        kept: Option<PathBuf>,
+        port: Option<u16>,
+        password: Option<&str>,
+    ) -> Result<Self, DevDatabaseError> {
         let bin = find_binaries(&[Path::new("/usr/lib/postgresql")])?;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-        let dir = std::env::temp_dir().join(format!("orderly-dev-db-{}-{nanos}", std::process::id()));
+        let keep = kept.is_some();
+        let dir =
+            kept.unwrap_or_else(|| std::env::temp_dir().join(format!("orderly-dev-db-{}-{nanos}", std::process::id())));
         std::fs::create_dir_all(&dir)
             .map_err(|e| DevDatabaseError::Step { step: "creating the data directory", output: e.to_string() })?;
         let port = match port {
             Some(port) => port,
             None => free_port()?,
         };
-        let mut db = DevDatabase { bin, dir, port, as_postgres: is_root(), running: false, watcher: None };
+        let mut db = DevDatabase { bin, dir, port, as_postgres: is_root(), running: false, keep, watcher: None };
         // First, so that even a process that exits during initdb leaves nothing behind.
         db.watcher = db.watch_this_process();
         if db.as_postgres {
@@ -167,7 +186,10 @@ impl DevDatabase {
             }
             None => initdb.extend(["-A".into(), "trust".into()]),
         }
-        check("initdb", db.tool("initdb", &initdb).output())?;
+        // A kept folder that already holds a database is reused as it is.
+        if !(keep && db.data().join("PG_VERSION").is_file()) {
+            check("initdb", db.tool("initdb", &initdb).output())?;
+        }
         let options = db.server_options();
         let log = db.dir.join("log").display().to_string();
         let data = db.data().display().to_string();
@@ -183,6 +205,11 @@ impl DevDatabase {
     /// (or a zombie: a killed process stays one until its parent reaps it),
     /// it stops the server and removes its directory. No postgres is left
     /// behind even after SIGKILL.
+    ///
+    /// It is out of the terminal's reach: in a process group of its own (a
+    /// Ctrl-C goes to the whole foreground group, which would end it with
+    /// us) and ignoring the signals a terminal sends (`INT`, `QUIT`, `HUP`,
+    /// `TERM`, which its `sleep`s inherit).
     fn watch_this_process(&self) -> Option<std::process::Child> {
         let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
         let pg_ctl = self.bin.join("pg_ctl");
@@ -191,21 +218,25 @@ impl DevDatabase {
         } else {
             quote(&pg_ctl)
         };
+        // A kept folder stays: only its server is stopped.
+        let remove = if self.keep { ":" } else { "rm -rf" };
         let script = format!(
-            r#"alive() {{ s=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]; }}
+            r#"trap '' INT QUIT HUP TERM
+alive() {{ s=$(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]; }}
 while alive; do sleep 0.2; done
 {stop} -D {data} -m immediate -w -s stop
-rm -rf {dir}
+{remove} {dir}
 # An initdb orphaned mid-run may still be writing (it recreates the directory): once more.
 sleep 3
 {stop} -D {data} -m immediate -w -s stop
-rm -rf {dir}"#,
+{remove} {dir}"#,
             pid = std::process::id(),
             data = quote(&self.data()),
             dir = quote(&self.dir),
         );
         Command::new(system_tool("sh"))
             .args(["-c", &script])
+            .process_group(0)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -226,11 +257,13 @@ rm -rf {dir}"#,
         } else {
             Command::new(program)
         };
-        command.args(args).current_dir(&self.dir);
+        // Its own process group: a Ctrl-C in the terminal is ours to handle,
+        // and must not kill an initdb half-way through its directory.
+        command.args(args).current_dir(&self.dir).process_group(0);
         command
     }
 
-    /// The directory holding its data and log (removed on stop).
+    /// The directory holding its data and log (removed on stop, unless kept).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -279,7 +312,7 @@ rm -rf {dir}"#,
     pub async fn stop(mut self) -> Result<(), DevDatabaseError> {
         let stopped = tokio::task::spawn_blocking(move || {
             let result = self.stop_blocking("fast");
-            drop(self);
+            drop(self); // removes the directory, then dismisses the watcher
             result
         });
         tokio::time::timeout(Duration::from_secs(30), stopped)
@@ -288,11 +321,10 @@ rm -rf {dir}"#,
             .map_err(|e| DevDatabaseError::Step { step: "pg_ctl stop", output: e.to_string() })?
     }
 
+    /// Stops the server. The watcher stays until the directory is gone too
+    /// (`drop`): a process killed half-way through its stop (a second
+    /// Ctrl-C) still leaves nothing behind.
     fn stop_blocking(&mut self, mode: &str) -> Result<(), DevDatabaseError> {
-        if let Some(mut watcher) = self.watcher.take() {
-            let _ = watcher.kill();
-            let _ = watcher.wait();
-        }
         if !std::mem::replace(&mut self.running, false) {
             return Ok(());
         }
@@ -305,7 +337,14 @@ impl Drop for DevDatabase {
     fn drop(&mut self) {
         // Leave no server or directory behind, even on an error path.
         let _ = self.stop_blocking("immediate");
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        // Only now: until here, our death would still need it.
+        if let Some(mut watcher) = self.watcher.take() {
+            let _ = watcher.kill();
+            let _ = watcher.wait();
+        }
     }
 }
 

@@ -42,6 +42,10 @@ pub struct DatabaseConfig {
     /// With no `url`, start a private Postgres from the local binaries.
     /// Turn it off in production profiles, so a missing URL is an error.
     pub dev_database: bool,
+    /// Where the dev database lives, kept between runs (reused if it holds
+    /// one; its server is stopped on exit, its data kept). Empty (the
+    /// default): a fresh one in a temporary folder, removed on exit.
+    pub dev_database_dir: String,
     /// Connections at most.
     pub pool_size: usize,
     /// How long one connection attempt may take.
@@ -68,6 +72,7 @@ impl Default for DatabaseConfig {
         Self {
             url: Secret::new(String::new()),
             dev_database: true,
+            dev_database_dir: String::new(),
             pool_size: 16,
             connect_timeout: Duration::from_secs(5),
             connect_retry: Duration::from_secs(20),
@@ -265,9 +270,14 @@ async fn connect_with_retry(
 impl Component for Database {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let url = if self.config.url.expose().is_empty() {
-            let dev = DevDatabase::start().await.map_err(Permanent::new)?;
+            let dev = match self.config.dev_database_dir.as_str() {
+                "" => DevDatabase::start().await,
+                kept => DevDatabase::start_kept(std::path::PathBuf::from(kept)).await,
+            }
+            .map_err(Permanent::new)?;
             let url = dev.url();
-            slog::info!(ctx.logger(), "started a local dev database"; "port" => dev.port(), "dir" => dev.dir().display().to_string());
+            let kept = !self.config.dev_database_dir.is_empty();
+            slog::info!(ctx.logger(), "started a local dev database"; "port" => dev.port(), "dir" => dev.dir().display().to_string(), "kept" => kept);
             *self.dev.lock().await = Some(dev);
             url
         } else {
