@@ -122,7 +122,9 @@ impl<D: Drain> Drain for SwitchedLevel<D> {
     }
 }
 
-/// Builds the root logger for `app`; records carry `app` and `version`.
+/// Builds the root logger for `app`. JSON records carry `app` and
+/// `version` (a log store needs them on every line); text for a terminal
+/// says them once, in the first line, and keeps every other line short.
 pub(crate) fn build_logger(settings: &LogSettings, app: &str, version: &str) -> (slog::Logger, LogGuard) {
     let json = match settings.format {
         LogFormat::Json => true,
@@ -140,7 +142,13 @@ pub(crate) fn build_logger(settings: &LogSettings, app: &str, version: &str) -> 
     // not a copy of its fields and a trip to the log thread.
     let level = Arc::new(AtomicUsize::new(level.as_usize()));
     let drain = SwitchedLevel { drain, level: level.clone() }.fuse();
-    let logger = slog::Logger::root(drain, slog::o!("app" => app.to_string(), "version" => version.to_string()));
+    let logger = if json {
+        slog::Logger::root(drain, slog::o!("app" => app.to_string(), "version" => version.to_string()))
+    } else {
+        let logger = slog::Logger::root(drain, slog::o!());
+        slog::info!(logger, "{app} {version}");
+        logger
+    };
     (logger, LogGuard { _guard: Some(guard), level })
 }
 

@@ -129,7 +129,12 @@ struct Crashes;
 #[async_trait]
 impl Component for Crashes {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        ctx.spawn(async { Err("consumer lost its connection".into()) });
+        // Fails once the app runs: a failure during start fails the start instead.
+        let health = ctx.lifecycle().health().clone();
+        ctx.spawn(async move {
+            health.started().await;
+            Err("consumer lost its connection".into())
+        });
         Ok(())
     }
 }

@@ -194,7 +194,12 @@ impl StartContext {
 pub struct StopContext {
     pub(crate) name: Arc<str>,
     pub(crate) phase: StopPhase,
-    pub(crate) component_logger: slog::Logger,
+    /// The component's index, and when its hook began: the `stopping`
+    /// event is announced (once) when the hook first logs, so that its own
+    /// lines follow it.
+    pub(crate) index: usize,
+    pub(crate) began: Instant,
+    pub(crate) host: Arc<dyn Host>,
     /// Made on first use: most hooks never log, and a child logger allocates.
     pub(crate) logger: std::sync::OnceLock<slog::Logger>,
     pub(crate) deadline: Instant,
@@ -212,9 +217,14 @@ impl StopContext {
         self.phase
     }
 
-    /// A logger whose records carry `component` and `phase`.
+    /// A logger whose records carry `component` and `phase`. The first
+    /// call announces the hook (`stopping`), so the log reads in causal
+    /// order: the runtime's line for the hook, then the hook's own.
     pub fn logger(&self) -> &slog::Logger {
-        self.logger.get_or_init(|| self.component_logger.new(slog::o!("phase" => self.phase.as_str())))
+        self.logger.get_or_init(|| {
+            self.host.announce_stop(self.index, self.phase, self.began);
+            self.host.logger(self.index).new(slog::o!("phase" => self.phase.as_str()))
+        })
     }
 
     /// When this hook will be abandoned: its cap or the phase's end,

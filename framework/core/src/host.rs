@@ -51,4 +51,7 @@ pub(crate) trait Host: Send + Sync + 'static {
     /// A background task of component `i`'s run `run` ended: the
     /// component's failure policy applies.
     fn task_ended(self: Arc<Self>, i: usize, run: u64, end: TaskEnd);
+    /// Component `i`'s hook of `phase`, begun at `began`, is announced
+    /// (`stopping`), once however often it is asked.
+    fn announce_stop(&self, i: usize, phase: crate::phase::StopPhase, began: std::time::Instant);
 }

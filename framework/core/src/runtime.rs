@@ -259,6 +259,7 @@ impl RuntimeBuilder {
             app_restarts: Mutex::default(),
             spawned: (0..graph_len).map(|_| AtomicBool::new(false)).collect(),
             stopped: (0..graph_len).map(|_| std::sync::atomic::AtomicU8::new(0)).collect(),
+            announced: (0..graph_len).map(|_| std::sync::atomic::AtomicU8::new(0)).collect(),
             stage: Mutex::new(Stage::NotStarted),
             parked: Mutex::new(NodeSet::empty(graph_len)),
             restart_turn: tokio::sync::Mutex::new(()),
@@ -472,6 +473,10 @@ impl Host for Shared {
         // Its run now has something to end (a task, or a token a task may watch).
         self.spawned[i].store(true, std::sync::atomic::Ordering::Release);
         &self.graph.nodes[i].supervised.tasks
+    }
+
+    fn announce_stop(&self, i: usize, phase: crate::phase::StopPhase, began: std::time::Instant) {
+        Shared::announce_stop(self, i, phase, began);
     }
 
     /// Applies component `i`'s failure policy to the end of one of its

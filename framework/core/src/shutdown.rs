@@ -62,7 +62,7 @@ impl ShutdownReport {
 
 /// Runs the whole sequence for the components that run (or, after a
 /// failed start, those that started).
-pub(crate) async fn shut_down(shared: &Shared, reason: ShutdownReason) -> ShutdownReport {
+pub(crate) async fn shut_down(shared: &Arc<Shared>, reason: ShutdownReason) -> ShutdownReport {
     let began = Instant::now();
     let settings = &shared.settings;
     let deadline = began + settings.deadline;
@@ -110,7 +110,7 @@ pub(crate) async fn shut_down(shared: &Shared, reason: ShutdownReason) -> Shutdo
 /// end by their caps, and the shutdown finishes the stop (each component
 /// only in the phases not yet begun for it, so no hook runs twice).
 pub(crate) async fn stop_phases(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     included: &NodeSet,
     deadline: Option<Instant>,
 ) -> (Vec<StopProblem>, Vec<(StopPhase, Duration)>) {
@@ -149,7 +149,7 @@ pub(crate) async fn stop_phases(
 /// One phase: the reversed graph walked concurrently, within `phase_end`.
 /// `interruptible`: a restart's stop, which a shutdown request interrupts.
 async fn run_phase(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     included: &NodeSet,
     joins: &[PhaseSet],
     (phase, phase_end, interruptible): (StopPhase, Instant, bool),
@@ -185,7 +185,7 @@ async fn run_phase(
 /// One stop phase as a walk along the reversed graph: each component that
 /// joins the phase runs its hook within its cap; the others pass through.
 struct Stopping<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     joins: &'a [PhaseSet],
     phase: StopPhase,
     phase_end: Instant,
@@ -205,11 +205,15 @@ impl Stopping<'_> {
         (cap_end, cap.filter(|_| cap_end < self.phase_end))
     }
 
+    /// Emits `stopping` for node `i`'s hook, unless the hook did (its first log line).
     fn announce(&self, i: usize, hook_began: Instant) {
-        let name = &self.shared.graph.nodes[i].name;
-        self.shared
-            .events
-            .emit(EventKind::Stopping.build().component(name).phase(Phase::Stop(self.phase)).at(hook_began));
+        self.shared.announce_stop(i, self.phase, hook_began);
+    }
+
+    /// Whether node `i`'s hook is announced already.
+    fn announced(&self, i: usize) -> bool {
+        let bit = PhaseSet::NONE.with(self.phase).bits();
+        self.shared.announced[i].load(std::sync::atomic::Ordering::Acquire) & bit != 0
     }
 
     /// Emits the event for a finished hook and records any problem.
@@ -263,14 +267,16 @@ impl Pass for Stopping<'_> {
         if hook_began >= self.phase_end {
             return Begin::Halt(());
         }
-        self.hooks[i] = Some(Hook { began: hook_began, announced: false });
+        self.hooks[i] = Some(Hook { began: hook_began });
         let node = &self.shared.graph.nodes[i];
         self.shared.began_stopping(i, self.phase);
         let (cap_end, _) = self.limit(i, hook_began);
         let ctx = StopContext {
             name: node.name.clone(),
             phase: self.phase,
-            component_logger: self.shared.loggers[i].clone(),
+            index: i,
+            began: hook_began,
+            host: self.shared.clone(),
             logger: std::sync::OnceLock::new(),
             deadline: cap_end,
             not_joined: AtomicBool::new(false),
@@ -279,10 +285,8 @@ impl Pass for Stopping<'_> {
     }
 
     fn spawned(&mut self, i: usize) {
-        if let Some(hook) = &mut self.hooks[i] {
-            hook.announced = true;
-            let began = hook.began;
-            self.announce(i, began);
+        if let Some(hook) = self.hooks[i] {
+            self.announce(i, hook.began);
         }
     }
 
@@ -290,12 +294,10 @@ impl Pass for Stopping<'_> {
         let Some(hook) = self.hooks[i] else { return Ok(()) };
         // A default no-op, done on its first poll, did not join: nothing to
         // report (a hook that panicked did run).
-        if let (Ended::Returned((_, false)), false) = (&ended, hook.announced) {
+        if let (Ended::Returned((_, false)), false) = (&ended, self.announced(i)) {
             return Ok(());
         }
-        if !hook.announced {
-            self.announce(i, hook.began);
-        }
+        self.announce(i, hook.began);
         self.report(i, hook.began, ended.map(|(result, _joined)| result));
         Ok(())
     }
@@ -305,8 +307,6 @@ impl Pass for Stopping<'_> {
 #[derive(Clone, Copy)]
 struct Hook {
     began: Instant,
-    /// Its `stopping` event is out: it was still running after its first poll.
-    announced: bool,
 }
 
 /// The hook of `phase`, as an owned future, with whether it was more than

@@ -63,6 +63,10 @@ pub(crate) struct Shared {
     /// left, so no hook runs twice. Beside each other rather than in each
     /// node: the stop reads them all.
     pub(crate) stopped: Vec<AtomicU8>,
+    /// Per component: the stop phases whose `stopping` event is out (a
+    /// hook is announced when it first logs, goes to its own task, or
+    /// ends, whichever is first; once).
+    pub(crate) announced: Vec<AtomicU8>,
     /// Every restart within the intensity's period: when, of whom, why.
     pub(crate) app_restarts: Mutex<std::collections::VecDeque<(Instant, Arc<str>, String)>>,
     pub(crate) health: Health,
@@ -210,8 +214,20 @@ impl Shared {
     /// Component `i` started: no phase of its stop has begun.
     pub(crate) fn started_afresh(&self, i: usize) {
         // Most never stopped: a load, and no write to a line others read.
-        if self.stopped[i].load(Ordering::Acquire) != 0 {
-            self.stopped[i].store(0, Ordering::Release);
+        for bits in [&self.stopped[i], &self.announced[i]] {
+            if bits.load(Ordering::Acquire) != 0 {
+                bits.store(0, Ordering::Release);
+            }
+        }
+    }
+
+    /// Emits `stopping` for component `i`'s hook of `phase`, begun at
+    /// `began`, unless it was emitted already.
+    pub(crate) fn announce_stop(&self, i: usize, phase: StopPhase, began: Instant) {
+        let bit = PhaseSet::NONE.with(phase).bits();
+        if self.announced[i].fetch_or(bit, Ordering::AcqRel) & bit == 0 {
+            let event = EventKind::Stopping.build().component(&self.graph.nodes[i].name);
+            self.events.emit(event.phase(crate::phase::Phase::Stop(phase)).at(began));
         }
     }
 
