@@ -100,6 +100,13 @@ impl Admin {
     }
 }
 
+/// "example-app (pid 4242)": the binary's name, as the README's picture shows it.
+fn chart_title() -> String {
+    let exe = std::env::current_exe().ok();
+    let name = exe.as_deref().and_then(|p| p.file_stem()).map(|n| n.to_string_lossy().into_owned());
+    format!("{} (pid {})", name.unwrap_or_else(|| "lifecycle".into()), std::process::id())
+}
+
 async fn healthz(state: web::Data<AdminState>) -> HttpResponse {
     let report = state.lifecycle.health().liveness(state.readiness_timeout).await;
     let dead: serde_json::Map<String, serde_json::Value> =
@@ -194,7 +201,7 @@ impl Component for Admin {
             readiness_timeout: self.config.readiness_timeout,
             debug: self.config.debug,
             debug_remote: self.config.debug_remote,
-            title: format!("lifecycle of process {}", std::process::id()),
+            title: chart_title(),
         });
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()

@@ -29,6 +29,26 @@ fn bars<'a>(doc: &'a roxmltree::Document, phase: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// Every `<text>`'s content, in document order.
+fn texts(doc: &roxmltree::Document) -> Vec<String> {
+    doc.descendants().filter(|n| n.tag_name().name() == "text").filter_map(|n| n.text().map(str::to_owned)).collect()
+}
+
+/// Every axis label (`+N ms`) is round: two significant digits at most
+/// (multiples of a 1, 2 or 5 step), never `+249 ms`.
+fn assert_round_ticks(doc: &roxmltree::Document) {
+    let ticks: Vec<f64> = texts(doc)
+        .iter()
+        .filter_map(|t| t.strip_prefix('+')?.strip_suffix(" ms")?.parse().ok())
+        .filter(|&v: &f64| v > 0.0)
+        .collect();
+    assert!(!ticks.is_empty(), "no axis labels");
+    for value in ticks {
+        let scaled = value / (10f64.powf(value.log10().floor()) / 10.0);
+        assert!((scaled - scaled.round()).abs() < 1e-6, "+{value} ms is not a round tick");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_timeline_is_served_and_written_as_svg() {
     let db = DevDatabase::start().await.expect("test postgres");
@@ -54,6 +74,19 @@ async fn the_timeline_is_served_and_written_as_svg() {
     started.sort();
     assert_eq!(started, COMPONENTS, "a start bar per component");
     assert!(bars(&doc, "drain").is_empty(), "no shutdown yet");
+    // Polish (issue #22, item 8): the shutdown panel says why it is empty,
+    // the title names the app, tooltips read as words, ticks are round.
+    assert!(texts(&doc).iter().any(|t| t == "not yet: the app is running"), "{served}");
+    assert!(texts(&doc)[0].starts_with("example-app (pid "), "{served}");
+    let tooltips: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "title")
+        .filter_map(|n| n.text().map(str::to_owned))
+        .collect();
+    assert!(tooltips.iter().any(|t| t.starts_with("orders: start took ")), "{tooltips:?}");
+    assert!(tooltips.iter().any(|t| t.starts_with("orders: ready after ")), "{tooltips:?}");
+    assert!(!tooltips.iter().any(|t| t.contains("start started") || t.contains("ready ready")), "{tooltips:?}");
+    assert_round_ticks(&doc); // the startup panel's (the shutdown's count from the signal, past the delay)
 
     app.sigterm();
     let (code, stderr) = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(30)));
@@ -74,6 +107,8 @@ async fn the_timeline_is_served_and_written_as_svg() {
         doc.descendants().find(|n| n.attribute("class") == Some("propagation-delay")).expect("the delay is drawn");
     assert!(delay.descendants().any(|n| n.text().is_some_and(|t| t.starts_with("propagation delay: 20"))));
     assert!(doc.descendants().all(|n| n.attribute("class") != Some("bar problem")), "a clean shutdown has no red");
+    assert!(!texts(&doc).iter().any(|t| t.starts_with("not yet")), "the shutdown happened");
+    assert!(doc.descendants().any(|n| n.text().is_some_and(|t| t.starts_with("http: phase drain took "))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,6 +98,32 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// A bar's tooltip, in words: "start took 3.1 ms", "ready after 0.2 ms",
+/// "phase drain took 120 ms", "phase close failed after 3.0 ms".
+fn step(phase: Phase, kind: EventKind, took: f64) -> String {
+    let what = match phase {
+        Phase::Start => "start".to_string(),
+        Phase::Ready => return format!("ready after {}", ms(took)),
+        Phase::Stop(p) => format!("phase {}", p.as_str()),
+    };
+    let how = match kind {
+        EventKind::Failed => "failed after",
+        EventKind::Panicked => "panicked after",
+        EventKind::TimedOut => "abandoned after",
+        _ => "took",
+    };
+    format!("{what} {how} {}", ms(took))
+}
+
+/// A tick step of 1, 2 or 5 times a power of ten (in seconds) giving about
+/// `ticks` intervals over `span`: the axis reads +0, +50 ms, +100 ms, …
+fn nice_step(span: f64, ticks: u32) -> f64 {
+    let raw = (span / f64::from(ticks)).max(1e-6);
+    let power = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|&s| s >= raw).unwrap_or(10.0 * power);
+    step.max(1e-6)
+}
+
 fn ms(seconds: f64) -> String {
     let ms = seconds * 1000.0;
     if ms >= 100.0 {
@@ -179,7 +205,7 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
                     | EventKind::TimedOut => {
                         let began = open.remove(&key).or(e.elapsed.map(|d| at - secs(d))).unwrap_or(at);
                         let took = e.elapsed.map_or(at - began, secs);
-                        let mut title = format!("{name}: {} {} ({})", phase.as_str(), kind.as_str(), ms(took));
+                        let mut title = format!("{name}: {}", step(phase, kind, took));
                         if let Some(error) = &e.error {
                             let _ = write!(title, ": {error}");
                         }
@@ -253,8 +279,18 @@ fn render(events: &[LifecycleEvent], title: &str) -> String {
 
     // Panel headings and axes.
     let mut panels = vec![("startup", startup)];
-    if let Some(shutdown) = shutdown {
-        panels.push(("shutdown", shutdown));
+    match shutdown {
+        Some(shutdown) => panels.push(("shutdown", shutdown)),
+        // Drawn while the app runs: say so, rather than leave the panel blank.
+        None => {
+            let _ = write!(
+                svg,
+                r##"<text class="panel" x="{}" y="40" font-weight="bold">shutdown</text><text class="not-yet" x="{}" y="{}" fill="#555">not yet: the app is running</text>"##,
+                startup.x + PANEL_WIDTH + PANEL_GAP,
+                startup.x + PANEL_WIDTH + PANEL_GAP,
+                TOP + 14.0
+            );
+        }
     }
     let axis_y = TOP + rows_height + 4.0;
     for (name, panel) in &panels {
@@ -273,14 +309,18 @@ fn render(events: &[LifecycleEvent], title: &str) -> String {
             x = panel.x,
             x2 = panel.x + PANEL_WIDTH
         );
-        // Fewer ticks on a split axis: its labels count from the signal and are long.
-        let ticks = if panel.split.is_some() { 3 } else { 4 };
-        for tick in 0..=ticks {
-            let t = panel.axis_from() + axis_span * f64::from(tick) / f64::from(ticks);
+        // Fewer ticks on a split axis: its labels count from the signal and
+        // are long. Ticks fall on round values from the axis's start.
+        let step = nice_step(axis_span, if panel.split.is_some() { 3 } else { 4 });
+        // Labels count from the panel's start; the first tick on the axis is a round one.
+        let first = panel.from + ((panel.axis_from() - panel.from) / step - 1e-9).ceil() * step;
+        let count = ((panel.to - first) / step + 1e-9).floor().max(0.0) as u32;
+        for tick in 0..=count {
+            let t = first + step * f64::from(tick);
             let x = panel.x_of(t);
             let anchor = match tick {
                 0 => "start",
-                t if t == ticks => "end",
+                t if t == count && x > panel.x + PANEL_WIDTH - 30.0 => "end",
                 _ => "middle",
             };
             let _ = write!(
