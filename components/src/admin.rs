@@ -221,6 +221,9 @@ impl Component for Admin {
         *self.serving.lock() = Some(Serving::spawn(server, closer, ctx.logger().clone()));
         let _ = self.local_addr.set(local);
         slog::info!(ctx.logger(), "management server listening"; "addr" => local.to_string(), "debug" => self.config.debug);
+        let lifecycle = ctx.lifecycle();
+        lifecycle.announce_endpoint("probes", format!("http://{local}/readyz"));
+        lifecycle.announce_endpoint("metrics", format!("http://{local}/metrics"));
         Ok(())
     }
 

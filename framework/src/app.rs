@@ -214,11 +214,11 @@ impl App {
         if !issues.is_empty() {
             let error = ConfigErrors(issues);
             slog::crit!(logger, "invalid configuration"; "problems" => error.0.len());
-            eprintln!("{}: {error}", self.info.name);
+            report!("{}: {error}", self.info.name);
             return ExitStatus::InvalidConfig;
         }
         if names.is_empty() {
-            eprintln!(
+            report!(
                 "{}: no components to run. Register components with orderly::register! and link their crates with orderly::link![...]",
                 self.info.name
             );
@@ -231,18 +231,18 @@ impl App {
         let runtime = match builder.settings(settings.clone()).build() {
             Ok(runtime) => runtime,
             Err(BuildError::Graph(errors)) => {
-                eprintln!("{}: {errors}", self.info.name);
+                report!("{}: {errors}", self.info.name);
                 return ExitStatus::InvalidGraph;
             }
             Err(BuildError::Supervision(problems)) => {
-                eprintln!("{}: invalid restart settings:", self.info.name);
+                report!("{}: invalid restart settings:", self.info.name);
                 for problem in problems {
-                    eprintln!("  {problem}");
+                    report!("  {problem}");
                 }
                 return ExitStatus::InvalidConfig;
             }
             Err(e) => {
-                eprintln!("{}: {e}", self.info.name);
+                report!("{}: {e}", self.info.name);
                 return ExitStatus::Internal;
             }
         };
@@ -293,7 +293,7 @@ fn write_timeline(timeline: &orderly_core::events::Timeline, path: &str, app: &s
         Ok(()) => slog::info!(logger, "lifecycle timeline written"; "path" => path),
         Err(e) => {
             slog::error!(logger, "cannot write the lifecycle timeline"; "path" => path, "error" => %e);
-            eprintln!("{app}: cannot write the lifecycle timeline to {path}: {e}");
+            report!("{app}: cannot write the lifecycle timeline to {path}: {e}");
         }
     }
 }
@@ -310,7 +310,7 @@ impl App {
     ) -> ExitStatus {
         let profile = reloader.layers.profile();
         if profile == "prod" && !args.yes {
-            eprintln!(
+            report!(
                 "{}: analyze starts and stops the real components, and the profile is `prod`: \
                  run it against a development or staging configuration, or pass --yes",
                 self.info.name
@@ -351,6 +351,23 @@ impl App {
     }
 }
 
+/// Once every component is ready, one line for the person who started the
+/// app: how long it took and where it serves (what the components
+/// announced through `Lifecycle::announce_endpoint`).
+async fn say_where_it_serves(
+    health: orderly_core::health::Health,
+    timeline: orderly_core::events::Timeline,
+    logger: slog::Logger,
+) {
+    if !health.started().await {
+        return;
+    }
+    let took = timeline.events().iter().map(|e| e.at).max().unwrap_or_default();
+    let serving: Vec<String> = health.endpoints().iter().map(|(what, url)| format!("{what} {url}")).collect();
+    let serving = if serving.is_empty() { "(no endpoints announced)".to_string() } else { serving.join(", ") };
+    slog::info!(logger, "ready"; "serving" => serving, "elapsed_ms" => took.as_secs_f64() * 1000.0);
+}
+
 /// Runs the lifecycle on a fresh tokio runtime and maps the outcome to an exit status.
 fn run_process(
     app: &'static str,
@@ -362,7 +379,7 @@ fn run_process(
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("orderly").build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("{app}: cannot build the tokio runtime: {e}");
+            report!("{app}: cannot build the tokio runtime: {e}");
             return ExitStatus::Internal;
         }
     };
@@ -370,7 +387,7 @@ fn run_process(
     let deadline = runtime.shutdown_deadline();
     let outcome = tokio.block_on(async {
         if let Err(e) = process::watch_signals(app, shutdown.clone()) {
-            eprintln!("{app}: cannot install signal handlers: {e}");
+            report!("{app}: cannot install signal handlers: {e}");
             return None;
         }
         // Installed before anything starts: SIGHUP's default action ends the process.
@@ -380,11 +397,12 @@ fn run_process(
                 tokio::spawn(reload_on_sighup(app, hangups, runtime.clone(), reloader, notifier));
             }
             Err(e) => {
-                eprintln!("{app}: cannot install the SIGHUP handler: {e}");
+                report!("{app}: cannot install the SIGHUP handler: {e}");
                 return None;
             }
         }
         tokio::spawn(process::arm_watchdog(app, shutdown, deadline));
+        tokio::spawn(say_where_it_serves(runtime.health(), runtime.timeline().clone(), logger.clone()));
         if let Some((notifier, settings)) = &systemd {
             tokio::spawn(notifier.clone().ready_when_started(runtime.health()));
             tokio::spawn(notifier.clone().watchdog(runtime.health(), settings.watchdog, logger.clone()));

@@ -63,6 +63,17 @@ extern crate self as orderly;
 // `config` and `events` modules) extend the core's modules of that name.
 pub use orderly_core::*;
 
+/// Writes one line to stderr in a single write, so that it never lands in
+/// the middle of a log line on a terminal that shows both (the log writes
+/// whole lines too). For the shell's own messages, in place of `eprintln!`.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        let mut line = ::std::format!($($arg)*);
+        line.push('\n');
+        let _ = ::std::io::Write::write_all(&mut ::std::io::stderr().lock(), line.as_bytes());
+    }};
+}
+
 mod analyze;
 pub mod app;
 pub mod cli;

@@ -135,7 +135,9 @@ pub(crate) fn build_logger(settings: &LogSettings, app: &str, version: &str) -> 
     let (drain, guard) = if json {
         async_drain(slog_json::Json::new(WholeLines::default()).add_default_keys().build().fuse())
     } else {
-        let decorator = slog_term::TermDecorator::new().stdout().build();
+        // Plain text, written a whole line at a time like JSON: a terminal
+        // that also shows stderr never gets a message in the middle of a line.
+        let decorator = slog_term::PlainDecorator::new(WholeLines::default());
         async_drain(slog_term::FullFormat::new(decorator).build().fuse())
     };
     // Filter before the channel: a record below the level costs a comparison,

@@ -31,7 +31,7 @@ pub(crate) fn watch_signals(app: &'static str, shutdown: Shutdown) -> std::io::R
                 _ = int.recv() => "SIGINT",
             };
             if let Some(ShutdownReason::Signal(first)) = shutdown.reason() {
-                eprintln!("{app}: received {name} after {first} during shutdown; exiting immediately");
+                report!("{app}: received {name} after {first} during shutdown; exiting immediately");
                 std::process::exit(ExitStatus::Forced.code().into());
             }
             shutdown.trigger(ShutdownReason::Signal(name));
@@ -47,11 +47,11 @@ pub(crate) async fn arm_watchdog(app: &'static str, shutdown: Shutdown, deadline
     let limit = deadline + WATCHDOG_GRACE;
     let spawned = std::thread::Builder::new().name("orderly-watchdog".into()).spawn(move || {
         std::thread::sleep(limit);
-        eprintln!("{app}: shutdown overran its deadline by {WATCHDOG_GRACE:?}; exiting now");
+        report!("{app}: shutdown overran its deadline by {WATCHDOG_GRACE:?}; exiting now");
         std::process::exit(ExitStatus::DeadlineExceeded.code().into());
     });
     if let Err(e) = spawned {
-        eprintln!("{app}: cannot start the shutdown watchdog: {e}");
+        report!("{app}: cannot start the shutdown watchdog: {e}");
     }
 }
 
@@ -60,29 +60,29 @@ pub(crate) async fn arm_watchdog(app: &'static str, shutdown: Shutdown, deadline
 pub(crate) fn exit_status(app: &str, outcome: &RunOutcome, logger: &slog::Logger) -> ExitStatus {
     let print_problems = |report: &ShutdownReport| {
         for problem in &report.problems {
-            eprintln!("{app}:   {problem}");
+            report!("{app}:   {problem}");
         }
     };
     match outcome {
         RunOutcome::StartFailed { failure, rollback } => {
             slog::crit!(logger, "start failed"; "component" => &failure.component, "phase" => failure.phase.as_str(), "error" => &failure.error);
-            eprintln!("{app}: start failed: {failure}");
+            report!("{app}: start failed: {failure}");
             if !rollback.is_clean() {
-                eprintln!("{app}: the rollback had problems:");
+                report!("{app}: the rollback had problems:");
                 print_problems(rollback);
             }
             ExitStatus::StartFailed
         }
         RunOutcome::Interrupted(report) | RunOutcome::ShutDown(report) => {
             if !report.is_clean() {
-                eprintln!("{app}: shutdown finished with problems:");
+                report!("{app}: shutdown finished with problems:");
                 print_problems(report);
                 ExitStatus::ShutdownUnclean
             } else if let ShutdownReason::RestartLimitExceeded { .. } = report.reason {
-                eprintln!("{app}: {}", report.reason);
+                report!("{app}: {}", report.reason);
                 ExitStatus::RestartLimitExceeded
             } else if report.reason.is_failure() {
-                eprintln!("{app}: {}", report.reason);
+                report!("{app}: {}", report.reason);
                 ExitStatus::ComponentFailed
             } else {
                 ExitStatus::Clean

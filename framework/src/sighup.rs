@@ -186,7 +186,7 @@ pub(crate) async fn reload_on_sighup(
                     slog::error!(logger, "reload rejected"; "key" => &problem.key, "problem" => &problem.message);
                 }
                 slog::error!(logger, "reload rejected: the configuration is invalid; nothing changed"; "problems" => problems.len());
-                eprintln!("{app}: reload rejected, nothing changed: {}", ConfigErrors(problems));
+                report!("{app}: reload rejected, nothing changed: {}", ConfigErrors(problems));
             }
             Ok(mut prepared) => {
                 let changes = std::mem::take(&mut prepared.changes);
@@ -197,7 +197,7 @@ pub(crate) async fn reload_on_sighup(
                     "failed" => report.failed.join("; "),
                     "rolled_back" => report.rolled_back.join(", "));
                 for failure in &report.failed {
-                    eprintln!("{app}: reload: {failure}");
+                    report!("{app}: reload: {failure}");
                 }
                 reloader.commit(prepared, &report);
             }

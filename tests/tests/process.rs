@@ -405,3 +405,41 @@ fn a_component_without_settings_rejects_keys_in_its_section() {
     assert_eq!(code, 78, "{stderr}");
     assert!(stderr.contains("stray.verbose: unknown field `verbose`"), "{stderr}");
 }
+
+/// A text log line: `Dec 07 13:21:07.090 CRIT …`.
+fn is_log_line(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 25
+        && b[3] == b' '
+        && b[6] == b' '
+        && b[9] == b':'
+        && b[15] == b'.'
+        && b[19] == b' '
+        && line[20..24].chars().all(|c| c.is_ascii_uppercase())
+}
+
+#[test]
+fn on_one_terminal_stderr_and_the_log_never_share_a_line() {
+    // Both streams into one file, as a terminal shows them; several runs, as it is a race.
+    for run in 0..5 {
+        let dir = scratch_dir();
+        let out = std::fs::File::create(dir.join("terminal")).unwrap();
+        let status = command(
+            &dir,
+            &[],
+            &["--log-format", "text", "--set", "api.colour=blue", "--set", "shutdwn.deadline=3s", "--check"],
+        )
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .status()
+        .unwrap();
+        assert_eq!(status.code(), Some(78));
+        let text = std::fs::read_to_string(dir.join("terminal")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        for line in text.lines() {
+            let whole = is_log_line(line) || line.starts_with("orderly-tests: ") || line.starts_with("  - ");
+            assert!(whole && !line[1..].contains("orderly-tests: "), "run {run}: a mixed line {line:?} in:\n{text}");
+        }
+        assert!(text.lines().any(|l| l.contains("CRIT invalid configuration")), "{text}");
+    }
+}

@@ -268,6 +268,7 @@ impl Component for HttpServer {
         let (listener, closer) = bound.split();
         self.state.send_replace(State::Bound(listener, closer));
         slog::info!(ctx.logger(), "listening"; "addr" => local.to_string(), "serving" => "once the app has started");
+        ctx.lifecycle().announce_endpoint(ctx.name(), format!("http://{local}"));
 
         // Workers start once every component has: routes are complete then,
         // and connections that arrive meanwhile wait in the kernel's queue.

@@ -47,6 +47,8 @@ pub struct Health {
 struct State {
     value: AtomicU8,
     changed: tokio::sync::Notify,
+    /// Where the app serves, as its components announced it: (what, URL).
+    endpoints: parking_lot::Mutex<Vec<(String, String)>>,
 }
 
 /// The answer to a liveness probe.
@@ -148,6 +150,22 @@ impl Health {
                 AppState::ShuttingDown | AppState::Stopped => return false,
             }
         }
+    }
+
+    /// Records where the app serves `what` (a component's listener, its
+    /// probes), replacing an earlier URL for the same `what` (a restart
+    /// that bound again).
+    pub(crate) fn announce_endpoint(&self, what: &str, url: String) {
+        let mut endpoints = self.state.endpoints.lock();
+        match endpoints.iter_mut().find(|(w, _)| w == what) {
+            Some(entry) => entry.1 = url,
+            None => endpoints.push((what.to_string(), url)),
+        }
+    }
+
+    /// Where the app serves, in the order it was announced.
+    pub fn endpoints(&self) -> Vec<(String, String)> {
+        self.state.endpoints.lock().clone()
     }
 
     fn set(&self, state: AppState) {

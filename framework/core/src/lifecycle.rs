@@ -49,6 +49,21 @@ impl Lifecycle {
         self.epoch
     }
 
+    /// Says where the app serves `what` (`"api"`, `"probes"`), for the one
+    /// line the app logs once it is ready: a person starting it reads there
+    /// where to point a browser or a probe.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let runtime = orderly_core::Runtime::builder().build().unwrap();
+    /// runtime.lifecycle().announce_endpoint("api", "http://127.0.0.1:8080");
+    /// assert_eq!(runtime.health().endpoints(), [("api".to_string(), "http://127.0.0.1:8080".to_string())]);
+    /// # });
+    /// ```
+    pub fn announce_endpoint(&self, what: &str, url: impl Into<String>) {
+        self.health.announce_endpoint(what, url.into());
+    }
+
     /// The dependency graph as Mermaid or DOT; `None` once the runtime is gone.
     pub fn render_graph(&self, format: GraphFormat) -> Option<String> {
         self.components.upgrade().map(|components| components.render(format))

@@ -43,18 +43,18 @@ pub(crate) fn run(
     let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("orderly").build() {
         Ok(tokio) => tokio,
         Err(e) => {
-            eprintln!("{app}: cannot build the tokio runtime: {e}");
+            report!("{app}: cannot build the tokio runtime: {e}");
             return ExitStatus::Internal;
         }
     };
     let mut trials = Vec::new();
     let mut failures = Vec::new();
     for run in 1..=args.runs {
-        eprintln!("{app}: analyze: trial run {run} of {}", args.runs);
+        report!("{app}: analyze: trial run {run} of {}", args.runs);
         let runtime = match build() {
             Ok(runtime) => runtime,
             Err(e) => {
-                eprintln!("{app}: {e}");
+                report!("{app}: {e}");
                 return ExitStatus::Internal;
             }
         };
@@ -97,7 +97,7 @@ pub(crate) fn run(
         }
     };
     if let Err((path, e)) = written {
-        eprintln!("{app}: cannot write {}: {e}", path.display());
+        report!("{app}: cannot write {}: {e}", path.display());
         return ExitStatus::Internal;
     }
     match report.completed {
@@ -131,7 +131,7 @@ pub(crate) fn compare_files(app: &str, before: &Path, after: &Path) -> ExitStatu
             ExitStatus::Clean
         }
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("{app}: {e}");
+            report!("{app}: {e}");
             ExitStatus::InvalidConfig
         }
     }
