@@ -162,7 +162,7 @@ macro_rules! register_default {
 /// ```
 /// use orderly::config::{Validate, Validation};
 ///
-/// #[derive(Debug, Default, serde::Deserialize)]
+/// #[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
 /// #[serde(default, deny_unknown_fields)]
 /// pub struct GreeterConfig { pub greeting: String }
 /// impl Validate for GreeterConfig {}

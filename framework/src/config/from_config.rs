@@ -19,7 +19,7 @@ use crate::config::Validate;
 /// use orderly::{async_trait, BoxError, Component};
 /// use orderly::config::{FromConfig, Validate, Validation};
 ///
-/// #[derive(Debug, Default, serde::Deserialize)]
+/// #[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
 /// #[serde(default, deny_unknown_fields)]
 /// pub struct GreeterConfig { pub greeting: String }
 ///
@@ -44,6 +44,8 @@ use crate::config::Validate;
 pub trait FromConfig: Component + Sized {
     /// The section's type. Use `#[serde(deny_unknown_fields)]` so typos are errors,
     /// and [`Secret`](crate::config::Secret) for anything sensitive.
+    /// `Serialize` is what `--print-config` prints it with (a `Secret`
+    /// prints as a comment, set but not shown).
     type Config: DeserializeOwned + Serialize + Validate + Debug;
 
     /// The config section and component name (default: the type's snake_case name).
