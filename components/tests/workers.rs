@@ -257,3 +257,42 @@ async fn the_memory_queue_runs_jobs_and_is_bounded() {
     assert!(error.to_string().contains("stopping"), "after phase 1: {error}");
     s.server.stop().await.unwrap();
 }
+
+/// Waits until the `count` handler has run `n` jobs; `false` after `limit`.
+async fn counted(s: &Setup, n: usize, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while s.counted.load(Ordering::SeqCst) < n {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_job_wakes_an_idle_worker_at_once_and_a_lost_listener_comes_back() {
+    // A poll once a minute: a job that runs within the test's limit was woken.
+    let config = WorkersConfig { poll_interval: Duration::from_secs(60), ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    // The worker has polled once, found nothing, and sleeps; its listener is up.
+    eventually(&url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orderly-jobs-listener'", 1).await;
+    s.workers.enqueue("count", serde_json::json!({})).await.unwrap();
+    assert!(counted(&s, 1, Duration::from_secs(20)).await, "the job waited for the poll");
+
+    // The listening connection dies: it is established again, and a job
+    // enqueued after that wakes the worker as before.
+    let killed = query_i64(
+        &url,
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'orderly-jobs-listener') AS t",
+    )
+    .await;
+    assert_eq!(killed, 1);
+    eventually(&url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orderly-jobs-listener'", 1).await;
+    s.workers.enqueue("count", serde_json::json!({})).await.unwrap();
+    assert!(counted(&s, 2, Duration::from_secs(20)).await, "the job waited for the poll after the reconnect");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}

@@ -5,7 +5,11 @@
 //!   same claim/complete SQL in a loop of 4 tasks per process, with no
 //!   framework, no leases renewed, no metrics;
 //! - pool checkout latency under contention: `Database::get` + `SELECT 1`
-//!   from 1, 4 and 16 tasks on a pool of 4 connections.
+//!   from 1, 4 and 16 tasks on a pool of 4 connections;
+//! - wake-up latency: an idle `queue-worker` (polling every 250 ms, the
+//!   default), jobs enqueued one at a time, from the enqueue's commit to
+//!   the job done: with `enqueue` (which notifies) against a plain
+//!   `INSERT` (found by the poll alone).
 //!
 //! `cargo build --release -p orderly-benches --bins && target/release/db-harness [--jobs N]`
 
@@ -167,6 +171,64 @@ async fn checkout_latency(url: &str) {
     println!();
 }
 
+/// Enqueue-to-done latency of jobs enqueued one at a time to an idle worker.
+async fn wake_latency(url: &str) {
+    let client = client(url).await;
+    reset(&client).await;
+    let mut worker = Command::new(std::env::current_exe().expect("own path").with_file_name("queue-worker"))
+        .env("APP__DATABASE__URL", url)
+        .env("APP__WORKERS__CONCURRENCY", "4")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("queue-worker");
+    tokio::time::sleep(Duration::from_secs(2)).await; // started and idle
+                                                      // `enqueue` takes a pool's client (or a transaction), as an app's code has.
+    let config: tokio_postgres::Config = url.parse().expect("url");
+    let pool = deadpool_postgres::Pool::builder(deadpool_postgres::Manager::new(config, tokio_postgres::NoTls))
+        .max_size(1)
+        .build()
+        .expect("pool");
+    let pooled = pool.get().await.expect("a connection");
+    println!("## Wake-up latency: an idle worker (poll 250 ms), 100 jobs enqueued 30 ms apart, enqueue commit to done");
+    for (how, notify) in [("enqueue (NOTIFY)", true), ("plain INSERT (poll only)", false)] {
+        reset(&client).await;
+        for _ in 0..100 {
+            if notify {
+                orderly_components::workers::enqueue(&pooled, "default", "touch", &serde_json::json!({}), 5)
+                    .await
+                    .expect("enqueue");
+            } else {
+                enqueue(&client, 1).await;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        while count(&client, "SELECT count(*) FROM orderly_jobs WHERE status = 'done'").await < 100 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let rows = client
+            .query(
+                "SELECT EXTRACT(EPOCH FROM (finished_at - created_at))::float8 * 1000 FROM orderly_jobs ORDER BY 1",
+                &[],
+            )
+            .await
+            .expect("latencies");
+        let ms: Vec<f64> = rows.iter().map(|r| r.get(0)).collect();
+        let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+        let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+        println!(
+            "{how:>26}: mean {mean:6.1} ms   p50 {:6.1} ms   p99 {:6.1} ms   max {:6.1} ms",
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    let _ = worker.wait();
+    println!();
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -206,6 +268,7 @@ async fn main() {
     }
     println!();
     checkout_latency(&url).await;
+    wake_latency(&url).await;
     drop(setup);
     server.stop().await.expect("stop");
 }

@@ -174,13 +174,22 @@ pub enum ConnectError {
 pub struct Database {
     config: DatabaseConfig,
     pool: Mutex<Option<Pool>>,
+    /// How the pool connects, for a connection of its own (a `LISTEN`).
+    connection: Mutex<Option<tokio_postgres::Config>>,
     dev: tokio::sync::Mutex<Option<DevDatabase>>,
 }
 
 impl Database {
     /// A pool with `config`.
     pub fn new(config: DatabaseConfig) -> Self {
-        Self { config, pool: Mutex::new(None), dev: tokio::sync::Mutex::new(None) }
+        Self { config, pool: Mutex::new(None), connection: Mutex::new(None), dev: tokio::sync::Mutex::new(None) }
+    }
+
+    /// How the pool's connections are made (it holds the password): for a
+    /// connection that must not come from the pool, such as one that
+    /// `LISTEN`s for as long as the app runs.
+    pub fn connection_config(&self) -> Result<tokio_postgres::Config, DbError> {
+        self.connection.lock().clone().ok_or(DbError::NotStarted)
     }
 
     /// The pool (a cheap handle).
@@ -289,6 +298,7 @@ impl Component for Database {
             pg.options(format!("-c statement_timeout={}", self.config.statement_timeout.as_millis()));
         }
         let target = target(&pg);
+        *self.connection.lock() = Some(pg.clone());
         let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(self.config.pool_size)

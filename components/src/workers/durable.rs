@@ -200,7 +200,8 @@ impl DurableQueue {
 
 /// Adds a job with any client or transaction: enqueue in the same
 /// transaction as the write that causes it, and the job exists exactly
-/// when the write does.
+/// when the write does. Idle workers are woken when it commits
+/// (`NOTIFY`), not at their next poll.
 pub async fn enqueue<C: GenericClient>(
     client: &C,
     queue: &str,
@@ -208,10 +209,14 @@ pub async fn enqueue<C: GenericClient>(
     payload: &serde_json::Value,
     max_attempts: i32,
 ) -> Result<JobId, QueueError> {
+    // The notification wakes an idle worker; Postgres sends it at commit,
+    // so only for a job that exists. One round trip for both.
+    let channel = super::wake::channel(queue);
     let row = client
         .query_one(
-            "INSERT INTO orderly_jobs (queue, kind, payload, max_attempts) VALUES ($1, $2, $3, $4) RETURNING id",
-            &[&queue, &kind, payload, &max_attempts],
+            "WITH job AS (INSERT INTO orderly_jobs (queue, kind, payload, max_attempts) VALUES ($1, $2, $3, $4) RETURNING id) \
+             SELECT id, pg_notify($5, '') FROM job",
+            &[&queue, &kind, payload, &max_attempts, &channel],
         )
         .await
         .map_err(query("enqueueing a job"))?;

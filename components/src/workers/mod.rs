@@ -5,6 +5,9 @@
 //! - Handlers are registered by job kind from the `start` of components
 //!   that depend on the workers ([`Workers::handle`]).
 //! - Work begins once the whole app has started.
+//! - An idle worker is woken by a new durable job at once: `enqueue`
+//!   notifies in its transaction and a dedicated connection listens
+//!   (`wake.rs`); `poll_interval` is the fallback.
 //! - Phase 1 stops claiming new jobs. Phase 3 asks running jobs to stop
 //!   ([`JobContext::cancelled`]), waits for them within its budget, and
 //!   gives every job it did not finish back to the queue (lease released),
@@ -18,6 +21,7 @@ mod job;
 mod memory;
 mod metrics;
 mod stage;
+mod wake;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -335,7 +339,13 @@ async fn run_memory(shared: Arc<Shared>, job: Job) {
 }
 
 /// Claims durable jobs while there is room, until phase 1.
-async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semaphore>, poll: Duration) {
+async fn claim_loop(
+    shared: Arc<Shared>,
+    queue: DurableQueue,
+    slots: Arc<Semaphore>,
+    poll: Duration,
+    wake: Arc<tokio::sync::Notify>,
+) {
     let mut stage = shared.stage.subscribe();
     loop {
         if has_reached(&stage, Stage::NotClaiming) {
@@ -380,9 +390,11 @@ async fn claim_loop(shared: Arc<Shared>, queue: DurableQueue, slots: Arc<Semapho
         };
         if jobs.is_empty() {
             drop(permit);
+            // A new job wakes it (`wake.rs`); the poll covers lost notifications.
             tokio::select! {
                 biased;
                 () = reached(&mut stage, Stage::NotClaiming) => return,
+                () = wake.notified() => {}
                 () = tokio::time::sleep(poll) => {}
             }
             continue;
@@ -457,7 +469,9 @@ impl Component for Workers {
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let registry = ctx.dependency::<Metrics>()?.registry()?;
-        let pool = ctx.dependency::<Database>()?.pool()?;
+        let database = ctx.dependency::<Database>()?;
+        let pool = database.pool()?;
+        let listening = database.connection_config()?;
         let durable = DurableQueue {
             pool,
             queue: self.config.queue.as_str().into(),
@@ -489,9 +503,13 @@ impl Component for Workers {
                 return Ok(());
             }
             let slots = Arc::new(Semaphore::new(concurrency));
+            let wake = Arc::new(tokio::sync::Notify::new());
+            let stage = shared.stage.subscribe();
+            let listener = wake::listen(listening, durable.queue.clone(), wake.clone(), stage, shared.logger.clone());
+            tokio::spawn(listener);
             tokio::spawn(memory_loop(shared.clone(), receiver, slots.clone()));
             tokio::spawn(depth_loop(shared.clone(), durable.clone(), memory));
-            claim_loop(shared, durable, slots, poll).await;
+            claim_loop(shared, durable, slots, poll, wake).await;
             Ok(())
         });
         slog::info!(ctx.logger(), "workers ready"; "queue" => &self.config.queue, "concurrency" => self.config.concurrency);
