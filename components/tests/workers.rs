@@ -13,7 +13,7 @@ use orderly::{
 };
 use orderly_components::metrics::Metrics;
 use orderly_components::postgres::{Database, DatabaseConfig, DevDatabase};
-use orderly_components::workers::{Job, JobContext, JobHandler, Workers, WorkersConfig};
+use orderly_components::workers::{Job, JobContext, JobHandler, JobOptions, Workers, WorkersConfig};
 
 /// Writes the job's id into `processed`, in the job's transaction.
 struct Record;
@@ -68,8 +68,30 @@ impl JobHandler for Counter {
     }
 }
 
+/// Waits until the test opens it (with `concurrency = 1`, holds the worker).
+struct Gate(Arc<tokio::sync::Semaphore>);
+
+#[orderly::async_trait]
+impl JobHandler for Gate {
+    async fn run(&self, _: &Job, _: &JobContext<'_>) -> Result<(), BoxError> {
+        let _ = self.0.acquire().await?;
+        Ok(())
+    }
+}
+
+/// Records the order jobs ran in.
+struct Order(Arc<std::sync::Mutex<Vec<i64>>>);
+
+#[orderly::async_trait]
+impl JobHandler for Order {
+    async fn run(&self, job: &Job, _: &JobContext<'_>) -> Result<(), BoxError> {
+        self.0.lock().unwrap().push(job.id);
+        Ok(())
+    }
+}
+
 /// Registers the handlers, like an app's component would.
-struct Handlers(Arc<AtomicUsize>);
+struct Handlers(Arc<AtomicUsize>, Arc<tokio::sync::Semaphore>, Arc<std::sync::Mutex<Vec<i64>>>);
 
 #[orderly::component]
 impl Component for Handlers {
@@ -84,6 +106,8 @@ impl Component for Handlers {
         workers.handle("cooperative", Cooperative);
         workers.handle("stubborn", Stubborn);
         workers.handle("count", Counter(self.0.clone()));
+        workers.handle("gate", Gate(self.1.clone()));
+        workers.handle("order", Order(self.2.clone()));
         Ok(())
     }
 }
@@ -93,6 +117,10 @@ struct Setup {
     runtime: Runtime,
     workers: Arc<Workers>,
     counted: Arc<AtomicUsize>,
+    /// Closed: a `gate` job holds its worker until permits are added.
+    gate: Arc<tokio::sync::Semaphore>,
+    /// The `order` jobs' ids, in the order they ran.
+    order: Arc<std::sync::Mutex<Vec<i64>>>,
 }
 
 async fn setup(workers: WorkersConfig, stop_workers: Duration) -> Setup {
@@ -104,6 +132,7 @@ async fn setup(workers: WorkersConfig, stop_workers: Duration) -> Setup {
         DatabaseConfig { url: Secret::new(server.url()), migrations: String::new(), ..DatabaseConfig::default() };
     let workers = Arc::new(Workers::new(workers));
     let counted = Arc::new(AtomicUsize::new(0));
+    let (gate, order) = (Arc::new(tokio::sync::Semaphore::new(0)), Arc::new(std::sync::Mutex::new(Vec::new())));
     let settings = ShutdownSettings {
         phases: PhaseBudgets { stop_workers, ..PhaseBudgets::default() },
         ..ShutdownSettings::default()
@@ -112,12 +141,12 @@ async fn setup(workers: WorkersConfig, stop_workers: Duration) -> Setup {
         .component(Metrics::default())
         .component(Database::new(database))
         .component_arc(workers.clone())
-        .component(Handlers(counted.clone()))
+        .component(Handlers(counted.clone(), gate.clone(), order.clone()))
         .shutdown_settings(settings)
         .build()
         .unwrap();
     runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
-    Setup { server, runtime, workers, counted }
+    Setup { server, runtime, workers, counted, gate, order }
 }
 
 async fn query_i64(url: &str, sql: &str) -> i64 {
@@ -293,6 +322,60 @@ async fn a_new_job_wakes_an_idle_worker_at_once_and_a_lost_listener_comes_back()
     eventually(&url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'orderly-jobs-listener'", 1).await;
     s.workers.enqueue("count", serde_json::json!({})).await.unwrap();
     assert!(counted(&s, 2, Duration::from_secs(20)).await, "the job waited for the poll after the reconnect");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_decides_the_order_and_a_delay_is_respected() {
+    let config = WorkersConfig { concurrency: 1, ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    // The one worker is held by a gate while the others queue up.
+    s.workers.enqueue("gate", serde_json::json!({})).await.unwrap();
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'gate' AND status = 'running'", 1).await;
+    let low = s.workers.enqueue_with("order", serde_json::json!({}), &JobOptions::new().priority(-5)).await.unwrap();
+    let plain = s.workers.enqueue("order", serde_json::json!({})).await.unwrap();
+    let high = s.workers.enqueue_with("order", serde_json::json!({}), &JobOptions::new().priority(10)).await.unwrap();
+    let later = JobOptions::new().run_in(Duration::from_millis(400)).priority(100);
+    let delayed = s.workers.enqueue_with("order", serde_json::json!({}), &later).await.unwrap();
+    s.gate.add_permits(1);
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'order' AND status = 'done'", 4).await;
+    // The delayed one, although the most urgent, waited for its time; the others by priority.
+    assert_eq!(*s.order.lock().unwrap(), [high.id, plain, low.id, delayed.id]);
+    let waited = query_i64(
+        &url,
+        &format!(
+            "SELECT (finished_at >= created_at + interval '400 milliseconds')::int::bigint FROM orderly_jobs WHERE id = {}",
+            delayed.id
+        ),
+    )
+    .await;
+    assert_eq!(waited, 1, "ran before its time");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unique_job_is_enqueued_once_while_it_waits_and_again_once_done() {
+    let config = WorkersConfig { concurrency: 1, ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    s.workers.enqueue("gate", serde_json::json!({})).await.unwrap();
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'gate' AND status = 'running'", 1).await;
+    let once = JobOptions::new().unique("recount:customer:7");
+    let first = s.workers.enqueue_with("count", serde_json::json!({}), &once).await.unwrap();
+    let again = s.workers.enqueue_with("count", serde_json::json!({}), &once).await.unwrap();
+    assert!(first.created && !again.created, "{first:?} {again:?}");
+    assert_eq!(again.id, first.id, "the waiting job is returned");
+    s.gate.add_permits(1);
+    assert!(counted(&s, 1, Duration::from_secs(20)).await);
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'count' AND status = 'done'", 1).await;
+    // Done: the key is free again.
+    let later = s.workers.enqueue_with("count", serde_json::json!({}), &once).await.unwrap();
+    assert!(later.created && later.id != first.id, "{later:?}");
+    assert!(counted(&s, 2, Duration::from_secs(20)).await);
+    assert_eq!(s.counted.load(Ordering::SeqCst), 2, "never more than one at a time for the key");
     assert!(s.runtime.shutdown(reason()).await.is_clean());
     s.server.stop().await.unwrap();
 }

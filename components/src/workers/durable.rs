@@ -11,6 +11,7 @@ use orderly::settings::RetryPolicy;
 use tokio_postgres::Row;
 
 use super::job::{Job, JobId};
+use super::options::{Enqueued, JobOptions};
 
 /// The table and its index; created under an advisory lock at start.
 const SCHEMA: &str = "
@@ -30,6 +31,11 @@ CREATE TABLE IF NOT EXISTS orderly_jobs (
     finished_at  TIMESTAMPTZ
 );
 CREATE INDEX IF NOT EXISTS orderly_jobs_claimable ON orderly_jobs (queue, run_after) WHERE status IN ('ready', 'running');
+ALTER TABLE orderly_jobs ADD COLUMN IF NOT EXISTS priority INT NOT NULL DEFAULT 0;
+ALTER TABLE orderly_jobs ADD COLUMN IF NOT EXISTS unique_key TEXT;
+CREATE INDEX IF NOT EXISTS orderly_jobs_by_priority ON orderly_jobs (queue, priority DESC, run_after, id) WHERE status IN ('ready', 'running');
+CREATE UNIQUE INDEX IF NOT EXISTS orderly_jobs_unique ON orderly_jobs (queue, unique_key)
+    WHERE unique_key IS NOT NULL AND status IN ('ready', 'running');
 ";
 
 /// Same key space as the migrations' lock, different key.
@@ -105,7 +111,7 @@ impl DurableQueue {
                      SELECT id FROM orderly_jobs
                      WHERE queue = $1
                        AND ((status = 'ready' AND run_after <= now()) OR (status = 'running' AND lease_until < now()))
-                     ORDER BY run_after, id
+                     ORDER BY priority DESC, run_after, id
                      FOR UPDATE SKIP LOCKED
                      LIMIT $2)
                  RETURNING id, kind, payload, attempts",
@@ -209,16 +215,49 @@ pub async fn enqueue<C: GenericClient>(
     payload: &serde_json::Value,
     max_attempts: i32,
 ) -> Result<JobId, QueueError> {
+    Ok(enqueue_with(client, queue, kind, payload, max_attempts, &JobOptions::new()).await?.id)
+}
+
+/// [`enqueue`] with [`JobOptions`]: a delay, a priority, a unique key.
+pub async fn enqueue_with<C: GenericClient>(
+    client: &C,
+    queue: &str,
+    kind: &str,
+    payload: &serde_json::Value,
+    max_attempts: i32,
+    options: &JobOptions,
+) -> Result<Enqueued, QueueError> {
     // The notification wakes an idle worker; Postgres sends it at commit,
     // so only for a job that exists. One round trip for both.
     let channel = super::wake::channel(queue);
-    let row = client
-        .query_one(
-            "WITH job AS (INSERT INTO orderly_jobs (queue, kind, payload, max_attempts) VALUES ($1, $2, $3, $4) RETURNING id) \
-             SELECT id, pg_notify($5, '') FROM job",
-            &[&queue, &kind, payload, &max_attempts, &channel],
+    let delay_ms = i64::try_from(options.delay.as_millis()).unwrap_or(i64::MAX);
+    let inserted = client
+        .query_opt(
+            "WITH job AS (
+                 INSERT INTO orderly_jobs (queue, kind, payload, max_attempts, run_after, priority, unique_key)
+                 VALUES ($1, $2, $3, $4, now() + $5::BIGINT * interval '1 millisecond', $6, $7)
+                 ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND status IN ('ready', 'running')
+                 DO NOTHING
+                 RETURNING id)
+             SELECT id, pg_notify($8, '') FROM job",
+            &[&queue, &kind, payload, &max_attempts, &delay_ms, &options.priority, &options.unique_key, &channel],
         )
         .await
         .map_err(query("enqueueing a job"))?;
-    Ok(row.get(0))
+    if let Some(row) = inserted {
+        return Ok(Enqueued { id: row.get(0), created: true });
+    }
+    // A job with the same unique key is waiting or running: that one.
+    let existing = client
+        .query_opt(
+            "SELECT id FROM orderly_jobs WHERE queue = $1 AND unique_key = $2 AND status IN ('ready', 'running')",
+            &[&queue, &options.unique_key],
+        )
+        .await
+        .map_err(query("finding the job with the same unique key"))?;
+    match existing {
+        Some(row) => Ok(Enqueued { id: row.get(0), created: false }),
+        // It finished between the two statements: the key is free again.
+        None => Box::pin(enqueue_with(client, queue, kind, payload, max_attempts, options)).await,
+    }
 }

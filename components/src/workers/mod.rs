@@ -20,6 +20,7 @@ mod durable;
 mod job;
 mod memory;
 mod metrics;
+mod options;
 mod stage;
 mod wake;
 
@@ -37,9 +38,10 @@ use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-pub use durable::{enqueue, QueueError};
+pub use durable::{enqueue, enqueue_with, QueueError};
 pub use job::{Job, JobContext, JobHandler, JobId};
 pub use memory::MemoryQueue;
+pub use options::{Enqueued, JobOptions};
 
 use self::durable::DurableQueue;
 use self::metrics::WorkerMetrics;
@@ -176,6 +178,19 @@ impl Workers {
         let durable = self.durable.get().ok_or(QueueError::Unavailable("the workers have not started".into()))?;
         let client = durable.client().await?;
         enqueue(&client, &durable.queue, kind, &payload, self.config.max_attempts).await
+    }
+
+    /// Adds a durable job to this process's queue, with a delay, a
+    /// priority or a unique key.
+    pub async fn enqueue_with(
+        &self,
+        kind: &str,
+        payload: serde_json::Value,
+        options: &JobOptions,
+    ) -> Result<Enqueued, QueueError> {
+        let durable = self.durable.get().ok_or(QueueError::Unavailable("the workers have not started".into()))?;
+        let client = durable.client().await?;
+        enqueue_with(&client, &durable.queue, kind, &payload, self.config.max_attempts, options).await
     }
 
     /// Adds a durable job to this process's queue inside `client`'s
