@@ -13,7 +13,7 @@ use orderly::{
 };
 use orderly_components::metrics::Metrics;
 use orderly_components::postgres::{Database, DatabaseConfig, DevDatabase};
-use orderly_components::workers::{Job, JobContext, JobHandler, JobOptions, Workers, WorkersConfig};
+use orderly_components::workers::{Job, JobContext, JobHandler, JobOptions, RetryLater, Workers, WorkersConfig};
 
 /// Writes the job's id into `processed`, in the job's transaction.
 struct Record;
@@ -90,6 +90,32 @@ impl JobHandler for Order {
     }
 }
 
+/// On its first run asks to run again in 200 ms; then succeeds. Counts its runs.
+struct LaterOnce(Arc<AtomicUsize>);
+
+#[orderly::async_trait]
+impl JobHandler for LaterOnce {
+    async fn run(&self, _: &Job, _: &JobContext<'_>) -> Result<(), BoxError> {
+        match self.0.fetch_add(1, Ordering::SeqCst) {
+            0 => Err(RetryLater(Duration::from_millis(200)).into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Fails its first run; then succeeds. Counts its runs.
+struct FailsOnce(Arc<AtomicUsize>);
+
+#[orderly::async_trait]
+impl JobHandler for FailsOnce {
+    async fn run(&self, _: &Job, _: &JobContext<'_>) -> Result<(), BoxError> {
+        match self.0.fetch_add(1, Ordering::SeqCst) {
+            0 => Err("the upstream was down".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Registers the handlers, like an app's component would.
 struct Handlers(Arc<AtomicUsize>, Arc<tokio::sync::Semaphore>, Arc<std::sync::Mutex<Vec<i64>>>);
 
@@ -107,6 +133,8 @@ impl Component for Handlers {
         workers.handle("stubborn", Stubborn);
         workers.handle("count", Counter(self.0.clone()));
         workers.handle("gate", Gate(self.1.clone()));
+        workers.handle("later", LaterOnce(self.0.clone()));
+        workers.handle("flaky", FailsOnce(self.0.clone()));
         workers.handle("order", Order(self.2.clone()));
         Ok(())
     }
@@ -376,6 +404,59 @@ async fn a_unique_job_is_enqueued_once_while_it_waits_and_again_once_done() {
     assert!(later.created && later.id != first.id, "{later:?}");
     assert!(counted(&s, 2, Duration::from_secs(20)).await);
     assert_eq!(s.counted.load(Ordering::SeqCst), 2, "never more than one at a time for the key");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_can_put_its_job_off_without_spending_an_attempt() {
+    let s = setup(WorkersConfig::default(), Duration::from_secs(5)).await;
+    let url = s.server.url();
+    let id = s.workers.enqueue("later", serde_json::json!({})).await.unwrap();
+    eventually(&url, &format!("SELECT count(*) FROM orderly_jobs WHERE id = {id} AND status = 'done'"), 1).await;
+    assert_eq!(s.counted.load(Ordering::SeqCst), 2, "ran twice");
+    let row = query_i64(
+        &url,
+        &format!(
+            "SELECT (attempts * 10 + (finished_at >= created_at + interval '200 milliseconds')::int)::bigint \
+             FROM orderly_jobs WHERE id = {id}"
+        ),
+    )
+    .await;
+    assert_eq!(row, 11, "one attempt counted, and the second run waited its 200 ms");
+    let text = orderly_components::metrics::render(s.runtime.metrics_registry()).unwrap();
+    assert!(text.contains(r#"jobs_total{queue="default",status="later"} 1"#), "{text}");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_job_can_be_cancelled_and_a_dead_one_listed_and_run_again() {
+    let config = WorkersConfig { concurrency: 1, max_attempts: 1, ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    s.workers.enqueue("gate", serde_json::json!({})).await.unwrap();
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'gate' AND status = 'running'", 1).await;
+    let waiting = s.workers.enqueue("count", serde_json::json!({"n": 1})).await.unwrap();
+    assert!(s.workers.cancel(waiting).await.unwrap(), "a waiting job is cancelled");
+    assert!(!s.workers.cancel(waiting).await.unwrap(), "only once");
+
+    // One attempt allowed: the flaky job dies at once, and is listed.
+    let flaky = s.workers.enqueue("flaky", serde_json::json!({"n": 2})).await.unwrap();
+    s.gate.add_permits(1);
+    eventually(&url, &format!("SELECT count(*) FROM orderly_jobs WHERE id = {flaky} AND status = 'dead'"), 1).await;
+    let dead = s.workers.dead_jobs(10).await.unwrap();
+    let ids: Vec<i64> = dead.iter().map(|d| d.id).collect();
+    assert_eq!(ids, [flaky, waiting], "newest first: {dead:?}");
+    assert_eq!(dead[0].last_error.as_deref(), Some("the upstream was down"));
+    assert_eq!(dead[1].last_error.as_deref(), Some("cancelled"));
+    assert_eq!(s.counted.load(Ordering::SeqCst), 1, "the cancelled job never ran; the flaky one once");
+
+    // Run it again: attempts from zero, and this time it succeeds.
+    assert!(s.workers.retry_dead(flaky).await.unwrap());
+    eventually(&url, &format!("SELECT count(*) FROM orderly_jobs WHERE id = {flaky} AND status = 'done'"), 1).await;
+    assert!(!s.workers.retry_dead(flaky).await.unwrap(), "it is not dead any more");
+    assert_eq!(s.workers.dead_jobs(10).await.unwrap().len(), 1);
     assert!(s.runtime.shutdown(reason()).await.is_clean());
     s.server.stop().await.unwrap();
 }

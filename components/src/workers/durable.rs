@@ -175,6 +175,76 @@ impl DurableQueue {
         Ok(row.is_some_and(|r| r.get::<_, &str>(0) == "dead"))
     }
 
+    /// Puts a running job off by `delay` without counting the attempt (`RetryLater`).
+    pub(crate) async fn later(&self, id: JobId, delay: Duration) -> Result<(), QueueError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE orderly_jobs SET status = 'ready', attempts = greatest(attempts - 1, 0),
+                        run_after = now() + $3::BIGINT * interval '1 millisecond', lease_until = NULL, lease_owner = NULL
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+                &[&id, &self.owner, &i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)],
+            )
+            .await
+            .map_err(query("putting a job off"))?;
+        Ok(())
+    }
+
+    /// Cancels a job that has not started; whether it was waiting.
+    pub(crate) async fn cancel(&self, id: JobId) -> Result<bool, QueueError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE orderly_jobs SET status = 'dead', last_error = 'cancelled', finished_at = now()
+                 WHERE id = $1 AND queue = $2 AND status = 'ready'",
+                &[&id, &&*self.queue],
+            )
+            .await
+            .map_err(query("cancelling a job"))?;
+        Ok(n == 1)
+    }
+
+    /// The newest dead jobs, at most `limit`.
+    pub(crate) async fn dead(&self, limit: i64) -> Result<Vec<super::job::DeadJob>, QueueError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, kind, payload, attempts, last_error FROM orderly_jobs
+                 WHERE queue = $1 AND status = 'dead' ORDER BY finished_at DESC, id DESC LIMIT $2",
+                &[&&*self.queue, &limit],
+            )
+            .await
+            .map_err(query("listing dead jobs"))?;
+        Ok(rows
+            .iter()
+            .map(|r| super::job::DeadJob {
+                id: r.get(0),
+                kind: r.get(1),
+                payload: r.get(2),
+                attempts: r.get(3),
+                last_error: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Makes a dead job ready again, attempts from zero, and wakes a worker.
+    pub(crate) async fn revive(&self, id: JobId) -> Result<bool, QueueError> {
+        let client = self.client().await?;
+        let channel = super::wake::channel(&self.queue);
+        let row = client
+            .query_opt(
+                "WITH job AS (
+                     UPDATE orderly_jobs SET status = 'ready', attempts = 0, run_after = now(),
+                            last_error = NULL, finished_at = NULL
+                     WHERE id = $1 AND queue = $2 AND status = 'dead' RETURNING id)
+                 SELECT id, pg_notify($3, '') FROM job",
+                &[&id, &&*self.queue, &channel],
+            )
+            .await
+            .map_err(query("retrying a dead job"))?;
+        Ok(row.is_some())
+    }
+
     /// Gives a job back without counting the attempt (shutdown).
     pub(crate) async fn release(&self, id: JobId) -> Result<(), QueueError> {
         let client = self.client().await?;

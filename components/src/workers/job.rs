@@ -65,3 +65,34 @@ pub trait JobHandler: Send + Sync + 'static {
     /// limit, then dead-letters it.
     async fn run(&self, job: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError>;
 }
+
+/// A handler's answer that the job cannot be done *yet* (a rate-limited API
+/// said to wait, a resource is not there yet): return it as the error, and
+/// the job runs again after the delay, without spending an attempt. What
+/// the attempt wrote in the job's transaction is rolled back.
+///
+/// ```
+/// use std::time::Duration;
+/// use orderly_components::workers::RetryLater;
+/// let error: orderly::BoxError = RetryLater(Duration::from_secs(30)).into();
+/// assert!(error.downcast_ref::<RetryLater>().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not yet: run again in {} ms", .0.as_millis())]
+pub struct RetryLater(pub std::time::Duration);
+
+/// A job that used up its attempts (or was cancelled), as
+/// [`Workers::dead_jobs`](super::Workers::dead_jobs) lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadJob {
+    /// Its id, for [`Workers::retry_dead`](super::Workers::retry_dead).
+    pub id: JobId,
+    /// Its kind.
+    pub kind: String,
+    /// Its payload.
+    pub payload: serde_json::Value,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last attempt's error (`cancelled` for a cancelled job).
+    pub last_error: Option<String>,
+}

@@ -39,7 +39,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 pub use durable::{enqueue, enqueue_with, QueueError};
-pub use job::{Job, JobContext, JobHandler, JobId};
+pub use job::{DeadJob, Job, JobContext, JobHandler, JobId, RetryLater};
 pub use memory::MemoryQueue;
 pub use options::{Enqueued, JobOptions};
 
@@ -205,6 +205,27 @@ impl Workers {
         enqueue(client, &self.config.queue, kind, &payload, self.config.max_attempts).await
     }
 
+    /// Cancels a durable job that has not started: it is dead-lettered with
+    /// `cancelled` as its error. `false` if it is running, finished or unknown.
+    pub async fn cancel(&self, id: JobId) -> Result<bool, QueueError> {
+        self.started_queue()?.cancel(id).await
+    }
+
+    /// The most recent dead jobs of this process's queue, newest first.
+    pub async fn dead_jobs(&self, limit: i64) -> Result<Vec<DeadJob>, QueueError> {
+        self.started_queue()?.dead(limit).await
+    }
+
+    /// Runs a dead job again, with its attempts counted from zero.
+    /// `false` if it is not dead.
+    pub async fn retry_dead(&self, id: JobId) -> Result<bool, QueueError> {
+        self.started_queue()?.revive(id).await
+    }
+
+    fn started_queue(&self) -> Result<&DurableQueue, QueueError> {
+        self.durable.get().ok_or(QueueError::Unavailable("the workers have not started".into()))
+    }
+
     /// The in-memory queue (bounded).
     pub fn memory_queue(&self) -> Result<MemoryQueue, QueueError> {
         self.memory.get().cloned().ok_or(QueueError::Unavailable("the workers have not started".into()))
@@ -230,6 +251,8 @@ enum Outcome {
     CutOff,
     /// The handler, or the queue around it, failed.
     Failed(String),
+    /// The handler asked to run it again later ([`RetryLater`]): no attempt spent.
+    Later(Duration),
 }
 
 /// Runs one durable job to an outcome, then records it in the queue.
@@ -281,6 +304,9 @@ async fn execute(shared: &Shared, queue: &DurableQueue, job: &Job) -> Outcome {
     };
     drop(ctx);
     if let Err(e) = result {
+        if let Some(RetryLater(delay)) = e.downcast_ref::<RetryLater>() {
+            return Outcome::Later(*delay);
+        }
         return Outcome::Failed(orderly::events::error_chain(e.as_ref()));
     }
     match queue.complete_in(&tx, job.id).await {
@@ -317,6 +343,12 @@ async fn record(shared: &Shared, queue: &DurableQueue, job: &Job, outcome: Outco
             Ok(()) => label("released"),
             Err(e) => {
                 slog::warn!(shared.logger, "could not release a job; its lease will expire"; "job" => job.id, "error" => %e)
+            }
+        },
+        Outcome::Later(delay) => match queue.later(job.id, delay).await {
+            Ok(()) => label("later"),
+            Err(e) => {
+                slog::warn!(shared.logger, "could not put a job off; its lease will expire"; "job" => job.id, "error" => %e)
             }
         },
         Outcome::Failed(error) => match queue.fail(job, &error).await {
