@@ -103,8 +103,9 @@ impl DurableQueue {
     /// Claims up to `limit` jobs on `client`: ready ones whose time has
     /// come, and running ones whose lease expired (their worker died).
     pub(crate) async fn claim(&self, client: &deadpool_postgres::Object, limit: i64) -> Result<Vec<Job>, QueueError> {
-        let rows = client
-            .query(
+        // Prepared once per connection: one round trip per statement, not two.
+        let statement = client
+            .prepare_cached(
                 "UPDATE orderly_jobs SET status = 'running', attempts = attempts + 1,
                         lease_until = now() + $3::BIGINT * interval '1 millisecond', lease_owner = $4
                  WHERE id IN (
@@ -115,8 +116,11 @@ impl DurableQueue {
                      FOR UPDATE SKIP LOCKED
                      LIMIT $2)
                  RETURNING id, kind, payload, attempts",
-                &[&&*self.queue, &limit, &(self.lease.as_millis() as i64), &self.owner],
             )
+            .await
+            .map_err(query("preparing the claim"))?;
+        let rows = client
+            .query(&statement, &[&&*self.queue, &limit, &(self.lease.as_millis() as i64), &self.owner])
             .await
             .map_err(query("claiming jobs"))?;
         Ok(rows.iter().map(|row| self.job(row)).collect())
@@ -143,14 +147,14 @@ impl DurableQueue {
     /// Marks the job done inside the handler's transaction; `false` if the
     /// lease was lost (another worker has it now: the caller rolls back).
     pub(crate) async fn complete_in(&self, tx: &Transaction<'_>, id: JobId) -> Result<bool, QueueError> {
-        let n = tx
-            .execute(
+        let statement = tx
+            .prepare_cached(
                 "UPDATE orderly_jobs SET status = 'done', finished_at = now(), lease_until = NULL, last_error = NULL
                  WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
-                &[&id, &self.owner],
             )
             .await
-            .map_err(query("completing a job"))?;
+            .map_err(query("preparing the completion"))?;
+        let n = tx.execute(&statement, &[&id, &self.owner]).await.map_err(query("completing a job"))?;
         Ok(n == 1)
     }
 
