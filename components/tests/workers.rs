@@ -460,3 +460,51 @@ async fn a_waiting_job_can_be_cancelled_and_a_dead_one_listed_and_run_again() {
     assert!(s.runtime.shutdown(reason()).await.is_clean());
     s.server.stop().await.unwrap();
 }
+
+/// Registers a `tick` job every 100 ms, and its handler.
+struct Ticker;
+
+#[orderly::component]
+impl Component for Ticker {
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Workers>()]
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let workers = ctx.dependency::<Workers>()?;
+        workers.handle("tick", Counter(Arc::new(AtomicUsize::new(0))));
+        workers.every("tick", Duration::from_millis(100), serde_json::json!({ "what": "tick" }));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_periodic_job_is_enqueued_once_per_period_across_replicas() {
+    let server = DevDatabase::start().await.expect("a throwaway postgres");
+    let url = server.url();
+    let replica = || {
+        let database =
+            DatabaseConfig { url: Secret::new(url.clone()), migrations: String::new(), ..DatabaseConfig::default() };
+        Runtime::builder()
+            .component(Metrics::default())
+            .component(Database::new(database))
+            .component(Workers::new(WorkersConfig::default()))
+            .component(Ticker)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (replica(), replica());
+    a.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    b.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(a.shutdown(reason()).await.is_clean());
+    assert!(b.shutdown(reason()).await.is_clean());
+    let jobs = query_i64(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'tick'").await;
+    let slots = query_i64(&url, "SELECT count(DISTINCT payload->>'slot') FROM orderly_jobs WHERE kind = 'tick'").await;
+    assert_eq!(jobs, slots, "a slot was enqueued twice");
+    assert!(jobs >= 5, "about one per 100 ms over 1.2 s, from two replicas: {jobs}");
+    let kept =
+        query_i64(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'tick' AND payload->>'what' = 'tick'").await;
+    assert_eq!(kept, jobs, "the payload is the registered one, with its slot");
+    server.stop().await.unwrap();
+}

@@ -94,6 +94,10 @@ impl DurableQueue {
         let client = self.client().await?;
         client.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK]).await.map_err(query("locking the schema"))?;
         let created = client.batch_execute(SCHEMA).await.map_err(query("creating orderly_jobs"));
+        let created = match created {
+            Ok(()) => client.batch_execute(super::periodic::SCHEMA).await.map_err(query("creating orderly_periodic")),
+            failed => failed,
+        };
         let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK]).await;
         created?;
         unlocked.map_err(query("unlocking the schema"))?;

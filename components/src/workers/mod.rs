@@ -21,6 +21,7 @@ mod job;
 mod memory;
 mod metrics;
 mod options;
+mod periodic;
 mod stage;
 mod wake;
 
@@ -145,6 +146,8 @@ pub struct Workers {
     shared: OnceLock<Arc<Shared>>,
     durable: OnceLock<DurableQueue>,
     memory: OnceLock<MemoryQueue>,
+    /// Jobs to enqueue every period, registered by dependents' starts.
+    periodic: Arc<Mutex<Vec<Arc<periodic::Periodic>>>>,
 }
 
 impl Workers {
@@ -156,7 +159,18 @@ impl Workers {
             shared: OnceLock::new(),
             durable: OnceLock::new(),
             memory: OnceLock::new(),
+            periodic: Arc::default(),
         }
+    }
+
+    /// Enqueues a durable job of `kind` with `payload` (an object; its
+    /// `slot` key is set to the period's number) every `period`, once per
+    /// period across every replica sharing the queue. Call it from the
+    /// `start` of a component that depends on the workers, beside
+    /// [`handle`](Self::handle); it begins once the app has started.
+    pub fn every(&self, kind: &str, period: Duration, payload: serde_json::Value) {
+        let job = periodic::Periodic { kind: kind.to_owned(), period: period.max(Duration::from_millis(1)), payload };
+        self.periodic.lock().push(Arc::new(job));
     }
 
     /// Runs jobs of `kind` with `handler`. Call it from the `start` of a
@@ -544,6 +558,9 @@ impl Component for Workers {
 
         // Handlers are registered by dependents' starts: work begins once the app is up.
         let lifecycle: Lifecycle = ctx.lifecycle();
+        // Read once the app has started: dependents register them in their starts.
+        let periodic = self.periodic.clone();
+        let max_attempts = self.config.max_attempts;
         let (concurrency, poll) = (self.config.concurrency, self.config.poll_interval);
         ctx.spawn(async move {
             if !lifecycle.health().started().await {
@@ -554,6 +571,10 @@ impl Component for Workers {
             let stage = shared.stage.subscribe();
             let listener = wake::listen(listening, durable.queue.clone(), wake.clone(), stage, shared.logger.clone());
             tokio::spawn(listener);
+            for job in periodic.lock().iter().cloned() {
+                let (stage, logger) = (shared.stage.subscribe(), shared.logger.clone());
+                tokio::spawn(periodic::run(durable.clone(), job, max_attempts, stage, logger));
+            }
             tokio::spawn(memory_loop(shared.clone(), receiver, slots.clone()));
             tokio::spawn(depth_loop(shared.clone(), durable.clone(), memory));
             claim_loop(shared, durable, slots, poll, wake).await;
