@@ -116,6 +116,25 @@ impl JobHandler for FailsOnce {
     }
 }
 
+/// How many `single` jobs run now, and the most that ever ran at once
+/// (one test process each, under nextest).
+static SINGLE_NOW: AtomicUsize = AtomicUsize::new(0);
+static SINGLE_MOST: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes 30 ms, and records how many of its kind run at once.
+struct Single;
+
+#[orderly::async_trait]
+impl JobHandler for Single {
+    async fn run(&self, _: &Job, _: &JobContext<'_>) -> Result<(), BoxError> {
+        let now = SINGLE_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+        SINGLE_MOST.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        SINGLE_NOW.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// Registers the handlers, like an app's component would.
 struct Handlers(Arc<AtomicUsize>, Arc<tokio::sync::Semaphore>, Arc<std::sync::Mutex<Vec<i64>>>);
 
@@ -133,6 +152,7 @@ impl Component for Handlers {
         workers.handle("stubborn", Stubborn);
         workers.handle("count", Counter(self.0.clone()));
         workers.handle("gate", Gate(self.1.clone()));
+        workers.handle_at_most("single", Single, 1);
         workers.handle("later", LaterOnce(self.0.clone()));
         workers.handle("flaky", FailsOnce(self.0.clone()));
         workers.handle("order", Order(self.2.clone()));
@@ -507,4 +527,23 @@ async fn a_periodic_job_is_enqueued_once_per_period_across_replicas() {
         query_i64(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'tick' AND payload->>'what' = 'tick'").await;
     assert_eq!(kept, jobs, "the payload is the registered one, with its slot");
     server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_with_a_limit_never_runs_more_at_once_and_the_others_go_on() {
+    let s = setup(WorkersConfig { concurrency: 4, ..WorkersConfig::default() }, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    for _ in 0..8 {
+        s.workers.enqueue("single", serde_json::json!({})).await.unwrap();
+    }
+    for _ in 0..8 {
+        s.workers.enqueue("count", serde_json::json!({})).await.unwrap();
+    }
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE status = 'done'", 16).await;
+    assert_eq!(SINGLE_MOST.load(Ordering::SeqCst), 1, "at most one `single` at a time");
+    assert_eq!(s.counted.load(Ordering::SeqCst), 8);
+    let attempts = query_i64(&url, "SELECT max(attempts)::bigint FROM orderly_jobs WHERE kind = 'single'").await;
+    assert_eq!(attempts, 1, "a job given back for its kind's limit spends no attempt");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
 }

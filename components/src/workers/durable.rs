@@ -106,7 +106,13 @@ impl DurableQueue {
 
     /// Claims up to `limit` jobs on `client`: ready ones whose time has
     /// come, and running ones whose lease expired (their worker died).
-    pub(crate) async fn claim(&self, client: &deadpool_postgres::Object, limit: i64) -> Result<Vec<Job>, QueueError> {
+    /// Jobs of the `skipped` kinds (at their limit in this process) stay.
+    pub(crate) async fn claim(
+        &self,
+        client: &deadpool_postgres::Object,
+        limit: i64,
+        skipped: &[String],
+    ) -> Result<Vec<Job>, QueueError> {
         // Prepared once per connection: one round trip per statement, not two.
         let statement = client
             .prepare_cached(
@@ -116,6 +122,7 @@ impl DurableQueue {
                      SELECT id FROM orderly_jobs
                      WHERE queue = $1
                        AND ((status = 'ready' AND run_after <= now()) OR (status = 'running' AND lease_until < now()))
+                       AND NOT (kind = ANY($5::TEXT[]))
                      ORDER BY priority DESC, run_after, id
                      FOR UPDATE SKIP LOCKED
                      LIMIT $2)
@@ -124,7 +131,7 @@ impl DurableQueue {
             .await
             .map_err(query("preparing the claim"))?;
         let rows = client
-            .query(&statement, &[&&*self.queue, &limit, &(self.lease.as_millis() as i64), &self.owner])
+            .query(&statement, &[&&*self.queue, &limit, &(self.lease.as_millis() as i64), &self.owner, &skipped])
             .await
             .map_err(query("claiming jobs"))?;
         Ok(rows.iter().map(|row| self.job(row)).collect())

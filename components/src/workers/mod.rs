@@ -109,6 +109,10 @@ impl Validate for WorkersConfig {
 /// What the running pool shares with its tasks.
 struct Shared {
     handlers: RwLock<HashMap<String, Arc<dyn JobHandler>>>,
+    /// Per job kind: how many may run at once in this process (`handle_at_most`).
+    limits: RwLock<HashMap<String, usize>>,
+    /// Per limited kind: how many run now.
+    running_kinds: Mutex<HashMap<String, usize>>,
     /// Where the stop is: claiming, not claiming, cancelling, cutting off.
     stage: watch::Sender<Stage>,
     in_flight: Arc<InProgress>,
@@ -117,6 +121,43 @@ struct Shared {
     claiming: Arc<InProgress>,
     metrics: WorkerMetrics,
     logger: slog::Logger,
+}
+
+impl Shared {
+    /// The kinds at their limit now, which the claim leaves in the queue.
+    fn saturated_kinds(&self) -> Vec<String> {
+        let limits = self.limits.read();
+        if limits.is_empty() {
+            return Vec::new();
+        }
+        let running = self.running_kinds.lock();
+        limits
+            .iter()
+            .filter(|(kind, max)| running.get(*kind).copied().unwrap_or(0) >= **max)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Counts a job of `kind` as running if its limit allows: `Some` (with
+    /// the kind, if limited, to free later), or `None` when it is at its limit.
+    fn take_kind_slot(&self, kind: &str) -> Option<Option<String>> {
+        let Some(&max) = self.limits.read().get(kind) else { return Some(None) };
+        let mut running = self.running_kinds.lock();
+        let count = running.entry(kind.to_owned()).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Some(kind.to_owned()))
+    }
+
+    fn free_kind_slot(&self, slot: Option<String>) {
+        if let Some(kind) = slot {
+            if let Some(count) = self.running_kinds.lock().get_mut(&kind) {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
 }
 
 /// Counts a running job (for phase 3 and the gauge) until dropped.
@@ -148,6 +189,8 @@ pub struct Workers {
     memory: OnceLock<MemoryQueue>,
     /// Jobs to enqueue every period, registered by dependents' starts.
     periodic: Arc<Mutex<Vec<Arc<periodic::Periodic>>>>,
+    /// Per-kind limits registered before the start.
+    limits: Mutex<HashMap<String, usize>>,
 }
 
 impl Workers {
@@ -160,6 +203,7 @@ impl Workers {
             durable: OnceLock::new(),
             memory: OnceLock::new(),
             periodic: Arc::default(),
+            limits: Mutex::default(),
         }
     }
 
@@ -171,6 +215,23 @@ impl Workers {
     pub fn every(&self, kind: &str, period: Duration, payload: serde_json::Value) {
         let job = periodic::Periodic { kind: kind.to_owned(), period: period.max(Duration::from_millis(1)), payload };
         self.periodic.lock().push(Arc::new(job));
+    }
+
+    /// Runs jobs of `kind` with `handler`, at most `max` of them at once in
+    /// this process (a rate-limited API, a heavy job), whatever the
+    /// `concurrency` allows for the rest. The claim leaves that kind's jobs
+    /// in the queue while it is at its limit.
+    pub fn handle_at_most(&self, kind: &str, handler: impl JobHandler, max: usize) {
+        self.handle(kind, handler);
+        let max = max.max(1);
+        match self.shared.get() {
+            Some(shared) => {
+                shared.limits.write().insert(kind.to_owned(), max);
+            }
+            None => {
+                self.limits.lock().insert(kind.to_owned(), max);
+            }
+        }
     }
 
     /// Runs jobs of `kind` with `handler`. Call it from the `start` of a
@@ -437,8 +498,9 @@ async fn claim_loop(
                 return;
             }
             let room = 1 + slots.available_permits() as i64;
+            let saturated = shared.saturated_kinds();
             match client {
-                Ok(client) => queue.claim(&client, room).await,
+                Ok(client) => queue.claim(&client, room, &saturated).await,
                 Err(e) => Err(e),
             }
         };
@@ -471,9 +533,18 @@ async fn claim_loop(
                     Err(_) => return,
                 },
             };
+            // One batch may hold more of a limited kind than it has room
+            // for: those go back at once, attempt not counted.
+            let Some(kind_slot) = shared.take_kind_slot(&job.kind) else {
+                if let Err(e) = queue.release(job.id).await {
+                    slog::warn!(shared.logger, "could not give back a job over its kind's limit; its lease will expire"; "job" => job.id, "error" => %e);
+                }
+                continue;
+            };
             let (shared, queue) = (shared.clone(), queue.clone());
             tokio::spawn(async move {
-                run_durable(shared, queue, job).await;
+                run_durable(shared.clone(), queue, job).await;
+                shared.free_kind_slot(kind_slot);
                 drop(permit);
             });
         }
@@ -544,6 +615,8 @@ impl Component for Workers {
         durable.create_schema().await?;
         let shared = Arc::new(Shared {
             handlers: RwLock::new(std::mem::take(&mut *self.handlers.lock())),
+            limits: RwLock::new(std::mem::take(&mut *self.limits.lock())),
+            running_kinds: Mutex::default(),
             stage: watch::Sender::new(Stage::Claiming),
             in_flight: Arc::default(),
             claiming: Arc::default(),
