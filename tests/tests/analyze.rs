@@ -251,3 +251,33 @@ fn plot_draws_a_bar_and_a_whisker_per_component_and_per_stop_phase() {
     }
     assert_eq!(svg.matches("<rect").count(), svg.matches("<line").count(), "a whisker per bar: {svg}");
 }
+
+#[test]
+fn ctrl_c_ends_the_trial_under_way_and_reports_the_runs_done() {
+    use std::io::BufRead;
+    let dir = Dir::new("interrupted");
+    let out = dir.0.join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifecycle-child"))
+        .env_clear()
+        .current_dir(&dir.0)
+        .args(["analyze", "--runs", "100", "--set", "api.start_ms=100", "--format", "json", "-o"])
+        .arg(&out)
+        .arg("blame")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines().map_while(Result::ok);
+    // Two runs are done once the third begins.
+    assert!(lines.any(|l| l.contains("trial run 3 of 100")), "the trials never got to run 3");
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let completed = report["completed"].as_u64().unwrap();
+    assert!((2..100).contains(&completed), "{report}");
+    let failures = report["failures"].to_string();
+    assert!(failures.contains("interrupted"), "{report}");
+}

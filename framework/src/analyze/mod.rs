@@ -47,9 +47,19 @@ pub(crate) fn run(
             return ExitStatus::Internal;
         }
     };
+    // Ctrl-C (or SIGTERM) ends the trial under way through its normal
+    // shutdown (a dev database is stopped and removed with it) and stops
+    // the analysis: the report covers the runs that completed.
+    let stop = tokio.block_on(async { stop_signal() });
     let mut trials = Vec::new();
     let mut failures = Vec::new();
+    let mut interrupted = false;
     for run in 1..=args.runs {
+        if stop.is_requested() {
+            interrupted = true;
+            failures.push(format!("interrupted before run {run}"));
+            break;
+        }
         report!("{app}: analyze: trial run {run} of {}", args.runs);
         let runtime = match build() {
             Ok(runtime) => runtime,
@@ -59,7 +69,15 @@ pub(crate) fn run(
             }
         };
         let trial = tokio.block_on(async {
-            if let Err(e) = runtime.start().await {
+            // The signal reaches this trial through its own shutdown handle.
+            let (handle, stop) = (runtime.shutdown_handle(), stop.clone());
+            let relay = tokio::spawn(async move {
+                let reason = stop.wait().await;
+                handle.trigger(reason);
+            });
+            let started = runtime.start().await;
+            relay.abort();
+            if let Err(e) = started {
                 return Err(format!("run {run}: {e}"));
             }
             let reason = ShutdownReason::Requested { by: "analyze".into(), reason: format!("trial run {run}") };
@@ -81,6 +99,10 @@ pub(crate) fn run(
             }
         }
     }
+    if stop.is_requested() && !interrupted {
+        interrupted = true;
+        failures.push("interrupted during the last run".into());
+    }
     let report = Report::of(app, &trials, failures, graph);
     let output = match (&args.report, args.format) {
         (_, ReportFormat::Json) => json(&report),
@@ -100,10 +122,30 @@ pub(crate) fn run(
         report!("{app}: cannot write {}: {e}", path.display());
         return ExitStatus::Internal;
     }
-    match report.completed {
-        0 => ExitStatus::StartFailed,
-        _ => ExitStatus::Clean,
+    match (interrupted, report.completed) {
+        (true, _) => ExitStatus::Forced,
+        (false, 0) => ExitStatus::StartFailed,
+        (false, _) => ExitStatus::Clean,
     }
+}
+
+/// A shutdown handle that SIGINT or SIGTERM triggers (installed on the
+/// current tokio runtime); if the handlers cannot be installed, the signals
+/// keep their default action.
+fn stop_signal() -> orderly_core::Shutdown {
+    use tokio::signal::unix::{signal, SignalKind};
+    let stop = orderly_core::Shutdown::new();
+    if let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            trigger.trigger(ShutdownReason::Signal(name));
+        });
+    }
+    stop
 }
 
 /// `compare` never runs trials: it is answered before any is built.
