@@ -47,6 +47,20 @@ fn wait_until_ready(app: &mut Child) {
     drain(app).recv_timeout(Duration::from_secs(30)).expect("the app never became ready");
 }
 
+/// A failed assertion must not leave the app (and its database) running:
+/// on a panic, the app's group is killed, and its guard then removes the
+/// database as for any killed app.
+struct KillOnPanic(i32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: kill(2) on a process group this test created.
+            unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        }
+    }
+}
+
 /// SIGINT to every process in the app's group, as Ctrl-C does.
 fn ctrl_c(app: &Child) {
     let group = i32::try_from(app.id()).unwrap();
@@ -111,6 +125,7 @@ fn wait_for_folder(app: &Child) -> Vec<PathBuf> {
 #[test]
 fn two_ctrl_c_in_a_terminal_leave_no_postgres_and_no_folder() {
     let mut app = spawn();
+    let _guard = KillOnPanic(i32::try_from(app.id()).unwrap());
     wait_until_ready(&mut app);
     let folders = folders_of(app.id());
     assert!(folders.iter().any(|f| f.join("data/postmaster.pid").exists()), "its server runs: {folders:?}");
@@ -127,6 +142,7 @@ fn two_ctrl_c_in_a_terminal_leave_no_postgres_and_no_folder() {
 #[test]
 fn a_ctrl_c_during_initdb_leaves_no_postgres_and_no_folder() {
     let mut app = spawn();
+    let _guard = KillOnPanic(i32::try_from(app.id()).unwrap());
     drain(&mut app);
     let folders = wait_for_folder(&app);
     // The folder exists: initdb is about to run or running.

@@ -94,7 +94,8 @@ impl Panel {
     }
 }
 
-fn escape(text: &str) -> String {
+/// `text` safe inside an SVG element or attribute (the analyze plot uses it too).
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

@@ -8,14 +8,11 @@ use std::fmt::Write as _;
 
 use super::figures::Report;
 use super::text::time;
+use crate::timeline_svg::escape;
 
 const ROW: f64 = 22.0;
 const LABEL: f64 = 170.0;
 const WIDTH: f64 = 900.0;
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 /// A horizontal line across a row: the runs' spread.
 fn whisker(out: &mut String, from: f64, to: f64, row_top: f64) {
