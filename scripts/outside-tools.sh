@@ -6,6 +6,7 @@
 #   systemd-analyze      the sample unit file (where systemd's tools are installed)
 #   schemathesis         a live instance against its own OpenAPI document, every check on
 #   promtool             the live /metrics exposition
+#   go tool pprof        a CPU profile and a heap profile of the live instance, taken while wrk loads its API
 # Usage: bash scripts/outside-tools.sh path/to/example-app
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,29 @@ admin=$(addr_of "management server listening")
 
 echo "promtool check metrics http://$admin/metrics"
 python3 -c "import urllib.request, sys; sys.stdout.write(urllib.request.urlopen('http://$admin/metrics').read().decode())" | promtool check metrics
+
+echo "go tool pprof http://$admin/debug/pprof/{profile,heap}"
+profiles=$(mktemp -d)
+curl_get() { python3 -c "import urllib.request, sys; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], timeout=60).read())" "$1"; }
+order=$(python3 -c "
+import json, urllib.request
+body = json.dumps({'customer': 'profiled', 'items': [{'sku': 'A-1', 'quantity': 1, 'unit_price_cents': 100}]}).encode()
+req = urllib.request.Request('http://$http/api/v1/orders', body, {'Content-Type': 'application/json', 'Authorization': 'Bearer dev-key-not-for-production'})
+print(json.load(urllib.request.urlopen(req))['id'])")
+wrk -t1 -c8 -d6s -H "Authorization: Bearer dev-key-not-for-production" "http://$http/api/v1/orders/$order" >/dev/null &
+load=$!
+sleep 1
+curl_get "http://$admin/debug/pprof/profile?seconds=3" >"$profiles/cpu.pb"
+wait "$load"
+curl_get "http://$admin/debug/pprof/heap" >"$profiles/heap.pb.gz"
+# pprof reads each and lists where the time and the memory went: the
+# handler must be among the functions the CPU profile names.
+go tool pprof -top -nodecount=8 "$profiles/cpu.pb" 2>&1
+go tool pprof -traces "$profiles/cpu.pb" >"$profiles/cpu.txt" 2>&1
+grep -q "example_app::orders::routes::get_order" "$profiles/cpu.txt" || { echo "the CPU profile does not name the handler" >&2; exit 1; }
+go tool pprof -top -nodecount=8 "$profiles/heap.pb.gz" 2>&1 | tee "$profiles/heap.txt"
+grep -q "Type: inuse_space" "$profiles/heap.txt" || { echo "go tool pprof could not read the heap profile" >&2; exit 1; }
+rm -rf "$profiles"
 
 echo "schemathesis http://$http/api/v1/openapi.json"
 # One worker: with two, hypothesis parses lambda sources (for its reports)

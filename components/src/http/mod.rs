@@ -8,8 +8,8 @@
 //! - Routes come from components that depend on the server
 //!   ([`HttpServer::routes`]); the server never sees their types.
 //! - Middleware, one module each: request id, access log, metrics, tracing,
-//!   security headers, JSON errors, drain tracking, backpressure, timeout,
-//!   panic guard.
+//!   security headers, per-client rate limits (`[http.rate_limit]`), JSON
+//!   errors, drain tracking, backpressure, timeout, panic guard.
 //! - Handlers return [`ApiError`] for typed, JSON errors, and extract
 //!   [`RequestContext`] for a logger carrying the request id.
 
@@ -18,11 +18,13 @@ mod config;
 mod drain;
 mod error;
 pub(crate) mod middleware;
+mod rate_limit_config;
 mod request;
 mod routes;
 mod server;
 
 pub use config::HttpConfig;
 pub use error::ApiError;
+pub use rate_limit_config::{ClientKeyKind, RateLimitConfig, RateLimitGroup};
 pub use request::{RequestContext, RequestId};
 pub use server::{HttpError, HttpServer};

@@ -17,6 +17,7 @@ use super::drain::Drain;
 use super::middleware::access_log::{AccessLog, FLUSH_EVERY};
 use super::middleware::backpressure::Limit;
 use super::middleware::metrics::HttpMetrics;
+use super::middleware::rate_limit::RateLimits;
 use super::routes::RouteTable;
 use super::HttpConfig;
 use crate::metrics::{Metrics, MetricsError};
@@ -170,6 +171,7 @@ impl HttpServer {
             request_timeout: self.config.request_timeout,
             max_body_bytes: self.config.max_body_bytes,
             access_log: self.access_log.clone(),
+            rate_limits: RateLimits::from_config(&self.config.rate_limit),
             routes: Arc::from(Vec::new()),
             traced,
         }

@@ -96,6 +96,18 @@ impl Health {
         }
     }
 
+    /// Whether a shutdown has been asked for (by a signal, a failure or a
+    /// component), even before the runtime's state says so.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_requested() || matches!(self.state(), AppState::ShuttingDown | AppState::Stopped)
+    }
+
+    /// Resolves once a shutdown has been asked for: work that could delay
+    /// the shutdown (a long profile, a slow report) races it and gives up.
+    pub async fn shutting_down(&self) {
+        self.shutdown.wait().await;
+    }
+
     /// Startup probe: every component started and was ready once.
     pub fn is_started(&self) -> bool {
         self.state() != AppState::Starting

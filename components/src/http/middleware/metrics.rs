@@ -19,6 +19,7 @@ pub(crate) struct HttpMetrics {
     duration: HistogramVec,
     in_flight: IntGauge,
     pub(crate) cut_off: IntCounter,
+    rate_limited: IntCounterVec,
 }
 
 impl HttpMetrics {
@@ -57,7 +58,23 @@ impl HttpMetrics {
                     "Requests still running when the drain's budget ran out, answered 503.",
                 ),
             )?,
+            rate_limited: register(
+                registry,
+                "http_rate_limited_total",
+                IntCounterVec::new(
+                    Opts::new(
+                        "http_rate_limited_total",
+                        "Requests answered 429 because their client was over its rate limit, by route template.",
+                    ),
+                    &["route"],
+                ),
+            )?,
         })
+    }
+
+    /// Counts a request answered 429 by the rate limits.
+    pub(crate) fn rate_limited(&self, route: &str) {
+        self.rate_limited.with_label_values(&[route]).inc();
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The server runs one layer (see [`app_template`](super::app_template)): `observe`
 //! (request id, tracing, metrics, access log and security headers; the
-//! route template read once per request, after routing) around `guard` (the concurrency
+//! route template read once per request, after routing; the per-client
+//! rate limits, checked first) around `guard` (the concurrency
 //! limit, drain tracking and cut-off, the time limit, the panic guard and
 //! JSON errors) around the router. Each concern keeps its own module with
 //! the pieces those two layers call, and its tests drive the stack exactly
@@ -16,6 +17,7 @@ pub(crate) mod guard;
 pub(crate) mod json_errors;
 pub(crate) mod metrics;
 pub(crate) mod observe;
+pub(crate) mod rate_limit;
 pub(crate) mod request_id;
 pub(crate) mod security_headers;
 pub(crate) mod timeout;
@@ -107,6 +109,7 @@ pub(crate) mod test_support {
             request_timeout: defaults.request_timeout,
             max_body_bytes: defaults.max_body_bytes,
             access_log: None,
+            rate_limits: None,
             routes: Arc::from(vec![Arc::new(routes) as super::super::routes::Configure]),
             traced: false,
         }

@@ -21,6 +21,7 @@ use actix_web::middleware::Next;
 use super::access_log::{AccessLog, Line};
 use super::guard::{guarded, Guards};
 use super::metrics::{HttpMetrics, LocalSeries};
+use super::rate_limit::{RateLimits, Verdict};
 use super::{request_id, security_headers, status_of, tracing, ErrorWithHeaders, UNMATCHED};
 
 /// What `observe` records into (one per worker).
@@ -39,6 +40,8 @@ pub(crate) struct Observers {
 pub(crate) struct Layer {
     pub(crate) observers: Observers,
     pub(crate) guards: Guards,
+    /// Per-client limits (`[http.rate_limit]`), when any group is configured.
+    pub(crate) rate_limits: Option<Arc<RateLimits>>,
     /// The worker's route map (a shallow copy, taken from its first request),
     /// to name the route of a request that ended in an error: such a request
     /// never comes back from the router.
@@ -60,8 +63,15 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
     // Kept only for a request that ends in an error (see `routed_template`).
     let uri = req.uri().clone();
 
-    // The guards run inside: the whole stack is one layer, one future.
-    let result = guarded(guards, &id, req, |req| next.call(req)).await;
+    // A client over its limit is answered before any guard or handler
+    // runs; the guards run inside: the whole stack is one layer, one future.
+    let (result, limit_headers, limited) = match layer.rate_limits.as_ref().and_then(|limits| limits.check(&req)) {
+        Some(Verdict::Limited(error)) => (Err(error), None, true),
+        Some(Verdict::Allowed(headers)) => {
+            (guarded(guards, &id, req, |req| next.call(req)).await, Some(headers), false)
+        }
+        None => (guarded(guards, &id, req, |req| next.call(req)).await, None, false),
+    };
 
     // Read after the router ran, from what it recorded: the path is not matched a second time.
     let route = routed_template(&result, &layer.routes, &uri);
@@ -77,13 +87,22 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
         });
     }
     tracing::finish(span, method.as_str(), &route, status);
+    if limited {
+        observers.metrics.rate_limited(&route);
+    }
     observers.metrics.observe(&observers.local, &method, route, status, took);
     let result = match result {
         Ok(mut response) => {
-            security_headers::add(response.headers_mut());
+            let headers = response.headers_mut();
+            security_headers::add(headers);
+            for (name, value) in limit_headers.into_iter().flatten() {
+                headers.insert(name, value);
+            }
             Ok(response)
         }
-        Err(error) => Err(ErrorWithHeaders::add(error, security_headers::all())),
+        Err(error) => {
+            Err(ErrorWithHeaders::add(error, security_headers::all().chain(limit_headers.into_iter().flatten())))
+        }
     };
     request_id::echo(result, id)
 }

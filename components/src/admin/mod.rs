@@ -9,6 +9,7 @@
 //! | `GET /metrics` | the runtime's registry in Prometheus text format |
 //! | `GET /debug/lifecycle` | the lifecycle timeline and the dependency graph (only with `debug = true`) |
 //! | `GET /debug/lifecycle.svg` | the timeline drawn as a Gantt chart (only with `debug = true`) |
+//! | `GET /debug/pprof/…` | CPU and heap profiles (only with `debug = true`; see Profiles below) |
 //!
 //! It binds in `start` and serves at once, so startup probes answer while
 //! the rest of the app starts. It stays up through the whole drain and
@@ -17,6 +18,25 @@
 //!
 //! Debug endpoints are off by default. When on, they answer only clients
 //! on loopback, unless `debug_remote = true` says otherwise.
+//!
+//! # Profiles
+//!
+//! With the crate's `profiling` feature (and, for the heap,
+//! [`heap_profiling_allocator!`](crate::heap_profiling_allocator) in the
+//! binary):
+//!
+//! | endpoint | answer |
+//! |---|---|
+//! | `GET /debug/pprof/profile?seconds=N` | CPU profile of the whole process over N s (default 10, at most 300), pprof protobuf; `&format=svg` for a flame graph |
+//! | `GET /debug/pprof/flamegraph?seconds=N` | the same, as a flame graph (SVG) |
+//! | `GET /debug/pprof/heap` | live heap samples, pprof protobuf (gzipped) |
+//! | `GET /debug/pprof/heap/summary` | allocated and resident bytes, JSON |
+//!
+//! One profile runs at a time (a second gets 409 naming the first). None
+//! starts once the shutdown has begun (503), and one that runs is
+//! abandoned when it begins: a profile never holds the shutdown up.
+
+mod pprof;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -79,6 +99,9 @@ struct AdminState {
     debug_remote: bool,
     /// The chart's title.
     title: String,
+    /// For the profiles' log lines.
+    #[cfg_attr(not(feature = "profiling"), allow(dead_code))]
+    logger: slog::Logger,
 }
 
 /// The management server component.
@@ -202,6 +225,7 @@ impl Component for Admin {
             debug: self.config.debug,
             debug_remote: self.config.debug_remote,
             title: chart_title(),
+            logger: ctx.logger().clone(),
         });
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
@@ -212,6 +236,10 @@ impl Component for Admin {
                 .route("/metrics", web::get().to(metrics))
                 .route("/debug/lifecycle", web::get().to(debug_lifecycle))
                 .route("/debug/lifecycle.svg", web::get().to(debug_lifecycle_svg))
+                .route("/debug/pprof/profile", web::get().to(pprof::profile))
+                .route("/debug/pprof/flamegraph", web::get().to(pprof::flamegraph))
+                .route("/debug/pprof/heap", web::get().to(pprof::heap))
+                .route("/debug/pprof/heap/summary", web::get().to(pprof::heap_summary))
         })
         .workers(1)
         .disable_signals()
