@@ -7,6 +7,11 @@
 //! Options: `--duration SECS` (wrk, default 5), `--rounds N` (default 3),
 //! `--runs N` (start/stop samples, default 20), `--only start|stop|throughput`,
 //! `--path P` (what wrk requests, default `/hello`; `/hello/{name}` has a parameter).
+//! `--only rate-limit` compares the orderly server with and without a
+//! per-client rate limit on every path (a limit no request reaches, so
+//! each request pays the check and none is refused); `--only profiler`
+//! compares `http-server` with `http-server-plain`, a copy built without
+//! the `profiling` feature (benches/profiler-idle-cost.sh builds both).
 //! Needs `wrk` on PATH.
 
 use std::io::{Read, Write};
@@ -44,9 +49,13 @@ fn server_binary() -> PathBuf {
 }
 
 fn spawn(mode: Mode, workers: usize, extra_env: &[(&str, String)]) -> Server {
+    spawn_binary(&server_binary(), mode, workers, extra_env)
+}
+
+fn spawn_binary(binary: &std::path::Path, mode: Mode, workers: usize, extra_env: &[(&str, String)]) -> Server {
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut command = Command::new(server_binary());
+    let mut command = Command::new(binary);
     command
         .arg(mode.name())
         .env("BENCH_WORKERS", workers.to_string())
@@ -132,6 +141,64 @@ fn throughput(seconds: u64, rounds: usize, path: &str) {
     );
 }
 
+/// Two variants of the orderly server, interleaved round by round (A, B,
+/// A, B, …) so drift on a shared machine hits both alike.
+struct Variant {
+    name: &'static str,
+    binary: PathBuf,
+    env: Vec<(&'static str, String)>,
+}
+
+fn compare(title: &str, variants: [Variant; 2], seconds: u64, rounds: usize, path: &str) {
+    println!("## {title}: GET {path}, wrk -t1 -c32 -d{seconds}s, 1 server worker, {rounds} interleaved rounds");
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, variant) in variants.iter().enumerate() {
+            let server = spawn_binary(&variant.binary, Mode::Orderly, 1, &variant.env);
+            wait_ready(&server);
+            samples[i].push(wrk(server.http, seconds, path));
+            stop(server);
+        }
+    }
+    for (i, variant) in variants.iter().enumerate() {
+        let rounded: Vec<f64> = samples[i].iter().map(|s| s.round()).collect();
+        println!("{:28} {:>10.0} req/s   samples: {rounded:?}", variant.name, median(samples[i].clone()));
+    }
+    let ratios: Vec<f64> = samples[0].iter().zip(&samples[1]).map(|(a, b)| b / a).collect();
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+    println!(
+        "{} / {}: median of per-round ratios {:.3}   rounds: {}\n",
+        variants[1].name,
+        variants[0].name,
+        median(ratios.clone()),
+        shown.join(" ")
+    );
+}
+
+/// Every path in one rate-limit group whose limit no request reaches.
+fn rate_limit_variants() -> [Variant; 2] {
+    let unlimited = Variant { name: "no rate limit", binary: server_binary(), env: Vec::new() };
+    let limited = Variant {
+        name: "rate limit checked",
+        binary: server_binary(),
+        env: vec![
+            ("APP__HTTP__RATE_LIMIT__GROUPS__ALL__PREFIX", "/".into()),
+            ("APP__HTTP__RATE_LIMIT__GROUPS__ALL__REQUESTS", "1000000000".into()),
+            ("APP__HTTP__RATE_LIMIT__GROUPS__ALL__BURST", "4000000000".into()),
+        ],
+    };
+    [unlimited, limited]
+}
+
+fn profiler_variants() -> [Variant; 2] {
+    let plain = server_binary().with_file_name("http-server-plain");
+    assert!(plain.exists(), "{} is missing: run benches/profiler-idle-cost.sh", plain.display());
+    [
+        Variant { name: "without profiling", binary: plain, env: Vec::new() },
+        Variant { name: "profiler compiled in, idle", binary: server_binary(), env: Vec::new() },
+    ]
+}
+
 fn start_and_idle_stop(runs: usize) {
     println!("## Exec to ready, idle RSS, SIGTERM to exit when idle: median of {runs} runs (2 workers)");
     for mode in [Mode::Bare, Mode::Orderly] {
@@ -212,5 +279,13 @@ fn main() {
     if only.is_none_or(|o| o == "throughput") {
         let path = args.iter().position(|a| a == "--path").and_then(|i| args.get(i + 1));
         throughput(duration, rounds, path.map_or("/hello", String::as_str));
+    }
+    let path = args.iter().position(|a| a == "--path").and_then(|i| args.get(i + 1));
+    let path = path.map_or("/hello", String::as_str);
+    if only == Some("rate-limit") {
+        compare("Cost of a per-client rate limit", rate_limit_variants(), duration, rounds, path);
+    }
+    if only == Some("profiler") {
+        compare("Cost of the profiler, compiled in and idle", profiler_variants(), duration, rounds, path);
     }
 }

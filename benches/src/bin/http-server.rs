@@ -10,6 +10,11 @@
 //! Both read `BENCH_WORKERS` (default 1) and `BENCH_HTTP_BIND`. The bare
 //! server also answers `/order` with `BENCH_ORDER_JSON`.
 
+// Built with the `profiling` feature: jemalloc with its heap profiler, as
+// an app that serves /debug/pprof/heap runs.
+#[cfg(feature = "profiling")]
+orderly_components::heap_profiling_allocator!();
+
 use actix_web::{web, HttpResponse};
 use orderly::{BoxError, Component, Dependency, StartContext};
 use orderly_components::http::HttpServer;

@@ -17,14 +17,18 @@ const SHARDS: usize = 16;
 /// Entries looked at to choose one to forget.
 const EVICTION_SAMPLE: usize = 8;
 
+/// A hasher seeded at random per store (client keys are chosen by
+/// clients), and fast: it runs on every limited request.
+type Hasher = foldhash::fast::RandomState;
+
 /// A bounded keyed state store: per key, the GCRA's theoretical arrival
 /// time. When a shard is full, a new key displaces the sampled key whose
 /// arrival time is earliest: its bucket is the fullest, so forgetting it
 /// (it starts again with a full bucket) gives away the least.
 pub(crate) struct BoundedStore<K> {
-    shards: Box<[Mutex<IndexMap<K, Nanos>>]>,
+    shards: Box<[Mutex<IndexMap<K, Nanos, Hasher>>]>,
     per_shard: usize,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: Hasher,
 }
 
 impl<K: Hash + Eq + Clone> BoundedStore<K> {
@@ -32,19 +36,20 @@ impl<K: Hash + Eq + Clone> BoundedStore<K> {
     /// multiple of the shard count, at least one per shard).
     pub(crate) fn new(capacity: usize) -> Self {
         let per_shard = (capacity / SHARDS).max(1);
+        let hasher = Hasher::default();
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(IndexMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(IndexMap::with_hasher(hasher.clone()))).collect(),
             per_shard,
-            hasher: Default::default(),
+            hasher,
         }
     }
 
-    fn shard(&self, key: &K) -> &Mutex<IndexMap<K, Nanos>> {
+    fn shard(&self, key: &K) -> &Mutex<IndexMap<K, Nanos, Hasher>> {
         let index = self.hasher.hash_one(key) as usize % SHARDS;
         &self.shards[index]
     }
 
-    fn make_room(&self, map: &mut IndexMap<K, Nanos>) {
+    fn make_room(&self, map: &mut IndexMap<K, Nanos, Hasher>) {
         let len = map.len();
         if len == 0 {
             return;
