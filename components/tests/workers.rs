@@ -547,3 +547,69 @@ async fn a_kind_with_a_limit_never_runs_more_at_once_and_the_others_go_on() {
     assert!(s.runtime.shutdown(reason()).await.is_clean());
     s.server.stop().await.unwrap();
 }
+
+/// Waits until the rendered registry has every one of `lines` (a gauge is
+/// refreshed once a second).
+async fn eventually_metrics(s: &Setup, lines: &[&str], absent: &[&str]) -> String {
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = orderly_components::metrics::render(s.runtime.metrics_registry()).unwrap();
+        if lines.iter().all(|l| text.contains(l)) && !absent.iter().any(|a| text.contains(a)) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never had {lines:?} without {absent:?}:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_jobs_by_kind_and_state_and_how_long_the_oldest_waits() {
+    let config = WorkersConfig { concurrency: 1, max_attempts: 1, ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    // One worker: a gate job holds it, so what comes after waits.
+    s.workers.enqueue("gate", serde_json::json!({})).await.unwrap();
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'gate' AND status = 'running'", 1).await;
+    for n in 0..2 {
+        s.workers.enqueue("count", serde_json::json!({ "n": n })).await.unwrap();
+    }
+    s.workers
+        .enqueue_with("count", serde_json::json!({ "n": 9 }), &JobOptions::new().run_in(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let text = eventually_metrics(
+        &s,
+        &[
+            r#"queue_jobs{kind="gate",queue="default",state="running"} 1"#,
+            r#"queue_jobs{kind="count",queue="default",state="ready"} 2"#,
+            r#"queue_jobs{kind="count",queue="default",state="scheduled"} 1"#,
+            r#"queue_depth{queue="default"} 4"#,
+        ],
+        &[],
+    )
+    .await;
+    let oldest: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"queue_oldest_ready_seconds{queue="default"} "#))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no oldest-ready gauge:\n{text}"));
+    assert!(oldest > 0.0, "the ready jobs have waited: {oldest}");
+
+    // Let everything due run; the failing job dies at its only attempt.
+    let fails = s.workers.enqueue("fails", serde_json::json!({ "n": 3 })).await.unwrap();
+    s.gate.add_permits(1);
+    eventually(&url, &format!("SELECT count(*) FROM orderly_jobs WHERE id = {fails} AND status = 'dead'"), 1).await;
+    eventually_metrics(
+        &s,
+        &[
+            r#"queue_jobs{kind="fails",queue="default",state="dead"} 1"#,
+            r#"queue_jobs{kind="count",queue="default",state="scheduled"} 1"#,
+            r#"queue_oldest_ready_seconds{queue="default"} 0"#,
+        ],
+        // Drained series are removed, not left at their last count.
+        &[r#"queue_jobs{kind="gate""#, r#"queue_jobs{kind="count",queue="default",state="ready"}"#],
+    )
+    .await;
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}

@@ -36,6 +36,7 @@ ALTER TABLE orderly_jobs ADD COLUMN IF NOT EXISTS unique_key TEXT;
 CREATE INDEX IF NOT EXISTS orderly_jobs_by_priority ON orderly_jobs (queue, priority DESC, run_after, id) WHERE status IN ('ready', 'running');
 CREATE UNIQUE INDEX IF NOT EXISTS orderly_jobs_unique ON orderly_jobs (queue, unique_key)
     WHERE unique_key IS NOT NULL AND status IN ('ready', 'running');
+CREATE INDEX IF NOT EXISTS orderly_jobs_dead ON orderly_jobs (queue, kind) WHERE status = 'dead';
 ";
 
 /// Same key space as the migrations' lock, different key.
@@ -275,17 +276,54 @@ impl DurableQueue {
         Ok(())
     }
 
-    /// Jobs waiting (ready or leased), for the depth gauge.
-    pub(crate) async fn depth(&self) -> Result<i64, QueueError> {
+    /// The queue's jobs by kind and state, and the age of the oldest job
+    /// waiting to run, for the operators' gauges. One statement; each
+    /// half reads a partial index (done jobs, however many, are not read).
+    pub(crate) async fn stats(&self) -> Result<QueueStats, QueueError> {
         let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*) FROM orderly_jobs WHERE queue = $1 AND status IN ('ready', 'running')",
-                &[&&*self.queue],
+        let statement = client
+            .prepare_cached(
+                "SELECT kind,
+                        CASE WHEN status = 'ready' AND run_after > now() THEN 'scheduled' ELSE status END,
+                        count(*)::BIGINT,
+                        COALESCE(EXTRACT(EPOCH FROM now() - min(run_after)), 0)::FLOAT8
+                 FROM orderly_jobs WHERE queue = $1 AND status IN ('ready', 'running')
+                 GROUP BY 1, 2
+                 UNION ALL
+                 SELECT kind, 'dead', count(*)::BIGINT, 0::FLOAT8
+                 FROM orderly_jobs WHERE queue = $1 AND status = 'dead'
+                 GROUP BY 1",
             )
             .await
-            .map_err(query("measuring the queue"))?;
-        Ok(row.get(0))
+            .map_err(query("preparing the queue's statistics"))?;
+        let rows = client.query(&statement, &[&&*self.queue]).await.map_err(query("measuring the queue"))?;
+        let mut stats = QueueStats::default();
+        for row in rows {
+            let (kind, state, count, age): (String, String, i64, f64) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            if state == "ready" {
+                stats.oldest_ready_seconds = stats.oldest_ready_seconds.max(age);
+            }
+            stats.jobs.push((kind, state, count));
+        }
+        Ok(stats)
+    }
+}
+
+/// What [`DurableQueue::stats`] measured.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct QueueStats {
+    /// `(kind, state, count)`; state is `ready` (its time has come),
+    /// `scheduled` (later), `running` or `dead`. Kinds with no job are absent.
+    pub(crate) jobs: Vec<(String, String, i64)>,
+    /// How long the oldest job whose time has come has waited; 0 if none.
+    pub(crate) oldest_ready_seconds: f64,
+}
+
+impl QueueStats {
+    /// Jobs waiting or leased: what `queue_depth` has always counted.
+    pub(crate) fn depth(&self) -> i64 {
+        self.jobs.iter().filter(|(_, state, _)| state != "dead").map(|(_, _, count)| count).sum()
     }
 }
 

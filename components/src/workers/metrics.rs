@@ -1,7 +1,10 @@
 //! `jobs_total{queue,status}`, `job_duration_seconds{queue,kind}`,
-//! `jobs_in_flight{queue}` and `queue_depth{queue}`.
+//! `jobs_in_flight{queue}`, `queue_depth{queue}`,
+//! `queue_jobs{queue,kind,state}` and `queue_oldest_ready_seconds{queue}`.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use std::collections::BTreeSet;
+
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::metrics::{register, MetricsError};
 
@@ -11,6 +14,9 @@ pub(crate) struct WorkerMetrics {
     pub(crate) duration: HistogramVec,
     pub(crate) in_flight: IntGaugeVec,
     pub(crate) depth: IntGaugeVec,
+    /// Jobs in the table by kind and state (ready, scheduled, running, dead).
+    pub(crate) by_state: IntGaugeVec,
+    pub(crate) oldest_ready: GaugeVec,
 }
 
 impl WorkerMetrics {
@@ -43,6 +49,48 @@ impl WorkerMetrics {
                 "queue_depth",
                 IntGaugeVec::new(Opts::new("queue_depth", "Jobs waiting or leased."), &["queue"]),
             )?,
+            by_state: register(
+                registry,
+                "queue_jobs",
+                IntGaugeVec::new(
+                    Opts::new(
+                        "queue_jobs",
+                        "Durable jobs by kind and state: ready (due now), scheduled (later), running, dead.",
+                    ),
+                    &["queue", "kind", "state"],
+                ),
+            )?,
+            oldest_ready: register(
+                registry,
+                "queue_oldest_ready_seconds",
+                GaugeVec::new(
+                    Opts::new(
+                        "queue_oldest_ready_seconds",
+                        "How long the oldest job that is due has waited to start; 0 when none waits.",
+                    ),
+                    &["queue"],
+                ),
+            )?,
         })
+    }
+
+    /// Sets the per-kind gauges of `queue` to `jobs`, and removes the
+    /// series of kinds and states that have no job any more, so a drained
+    /// queue reads as absent rather than as its last count. Returns the
+    /// series now set, for the next call.
+    pub(crate) fn set_jobs(
+        &self,
+        queue: &str,
+        jobs: &[(String, String, i64)],
+        previous: BTreeSet<(String, String)>,
+    ) -> BTreeSet<(String, String)> {
+        let current: BTreeSet<(String, String)> = jobs.iter().map(|(k, s, _)| (k.clone(), s.clone())).collect();
+        for (kind, state) in previous.difference(&current) {
+            let _ = self.by_state.remove_label_values(&[queue, kind, state]);
+        }
+        for (kind, state, count) in jobs {
+            self.by_state.with_label_values(&[queue, kind, state]).set(*count);
+        }
+        current
     }
 }

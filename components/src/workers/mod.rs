@@ -581,9 +581,13 @@ async fn memory_loop(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Job>, slo
 /// Keeps `queue_depth` current.
 async fn depth_loop(shared: Arc<Shared>, queue: DurableQueue, memory: MemoryQueue) {
     let mut stage = shared.stage.subscribe();
+    let mut series = std::collections::BTreeSet::new();
     loop {
-        if let Ok(depth) = queue.depth().await {
-            shared.metrics.depth.with_label_values(&[&queue.queue]).set(depth);
+        if let Ok(stats) = queue.stats().await {
+            let metrics = &shared.metrics;
+            metrics.depth.with_label_values(&[&queue.queue]).set(stats.depth());
+            metrics.oldest_ready.with_label_values(&[&queue.queue]).set(stats.oldest_ready_seconds);
+            series = metrics.set_jobs(&queue.queue, &stats.jobs, series);
         }
         shared.metrics.depth.with_label_values(&[MEMORY]).set(memory.depth() as i64);
         tokio::select! {
