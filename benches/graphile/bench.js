@@ -1,11 +1,45 @@
 // Graphile Worker 0.17 on the same job as orderly's queue bench: each job
-// writes one row; 4 concurrent jobs; local queue and batched completion on.
+// writes one row; 4 concurrent jobs per process.
+//
+//   node bench.js <postgres url> <jobs> [batched|plain] [processes]
+//
+// `batched` (the default): the local queue (size 8) and batched completion
+// on, Graphile's fastest setting; `plain`: both off. The main process
+// enqueues, starts <processes> worker processes (`node bench.js worker …`),
+// and times from their start until every job's row is written.
+const { spawn } = require("child_process");
 const { run, runMigrations } = require("graphile-worker");
 const { Client } = require("pg");
 
+function preset(mode) {
+  if (mode === "plain") return { worker: {} };
+  return { worker: { localQueue: { size: 8 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } };
+}
+
+async function worker(connectionString, mode) {
+  const runner = await run({
+    connectionString,
+    concurrency: 4,
+    noHandleSignals: true,
+    pollInterval: 5,
+    preset: preset(mode),
+    taskList: {
+      touch: async (payload, helpers) => {
+        await helpers.query("INSERT INTO touched_gw (id) VALUES ($1)", [payload.id]);
+      },
+    },
+  });
+  process.on("SIGTERM", async () => {
+    await runner.stop();
+    process.exit(0);
+  });
+}
+
 async function main() {
-  const [connectionString, jobsArg] = process.argv.slice(2);
+  const [connectionString, jobsArg, modeArg, processesArg] = process.argv.slice(2);
   const jobs = Number(jobsArg || 5000);
+  const mode = modeArg || "batched";
+  const processes = Number(processesArg || 1);
   const c = new Client({ connectionString });
   await c.connect();
   await runMigrations({ connectionString });
@@ -13,26 +47,24 @@ async function main() {
   await c.query("TRUNCATE touched_gw; DELETE FROM graphile_worker._private_jobs");
   await c.query("SELECT graphile_worker.add_job('touch', json_build_object('id', i)) FROM generate_series(1, $1::int) i", [jobs]);
   const started = Date.now();
-  const runner = await run({
-    connectionString,
-    concurrency: 4,
-    noHandleSignals: true,
-    pollInterval: 5,
-    preset: { worker: { localQueue: { size: 8 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
-    taskList: {
-      touch: async (payload, helpers) => {
-        await helpers.query("INSERT INTO touched_gw (id) VALUES ($1)", [payload.id]);
-      },
-    },
-  });
+  const children = [];
+  for (let i = 0; i < processes; i++) {
+    children.push(spawn(process.execPath, [__filename, "worker", connectionString, mode], { stdio: "ignore" }));
+  }
   for (;;) {
     const r = await c.query("SELECT count(*)::int AS n FROM touched_gw");
     if (r.rows[0].n >= jobs) break;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const secs = (Date.now() - started) / 1000;
-  console.log(`graphile-worker 0.17.3, 1 process: ${jobs} jobs in ${secs.toFixed(2)} s = ${(jobs / secs).toFixed(0)} jobs/s`);
-  await runner.stop();
+  console.log(`graphile-worker 0.17, ${mode}, ${processes} process(es): ${jobs} jobs in ${secs.toFixed(2)} s = ${(jobs / secs).toFixed(0)} jobs/s`);
+  for (const child of children) child.kill("SIGTERM");
+  await Promise.all(children.map((child) => new Promise((resolve) => child.on("exit", resolve))));
   await c.end();
 }
-main().catch((e) => { console.error(e); process.exit(1); });
+
+if (process.argv[2] === "worker") {
+  worker(process.argv[3], process.argv[4]).catch((e) => { console.error(e); process.exit(1); });
+} else {
+  main().catch((e) => { console.error(e); process.exit(1); });
+}

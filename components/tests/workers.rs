@@ -136,6 +136,26 @@ impl JobHandler for Single {
 }
 
 /// Registers the handlers, like an app's component would.
+/// Writes the job's id and its transaction's id into `grouped_effects`,
+/// in the job's transaction; fails when the payload says so, and takes
+/// `ms` first when it says so.
+struct RecordTx;
+
+#[orderly::async_trait]
+impl JobHandler for RecordTx {
+    async fn run(&self, job: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError> {
+        if let Some(ms) = job.payload["ms"].as_u64() {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let tx = ctx.transaction().ok_or("durable jobs have a transaction")?;
+        tx.execute("INSERT INTO grouped_effects (job_id, tx) VALUES ($1, txid_current())", &[&job.id]).await?;
+        if job.payload["fail"] == true {
+            return Err("this one always fails".into());
+        }
+        Ok(())
+    }
+}
+
 struct Handlers(Arc<AtomicUsize>, Arc<tokio::sync::Semaphore>, Arc<std::sync::Mutex<Vec<i64>>>);
 
 #[orderly::component]
@@ -147,6 +167,7 @@ impl Component for Handlers {
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let workers = ctx.dependency::<Workers>()?;
         workers.handle("record", Record);
+        workers.handle_grouped("grouped", RecordTx);
         workers.handle("fails", AlwaysFails);
         workers.handle("cooperative", Cooperative);
         workers.handle("stubborn", Stubborn);
@@ -175,7 +196,13 @@ async fn setup(workers: WorkersConfig, stop_workers: Duration) -> Setup {
     let server = DevDatabase::start().await.expect("a throwaway postgres");
     let (client, connection) = tokio_postgres::connect(&server.url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    client.batch_execute("CREATE TABLE processed (job_id BIGINT PRIMARY KEY)").await.unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE processed (job_id BIGINT PRIMARY KEY);
+             CREATE TABLE grouped_effects (job_id BIGINT PRIMARY KEY, tx BIGINT NOT NULL)",
+        )
+        .await
+        .unwrap();
     let database =
         DatabaseConfig { url: Secret::new(server.url()), migrations: String::new(), ..DatabaseConfig::default() };
     let workers = Arc::new(Workers::new(workers));
@@ -293,8 +320,9 @@ async fn phase_1_ends_only_once_a_claim_sent_before_it_has_returned() {
     let (locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     locker.batch_execute("BEGIN; LOCK TABLE orderly_jobs IN EXCLUSIVE MODE").await.unwrap();
-    let waiting =
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE orderly_jobs%'";
+    // The claim (with grouped kinds, it begins `WITH alone AS`).
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                   AND query LIKE '%UPDATE orderly_jobs SET status = ''running''%'";
     eventually(&url, waiting, 1).await;
 
     let timeline = s.runtime.timeline();
@@ -611,5 +639,85 @@ async fn operators_see_jobs_by_kind_and_state_and_how_long_the_oldest_waits() {
     )
     .await;
     assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+/// Enqueues `payloads` as `grouped` jobs in one statement, so that one
+/// claim finds them all (jobs enqueued one by one are claimed one by one).
+async fn enqueue_grouped(url: &str, payloads: &[serde_json::Value], max_attempts: i32) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "INSERT INTO orderly_jobs (queue, kind, payload, max_attempts)
+             SELECT 'default', 'grouped', p, $2 FROM unnest($1::JSONB[]) AS p",
+            &[&payloads, &max_attempts],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouped_jobs_share_transactions_and_complete_once_with_their_effects() {
+    let config = WorkersConfig { concurrency: 2, group_size: 8, ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    let payloads: Vec<serde_json::Value> = (0..200).map(|n| serde_json::json!({ "n": n })).collect();
+    enqueue_grouped(&url, &payloads, 5).await;
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE status = 'done'", 200).await;
+    assert_eq!(query_i64(&url, "SELECT count(*) FROM grouped_effects").await, 200, "every effect once");
+    let transactions = query_i64(&url, "SELECT count(DISTINCT tx) FROM grouped_effects").await;
+    assert!(transactions <= 200 / 4, "jobs shared transactions: {transactions} for 200 jobs");
+    let largest = query_i64(&url, "SELECT max(n) FROM (SELECT count(*) AS n FROM grouped_effects GROUP BY tx) g").await;
+    assert!(largest <= 8, "no group beyond group_size: {largest}");
+    let text = orderly_components::metrics::render(s.runtime.metrics_registry()).unwrap();
+    assert!(text.contains(r#"jobs_total{queue="default",status="done"} 200"#), "{text}");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_rolls_its_group_back_and_each_then_runs_alone() {
+    let config = WorkersConfig { concurrency: 1, group_size: 8, max_attempts: 1, ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    let payloads: Vec<serde_json::Value> = (0..8).map(|n| serde_json::json!({ "n": n, "fail": n == 3 })).collect();
+    enqueue_grouped(&url, &payloads, 1).await;
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE status IN ('done', 'dead')", 8).await;
+    assert_eq!(query_i64(&url, "SELECT count(*) FROM orderly_jobs WHERE status = 'done'").await, 7);
+    let dead = "SELECT count(*) FROM orderly_jobs WHERE status = 'dead' AND payload->>'fail' = 'true' AND attempts = 1";
+    assert_eq!(query_i64(&url, dead).await, 1, "the failing job is dead after its one attempt, as it would be alone");
+    // The group's first run rolled back whole: what stayed are the runs
+    // alone, one effect per completed job and none for the failed one.
+    let effects =
+        "SELECT count(*) FROM grouped_effects e JOIN orderly_jobs j ON j.id = e.job_id WHERE j.status = 'done'";
+    assert_eq!(query_i64(&url, effects).await, 7);
+    assert_eq!(query_i64(&url, "SELECT count(*) FROM grouped_effects").await, 7, "no effect of the failed job");
+    let after = "SELECT count(*) FROM grouped_effects e JOIN orderly_jobs j ON j.id = e.job_id
+                 WHERE (j.payload->>'n')::INT > 3";
+    assert_eq!(query_i64(&url, after).await, 4, "the jobs after the failing one ran too");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_3_commits_what_a_group_finished_and_gives_back_the_rest() {
+    let config = WorkersConfig { concurrency: 1, group_size: 8, ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    let payloads: Vec<serde_json::Value> = (0..8).map(|n| serde_json::json!({ "n": n, "ms": 300 })).collect();
+    enqueue_grouped(&url, &payloads, 5).await;
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE status = 'running'", 8).await;
+    let report = s.runtime.shutdown(reason()).await;
+    assert!(report.is_clean(), "{report:?}");
+    let done = query_i64(&url, "SELECT count(*) FROM orderly_jobs WHERE status = 'done'").await;
+    assert!((1..8).contains(&done), "the job running when phase 3 began finished, the rest did not start: {done}");
+    assert_eq!(
+        query_i64(&url, "SELECT count(*) FROM grouped_effects").await,
+        done,
+        "effects exactly for the done jobs"
+    );
+    let back = "SELECT count(*) FROM orderly_jobs WHERE status = 'ready' AND attempts = 0 AND lease_owner IS NULL";
+    assert_eq!(query_i64(&url, back).await, 8 - done, "the rest are back in the queue, attempts not counted");
     s.server.stop().await.unwrap();
 }

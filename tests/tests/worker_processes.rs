@@ -2,7 +2,8 @@
 //! queue: one is sent SIGTERM midway (it gives its jobs back), a
 //! replacement starts, and later another is killed with SIGKILL (its leases
 //! expire). Every job completes exactly once; none is lost; no completed
-//! job runs again.
+//! job runs again. Once with jobs alone, once with grouped jobs (several
+//! to a transaction).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -88,13 +89,23 @@ async fn wait_until(client: &tokio_postgres::Client, sql: &str, at_least: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_completes_exactly_once_across_sigterm_and_sigkill() {
+    exactly_once_across_sigterm_and_sigkill("record").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_grouped_job_completes_exactly_once_across_sigterm_and_sigkill() {
+    exactly_once_across_sigterm_and_sigkill("record_grouped").await;
+}
+
+async fn exactly_once_across_sigterm_and_sigkill(kind: &str) {
     let server = DevDatabase::start().await.expect("a throwaway postgres");
     let url = server.url();
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     client
         .batch_execute(
-            "CREATE TABLE processed (job_id BIGINT PRIMARY KEY, pid BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp());
+            "CREATE TABLE processed (job_id BIGINT PRIMARY KEY, pid BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                                     tx BIGINT NOT NULL DEFAULT txid_current());
              CREATE TABLE runs (job_id BIGINT NOT NULL, pid BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp());",
         )
         .await
@@ -105,9 +116,10 @@ async fn every_job_completes_exactly_once_across_sigterm_and_sigkill() {
     let mut second = spawn(&url);
     second.wait_for("workers ready");
     client
-        .batch_execute(
+        .execute(
             "INSERT INTO orderly_jobs (queue, kind, payload, max_attempts)
-             SELECT 'default', 'record', jsonb_build_object('ms', 5 + g % 20), 5 FROM generate_series(1, 1000) g",
+             SELECT 'default', $1, jsonb_build_object('ms', 5 + g % 20), 5 FROM generate_series(1, 1000) g",
+            &[&kind],
         )
         .await
         .unwrap();
@@ -140,6 +152,12 @@ async fn every_job_completes_exactly_once_across_sigterm_and_sigkill() {
         "no completed job ran again"
     );
     assert!(count(&client, "SELECT count(DISTINCT pid) FROM processed").await >= 2, "the processes shared the work");
+    let transactions = count(&client, "SELECT count(DISTINCT tx) FROM processed").await;
+    if kind == "record_grouped" {
+        assert!(transactions <= 500, "grouped jobs shared transactions: {transactions} for 1000 jobs");
+    } else {
+        assert_eq!(transactions, 1000, "one transaction per job alone");
+    }
     let handed_over =
         "SELECT count(*) FROM (SELECT job_id FROM runs GROUP BY job_id HAVING count(DISTINCT pid) > 1) AS h";
     assert!(count(&client, handed_over).await > 0, "the killed process's leased jobs were taken over");

@@ -1,7 +1,8 @@
 //! Process-level Postgres benches, each against a throwaway Postgres:
 //!
 //! - durable queue throughput: jobs/s with 1 and 2 `queue-worker`
-//!   processes (4 concurrent jobs each), against a hand-written floor — the
+//!   processes (4 concurrent jobs each; then again with the job kind
+//!   grouped, up to 16 jobs a transaction), against a hand-written floor — the
 //!   same claim/complete SQL in a loop of 4 tasks per process, with no
 //!   framework, no leases renewed, no metrics;
 //! - pool checkout latency under contention: `Database::get` + `SELECT 1`
@@ -11,7 +12,13 @@
 //!   the job done: with `enqueue` (which notifies) against a plain
 //!   `INSERT` (found by the poll alone).
 //!
-//! `cargo build --release -p orderly-benches --bins && target/release/db-harness [--jobs N]`
+//! `cargo build --release -p orderly-benches --bins && target/release/db-harness [--jobs N] [--rounds N] [--graphile DIR] [--only queue]`
+//!
+//! With `--graphile benches/graphile` (after `npm install graphile-worker@0.17`
+//! there), Graphile Worker runs the same jobs on the same Postgres in each
+//! round, its fastest setting (local queue, batched completion) and its
+//! plain one, with 1 and 2 processes; rounds alternate the contenders.
+//! `--only queue` skips the pool and wake-up measurements.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -30,9 +37,10 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.expect("count").get(0)
 }
 
-fn spawn_worker(url: &str) -> Child {
+fn spawn_worker(url: &str, grouped: bool) -> Child {
     let me = std::env::current_exe().expect("own path");
     Command::new(me.with_file_name("queue-worker"))
+        .env("BENCH_GROUPED", if grouped { "1" } else { "0" })
         .env("APP__DATABASE__URL", url)
         .env("APP__DATABASE__POOL_SIZE", "8")
         .env("APP__WORKERS__CONCURRENCY", "4")
@@ -59,10 +67,10 @@ async fn reset(client: &tokio_postgres::Client) {
 }
 
 /// Jobs/s with `processes` worker processes.
-async fn orderly_throughput(url: &str, processes: usize, jobs: i64) -> f64 {
+async fn orderly_throughput(url: &str, processes: usize, jobs: i64, grouped: bool) -> f64 {
     let client = client(url).await;
     reset(&client).await;
-    let mut workers: Vec<Child> = (0..processes).map(|_| spawn_worker(url)).collect();
+    let mut workers: Vec<Child> = (0..processes).map(|_| spawn_worker(url, grouped)).collect();
     // Let them start (they poll every 5 ms once up).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let started = Instant::now();
@@ -120,6 +128,22 @@ async fn floor_throughput(url: &str, tasks: usize, jobs: i64) -> f64 {
         l.await.expect("floor task");
     }
     jobs as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Graphile Worker's jobs/s on the same job (`benches/graphile/bench.js`).
+fn graphile_throughput(dir: &str, url: &str, jobs: i64, mode: &str, processes: usize) -> f64 {
+    let output = Command::new("node")
+        .current_dir(dir)
+        .args(["bench.js", url, &jobs.to_string(), mode, &processes.to_string()])
+        .output()
+        .expect("node (Node 20) and `npm install graphile-worker@0.17` in the Graphile folder");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "graphile bench failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    text.rsplit("= ")
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no jobs/s in: {text}"))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -243,7 +267,7 @@ async fn main() {
     let setup = client(&url).await;
     setup.batch_execute("CREATE TABLE touched (job_id BIGINT PRIMARY KEY)").await.expect("schema");
     // Let one worker create the queue's table, then measure.
-    let mut first = spawn_worker(&url);
+    let mut first = spawn_worker(&url, false);
     while !setup
         .query_one("SELECT to_regclass('orderly_jobs') IS NOT NULL", &[])
         .await
@@ -256,17 +280,36 @@ async fn main() {
     unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
     let _ = first.wait();
 
+    let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let rounds: usize = option("--rounds").and_then(|v| v.parse().ok()).unwrap_or(1);
+    let graphile = option("--graphile");
     println!("## Durable queue throughput: {jobs} jobs, 4 concurrent jobs per process, one row written per job");
-    for processes in [1usize, 2] {
-        let floor = floor_throughput(&url, 4 * processes, jobs).await;
-        let orderly = orderly_throughput(&url, processes, jobs).await;
-        println!(
-            "{processes} process(es): orderly {orderly:>8.0} jobs/s   floor ({} tasks, same SQL) {floor:>8.0} jobs/s   orderly/floor {:.0}%",
-            4 * processes,
-            100.0 * orderly / floor
-        );
+    for round in 1..=rounds {
+        for processes in [1usize, 2] {
+            let floor = floor_throughput(&url, 4 * processes, jobs).await;
+            let orderly = orderly_throughput(&url, processes, jobs, false).await;
+            let grouped = orderly_throughput(&url, processes, jobs, true).await;
+            let mut line = format!(
+                "round {round}, {processes} process(es): orderly {orderly:>6.0}   grouped {grouped:>6.0}   floor ({} tasks) {floor:>6.0}",
+                4 * processes
+            );
+            if let Some(dir) = &graphile {
+                let batched = graphile_throughput(dir, &url, jobs, "batched", processes);
+                let plain = graphile_throughput(dir, &url, jobs, "plain", processes);
+                line.push_str(&format!(
+                    "   graphile batched {batched:>6.0}   graphile plain {plain:>6.0}   grouped/graphile-best {:.2}x",
+                    grouped / batched.max(plain)
+                ));
+            }
+            println!("{line}   (jobs/s)");
+        }
     }
     println!();
+    if option("--only").as_deref() == Some("queue") {
+        drop(setup);
+        server.stop().await.expect("stop");
+        return;
+    }
     checkout_latency(&url).await;
     wake_latency(&url).await;
     drop(setup);

@@ -1,6 +1,7 @@
 //! A worker process for the queue bench: the standard components (HTTP and
 //! management servers off) and a `touch` job that writes one row in the
-//! job's transaction.
+//! job's transaction. With `BENCH_GROUPED=1`, `touch` is registered with
+//! `handle_grouped` (its only effect is in the transaction).
 
 use orderly::{BoxError, Component, Dependency, StartContext};
 use orderly_components::workers::{Job, JobContext, JobHandler, Workers};
@@ -26,7 +27,12 @@ impl Component for TouchJobs {
     }
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        ctx.dependency::<Workers>()?.handle("touch", Touch);
+        let workers = ctx.dependency::<Workers>()?;
+        if std::env::var("BENCH_GROUPED").is_ok_and(|v| v == "1") {
+            workers.handle_grouped("touch", Touch);
+        } else {
+            workers.handle("touch", Touch);
+        }
         Ok(())
     }
 }

@@ -39,6 +39,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS orderly_jobs_unique ON orderly_jobs (queue, un
 CREATE INDEX IF NOT EXISTS orderly_jobs_dead ON orderly_jobs (queue, kind) WHERE status = 'dead';
 ";
 
+/// What a claim sets on the jobs it takes ($3: the lease in ms, $4: the owner).
+const CLAIMED: &str = "status = 'running', attempts = attempts + 1,
+    lease_until = now() + $3::BIGINT * interval '1 millisecond', lease_owner = $4";
+
+/// Which jobs a claim may take ($1: the queue): ready ones whose time has
+/// come, and running ones whose lease expired (their worker died).
+const CLAIMABLE: &str =
+    "queue = $1 AND ((status = 'ready' AND run_after <= now()) OR (status = 'running' AND lease_until < now()))";
+
 /// Same key space as the migrations' lock, different key.
 const SCHEMA_LOCK: i64 = 0x006f_7264_6572_6c7a;
 
@@ -108,33 +117,69 @@ impl DurableQueue {
     /// Claims up to `limit` jobs on `client`: ready ones whose time has
     /// come, and running ones whose lease expired (their worker died).
     /// Jobs of the `skipped` kinds (at their limit in this process) stay.
+    /// With `grouped` kinds, up to `group_limit` of theirs besides, since
+    /// a group of them takes one slot (`group.rs`).
     pub(crate) async fn claim(
         &self,
         client: &deadpool_postgres::Object,
         limit: i64,
         skipped: &[String],
+        grouped: &[String],
+        group_limit: i64,
     ) -> Result<Vec<Job>, QueueError> {
         // Prepared once per connection: one round trip per statement, not two.
-        let statement = client
-            .prepare_cached(
-                "UPDATE orderly_jobs SET status = 'running', attempts = attempts + 1,
-                        lease_until = now() + $3::BIGINT * interval '1 millisecond', lease_owner = $4
-                 WHERE id IN (
-                     SELECT id FROM orderly_jobs
-                     WHERE queue = $1
-                       AND ((status = 'ready' AND run_after <= now()) OR (status = 'running' AND lease_until < now()))
-                       AND NOT (kind = ANY($5::TEXT[]))
-                     ORDER BY priority DESC, run_after, id
-                     FOR UPDATE SKIP LOCKED
-                     LIMIT $2)
-                 RETURNING id, kind, payload, attempts",
-            )
-            .await
-            .map_err(query("preparing the claim"))?;
-        let rows = client
-            .query(&statement, &[&&*self.queue, &limit, &(self.lease.as_millis() as i64), &self.owner, &skipped])
-            .await
-            .map_err(query("claiming jobs"))?;
+        let rows = if grouped.is_empty() {
+            let statement = client
+                .prepare_cached(&format!(
+                    "UPDATE orderly_jobs SET {CLAIMED}
+                     WHERE id IN (
+                         SELECT id FROM orderly_jobs
+                         WHERE {CLAIMABLE} AND NOT (kind = ANY($5::TEXT[]))
+                         ORDER BY priority DESC, run_after, id
+                         FOR UPDATE SKIP LOCKED
+                         LIMIT $2)
+                     RETURNING id, kind, payload, attempts"
+                ))
+                .await
+                .map_err(query("preparing the claim"))?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                [&&*self.queue, &limit, &(self.lease.as_millis() as i64), &self.owner, &skipped];
+            client.query(&statement, &params).await
+        } else {
+            // Two budgets in one statement: `limit` jobs to run alone, and
+            // `group_limit` of the grouped kinds.
+            let statement = client
+                .prepare_cached(&format!(
+                    "WITH alone AS (
+                         SELECT id FROM orderly_jobs
+                         WHERE {CLAIMABLE} AND NOT (kind = ANY($5::TEXT[])) AND NOT (kind = ANY($6::TEXT[]))
+                         ORDER BY priority DESC, run_after, id
+                         FOR UPDATE SKIP LOCKED
+                         LIMIT $2),
+                     together AS (
+                         SELECT id FROM orderly_jobs
+                         WHERE {CLAIMABLE} AND NOT (kind = ANY($5::TEXT[])) AND kind = ANY($6::TEXT[])
+                         ORDER BY priority DESC, run_after, id
+                         FOR UPDATE SKIP LOCKED
+                         LIMIT $7)
+                     UPDATE orderly_jobs SET {CLAIMED}
+                     WHERE id IN (SELECT id FROM alone UNION ALL SELECT id FROM together)
+                     RETURNING id, kind, payload, attempts"
+                ))
+                .await
+                .map_err(query("preparing the claim"))?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+                &&*self.queue,
+                &limit,
+                &(self.lease.as_millis() as i64),
+                &self.owner,
+                &skipped,
+                &grouped,
+                &group_limit,
+            ];
+            client.query(&statement, &params).await
+        };
+        let rows = rows.map_err(query("claiming jobs"))?;
         Ok(rows.iter().map(|row| self.job(row)).collect())
     }
 
@@ -168,6 +213,32 @@ impl DurableQueue {
             .map_err(query("preparing the completion"))?;
         let n = tx.execute(&statement, &[&id, &self.owner]).await.map_err(query("completing a job"))?;
         Ok(n == 1)
+    }
+
+    /// Marks the jobs of a group done inside their shared transaction;
+    /// how many were still ours (fewer: some lease was lost, roll back).
+    pub(crate) async fn complete_all_in(&self, tx: &Transaction<'_>, ids: &[JobId]) -> Result<u64, QueueError> {
+        let statement = tx
+            .prepare_cached(
+                "UPDATE orderly_jobs SET status = 'done', finished_at = now(), lease_until = NULL, last_error = NULL
+                 WHERE id = ANY($1) AND lease_owner = $2 AND status = 'running'",
+            )
+            .await
+            .map_err(query("preparing the group's completion"))?;
+        tx.execute(&statement, &[&ids, &self.owner]).await.map_err(query("completing a group of jobs"))
+    }
+
+    /// Extends the leases of a group's jobs; how many are still ours.
+    pub(crate) async fn renew_all(&self, ids: &[JobId]) -> Result<u64, QueueError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE orderly_jobs SET lease_until = now() + $3::BIGINT * interval '1 millisecond'
+                 WHERE id = ANY($1) AND lease_owner = $2 AND status = 'running'",
+                &[&ids, &self.owner, &(self.lease.as_millis() as i64)],
+            )
+            .await
+            .map_err(query("renewing a group's leases"))
     }
 
     /// Records a failed attempt: back to `ready` after a backoff, or `dead`

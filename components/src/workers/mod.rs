@@ -15,8 +15,12 @@
 //!   [`JobContext::transaction`], commit together with its completion:
 //!   nothing is lost and no completed job runs again, even after SIGKILL
 //!   (the dead process's leases expire and its jobs are claimed again).
+//! - Kinds whose effects all live in the job's transaction may share one
+//!   transaction with other jobs ([`Workers::handle_grouped`], `group.rs`):
+//!   one `BEGIN`, one completion and one `COMMIT` for up to `group_size` jobs.
 
 mod durable;
+mod group;
 mod job;
 mod memory;
 mod metrics;
@@ -25,7 +29,7 @@ mod periodic;
 mod stage;
 mod wake;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -78,6 +82,9 @@ pub struct WorkersConfig {
     pub backoff_max: Duration,
     /// The in-memory queue's capacity.
     pub memory_capacity: usize,
+    /// Jobs of grouped kinds ([`Workers::handle_grouped`]) run in one
+    /// transaction, at most this many; each group takes one of `concurrency`.
+    pub group_size: usize,
 }
 
 impl Default for WorkersConfig {
@@ -91,6 +98,7 @@ impl Default for WorkersConfig {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             memory_capacity: 1024,
+            group_size: 16,
         }
     }
 }
@@ -103,6 +111,9 @@ impl Validate for WorkersConfig {
         v.check(self.max_attempts >= 1, "max_attempts", "must be at least 1");
         v.check(!self.poll_interval.is_zero(), "poll_interval", "must be greater than 0");
         v.check(self.memory_capacity >= 1, "memory_capacity", "must be at least 1");
+        // A failure re-runs every job of its group alone, and a group holds
+        // its connection and its rows' locks until it commits: keep it short.
+        v.check((1..=64).contains(&self.group_size), "group_size", "must be 1 to 64");
     }
 }
 
@@ -113,6 +124,10 @@ struct Shared {
     limits: RwLock<HashMap<String, usize>>,
     /// Per limited kind: how many run now.
     running_kinds: Mutex<HashMap<String, usize>>,
+    /// Kinds whose jobs may share a transaction (`handle_grouped`).
+    grouped: RwLock<HashSet<String>>,
+    /// The most jobs in one group.
+    group_size: usize,
     /// Where the stop is: claiming, not claiming, cancelling, cutting off.
     stage: watch::Sender<Stage>,
     in_flight: Arc<InProgress>,
@@ -191,6 +206,8 @@ pub struct Workers {
     periodic: Arc<Mutex<Vec<Arc<periodic::Periodic>>>>,
     /// Per-kind limits registered before the start.
     limits: Mutex<HashMap<String, usize>>,
+    /// Grouped kinds registered before the start.
+    grouped: Mutex<HashSet<String>>,
 }
 
 impl Workers {
@@ -204,6 +221,7 @@ impl Workers {
             memory: OnceLock::new(),
             periodic: Arc::default(),
             limits: Mutex::default(),
+            grouped: Mutex::default(),
         }
     }
 
@@ -230,6 +248,28 @@ impl Workers {
             }
             None => {
                 self.limits.lock().insert(kind.to_owned(), max);
+            }
+        }
+    }
+
+    /// Runs jobs of `kind` with `handler`, several in one transaction:
+    /// one `BEGIN`, one completion and one `COMMIT` for up to `group_size`
+    /// jobs (measured: about twice the jobs a second; `benches/RESULTS.md`).
+    ///
+    /// Only for handlers whose every effect is written in
+    /// [`JobContext::transaction`]: when one job of a group fails, the
+    /// whole transaction rolls back and each job runs again alone, so a
+    /// handler that also calls an outside service would call it twice.
+    /// Exactly once still holds for what is in the transaction: a job's
+    /// effects commit with its completion or not at all.
+    pub fn handle_grouped(&self, kind: &str, handler: impl JobHandler) {
+        self.handle(kind, handler);
+        match self.shared.get() {
+            Some(shared) => {
+                shared.grouped.write().insert(kind.to_owned());
+            }
+            None => {
+                self.grouped.lock().insert(kind.to_owned());
             }
         }
     }
@@ -333,14 +373,20 @@ enum Outcome {
 /// Runs one durable job to an outcome, then records it in the queue.
 async fn run_durable(shared: Arc<Shared>, queue: DurableQueue, job: Job) {
     let _running = Running::new(&shared, &queue.queue);
+    run_alone(&shared, &queue, &job).await;
+}
+
+/// Runs a job in a transaction of its own and records its outcome (the
+/// caller counts it as running).
+async fn run_alone(shared: &Shared, queue: &DurableQueue, job: &Job) {
     let started = Instant::now();
-    let outcome = execute(&shared, &queue, &job).await;
+    let outcome = execute(shared, queue, job).await;
     shared
         .metrics
         .duration
         .with_label_values(&[&*queue.queue, job.kind.as_str()])
         .observe(started.elapsed().as_secs_f64());
-    record(&shared, &queue, &job, outcome, started).await;
+    record(shared, queue, job, outcome, started).await;
 }
 
 /// Runs the handler in the job's transaction, renewing the lease meanwhile,
@@ -498,9 +544,12 @@ async fn claim_loop(
                 return;
             }
             let room = 1 + slots.available_permits() as i64;
+            // Grouped kinds take a group per slot: claim enough to fill them.
+            let grouped: Vec<String> = shared.grouped.read().iter().cloned().collect();
+            let group_room = room * shared.group_size as i64;
             let saturated = shared.saturated_kinds();
             match client {
-                Ok(client) => queue.claim(&client, room, &saturated).await,
+                Ok(client) => queue.claim(&client, room, &saturated, &grouped, group_room).await,
                 Err(e) => Err(e),
             }
         };
@@ -523,8 +572,9 @@ async fn claim_loop(
             continue;
         }
         let mut permits = vec![permit];
+        let slots_now = 1 + slots.available_permits();
         // Claimed before phase 1 ended: these run, and phase 3 stops them.
-        for job in jobs {
+        for unit in group::units(&shared, jobs, slots_now) {
             let permit = match permits.pop() {
                 Some(p) => p,
                 // Claimed as many as there were permits; they are free unless memory jobs took them.
@@ -535,16 +585,35 @@ async fn claim_loop(
             };
             // One batch may hold more of a limited kind than it has room
             // for: those go back at once, attempt not counted.
-            let Some(kind_slot) = shared.take_kind_slot(&job.kind) else {
-                if let Err(e) = queue.release(job.id).await {
-                    slog::warn!(shared.logger, "could not give back a job over its kind's limit; its lease will expire"; "job" => job.id, "error" => %e);
+            let mut kind_slots = Vec::with_capacity(unit.len());
+            let mut admitted = Vec::with_capacity(unit.len());
+            for job in unit {
+                match shared.take_kind_slot(&job.kind) {
+                    Some(slot) => {
+                        kind_slots.push(slot);
+                        admitted.push(job);
+                    }
+                    None => {
+                        if let Err(e) = queue.release(job.id).await {
+                            slog::warn!(shared.logger, "could not give back a job over its kind's limit; its lease will expire"; "job" => job.id, "error" => %e);
+                        }
+                    }
                 }
-                continue;
-            };
+            }
             let (shared, queue) = (shared.clone(), queue.clone());
             tokio::spawn(async move {
-                run_durable(shared.clone(), queue, job).await;
-                shared.free_kind_slot(kind_slot);
+                match admitted.len() {
+                    0 => {}
+                    1 => {
+                        if let Some(job) = admitted.pop() {
+                            run_durable(shared.clone(), queue, job).await;
+                        }
+                    }
+                    _ => group::run_group(shared.clone(), queue, admitted).await,
+                }
+                for slot in kind_slots {
+                    shared.free_kind_slot(slot);
+                }
                 drop(permit);
             });
         }
@@ -621,6 +690,8 @@ impl Component for Workers {
             handlers: RwLock::new(std::mem::take(&mut *self.handlers.lock())),
             limits: RwLock::new(std::mem::take(&mut *self.limits.lock())),
             running_kinds: Mutex::default(),
+            grouped: RwLock::new(std::mem::take(&mut *self.grouped.lock())),
+            group_size: self.config.group_size,
             stage: watch::Sender::new(Stage::Claiming),
             in_flight: Arc::default(),
             claiming: Arc::default(),

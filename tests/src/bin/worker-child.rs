@@ -3,7 +3,9 @@
 //!
 //! Job kind `record`: logs its start in `runs` (autocommit, so interrupted
 //! runs are visible), sleeps `payload.ms`, then writes `processed` in the
-//! job's transaction, which commits with the job's completion.
+//! job's transaction, which commits with the job's completion. Kind
+//! `record_grouped`: the same handler, registered with `handle_grouped`
+//! (several jobs to a transaction).
 
 use std::time::Duration;
 
@@ -39,7 +41,9 @@ impl Component for RecordJobs {
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let database = ctx.dependency::<Database>()?;
-        ctx.dependency::<Workers>()?.handle("record", Record { database });
+        let workers = ctx.dependency::<Workers>()?;
+        workers.handle("record", Record { database: database.clone() });
+        workers.handle_grouped("record_grouped", Record { database });
         Ok(())
     }
 }
