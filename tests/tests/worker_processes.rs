@@ -18,8 +18,13 @@ struct Worker {
 }
 
 fn spawn(url: &str) -> Worker {
+    spawn_with(url, &[])
+}
+
+fn spawn_with(url: &str, env: &[(&str, &str)]) -> Worker {
     let mut child = Command::new(env!("CARGO_BIN_EXE_worker-child"))
         .env_clear()
+        .envs(env.iter().copied())
         .env("APP__DATABASE__URL", url)
         .env("APP__WORKERS__CONCURRENCY", "4")
         .env("APP__WORKERS__LEASE", "1s")
@@ -161,6 +166,48 @@ async fn exactly_once_across_sigterm_and_sigkill(kind: &str) {
     let handed_over =
         "SELECT count(*) FROM (SELECT job_id FROM runs GROUP BY job_id HAVING count(DISTINCT pid) > 1) AS h";
     assert!(count(&client, handed_over).await > 0, "the killed process's leased jobs were taken over");
+    drop(client);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_periodic_job_runs_once_per_tick_across_replicas_when_one_is_killed() {
+    let server = DevDatabase::start().await.expect("a throwaway postgres");
+    let url = server.url();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    // Not unique: a tick run twice must show, not fail.
+    client.batch_execute("CREATE TABLE ticks (slot BIGINT NOT NULL, pid BIGINT NOT NULL)").await.unwrap();
+    let tick = [("TICK_MS", "400")];
+    let first = spawn_with(&url, &tick);
+    first.wait_for("workers ready");
+    let second = spawn_with(&url, &tick);
+    second.wait_for("workers ready");
+
+    wait_until(&client, "SELECT count(*) FROM ticks", 5).await;
+    wait_until(&client, "SELECT count(DISTINCT pid) FROM ticks", 2).await;
+    let before = count(&client, "SELECT count(*) FROM ticks").await;
+    first.signal(libc::SIGKILL);
+    // At least five more ticks with one replica left (the killed one's
+    // claimed tick, if any, runs once its 1 s lease expires).
+    wait_until(&client, "SELECT count(*) FROM ticks", before + 5).await;
+    let mut second = second;
+    second.signal(libc::SIGTERM);
+    assert_eq!(second.exit_code(), Some(0));
+
+    let twice =
+        count(&client, "SELECT count(*) FROM (SELECT slot FROM ticks GROUP BY slot HAVING count(*) > 1) t").await;
+    assert_eq!(twice, 0, "no tick ran twice");
+    // Every slot from the first to the last was enqueued and ran: with one
+    // replica alive, none is missed (two replicas both late by a whole
+    // period would miss one; 400 ms leaves room on a busy machine).
+    let (first_slot, last_slot, ticks): (i64, i64, i64) = {
+        let row = client.query_one("SELECT min(slot), max(slot), count(*) FROM ticks", &[]).await.unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    };
+    let done = "SELECT count(*) FROM orderly_jobs WHERE kind = 'tick' AND status = 'done'";
+    assert_eq!(count(&client, done).await, ticks, "every enqueued tick that ran, ran once");
+    assert_eq!(ticks, last_slot - first_slot + 1, "no tick was missed between slots {first_slot} and {last_slot}");
     drop(client);
     server.stop().await.unwrap();
 }

@@ -37,10 +37,11 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).await.expect("count").get(0)
 }
 
-fn spawn_worker(url: &str, grouped: bool) -> Child {
+fn spawn_worker(url: &str, grouped: bool, noop: bool) -> Child {
     let me = std::env::current_exe().expect("own path");
     Command::new(me.with_file_name("queue-worker"))
         .env("BENCH_GROUPED", if grouped { "1" } else { "0" })
+        .env("BENCH_NOOP", if noop { "1" } else { "0" })
         .env("APP__DATABASE__URL", url)
         .env("APP__DATABASE__POOL_SIZE", "8")
         .env("APP__WORKERS__CONCURRENCY", "4")
@@ -67,10 +68,10 @@ async fn reset(client: &tokio_postgres::Client) {
 }
 
 /// Jobs/s with `processes` worker processes.
-async fn orderly_throughput(url: &str, processes: usize, jobs: i64, grouped: bool) -> f64 {
+async fn orderly_throughput(url: &str, processes: usize, jobs: i64, grouped: bool, noop: bool) -> f64 {
     let client = client(url).await;
     reset(&client).await;
-    let mut workers: Vec<Child> = (0..processes).map(|_| spawn_worker(url, grouped)).collect();
+    let mut workers: Vec<Child> = (0..processes).map(|_| spawn_worker(url, grouped, noop)).collect();
     // Let them start (they poll every 5 ms once up).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let started = Instant::now();
@@ -84,7 +85,8 @@ async fn orderly_throughput(url: &str, processes: usize, jobs: i64, grouped: boo
         unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
         let _ = worker.wait();
     }
-    assert_eq!(count(&client, "SELECT count(*) FROM touched").await, jobs);
+    let written = if noop { 0 } else { jobs };
+    assert_eq!(count(&client, "SELECT count(*) FROM touched").await, written);
     rate
 }
 
@@ -267,7 +269,7 @@ async fn main() {
     let setup = client(&url).await;
     setup.batch_execute("CREATE TABLE touched (job_id BIGINT PRIMARY KEY)").await.expect("schema");
     // Let one worker create the queue's table, then measure.
-    let mut first = spawn_worker(&url, false);
+    let mut first = spawn_worker(&url, false, false);
     while !setup
         .query_one("SELECT to_regclass('orderly_jobs') IS NOT NULL", &[])
         .await
@@ -287,8 +289,8 @@ async fn main() {
     for round in 1..=rounds {
         for processes in [1usize, 2] {
             let floor = floor_throughput(&url, 4 * processes, jobs).await;
-            let orderly = orderly_throughput(&url, processes, jobs, false).await;
-            let grouped = orderly_throughput(&url, processes, jobs, true).await;
+            let orderly = orderly_throughput(&url, processes, jobs, false, false).await;
+            let grouped = orderly_throughput(&url, processes, jobs, true, false).await;
             let mut line = format!(
                 "round {round}, {processes} process(es): orderly {orderly:>6.0}   grouped {grouped:>6.0}   floor ({} tasks) {floor:>6.0}",
                 4 * processes
@@ -299,6 +301,24 @@ async fn main() {
                 line.push_str(&format!(
                     "   graphile batched {batched:>6.0}   graphile plain {plain:>6.0}   grouped/graphile-best {:.2}x",
                     grouped / batched.max(plain)
+                ));
+            }
+            println!("{line}   (jobs/s)");
+        }
+    }
+    println!();
+    println!("## The same with no-op jobs (nothing written: the queue's own cost)");
+    for round in 1..=rounds {
+        for processes in [1usize, 2] {
+            let orderly = orderly_throughput(&url, processes, jobs, false, true).await;
+            let grouped = orderly_throughput(&url, processes, jobs, true, true).await;
+            let mut line =
+                format!("round {round}, {processes} process(es): orderly {orderly:>6.0}   grouped {grouped:>6.0}");
+            if let Some(dir) = &graphile {
+                let batched = graphile_throughput(dir, &url, jobs, "batched-noop", processes);
+                line.push_str(&format!(
+                    "   graphile batched {batched:>6.0}   grouped/graphile {:.2}x",
+                    grouped / batched
                 ));
             }
             println!("{line}   (jobs/s)");

@@ -5,7 +5,9 @@
 //! runs are visible), sleeps `payload.ms`, then writes `processed` in the
 //! job's transaction, which commits with the job's completion. Kind
 //! `record_grouped`: the same handler, registered with `handle_grouped`
-//! (several jobs to a transaction).
+//! (several jobs to a transaction). With `TICK_MS` set, a periodic `tick`
+//! job every that many milliseconds, which writes its slot and the
+//! process's pid into `ticks` in the job's transaction.
 
 use std::time::Duration;
 
@@ -30,6 +32,19 @@ impl JobHandler for Record {
     }
 }
 
+/// Writes its slot, once per run, in the job's transaction.
+struct Tick;
+
+#[orderly::async_trait]
+impl JobHandler for Tick {
+    async fn run(&self, job: &Job, ctx: &JobContext<'_>) -> Result<(), BoxError> {
+        let slot = job.payload["slot"].as_i64().ok_or("a periodic job carries its slot")?;
+        let tx = ctx.transaction().ok_or("a durable job")?;
+        tx.execute("INSERT INTO ticks (slot, pid) VALUES ($1, $2)", &[&slot, &(std::process::id() as i64)]).await?;
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct RecordJobs;
 
@@ -44,6 +59,10 @@ impl Component for RecordJobs {
         let workers = ctx.dependency::<Workers>()?;
         workers.handle("record", Record { database: database.clone() });
         workers.handle_grouped("record_grouped", Record { database });
+        if let Some(ms) = std::env::var("TICK_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+            workers.handle("tick", Tick);
+            workers.every("tick", Duration::from_millis(ms), serde_json::json!({}));
+        }
         Ok(())
     }
 }
