@@ -52,6 +52,14 @@ async fn cache_ttls_reload_in_place_and_the_api_keeps_serving() {
     assert!(keys.iter().any(|k| k.starts_with("orders.pending_cache_ttl: invalid value")), "{keys:#?}");
     assert!(keys.iter().any(|k| k == "orders.cache_ttl: must be greater than 0"), "{keys:#?}");
     assert_eq!(client.get(format!("{}/readyz", app.admin_base())).send().await.unwrap().status(), 200);
+    let metrics = client.get(format!("{}/metrics", app.admin_base())).send().await.unwrap().text().await.unwrap();
+    for counted in [
+        r#"orderly_reloads_total{result="applied"} 1"#,
+        r#"orderly_reloads_total{result="rejected"} 1"#,
+        r#"orderly_reloads_total{result="rolled_back"} 0"#,
+    ] {
+        assert!(metrics.contains(counted), "{counted} missing:\n{metrics}");
+    }
 
     app.sigterm();
     let (code, stderr) = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(30)));

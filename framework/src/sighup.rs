@@ -16,6 +16,11 @@
 //! components enabled or disabled. Under systemd, `RELOADING=1` (with
 //! `MONOTONIC_USEC`) comes first and `READY=1` last.
 //!
+//! Each SIGHUP counts once in `orderly_reloads_total{result}`: `applied`
+//! (everything took, or nothing had changed), `rolled_back` (a step failed
+//! and the steps before it were undone) or `rejected` (the configuration
+//! was invalid; nothing was tried).
+//!
 //! The process shell: it reads config through `layers.rs` and hands the
 //! result to the core's `Runtime::reload`, never to the runtime's internals.
 
@@ -150,6 +155,30 @@ impl Reloader {
     }
 }
 
+/// `orderly_reloads_total{result}` on the runtime's registry, or `None`
+/// (logged) if it cannot be registered: reloads still work without it.
+fn reload_counter(runtime: &Runtime, logger: &slog::Logger) -> Option<prometheus::IntCounterVec> {
+    let opts = prometheus::Opts::new(
+        "orderly_reloads_total",
+        "Configuration reloads (SIGHUP), by result: applied, rolled_back, rejected.",
+    );
+    let counter = prometheus::IntCounterVec::new(opts, &["result"])
+        .and_then(|counter| runtime.metrics_registry().register(Box::new(counter.clone())).map(|()| counter));
+    match counter {
+        Ok(counter) => {
+            // Every result from the first scrape on, so a rate() has a start.
+            for result in ["applied", "rolled_back", "rejected"] {
+                counter.with_label_values(&[result]);
+            }
+            Some(counter)
+        }
+        Err(error) => {
+            slog::warn!(logger, "orderly_reloads_total could not be registered; reloads are not counted"; "error" => %error);
+            None
+        }
+    }
+}
+
 fn notify(systemd: &Option<Arc<Notifier>>, states: &[NotifyState<'_>]) {
     if let Some(notifier) = systemd {
         notifier.send(states);
@@ -166,6 +195,12 @@ pub(crate) async fn reload_on_sighup(
     mut reloader: Reloader,
     systemd: Option<Arc<Notifier>>,
 ) {
+    let reloads = reload_counter(&runtime, &reloader.logger);
+    let count = |result: &str| {
+        if let Some(reloads) = &reloads {
+            reloads.with_label_values(&[result]).inc();
+        }
+    };
     while hangups.recv().await.is_some() {
         if !runtime.health().started().await || runtime.shutdown_handle().is_requested() {
             return;
@@ -182,6 +217,8 @@ pub(crate) async fn reload_on_sighup(
         slog::info!(logger, "reloading the configuration (SIGHUP)");
         match reloader.prepare() {
             Err(ConfigErrors(problems)) => {
+                // Counted before it is told, so whoever reads the log sees the count.
+                count("rejected");
                 for problem in &problems {
                     slog::error!(logger, "reload rejected"; "key" => &problem.key, "problem" => &problem.message);
                 }
@@ -191,6 +228,7 @@ pub(crate) async fn reload_on_sighup(
             Ok(mut prepared) => {
                 let changes = std::mem::take(&mut prepared.changes);
                 let report = runtime.reload(changes).await;
+                count(if report.is_complete() { "applied" } else { "rolled_back" });
                 slog::info!(logger, "reloaded";
                     "applied" => report.applied.join(", "),
                     "restarted" => report.restarted.join(", "),
