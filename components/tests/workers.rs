@@ -168,6 +168,7 @@ impl Component for Handlers {
         let workers = ctx.dependency::<Workers>()?;
         workers.handle("record", Record);
         workers.handle_grouped("grouped", RecordTx);
+        workers.handle("cron_tick", Counter(self.0.clone()));
         workers.handle("fails", AlwaysFails);
         workers.handle("cooperative", Cooperative);
         workers.handle("stubborn", Stubborn);
@@ -719,5 +720,59 @@ async fn phase_3_commits_what_a_group_finished_and_gives_back_the_rest() {
     );
     let back = "SELECT count(*) FROM orderly_jobs WHERE status = 'ready' AND attempts = 0 AND lease_owner IS NULL";
     assert_eq!(query_i64(&url, back).await, 8 - done, "the rest are back in the queue, attempts not counted");
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_scheduled_in_config_runs_at_each_tick_of_its_cron_expression() {
+    let mut config = WorkersConfig::default();
+    let every_second: orderly_components::workers::PeriodicConfig =
+        toml::from_str("cron = \"* * * * * *\"\npayload = { audience = \"staff\" }").unwrap();
+    config.periodic.insert("cron_tick".into(), every_second);
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    eventually(&url, "SELECT least(count(*), 3) FROM orderly_jobs WHERE kind = 'cron_tick' AND status = 'done'", 3)
+        .await;
+    let on_the_second = "SELECT count(*) FROM orderly_jobs WHERE kind = 'cron_tick'
+                         AND (payload->>'slot')::BIGINT % 1000 = 0 AND payload->>'audience' = 'staff'";
+    let all = query_i64(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'cron_tick'").await;
+    assert_eq!(query_i64(&url, on_the_second).await, all, "each tick on a whole second, with the configured payload");
+    let distinct =
+        query_i64(&url, "SELECT count(DISTINCT payload->>'slot') FROM orderly_jobs WHERE kind = 'cron_tick'").await;
+    assert_eq!(distinct, all, "no tick enqueued twice");
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_starts_while_another_holds_the_queue_table() {
+    let s = setup(WorkersConfig::default(), Duration::from_secs(5)).await;
+    let url = s.server.url();
+    // A running replica's transaction that has written to the table and
+    // not committed yet (an enqueue in an app's own transaction, a claim).
+    let (holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    holder
+        .batch_execute(
+            "BEGIN; INSERT INTO orderly_jobs (queue, kind, payload, max_attempts) VALUES ('other', 'x', '{}', 1)",
+        )
+        .await
+        .unwrap();
+    let database =
+        DatabaseConfig { url: Secret::new(url.clone()), migrations: String::new(), ..DatabaseConfig::default() };
+    let second = Runtime::builder()
+        .component(Metrics::default())
+        .component(Database::new(database))
+        .component(Workers::new(WorkersConfig::default()))
+        .build()
+        .unwrap();
+    // Its schema is current: the new replica must not wait for the strongest
+    // lock on the table (it used to, behind every open transaction, and
+    // deadlocked with one that wrote next).
+    let started = tokio::time::timeout(Duration::from_secs(20), second.start()).await;
+    assert!(matches!(started, Ok(Ok(_))), "the second replica did not start: {:?}", started.map(|r| r.map(|_| ())));
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    assert!(second.shutdown(reason()).await.is_clean());
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
     s.server.stop().await.unwrap();
 }

@@ -100,18 +100,60 @@ impl DurableQueue {
         self.pool.get().await.map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 
+    /// Creates or brings up to date the queue's tables, unless they are
+    /// current already. Replicas that start while others run must not take
+    /// the table's strongest lock for nothing: `ALTER TABLE … ADD COLUMN IF
+    /// NOT EXISTS` locks the table even when the column exists, and a
+    /// running replica's claim or enqueue in between deadlocked with it
+    /// (seen: the new replica failed to start). When an upgrade does need
+    /// the DDL and loses a deadlock to running replicas, it tries again.
     pub(crate) async fn create_schema(&self) -> Result<(), QueueError> {
         let client = self.client().await?;
         client.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK]).await.map_err(query("locking the schema"))?;
-        let created = client.batch_execute(SCHEMA).await.map_err(query("creating orderly_jobs"));
-        let created = match created {
-            Ok(()) => client.batch_execute(super::periodic::SCHEMA).await.map_err(query("creating orderly_periodic")),
-            failed => failed,
-        };
+        let created = self.bring_schema_up_to_date(&client).await;
         let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK]).await;
         created?;
         unlocked.map_err(query("unlocking the schema"))?;
         Ok(())
+    }
+
+    async fn bring_schema_up_to_date(&self, client: &deadpool_postgres::Object) -> Result<(), QueueError> {
+        // The newest objects of SCHEMA and periodic::SCHEMA: when both
+        // exist, everything before them does (each batch runs whole).
+        // Update this when the schema grows.
+        let current = client
+            .query_one(
+                "SELECT to_regclass('orderly_jobs_dead') IS NOT NULL AND to_regclass('orderly_periodic') IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(query("reading the queue's schema"))?;
+        if current.get::<_, bool>(0) {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let created = client.batch_execute(SCHEMA).await.map_err(query("creating orderly_jobs"));
+            let created = match created {
+                Ok(()) => {
+                    client.batch_execute(super::periodic::SCHEMA).await.map_err(query("creating orderly_periodic"))
+                }
+                failed => failed,
+            };
+            match created {
+                Err(QueueError::Query { source, .. })
+                    if attempt < 5
+                        && source.code().is_some_and(|code| {
+                            *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                                || *code == tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE
+                        }) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Claims up to `limit` jobs on `client`: ready ones whose time has

@@ -47,6 +47,7 @@ pub use durable::{enqueue, enqueue_with, QueueError};
 pub use job::{DeadJob, Job, JobContext, JobHandler, JobId, RetryLater};
 pub use memory::MemoryQueue;
 pub use options::{Enqueued, JobOptions};
+pub use periodic::PeriodicConfig;
 
 use self::durable::DurableQueue;
 use self::metrics::WorkerMetrics;
@@ -85,6 +86,9 @@ pub struct WorkersConfig {
     /// Jobs of grouped kinds ([`Workers::handle_grouped`]) run in one
     /// transaction, at most this many; each group takes one of `concurrency`.
     pub group_size: usize,
+    /// Jobs enqueued on a schedule (`[workers.periodic.<kind>]`), once per
+    /// tick across the replicas sharing the queue.
+    pub periodic: std::collections::BTreeMap<String, PeriodicConfig>,
 }
 
 impl Default for WorkersConfig {
@@ -99,6 +103,7 @@ impl Default for WorkersConfig {
             backoff_max: Duration::from_secs(300),
             memory_capacity: 1024,
             group_size: 16,
+            periodic: Default::default(),
         }
     }
 }
@@ -114,6 +119,11 @@ impl Validate for WorkersConfig {
         // A failure re-runs every job of its group alone, and a group holds
         // its connection and its rows' locks until it commits: keep it short.
         v.check((1..=64).contains(&self.group_size), "group_size", "must be 1 to 64");
+        for (kind, periodic) in &self.periodic {
+            if let Err(problem) = periodic.schedule() {
+                v.error(&format!("periodic.{kind}"), problem);
+            }
+        }
     }
 }
 
@@ -226,12 +236,13 @@ impl Workers {
     }
 
     /// Enqueues a durable job of `kind` with `payload` (an object; its
-    /// `slot` key is set to the period's number) every `period`, once per
+    /// `slot` key is set to the period's start, in Unix ms) every `period`, once per
     /// period across every replica sharing the queue. Call it from the
     /// `start` of a component that depends on the workers, beside
     /// [`handle`](Self::handle); it begins once the app has started.
     pub fn every(&self, kind: &str, period: Duration, payload: serde_json::Value) {
-        let job = periodic::Periodic { kind: kind.to_owned(), period: period.max(Duration::from_millis(1)), payload };
+        let schedule = periodic::Schedule::Every(period.max(Duration::from_millis(1)));
+        let job = periodic::Periodic { kind: kind.to_owned(), schedule, payload };
         self.periodic.lock().push(Arc::new(job));
     }
 
@@ -706,8 +717,15 @@ impl Component for Workers {
 
         // Handlers are registered by dependents' starts: work begins once the app is up.
         let lifecycle: Lifecycle = ctx.lifecycle();
-        // Read once the app has started: dependents register them in their starts.
+        // Read once the app has started: dependents register them in their
+        // starts; the configured ones join them here (validation checked them).
         let periodic = self.periodic.clone();
+        for (kind, configured) in &self.config.periodic {
+            if let Ok(schedule) = configured.schedule() {
+                let payload = serde_json::Value::Object(configured.payload.clone());
+                periodic.lock().push(Arc::new(periodic::Periodic { kind: kind.clone(), schedule, payload }));
+            }
+        }
         let max_attempts = self.config.max_attempts;
         let (concurrency, poll) = (self.config.concurrency, self.config.poll_interval);
         ctx.spawn(async move {
@@ -720,6 +738,10 @@ impl Component for Workers {
             let listener = wake::listen(listening, durable.queue.clone(), wake.clone(), stage, shared.logger.clone());
             tokio::spawn(listener);
             for job in periodic.lock().iter().cloned() {
+                if !shared.handlers.read().contains_key(&job.kind) {
+                    slog::warn!(shared.logger, "a periodic job's kind has no handler in this process; its jobs wait for a process that has one";
+                        "kind" => &job.kind);
+                }
                 let (stage, logger) = (shared.stage.subscribe(), shared.logger.clone());
                 tokio::spawn(periodic::run(durable.clone(), job, max_attempts, stage, logger));
             }
