@@ -11,6 +11,7 @@ use orderly::{
     config::Secret, phase::Phase, settings::PhaseBudgets, settings::ShutdownSettings, BoxError, Component, Dependency,
     Runtime, ShutdownReason, StartContext, StopPhase,
 };
+use orderly_components::admin::{Admin, AdminConfig};
 use orderly_components::metrics::Metrics;
 use orderly_components::postgres::{Database, DatabaseConfig, DevDatabase};
 use orderly_components::workers::{Job, JobContext, JobHandler, JobOptions, RetryLater, Workers, WorkersConfig};
@@ -191,6 +192,8 @@ struct Setup {
     gate: Arc<tokio::sync::Semaphore>,
     /// The `order` jobs' ids, in the order they ran.
     order: Arc<std::sync::Mutex<Vec<i64>>>,
+    /// The management server, debug pages on.
+    admin: Arc<Admin>,
 }
 
 async fn setup(workers: WorkersConfig, stop_workers: Duration) -> Setup {
@@ -213,16 +216,18 @@ async fn setup(workers: WorkersConfig, stop_workers: Duration) -> Setup {
         phases: PhaseBudgets { stop_workers, ..PhaseBudgets::default() },
         ..ShutdownSettings::default()
     };
+    let admin = Arc::new(Admin::new(AdminConfig { bind: "127.0.0.1:0".into(), debug: true, ..AdminConfig::default() }));
     let runtime = Runtime::builder()
         .component(Metrics::default())
         .component(Database::new(database))
         .component_arc(workers.clone())
+        .component_arc(admin.clone())
         .component(Handlers(counted.clone(), gate.clone(), order.clone()))
         .shutdown_settings(settings)
         .build()
         .unwrap();
     runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
-    Setup { server, runtime, workers, counted, gate, order }
+    Setup { server, runtime, workers, counted, gate, order, admin }
 }
 
 async fn query_i64(url: &str, sql: &str) -> i64 {
@@ -773,6 +778,37 @@ async fn a_replica_starts_while_another_holds_the_queue_table() {
     assert!(matches!(started, Ok(Ok(_))), "the second replica did not start: {:?}", started.map(|r| r.map(|_| ())));
     holder.batch_execute("ROLLBACK").await.unwrap();
     assert!(second.shutdown(reason()).await.is_clean());
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_jobs_shows_the_queue_and_the_last_dead_jobs_with_their_errors() {
+    let config = WorkersConfig { max_attempts: 1, ..WorkersConfig::default() };
+    let s = setup(config, Duration::from_secs(5)).await;
+    let url = s.server.url();
+    let fails = s.workers.enqueue("fails", serde_json::json!({ "n": 1 })).await.unwrap();
+    let later = JobOptions::new().run_in(Duration::from_secs(3600));
+    s.workers.enqueue_with("count", serde_json::json!({}), &later).await.unwrap();
+    eventually(&url, &format!("SELECT count(*) FROM orderly_jobs WHERE id = {fails} AND status = 'dead'"), 1).await;
+
+    let admin = s.admin.local_addr().expect("the management server is up");
+    let client = reqwest::Client::new();
+    let page: serde_json::Value =
+        client.get(format!("http://{admin}/debug/jobs")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["queue"], "default", "{page}");
+    let jobs = page["jobs"].as_array().unwrap();
+    assert!(jobs.contains(&serde_json::json!({ "kind": "count", "state": "scheduled", "count": 1 })), "{page}");
+    assert!(jobs.contains(&serde_json::json!({ "kind": "fails", "state": "dead", "count": 1 })), "{page}");
+    assert_eq!(page["dead"][0]["id"], fails, "{page}");
+    assert_eq!(page["dead"][0]["last_error"], "the upstream said no", "{page}");
+
+    let missing = client.get(format!("http://{admin}/debug/nothing-here")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let missing: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(missing["pages"], serde_json::json!(["jobs"]), "the pages there are: {missing}");
+    let lifecycle = client.get(format!("http://{admin}/debug/lifecycle")).send().await.unwrap();
+    assert!(lifecycle.json::<serde_json::Value>().await.unwrap()["timeline"].is_array(), "fixed pages still win");
     assert!(s.runtime.shutdown(reason()).await.is_clean());
     s.server.stop().await.unwrap();
 }

@@ -10,6 +10,7 @@
 //! | `GET /debug/lifecycle` | the lifecycle timeline and the dependency graph (only with `debug = true`) |
 //! | `GET /debug/lifecycle.svg` | the timeline drawn as a Gantt chart (only with `debug = true`) |
 //! | `GET /debug/pprof/…` | CPU and heap profiles (only with `debug = true`; see Profiles below) |
+//! | `GET /debug/<name>` | a page a component added ([`Lifecycle::add_debug_page`](orderly::runtime::Lifecycle::add_debug_page)), such as the workers' `/debug/jobs` (only with `debug = true`) |
 //!
 //! It binds in `start` and serves at once, so startup probes answer while
 //! the rest of the app starts. It stays up through the whole drain and
@@ -190,6 +191,20 @@ async fn debug_lifecycle_svg(state: web::Data<AdminState>, req: HttpRequest) -> 
         .body(orderly::events::to_svg(state.lifecycle.timeline(), &state.title))
 }
 
+/// `/debug/<name>`: a page a component added.
+async fn debug_page(state: web::Data<AdminState>, req: HttpRequest, name: web::Path<String>) -> HttpResponse {
+    if !debug_allowed(&state, &req) {
+        return not_found();
+    }
+    match state.lifecycle.debug_page(&name) {
+        Some(page) => HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(page().await),
+        None => HttpResponse::NotFound().json(json!({
+            "error": format!("no debug page `{name}`"),
+            "pages": state.lifecycle.debug_pages(),
+        })),
+    }
+}
+
 async fn debug_lifecycle(state: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
     if !debug_allowed(&state, &req) {
         return not_found();
@@ -240,6 +255,8 @@ impl Component for Admin {
                 .route("/debug/pprof/flamegraph", web::get().to(pprof::flamegraph))
                 .route("/debug/pprof/heap", web::get().to(pprof::heap))
                 .route("/debug/pprof/heap/summary", web::get().to(pprof::heap_summary))
+                // Last: the fixed debug routes above win over a page's name.
+                .route("/debug/{name}", web::get().to(debug_page))
         })
         .workers(1)
         .disable_signals()

@@ -83,7 +83,7 @@ pub struct RetryLater(pub std::time::Duration);
 
 /// A job that used up its attempts (or was cancelled), as
 /// [`Workers::dead_jobs`](super::Workers::dead_jobs) lists it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DeadJob {
     /// Its id, for [`Workers::retry_dead`](super::Workers::retry_dead).
     pub id: JobId,

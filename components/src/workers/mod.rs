@@ -677,6 +677,26 @@ async fn depth_loop(shared: Arc<Shared>, queue: DurableQueue, memory: MemoryQueu
     }
 }
 
+/// `/debug/jobs`: the queue's jobs by kind and state, how long the oldest
+/// due one has waited, and the newest dead jobs with their errors.
+async fn jobs_page(queue: DurableQueue) -> serde_json::Value {
+    use serde_json::json;
+    let (stats, dead) = futures::join!(queue.stats(), queue.dead(20));
+    let (jobs, oldest) = match stats {
+        Ok(stats) => {
+            let jobs: Vec<_> = stats
+                .jobs
+                .iter()
+                .map(|(kind, state, count)| json!({ "kind": kind, "state": state, "count": count }))
+                .collect();
+            (json!(jobs), json!(stats.oldest_ready_seconds))
+        }
+        Err(e) => (json!({ "error": e.to_string() }), serde_json::Value::Null),
+    };
+    let dead = dead.map_or_else(|e| json!({ "error": e.to_string() }), |dead| json!(dead));
+    json!({ "queue": &*queue.queue, "jobs": jobs, "oldest_ready_seconds": oldest, "dead": dead })
+}
+
 #[orderly::component]
 impl Component for Workers {
     fn dependencies(&self) -> Vec<Dependency> {
@@ -717,6 +737,8 @@ impl Component for Workers {
 
         // Handlers are registered by dependents' starts: work begins once the app is up.
         let lifecycle: Lifecycle = ctx.lifecycle();
+        let page_queue = durable.clone();
+        lifecycle.add_debug_page("jobs", move || jobs_page(page_queue.clone()));
         // Read once the app has started: dependents register them in their
         // starts; the configured ones join them here (validation checked them).
         let periodic = self.periodic.clone();

@@ -49,6 +49,8 @@ struct State {
     changed: tokio::sync::Notify,
     /// Where the app serves, as its components announced it: (what, URL).
     endpoints: parking_lot::Mutex<Vec<(String, String)>>,
+    /// `/debug/<name>` pages added by components (`Lifecycle::add_debug_page`).
+    debug_pages: parking_lot::Mutex<std::collections::BTreeMap<String, crate::lifecycle::DebugPage>>,
 }
 
 /// The answer to a liveness probe.
@@ -173,6 +175,18 @@ impl Health {
             Some(entry) => entry.1 = url,
             None => endpoints.push((what.to_string(), url)),
         }
+    }
+
+    pub(crate) fn add_debug_page(&self, name: &str, page: crate::lifecycle::DebugPage) {
+        self.state.debug_pages.lock().insert(name.to_owned(), page);
+    }
+
+    pub(crate) fn debug_page(&self, name: &str) -> Option<crate::lifecycle::DebugPage> {
+        self.state.debug_pages.lock().get(name).cloned()
+    }
+
+    pub(crate) fn debug_page_names(&self) -> Vec<String> {
+        self.state.debug_pages.lock().keys().cloned().collect()
     }
 
     /// Where the app serves, in the order it was announced.

@@ -5,12 +5,18 @@
 //! Part of the model's view of the running app: it holds the components
 //! through [`ComponentsView`], never the graph or the runtime.
 
-use std::sync::Weak;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
 use crate::health::Health;
 use crate::timeline::Timeline;
 use crate::view::{ComponentsView, GraphFormat};
+
+/// A page of `/debug/<name>` on the management server: JSON made afresh
+/// for each request (see [`Lifecycle::add_debug_page`]).
+pub type DebugPage = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = serde_json::Value> + Send>> + Send + Sync>;
 
 /// A cheap, cloneable view of the app's lifecycle.
 ///
@@ -62,6 +68,40 @@ impl Lifecycle {
     /// ```
     pub fn announce_endpoint(&self, what: &str, url: impl Into<String>) {
         self.health.announce_endpoint(what, url.into());
+    }
+
+    /// Adds (or, from a component's next run, replaces) the page
+    /// `/debug/<name>` of the management server, which shows what `page`
+    /// returns, behind the same gate as `/debug/lifecycle`: a component's
+    /// own state for the operator who is looking into it.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let runtime = orderly_core::Runtime::builder().build().unwrap();
+    /// let lifecycle = runtime.lifecycle();
+    /// lifecycle.add_debug_page("jobs", || async { serde_json::json!({ "ready": 3 }) });
+    /// assert_eq!(lifecycle.debug_pages(), ["jobs"]);
+    /// let page = lifecycle.debug_page("jobs").unwrap();
+    /// assert_eq!(page().await["ready"], 3);
+    /// # });
+    /// ```
+    pub fn add_debug_page<F, Fut>(&self, name: &str, page: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = serde_json::Value> + Send + 'static,
+    {
+        let page: DebugPage = Arc::new(move || Box::pin(page()));
+        self.health.add_debug_page(name, page);
+    }
+
+    /// The page `/debug/<name>`, if a component added one.
+    pub fn debug_page(&self, name: &str) -> Option<DebugPage> {
+        self.health.debug_page(name)
+    }
+
+    /// The names of the pages components added, in order.
+    pub fn debug_pages(&self) -> Vec<String> {
+        self.health.debug_page_names()
     }
 
     /// The dependency graph as Mermaid or DOT; `None` once the runtime is gone.

@@ -37,7 +37,7 @@ use crate::trigger::{Shutdown, ShutdownReason};
 use crate::view::ComponentsView;
 
 // What a run of the runtime reports and offers, beside the runtime itself.
-pub use crate::lifecycle::Lifecycle;
+pub use crate::lifecycle::{DebugPage, Lifecycle};
 pub use crate::reload::{ReloadChange, ReloadReport};
 pub use crate::shutdown::ShutdownReport;
 
