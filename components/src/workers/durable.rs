@@ -37,6 +37,13 @@ CREATE INDEX IF NOT EXISTS orderly_jobs_by_priority ON orderly_jobs (queue, prio
 CREATE UNIQUE INDEX IF NOT EXISTS orderly_jobs_unique ON orderly_jobs (queue, unique_key)
     WHERE unique_key IS NOT NULL AND status IN ('ready', 'running');
 CREATE INDEX IF NOT EXISTS orderly_jobs_dead ON orderly_jobs (queue, kind) WHERE status = 'dead';
+-- The last tick of each periodic job taken, per queue and kind (periodic.rs).
+CREATE TABLE IF NOT EXISTS orderly_periodic (
+    queue TEXT NOT NULL,
+    kind  TEXT NOT NULL,
+    slot  BIGINT NOT NULL,
+    PRIMARY KEY (queue, kind)
+);
 ";
 
 /// What a claim sets on the jobs it takes ($3: the lease in ms, $4: the owner).
@@ -118,9 +125,8 @@ impl DurableQueue {
     }
 
     async fn bring_schema_up_to_date(&self, client: &deadpool_postgres::Object) -> Result<(), QueueError> {
-        // The newest objects of SCHEMA and periodic::SCHEMA: when both
-        // exist, everything before them does (each batch runs whole).
-        // Update this when the schema grows.
+        // The newest objects of SCHEMA: when both exist, everything before
+        // them does (the batch runs whole). Update this when SCHEMA grows.
         let current = client
             .query_one(
                 "SELECT to_regclass('orderly_jobs_dead') IS NOT NULL AND to_regclass('orderly_periodic') IS NOT NULL",
@@ -134,14 +140,7 @@ impl DurableQueue {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let created = client.batch_execute(SCHEMA).await.map_err(query("creating orderly_jobs"));
-            let created = match created {
-                Ok(()) => {
-                    client.batch_execute(super::periodic::SCHEMA).await.map_err(query("creating orderly_periodic"))
-                }
-                failed => failed,
-            };
-            match created {
+            match client.batch_execute(SCHEMA).await.map_err(query("creating the queue's tables")) {
                 Err(QueueError::Query { source, .. })
                     if attempt < 5
                         && source.code().is_some_and(|code| {

@@ -21,16 +21,6 @@ use super::durable::{enqueue_with, DurableQueue, QueueError};
 use super::options::JobOptions;
 use super::stage::{reached, Stage};
 
-/// The table of slots taken; created with the queue's schema.
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS orderly_periodic (
-    queue TEXT NOT NULL,
-    kind  TEXT NOT NULL,
-    slot  BIGINT NOT NULL,
-    PRIMARY KEY (queue, kind)
-);
-";
-
 /// When a periodic job comes round.
 #[derive(Debug, Clone)]
 pub(crate) enum Schedule {

@@ -50,7 +50,7 @@ struct State {
     /// Where the app serves, as its components announced it: (what, URL).
     endpoints: parking_lot::Mutex<Vec<(String, String)>>,
     /// `/debug/<name>` pages added by components (`Lifecycle::add_debug_page`).
-    debug_pages: parking_lot::Mutex<std::collections::BTreeMap<String, crate::lifecycle::DebugPage>>,
+    debug_pages: parking_lot::Mutex<std::collections::BTreeMap<String, crate::debug_page::DebugPage>>,
 }
 
 /// The answer to a liveness probe.
@@ -177,11 +177,11 @@ impl Health {
         }
     }
 
-    pub(crate) fn add_debug_page(&self, name: &str, page: crate::lifecycle::DebugPage) {
+    pub(crate) fn add_debug_page(&self, name: &str, page: crate::debug_page::DebugPage) {
         self.state.debug_pages.lock().insert(name.to_owned(), page);
     }
 
-    pub(crate) fn debug_page(&self, name: &str) -> Option<crate::lifecycle::DebugPage> {
+    pub(crate) fn debug_page(&self, name: &str) -> Option<crate::debug_page::DebugPage> {
         self.state.debug_pages.lock().get(name).cloned()
     }
 

@@ -64,6 +64,7 @@ extern crate self as orderly_core;
 mod component;
 pub mod config;
 mod context;
+mod debug_page;
 mod dependency;
 pub mod error;
 mod failure;

@@ -6,17 +6,13 @@
 //! through [`ComponentsView`], never the graph or the runtime.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
+pub use crate::debug_page::DebugPage;
 use crate::health::Health;
 use crate::timeline::Timeline;
 use crate::view::{ComponentsView, GraphFormat};
-
-/// A page of `/debug/<name>` on the management server: JSON made afresh
-/// for each request (see [`Lifecycle::add_debug_page`]).
-pub type DebugPage = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = serde_json::Value> + Send>> + Send + Sync>;
 
 /// A cheap, cloneable view of the app's lifecycle.
 ///

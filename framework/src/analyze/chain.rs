@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use orderly_core::phase::StopPhase;
 use serde::{Deserialize, Serialize};
 
-use super::figures::Trial;
+use super::trial::Trial;
 
 /// Each component's dependencies, by name.
 pub(crate) type Graph = BTreeMap<String, Vec<String>>;
@@ -110,7 +110,7 @@ pub(crate) fn shutdown_chains(trial: &Trial, graph: &Graph) -> BTreeMap<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::figures::{Hook, Timing};
+    use crate::analyze::trial::{Hook, Timing};
 
     fn graph() -> Graph {
         [("db", vec![]), ("cache", vec![]), ("api", vec!["db", "cache"])]

@@ -21,6 +21,7 @@ mod compare;
 mod figures;
 mod plot;
 mod text;
+mod trial;
 
 use std::path::Path;
 
@@ -30,7 +31,8 @@ use crate::cli::{Analysis, AnalyzeArgs, ReportFormat};
 use crate::exit::ExitStatus;
 
 pub(crate) use chain::Graph;
-use figures::{Report, Trial};
+use figures::Report;
+use trial::Trial;
 
 /// Runs the trials and prints the report `args` asks for. `build` makes a
 /// fresh, unstarted runtime of the app each time it is called.
