@@ -714,6 +714,10 @@ async fn phase_3_commits_what_a_group_finished_and_gives_back_the_rest() {
     let payloads: Vec<serde_json::Value> = (0..8).map(|n| serde_json::json!({ "n": n, "ms": 300 })).collect();
     enqueue_grouped(&url, &payloads, 5).await;
     eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE status = 'running'", 8).await;
+    // Claimed is not begun: wait until the group's transaction is open and
+    // its first handler runs (its connection idles in the transaction
+    // while the handler sleeps), so phase 3 finds a job under way.
+    eventually(&url, "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'", 1).await;
     let report = s.runtime.shutdown(reason()).await;
     assert!(report.is_clean(), "{report:?}");
     let done = query_i64(&url, "SELECT count(*) FROM orderly_jobs WHERE status = 'done'").await;
