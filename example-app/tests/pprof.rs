@@ -12,14 +12,25 @@ use std::time::{Duration, Instant};
 use pprof::protos::{Message, Profile};
 use support::*;
 
+/// A load generator, killed when dropped (also when an assertion fails).
+struct Load(Child);
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `wrk` reading one order with the API key, for `seconds`.
-fn wrk(url: &str, seconds: u64) -> Child {
-    Command::new("wrk")
+fn wrk(url: &str, seconds: u64) -> Load {
+    let child = Command::new("wrk")
         .args(["-t1", "-c8", &format!("-d{seconds}s"), "-H", &format!("Authorization: {}", bearer()), url])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("wrk (apt-get install wrk; scripts/test-all.sh installs it when run as root)")
+        .expect("wrk (apt-get install wrk; scripts/test-all.sh installs it when run as root)");
+    Load(child)
 }
 
 /// The names of the functions a pprof profile's samples pass through.
@@ -38,7 +49,7 @@ async fn cpu_and_heap_profiles_under_load() {
     let (status, order) = create(&client(), &app.base(), &new_order("profiled"), None).await.unwrap();
     assert_eq!(status, 201);
     let order_url = format!("{}/api/v1/orders/{}", app.base(), order["id"]);
-    let mut load = wrk(&order_url, 12);
+    let load = wrk(&order_url, 12);
     let admin = app.admin_base();
 
     // A CPU profile while the API is under load, and a second one refused meanwhile.
@@ -73,8 +84,7 @@ async fn cpu_and_heap_profiles_under_load() {
     assert_eq!(flame.headers()["content-type"], "image/svg+xml");
     let svg = flame.text().await.unwrap();
     assert!(svg.contains("<svg") && svg.contains("get_order"), "a flame graph with the handler's frames");
-    let _ = load.kill();
-    let _ = load.wait();
+    drop(load);
 
     let heap = get(&format!("{admin}/debug/pprof/heap")).await;
     assert_eq!(heap.status(), 200);

@@ -8,15 +8,24 @@ use support::*;
 
 const OTHER_KEY: &str = "second-key-0123456789";
 
+/// The key file, removed when dropped (also when an assertion fails).
+struct KeyFile(std::path::PathBuf);
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_noisy_key_is_limited_and_another_is_served() {
     let db = DevDatabase::start().await.expect("test postgres");
-    let keys = std::env::temp_dir().join(format!("rate-limit-keys-{}", std::process::id()));
-    std::fs::write(&keys, format!("{API_KEY}\n{OTHER_KEY}\n")).unwrap();
+    let keys = KeyFile(std::env::temp_dir().join(format!("rate-limit-keys-{}", std::process::id())));
+    std::fs::write(&keys.0, format!("{API_KEY}\n{OTHER_KEY}\n")).unwrap();
     let app = App::start(
         &db.url(),
         &[
-            ("APP__API__KEY_FILE", keys.to_str().unwrap()),
+            ("APP__API__KEY_FILE", keys.0.to_str().unwrap()),
             ("APP__HTTP__RATE_LIMIT__GROUPS__API__REQUESTS", "1"),
             ("APP__HTTP__RATE_LIMIT__GROUPS__API__PER", "1m"),
             ("APP__HTTP__RATE_LIMIT__GROUPS__API__BURST", "5"),
@@ -48,5 +57,4 @@ async fn one_noisy_key_is_limited_and_another_is_served() {
 
     let metrics = client.get(format!("{}/metrics", app.admin_base())).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("http_rate_limited_total{route=\"/api/v1/orders\"} 1"), "{metrics}");
-    let _ = std::fs::remove_file(keys);
 }

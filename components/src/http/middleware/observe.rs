@@ -65,12 +65,15 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
 
     // A client over its limit is answered before any guard or handler
     // runs; the guards run inside: the whole stack is one layer, one future.
-    let (result, limit_headers, limited) = match layer.rate_limits.as_ref().and_then(|limits| limits.check(&req)) {
-        Some(Verdict::Limited(error)) => (Err(error), None, true),
-        Some(Verdict::Allowed(headers)) => {
-            (guarded(guards, &id, req, |req| next.call(req)).await, Some(headers), false)
-        }
-        None => (guarded(guards, &id, req, |req| next.call(req)).await, None, false),
+    let (refusal, limit_headers) = match layer.rate_limits.as_ref().and_then(|limits| limits.check(&req)) {
+        Some(Verdict::Limited(error)) => (Some(error), None),
+        Some(Verdict::Allowed(headers)) => (None, Some(headers)),
+        None => (None, None),
+    };
+    let limited = refusal.is_some();
+    let result = match refusal {
+        Some(error) => Err(error),
+        None => guarded(guards, &id, req, |req| next.call(req)).await,
     };
 
     // Read after the router ran, from what it recorded: the path is not matched a second time.
