@@ -8,11 +8,16 @@
 //! `process_*` (CPU, memory, file descriptors) and hands the registry to the
 //! components that declare `Dependency::on::<Metrics>()`.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use futures::FutureExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
 use orderly::settings::RetryPolicy;
-use orderly::{config::Validate, config::Validation, BoxError, Component, StartContext, StopContext};
+use orderly::{
+    config::Validate, config::Validation, BoxError, Component, ReloadContext, Reloaded, StartContext, StopContext,
+};
 use parking_lot::Mutex;
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Deserialize;
@@ -139,10 +144,15 @@ pub enum MetricsError {
 /// ```
 #[derive(Default)]
 pub struct Metrics {
-    config: MetricsConfig,
-    registry: OnceLock<Registry>,
-    pusher: OnceLock<Pusher>,
-    push_loop: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The config in force: built with, or the last reload's.
+    config: Mutex<MetricsConfig>,
+    registry: Mutex<Option<Registry>>,
+    /// The pusher in force (`None`: pushing is off), watched by the push
+    /// loop of the current run, so a reload turns pushing on, off or
+    /// elsewhere without a restart.
+    pusher: Mutex<Option<watch::Sender<Option<Pusher>>>>,
+    /// The current run's logger and push counter, for a reload's pusher.
+    run: Mutex<Option<(slog::Logger, PushCounter)>>,
 }
 
 /// Pushes the registry to one Pushgateway group.
@@ -151,12 +161,34 @@ struct Pusher {
     client: reqwest::Client,
     url: String,
     attempts: u32,
+    interval: Duration,
     registry: Registry,
     pushes: IntCounterVec,
     logger: slog::Logger,
 }
 
 impl Pusher {
+    /// The pusher `push` asks for, or `None` when it has no URL.
+    fn of(
+        push: &PushConfig,
+        registry: &Registry,
+        pushes: &PushCounter,
+        logger: &slog::Logger,
+    ) -> Result<Option<Self>, BoxError> {
+        if push.url.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            client: reqwest::Client::builder().timeout(push.timeout).build()?,
+            url: group_url(push),
+            attempts: push.attempts,
+            interval: push.interval,
+            registry: registry.clone(),
+            pushes: pushes.0.clone(),
+            logger: logger.clone(),
+        }))
+    }
+
     /// One push, retried with backoff; counted either way, never fatal.
     async fn push(&self) -> Result<(), MetricsError> {
         let retry = RetryPolicy::new(self.attempts, PUSH_BACKOFF_INITIAL, PUSH_BACKOFF_MAX);
@@ -187,6 +219,65 @@ impl Pusher {
     }
 }
 
+/// Pushes every `interval` of the pusher in force until the run ends;
+/// a new pusher (a reload) restarts the interval, none pauses pushing.
+async fn push_loop(mut pushers: watch::Receiver<Option<Pusher>>, ended: CancellationToken) {
+    let mut current = pushers.borrow_and_update().clone();
+    loop {
+        let next = async {
+            match &current {
+                Some(pusher) => tokio::time::sleep(pusher.interval).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = ended.cancelled() => return,
+            changed = pushers.changed() => match changed {
+                Ok(()) => current = pushers.borrow_and_update().clone(),
+                Err(_) => return,
+            },
+            () = next => {
+                if let Some(pusher) = &current {
+                    // Logged and counted inside; a failed push is never fatal.
+                    let _ = pusher.push().await;
+                }
+            }
+        }
+    }
+}
+
+/// `orderly_metrics_pushes_total{result}`, once per runtime.
+#[derive(Clone)]
+struct PushCounter(IntCounterVec);
+
+impl PushCounter {
+    fn register(registry: &Registry) -> Result<Self, MetricsError> {
+        let counter = register(
+            registry,
+            "orderly_metrics_pushes_total",
+            IntCounterVec::new(
+                Opts::new("orderly_metrics_pushes_total", "Pushes to the Pushgateway, by result (ok, error)."),
+                &["result"],
+            ),
+        )?;
+        Ok(Self(counter))
+    }
+}
+
+/// The `process_*` collector is registered: once per runtime, for every run.
+#[derive(Clone)]
+struct ProcessMetrics;
+
+impl ProcessMetrics {
+    fn register(registry: &Registry) -> Result<Self, MetricsError> {
+        let collector = prometheus::process_collector::ProcessCollector::for_self();
+        registry
+            .register(Box::new(collector))
+            .map_err(|source| MetricsError::Register { what: "process metrics", source })?;
+        Ok(Self)
+    }
+}
+
 /// `{url}/metrics/job/{job}/instance/{instance}`.
 fn group_url(push: &PushConfig) -> String {
     let instance = if push.instance.is_empty() { crate::hostname() } else { push.instance.clone() };
@@ -196,17 +287,22 @@ fn group_url(push: &PushConfig) -> String {
 impl Metrics {
     /// A metrics component with `config` (usually built from `[metrics]`).
     pub fn new(config: MetricsConfig) -> Self {
-        Self { config, ..Self::default() }
+        Self { config: Mutex::new(config), ..Self::default() }
     }
 
     /// The runtime's registry (a cheap handle; clones share the same metrics).
     pub fn registry(&self) -> Result<Registry, MetricsError> {
-        self.registry.get().cloned().ok_or(MetricsError::NotStarted)
+        self.registry.lock().clone().ok_or(MetricsError::NotStarted)
     }
 
     /// Every metric in the Prometheus text exposition format.
     pub fn render(&self) -> Result<String, MetricsError> {
         render(&self.registry()?)
+    }
+
+    /// The pusher in force, if pushing is on.
+    fn current_pusher(&self) -> Option<Pusher> {
+        self.pusher.lock().as_ref().and_then(|pushers| pushers.borrow().clone())
     }
 }
 
@@ -236,57 +332,65 @@ pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 #[orderly::component]
 impl Component for Metrics {
+    /// Each run takes the registry afresh and pushes from a loop of its own;
+    /// the metric sets (process, pushes) stay registered once per runtime.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let config = self.config.lock().clone();
         let registry = ctx.metrics_registry().clone();
-        if self.config.process {
-            let collector = prometheus::process_collector::ProcessCollector::for_self();
-            registry
-                .register(Box::new(collector))
-                .map_err(|source| MetricsError::Register { what: "process metrics", source })?;
+        if config.process {
+            ctx.metric_set(ProcessMetrics::register)?;
         }
-        // A second start of the same component (a retry) finds it already set.
-        let _ = self.registry.set(registry.clone());
-        if !self.config.push.url.is_empty() && self.pusher.get().is_none() {
-            let pushes = register(
-                &registry,
-                "orderly_metrics_pushes_total",
-                IntCounterVec::new(
-                    Opts::new("orderly_metrics_pushes_total", "Pushes to the Pushgateway, by result (ok, error)."),
-                    &["result"],
-                ),
-            )?;
-            let client = reqwest::Client::builder().timeout(self.config.push.timeout).build()?;
-            let pusher = Pusher {
-                client,
-                url: group_url(&self.config.push),
-                attempts: self.config.push.attempts,
-                registry,
-                pushes,
-                logger: ctx.logger().clone(),
-            };
-            let _ = self.pusher.set(pusher.clone());
-            let interval = self.config.push.interval;
-            *self.push_loop.lock() = Some(tokio::spawn(async move {
-                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    // Logged and counted inside; a failed push is never fatal.
-                    let _ = pusher.push().await;
-                }
-            }));
-            slog::info!(ctx.logger(), "pushing metrics"; "url" => &self.pusher.get().map(|p| p.url.clone()).unwrap_or_default(), "interval" => ?interval);
+        let pushes = ctx.metric_set(PushCounter::register)?;
+        let pusher = Pusher::of(&config.push, &registry, &pushes, ctx.logger())?;
+        if let Some(pusher) = &pusher {
+            slog::info!(ctx.logger(), "pushing metrics"; "url" => &pusher.url, "interval" => ?pusher.interval);
         }
+        let (pushers, watching) = watch::channel(pusher);
+        ctx.spawn(push_loop(watching, ctx.cancellation()).map(Ok));
+        *self.registry.lock() = Some(registry);
+        *self.pusher.lock() = Some(pushers);
+        *self.run.lock() = Some((ctx.logger().clone(), pushes));
         Ok(())
+    }
+
+    /// `[metrics.push]` applies at once: the URL, the interval, the
+    /// grouping labels, turning pushing on or off. `process` stays as the
+    /// process started (its collector cannot be taken back); a change to it
+    /// is logged.
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let Some(new) = ctx.replacement::<Metrics>() else { return Ok(Reloaded::NeedsRestart) };
+        let new = new.config.lock().clone();
+        let registry = self.registry()?;
+        let (logger, pushes) = self.run.lock().clone().ok_or(MetricsError::NotStarted)?;
+        let pusher = Pusher::of(&new.push, &registry, &pushes, &logger)?;
+        if new.process != self.config.lock().process {
+            slog::warn!(ctx.logger(), "[metrics] process changes at the next start of the process");
+        }
+        match &pusher {
+            Some(pusher) => {
+                slog::info!(ctx.logger(), "pushing metrics"; "url" => &pusher.url, "interval" => ?pusher.interval)
+            }
+            None => slog::info!(ctx.logger(), "metrics push is off"),
+        }
+        if let Some(pushers) = &*self.pusher.lock() {
+            pushers.send_replace(pusher);
+        }
+        *self.config.lock() = new;
+        Ok(Reloaded::Applied)
     }
 
     /// Phase 4: one final push, after the HTTP server has drained and the
     /// workers have stopped, so the last counts reach the gateway.
     async fn flush(&self, ctx: &StopContext) -> Result<(), BoxError> {
-        if let Some(task) = self.push_loop.lock().take() {
-            task.abort();
+        let Some(pusher) = self.current_pusher() else { return Ok(()) };
+        // The run's loop must not push after this one.
+        if let Some(pushers) = &*self.pusher.lock() {
+            pushers.send_replace(None);
         }
-        let Some(pusher) = self.pusher.get() else { return Ok(()) };
         match tokio::time::timeout_at(ctx.deadline().into(), pusher.push()).await {
             Ok(Ok(())) => slog::info!(ctx.logger(), "final metrics push done"),
             // Counted and logged; not a reason to fail the shutdown.

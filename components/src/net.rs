@@ -66,6 +66,18 @@ pub(crate) struct ListenerCloser {
 }
 
 impl ListenerCloser {
+    /// A second listener on the same socket (its own descriptor), for a
+    /// new server to accept from the same queue while the old one stops:
+    /// nothing queued is lost in between. `backlog` is applied again (Linux
+    /// lets a listening socket change it).
+    #[cfg(feature = "http")]
+    pub(crate) fn share(&self, backlog: u32) -> io::Result<TcpListener> {
+        let socket = self.socket.as_ref().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let shared = socket.try_clone()?;
+        shared.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+        Ok(shared.into())
+    }
+
     /// Stops listening now: connections not yet accepted are reset and new
     /// ones are refused. Idempotent.
     pub(crate) fn close(&mut self) {

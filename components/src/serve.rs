@@ -15,7 +15,8 @@ use crate::net::ListenerCloser;
 pub(crate) struct Serving {
     handle: ServerHandle,
     task: JoinHandle<()>,
-    closer: ListenerCloser,
+    /// `None` once a server that took over the socket has it.
+    closer: Option<ListenerCloser>,
 }
 
 impl Serving {
@@ -27,7 +28,7 @@ impl Serving {
                 slog::error!(logger, "server stopped with an error"; "error" => %error);
             }
         });
-        Self { handle, task, closer }
+        Self { handle, task, closer: Some(closer) }
     }
 
     /// Stops taking connections now, and tells every open connection to
@@ -37,13 +38,34 @@ impl Serving {
         // The command is sent by the call itself; its future only waits for
         // workers, which are checked once a second: we track that ourselves.
         drop(self.handle.stop(true));
-        self.closer.close();
+        if let Some(closer) = &mut self.closer {
+            closer.close();
+        }
+    }
+
+    /// Hands the listening socket to a server that takes over, and stops
+    /// taking connections: actix drops its own descriptor of the socket,
+    /// which stays open for the new server, and each open connection
+    /// finishes its current response and closes.
+    #[cfg(feature = "http")]
+    pub(crate) fn hand_over(&mut self) -> Option<ListenerCloser> {
+        let closer = self.closer.take();
+        drop(self.handle.stop(true));
+        closer
+    }
+
+    /// The closer of this server's listening socket, while it has it.
+    #[cfg(feature = "http")]
+    pub(crate) fn closer(&self) -> Option<&ListenerCloser> {
+        self.closer.as_ref()
     }
 
     /// Closes the listener and every connection, waiting at most until `deadline`.
     #[cfg(feature = "admin")] // only the management server stops at once
     pub(crate) async fn stop_now(&mut self, deadline: std::time::Instant) {
-        self.closer.close();
+        if let Some(closer) = &mut self.closer {
+            closer.close();
+        }
         let _ = tokio::time::timeout_at(deadline.into(), self.handle.stop(false)).await;
         self.task.abort();
     }

@@ -40,7 +40,6 @@
 mod pprof;
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -109,18 +108,19 @@ struct AdminState {
 pub struct Admin {
     config: AdminConfig,
     serving: Mutex<Option<Serving>>,
-    local_addr: OnceLock<SocketAddr>,
+    /// Where the current run listens.
+    local_addr: Mutex<Option<SocketAddr>>,
 }
 
 impl Admin {
     /// A management server with `config`.
     pub fn new(config: AdminConfig) -> Self {
-        Self { config, serving: Mutex::new(None), local_addr: OnceLock::new() }
+        Self { config, serving: Mutex::new(None), local_addr: Mutex::new(None) }
     }
 
     /// The bound address, once started.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr.get().copied()
+        *self.local_addr.lock()
     }
 }
 
@@ -226,6 +226,13 @@ impl Component for Admin {
         vec![Dependency::on::<Metrics>()]
     }
 
+    /// Each run binds its own socket and builds its own server. A reload of
+    /// `[admin]` restarts it (it has no dependents): the probes are
+    /// unreachable for the milliseconds that takes.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let registry = ctx.dependency::<Metrics>()?.registry()?;
         let addr: SocketAddr = self.config.bind.parse()?;
@@ -264,7 +271,7 @@ impl Component for Admin {
         .map_err(|e| format!("starting the management server on {local}: {e}"))?
         .run();
         *self.serving.lock() = Some(Serving::spawn(server, closer, ctx.logger().clone()));
-        let _ = self.local_addr.set(local);
+        *self.local_addr.lock() = Some(local);
         slog::info!(ctx.logger(), "management server listening"; "addr" => local.to_string(), "debug" => self.config.debug);
         let lifecycle = ctx.lifecycle();
         lifecycle.announce_endpoint("probes", format!("http://{local}/readyz"));

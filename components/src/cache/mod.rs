@@ -14,15 +14,15 @@ mod breaker;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::AsyncCommands;
 use orderly::{
-    config::Secret, config::Validate, config::Validation, BoxError, Component, Dependency, Readiness, StartContext,
-    StopContext,
+    config::Secret, config::Validate, config::Validation, BoxError, Component, Dependency, Readiness, ReloadContext,
+    Reloaded, StartContext, StopContext,
 };
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use prometheus::{IntCounterVec, IntGauge, Opts};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -114,6 +114,7 @@ enum Store {
     Redis(deadpool_redis::Pool),
 }
 
+#[derive(Clone)]
 struct CacheMetrics {
     requests: IntCounterVec,
     errors: IntCounterVec,
@@ -149,15 +150,22 @@ impl CacheMetrics {
     }
 }
 
+/// An in-process store of `capacity` entries, each with its own TTL.
+fn memory_store(capacity: u64) -> moka::future::Cache<String, Entry> {
+    moka::future::Cache::builder().max_capacity(capacity).expire_after(PerEntryTtl).build()
+}
+
 /// Loads in progress, by key: concurrent `get_or_load` calls share one.
 type Loads = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<[u8]>>>>>;
 
 /// The cache component.
 pub struct Cache {
-    config: CacheConfig,
-    store: OnceLock<Store>,
+    /// The config in force: built with, or the last reload's.
+    config: RwLock<CacheConfig>,
+    /// The current run's store; none before the start and after the close.
+    store: RwLock<Option<Arc<Store>>>,
     breaker: Breaker,
-    metrics: OnceLock<CacheMetrics>,
+    metrics: RwLock<Option<CacheMetrics>>,
     loads: Loads,
     last_error: Mutex<Option<String>>,
 }
@@ -167,10 +175,10 @@ impl Cache {
     pub fn new(config: CacheConfig) -> Self {
         let breaker = Breaker::new(config.breaker_failures, config.breaker_cooldown);
         Self {
-            config,
-            store: OnceLock::new(),
+            config: RwLock::new(config),
+            store: RwLock::new(None),
             breaker,
-            metrics: OnceLock::new(),
+            metrics: RwLock::new(None),
             loads: Mutex::default(),
             last_error: Mutex::new(None),
         }
@@ -182,18 +190,26 @@ impl Cache {
     }
 
     fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.config.key_prefix)
+        format!("{}{key}", self.config.read().key_prefix)
+    }
+
+    fn default_ttl(&self) -> Duration {
+        self.config.read().default_ttl
+    }
+
+    fn store(&self) -> Option<Arc<Store>> {
+        self.store.read().clone()
     }
 
     fn backend_label(&self) -> &'static str {
-        match self.config.backend {
+        match self.config.read().backend {
             CacheBackend::Memory => "memory",
             CacheBackend::Redis => "redis",
         }
     }
 
     fn count(&self, result: &str) {
-        if let Some(m) = self.metrics.get() {
+        if let Some(m) = &*self.metrics.read() {
             m.requests.with_label_values(&[self.backend_label(), result]).inc();
         }
     }
@@ -208,14 +224,14 @@ impl Cache {
         let fail = |error: String| {
             self.breaker.failure(Instant::now());
             *self.last_error.lock() = Some(error);
-            if let Some(m) = self.metrics.get() {
+            if let Some(m) = &*self.metrics.read() {
                 m.errors.with_label_values(&["redis"]).inc();
                 m.breaker_open.set(i64::from(self.breaker.is_open()));
             }
             None
         };
         if !self.breaker.allow(Instant::now()) {
-            if let Some(m) = self.metrics.get() {
+            if let Some(m) = &*self.metrics.read() {
                 m.errors.with_label_values(&["redis"]).inc();
             }
             return None;
@@ -224,22 +240,23 @@ impl Cache {
             let connection = pool.get().await.map_err(|e| e.to_string())?;
             call(connection).await.map_err(|e| e.to_string())
         };
-        match tokio::time::timeout(self.config.redis_timeout, attempt).await {
+        let timeout = self.config.read().redis_timeout;
+        match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(value)) => {
                 self.breaker.success();
-                if let Some(m) = self.metrics.get() {
+                if let Some(m) = &*self.metrics.read() {
                     m.breaker_open.set(0);
                 }
                 Some(value)
             }
             Ok(Err(e)) => fail(e),
-            Err(_) => fail(format!("no answer within {:?}", self.config.redis_timeout)),
+            Err(_) => fail(format!("no answer within {timeout:?}")),
         }
     }
 
     async fn get_bytes(&self, key: &str) -> Option<Arc<[u8]>> {
         let key = self.key(key);
-        let found = match self.store.get()? {
+        let found = match &*self.store()? {
             Store::Memory(cache) => cache.get(&key).await.map(|e| e.bytes),
             Store::Redis(pool) => self
                 .redis(pool, |mut c| async move { c.get::<_, Option<Vec<u8>>>(key).await })
@@ -253,7 +270,7 @@ impl Cache {
 
     async fn set_bytes(&self, key: &str, bytes: Arc<[u8]>, ttl: Duration) {
         let key = self.key(key);
-        match self.store.get() {
+        match self.store().as_deref() {
             Some(Store::Memory(cache)) => cache.insert(key, Entry { bytes, ttl }).await,
             Some(Store::Redis(pool)) => {
                 let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -279,14 +296,14 @@ impl Cache {
     /// Redis down, it is skipped.
     pub async fn set<T: Serialize>(&self, key: &str, value: &T, ttl: Option<Duration>) {
         if let Ok(bytes) = serde_json::to_vec(value) {
-            self.set_bytes(key, bytes.into(), ttl.unwrap_or(self.config.default_ttl)).await;
+            self.set_bytes(key, bytes.into(), ttl.unwrap_or_else(|| self.default_ttl())).await;
         }
     }
 
     /// Removes `key`.
     pub async fn delete(&self, key: &str) {
         let key = self.key(key);
-        match self.store.get() {
+        match self.store().as_deref() {
             Some(Store::Memory(cache)) => cache.invalidate(&key).await,
             Some(Store::Redis(pool)) => {
                 self.redis(pool, |mut c| async move { c.del::<_, ()>(key).await }).await;
@@ -318,7 +335,7 @@ impl Cache {
                 let bytes = result.as_ref().ok().and_then(|value| serde_json::to_vec(value).ok());
                 ours = Some(result);
                 let bytes: Arc<[u8]> = bytes.ok_or(())?.into();
-                self.set_bytes(key, bytes.clone(), ttl.unwrap_or(self.config.default_ttl)).await;
+                self.set_bytes(key, bytes.clone(), ttl.unwrap_or_else(|| self.default_ttl())).await;
                 Ok::<_, ()>(bytes)
             })
             .await
@@ -347,28 +364,32 @@ impl Component for Cache {
         vec![Dependency::on::<Metrics>()]
     }
 
+    /// Each run builds its own store (a fresh Redis pool; the memory
+    /// store starts empty) and drops it at the close.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        let registry = ctx.dependency::<Metrics>()?.registry()?;
-        if self.metrics.get().is_none() {
-            let _ = self.metrics.set(CacheMetrics::register(&registry)?);
-        }
-        let store = match self.config.backend {
-            CacheBackend::Memory => Store::Memory(
-                moka::future::Cache::builder().max_capacity(self.config.capacity).expire_after(PerEntryTtl).build(),
-            ),
+        ctx.dependency::<Metrics>()?;
+        *self.metrics.write() = Some(ctx.metric_set(CacheMetrics::register)?);
+        let config = self.config.read().clone();
+        let store = match config.backend {
+            CacheBackend::Memory => Store::Memory(memory_store(config.capacity)),
             CacheBackend::Redis => {
-                let pool = deadpool_redis::Config::from_url(self.config.redis_url.expose().clone())
+                let pool = deadpool_redis::Config::from_url(config.redis_url.expose().clone())
                     .builder()?
                     .max_size(16)
-                    .wait_timeout(Some(self.config.redis_timeout))
-                    .create_timeout(Some(self.config.redis_timeout))
+                    .wait_timeout(Some(config.redis_timeout))
+                    .create_timeout(Some(config.redis_timeout))
                     .runtime(deadpool_redis::Runtime::Tokio1)
                     .build()?;
                 Store::Redis(pool)
             }
         };
-        let _ = self.store.set(store);
-        if let Some(Store::Redis(pool)) = self.store.get() {
+        let store = Arc::new(store);
+        *self.store.write() = Some(store.clone());
+        if let Store::Redis(pool) = &*store {
             // Redis being down is not a reason to refuse to start: we serve misses.
             let ping: Option<String> = self
                 .redis(pool, |mut c| async move { deadpool_redis::redis::cmd("PING").query_async(&mut c).await })
@@ -382,6 +403,32 @@ impl Component for Cache {
         Ok(())
     }
 
+    /// `default_ttl`, `capacity`, `redis_timeout` and `key_prefix` apply at
+    /// once (a new capacity starts a store of that size, empty);
+    /// `backend`, `redis_url` and the breaker's settings restart the cache
+    /// with its dependents.
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let Some(new) = ctx.replacement::<Cache>() else { return Ok(Reloaded::NeedsRestart) };
+        let new = new.config.read().clone();
+        let old = self.config.read().clone();
+        if new.backend != old.backend
+            || new.redis_url.expose() != old.redis_url.expose()
+            || new.breaker_failures != old.breaker_failures
+            || new.breaker_cooldown != old.breaker_cooldown
+        {
+            return Ok(Reloaded::NeedsRestart);
+        }
+        if new.capacity != old.capacity && matches!(self.store().as_deref(), Some(Store::Memory(_))) {
+            // moka cannot resize a store, and moving the entries would
+            // restart their TTLs (a stale value would outlive its TTL): the
+            // new store starts empty, and misses load afresh.
+            *self.store.write() = Some(Arc::new(Store::Memory(memory_store(new.capacity))));
+        }
+        slog::info!(ctx.logger(), "reloaded in place"; "default_ttl" => ?new.default_ttl, "capacity" => new.capacity);
+        *self.config.write() = new;
+        Ok(Reloaded::Applied)
+    }
+
     async fn ready(&self) -> Readiness {
         if self.breaker.is_open() {
             let why = self.last_error.lock().clone().unwrap_or_default();
@@ -391,7 +438,8 @@ impl Component for Cache {
     }
 
     async fn close(&self, _ctx: &StopContext) -> Result<(), BoxError> {
-        if let Some(Store::Redis(pool)) = self.store.get() {
+        let store = self.store.write().take();
+        if let Some(Store::Redis(pool)) = store.as_deref() {
             pool.close();
         }
         Ok(())

@@ -2,8 +2,8 @@
 
 use std::cell::OnceCell;
 use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -12,10 +12,10 @@ use actix_web::{web, App};
 
 use super::drain::Drain;
 use super::error::extractors;
+use super::live::{Live, WorkerSettings};
 use super::middleware::access_log::AccessLog;
 use super::middleware::guard::Guards;
 use super::middleware::observe::{self, Layer, Observers};
-use super::middleware::rate_limit::RateLimits;
 use super::middleware::{backpressure, metrics};
 use super::request::RequestLogger;
 use super::routes::Configure;
@@ -28,13 +28,14 @@ pub(crate) struct AppTemplate {
     pub(crate) metrics: metrics::HttpMetrics,
     pub(crate) drain: Arc<Drain>,
     pub(crate) limit: Arc<backpressure::Limit>,
-    pub(crate) request_timeout: Duration,
-    pub(crate) max_body_bytes: usize,
+    /// The request timeout, body limit, access log switch and rate limits,
+    /// which a reload changes while the server serves.
+    pub(crate) live: Arc<Live>,
+    /// Where access lines go (written only while `live` has the log on).
     pub(crate) access_log: Option<Arc<AccessLog>>,
-    pub(crate) rate_limits: Option<Arc<RateLimits>>,
     pub(crate) routes: Arc<[Configure]>,
     /// Whether requests get server spans (the tracing component exports).
-    pub(crate) traced: bool,
+    pub(crate) traced: Arc<AtomicBool>,
 }
 
 impl AppTemplate {
@@ -50,21 +51,12 @@ impl AppTemplate {
             InitError = (),
         >,
     > {
-        let AppTemplate {
-            logger,
-            metrics,
-            drain,
-            limit,
-            request_timeout,
-            max_body_bytes,
-            access_log,
-            rate_limits,
-            routes,
-            traced,
-        } = self.clone();
+        let AppTemplate { logger, metrics, drain, limit, live, access_log, routes, traced } = self.clone();
         let error_logger = logger.clone();
         // Built per worker (this runs once on each worker thread).
         let observers = Observers { metrics, local: Default::default(), access_log, traced };
+        let settings = WorkerSettings::new(live);
+        let max_body_bytes = settings.body_limit();
         let mut app = App::new()
             .app_data(extractors::json(max_body_bytes))
             .app_data(extractors::bytes(max_body_bytes))
@@ -75,8 +67,8 @@ impl AppTemplate {
         for configure in routes.iter() {
             app = app.configure(|cfg| configure(cfg));
         }
-        let guards = Guards { logger: error_logger, drain, limit, request_timeout };
-        let layer = Rc::new(Layer { observers, guards, rate_limits, routes: OnceCell::new() });
+        let guards = Guards { logger: error_logger, drain, limit };
+        let layer = Rc::new(Layer { observers, guards, settings, routes: OnceCell::new() });
         app.default_service(web::to(|| async { Err::<&str, _>(ApiError::not_found("no such route")) }))
             .wrap(from_fn(move |req, next| observe::observe(layer.clone(), req, next)))
     }

@@ -17,6 +17,7 @@ mod app_template;
 mod config;
 mod drain;
 mod error;
+mod live;
 pub(crate) mod middleware;
 mod rate_limit_config;
 mod request;

@@ -2,22 +2,24 @@
 //! has started, stops accepting in phase 1 and drains in phase 2.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::KeepAlive;
 use actix_web::web::ServiceConfig;
 use orderly::{
-    config::FromConfig, runtime::Lifecycle, BoxError, Component, Dependency, Readiness, StartContext, StopContext,
+    config::FromConfig, runtime::Lifecycle, BoxError, Component, Dependency, Readiness, ReloadContext, Reloaded,
+    StartContext, StopContext,
 };
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use super::app_template::AppTemplate;
 use super::drain::Drain;
+use super::live::{Live, Settings};
 use super::middleware::access_log::{AccessLog, FLUSH_EVERY};
 use super::middleware::backpressure::Limit;
 use super::middleware::metrics::HttpMetrics;
-use super::middleware::rate_limit::RateLimits;
 use super::routes::RouteTable;
 use super::HttpConfig;
 use crate::metrics::{Metrics, MetricsError};
@@ -104,40 +106,78 @@ impl State {
 /// }
 /// ```
 pub struct HttpServer {
-    config: HttpConfig,
-    routes: Arc<RouteTable>,
+    /// The config in force: the one built with, or the last reload's.
+    config: Mutex<HttpConfig>,
+    /// This run's state; a restart begins a fresh one.
+    run: Mutex<Arc<Run>>,
+    metrics: Mutex<Option<HttpMetrics>>,
+    lifecycle: Mutex<Option<Lifecycle>>,
+    /// Where access lines go, written while the live settings have the log on.
+    access_log: Arc<AccessLog>,
+}
+
+/// One run of the server: what a restart must not carry over. A run's
+/// routes are its dependents' (they add them again when they start again),
+/// its drain counts its own requests, its listener is its own.
+struct Run {
+    routes: RouteTable,
     drain: Arc<Drain>,
-    state: Arc<watch::Sender<State>>,
-    local_addr: OnceLock<SocketAddr>,
-    metrics: OnceLock<HttpMetrics>,
-    lifecycle: OnceLock<Lifecycle>,
-    access_log: Option<Arc<AccessLog>>,
+    state: watch::Sender<State>,
+    /// Where it listens (a reload may move it).
+    local_addr: Mutex<Option<SocketAddr>>,
+    limit: Arc<Limit>,
+    live: Arc<Live>,
+    /// What each worker's `App` is built from, routes sealed, once serving:
+    /// a server that takes over on a reload is built from it.
+    template: Mutex<Option<AppTemplate>>,
+    /// Servers that handed the socket over on a reload, kept until the
+    /// drain: their connections finish their current response.
+    retired: Mutex<Vec<Serving>>,
+}
+
+impl Run {
+    fn new(config: &HttpConfig) -> Self {
+        Self {
+            routes: RouteTable::default(),
+            drain: Arc::default(),
+            state: watch::Sender::new(State::Idle),
+            local_addr: Mutex::new(None),
+            limit: Limit::new(config.max_concurrent_requests),
+            live: Live::new(Settings::of(config)),
+            template: Mutex::new(None),
+            retired: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl HttpServer {
     /// A server with `config` (usually built from `[http]` by the registry).
     pub fn new(config: HttpConfig) -> Self {
         Self {
-            routes: Arc::default(),
-            drain: Arc::default(),
-            state: Arc::new(watch::Sender::new(State::Idle)),
-            local_addr: OnceLock::new(),
-            metrics: OnceLock::new(),
-            lifecycle: OnceLock::new(),
-            access_log: config.access_log.then(|| Arc::new(AccessLog::stdout())),
-            config,
+            run: Mutex::new(Arc::new(Run::new(&config))),
+            config: Mutex::new(config),
+            metrics: Mutex::new(None),
+            lifecycle: Mutex::new(None),
+            access_log: Arc::new(AccessLog::stdout()),
         }
+    }
+
+    fn run(&self) -> Arc<Run> {
+        self.run.lock().clone()
     }
 
     /// Adds routes. Call it from the `start` of a component that depends on
     /// the server; `configure` runs once per worker thread, so share state
     /// through `web::Data::from(Arc<…>)`. Give a scope a real prefix: an
     /// empty-prefix scope matches every path and hides other components' routes.
+    ///
+    /// Routes belong to the server's current run: when the server restarts,
+    /// its dependents restart after it and add their routes again.
     pub fn routes<F>(&self, configure: F) -> Result<(), HttpError>
     where
         F: Fn(&mut ServiceConfig) + Send + Sync + 'static,
     {
-        if self.routes.add(Arc::new(configure)) {
+        if self.run().routes.add(Arc::new(configure)) {
             Ok(())
         } else {
             Err(HttpError::RoutesSealed)
@@ -146,46 +186,115 @@ impl HttpServer {
 
     /// The bound address, once started (the real port when 0 was asked for).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr.get().copied()
+        *self.run().local_addr.lock()
     }
 
     /// Waits until workers take connections: `true`, or `false` if the
     /// server stopped (or the app shut down) before it served.
     pub async fn serving(&self) -> bool {
-        let mut state = self.state.subscribe();
+        let mut state = self.run().state.subscribe();
         let reached = state.wait_for(|s| matches!(s, State::Serving(_)) || s.has_stopped()).await;
         reached.is_ok_and(|s| matches!(*s, State::Serving(_)))
     }
 
     /// Requests being served right now.
     pub fn in_flight(&self) -> usize {
-        self.drain.in_flight()
+        self.run().drain.in_flight()
     }
 
-    fn app_template(&self, logger: slog::Logger, metrics: HttpMetrics, traced: bool) -> AppTemplate {
+    fn app_template(
+        &self,
+        run: &Run,
+        logger: slog::Logger,
+        metrics: HttpMetrics,
+        traced: Arc<std::sync::atomic::AtomicBool>,
+    ) -> AppTemplate {
         AppTemplate {
             logger,
             metrics,
-            drain: self.drain.clone(),
-            limit: Limit::new(self.config.max_concurrent_requests),
-            request_timeout: self.config.request_timeout,
-            max_body_bytes: self.config.max_body_bytes,
-            access_log: self.access_log.clone(),
-            rate_limits: RateLimits::from_config(&self.config.rate_limit),
+            drain: run.drain.clone(),
+            limit: run.limit.clone(),
+            live: run.live.clone(),
+            access_log: Some(self.access_log.clone()),
             routes: Arc::from(Vec::new()),
             traced,
         }
     }
+
+    /// A reload that changes how the server listens (`bind`, `workers`,
+    /// `keep_alive`, `client_request_timeout`, `backlog`): a new server
+    /// takes over, and the old one stops taking connections and finishes
+    /// those it has. On the same address the new server accepts from the
+    /// same socket, so no connection is refused or lost in between; on a
+    /// new address the new socket is bound before the old one closes.
+    fn hand_over(
+        &self,
+        run: &Run,
+        config: &HttpConfig,
+        logger: &slog::Logger,
+    ) -> Result<Option<SocketAddr>, HttpError> {
+        let Some(template) = run.template.lock().clone() else { return Ok(None) };
+        let local = *run.local_addr.lock();
+        let mut outcome = Ok(None);
+        run.state.send_if_modified(|state| {
+            let State::Serving(old) = state else { return false };
+            let taken = match old.closer() {
+                Some(closer) if config.bind_addr().ok() == local => closer
+                    .share(config.backlog)
+                    .map(|listener| (listener, None))
+                    .map_err(|source| HttpError::Serve { addr: local.unwrap_or(([0, 0, 0, 0], 0).into()), source }),
+                _ => config
+                    .bind_addr()
+                    .map_err(|_| HttpError::Serve {
+                        addr: ([0, 0, 0, 0], 0).into(),
+                        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, config.bind.clone()),
+                    })
+                    .and_then(|addr| BoundListener::bind(addr, config.backlog).map_err(HttpError::from))
+                    .map(|bound| {
+                        let (listener, closer) = bound.split();
+                        (listener, Some(closer))
+                    }),
+            };
+            let (listener, new_closer) = match taken {
+                Ok(taken) => taken,
+                Err(error) => {
+                    outcome = Err(error);
+                    return false;
+                }
+            };
+            let (server, addr) = match start_workers(config, template.clone(), &listener) {
+                Ok(started) => started,
+                Err(error) => {
+                    outcome = Err(error);
+                    return false;
+                }
+            };
+            let State::Serving(mut old) = std::mem::replace(state, State::Idle) else { return false };
+            let closer = match new_closer {
+                // A new address: the old socket closes now; the new one is open already.
+                Some(closer) => {
+                    old.stop_accepting();
+                    closer
+                }
+                None => match old.hand_over() {
+                    Some(closer) => closer,
+                    None => return false,
+                },
+            };
+            run.retired.lock().push(old);
+            *state = State::Serving(Serving::spawn(server, closer, logger.clone()));
+            slog::info!(logger, "a new server took over"; "addr" => addr.to_string(), "workers" => config.worker_count());
+            *run.local_addr.lock() = Some(addr);
+            outcome = Ok(Some(addr));
+            true
+        });
+        outcome
+    }
 }
 
 /// Starts the actix server on the bound listener, unless a stop came first.
-fn serve(
-    config: &HttpConfig,
-    template: AppTemplate,
-    routes: &RouteTable,
-    state: &watch::Sender<State>,
-    logger: &slog::Logger,
-) -> Result<(), HttpError> {
+fn serve(config: &HttpConfig, mut template: AppTemplate, run: &Run, logger: &slog::Logger) -> Result<(), HttpError> {
+    let state = &run.state;
     let mut outcome = Ok(());
     // The whole move from bound to serving happens under the state's lock,
     // so a stop cannot come in between.
@@ -193,7 +302,8 @@ fn serve(
         let State::Bound(listener, _) = &*state else {
             return false; // stopped before the app finished starting
         };
-        let (server, addr) = match start_workers(config, template, routes, listener) {
+        template.routes = run.routes.seal();
+        let (server, addr) = match start_workers(config, template.clone(), listener) {
             Ok(started) => started,
             Err(error) => {
                 outcome = Err(error);
@@ -203,6 +313,7 @@ fn serve(
         if let State::Bound(_, closer) = std::mem::replace(state, State::Idle) {
             *state = State::Serving(Serving::spawn(server, closer, logger.clone()));
         }
+        *run.template.lock() = Some(template.clone());
         slog::info!(logger, "serving"; "addr" => addr.to_string(), "workers" => config.worker_count());
         true
     });
@@ -212,8 +323,7 @@ fn serve(
 /// Builds and runs the actix server on a clone of the bound listener.
 fn start_workers(
     config: &HttpConfig,
-    mut template: AppTemplate,
-    routes: &RouteTable,
+    template: AppTemplate,
     listener: &std::net::TcpListener,
 ) -> Result<(actix_web::dev::Server, SocketAddr), HttpError> {
     let addr = listener
@@ -222,7 +332,6 @@ fn start_workers(
     let serve_error = |source| HttpError::Serve { addr, source };
     let listener = listener.try_clone().map_err(serve_error)?;
     listener.set_nonblocking(true).map_err(serve_error)?;
-    template.routes = routes.seal();
     let drain = template.drain.clone();
     let keep_alive =
         if config.keep_alive.is_zero() { KeepAlive::Disabled } else { KeepAlive::Timeout(config.keep_alive) };
@@ -241,6 +350,16 @@ fn start_workers(
     Ok((server, addr))
 }
 
+/// Whether two configs differ in how the server listens, which only a new
+/// server can change (the rest changes live).
+fn listens_differently(a: &HttpConfig, b: &HttpConfig) -> bool {
+    a.bind != b.bind
+        || a.worker_count() != b.worker_count()
+        || a.keep_alive != b.keep_alive
+        || a.client_request_timeout != b.client_request_timeout
+        || a.backlog != b.backlog
+}
+
 #[orderly::component]
 impl Component for HttpServer {
     fn name(&self) -> &str {
@@ -257,49 +376,57 @@ impl Component for HttpServer {
         ]
     }
 
+    /// Every run starts from a fresh state: its own routes, drain and socket.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        if self.metrics.get().is_none() {
-            let registry = ctx.dependency::<Metrics>()?.registry().map_err(HttpError::from)?;
-            let _ = self.metrics.set(HttpMetrics::register(&registry).map_err(HttpError::from)?);
-        }
-        let _ = self.lifecycle.set(ctx.lifecycle());
-        let addr = self.config.bind_addr()?;
-        let bound = BoundListener::bind(addr, self.config.backlog).map_err(HttpError::from)?;
+        let config = self.config.lock().clone();
+        let metrics = ctx.metric_set(HttpMetrics::register).map_err(HttpError::from)?;
+        *self.metrics.lock() = Some(metrics.clone());
+        let addr = config.bind_addr()?;
+        let bound = BoundListener::bind(addr, config.backlog).map_err(HttpError::from)?;
         let local = bound.local_addr();
-        let _ = self.local_addr.set(local);
         let (listener, closer) = bound.split();
-        self.state.send_replace(State::Bound(listener, closer));
+        let run = Arc::new(Run::new(&config));
+        *run.local_addr.lock() = Some(local);
+        *self.lifecycle.lock() = Some(ctx.lifecycle());
+        run.state.send_replace(State::Bound(listener, closer));
+        *self.run.lock() = run.clone();
         slog::info!(ctx.logger(), "listening"; "addr" => local.to_string(), "serving" => "once the app has started");
         ctx.lifecycle().announce_endpoint(ctx.name(), format!("http://{local}"));
 
-        // Workers start once every component has: routes are complete then,
-        // and connections that arrive meanwhile wait in the kernel's queue.
-        let metrics = self.metrics.get().cloned().ok_or(HttpError::Metrics(MetricsError::NotStarted))?;
+        // Workers start once every component of this start has: routes are
+        // complete then, and connections that arrive meanwhile wait in the
+        // kernel's queue.
         #[cfg(feature = "tracing")]
-        let traced = ctx.dependency::<crate::tracing::Tracing>().is_ok_and(|tracing| tracing.is_exporting());
+        let traced = ctx
+            .dependency::<crate::tracing::Tracing>()
+            .map_or_else(|_| Arc::default(), |tracing| tracing.exporting_switch());
         #[cfg(not(feature = "tracing"))]
-        let traced = false;
-        let template = self.app_template(ctx.logger().clone(), metrics, traced);
-        let (config, routes, state) = (self.config.clone(), self.routes.clone(), self.state.clone());
-        if let Some(log) = &self.access_log {
-            let log = Arc::downgrade(log);
-            // Ends with the server: it holds the log only weakly.
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(FLUSH_EVERY);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    match log.upgrade() {
-                        Some(log) => log.flush(),
-                        None => return,
-                    }
-                }
-            });
-        }
-        let (lifecycle, logger) = (ctx.lifecycle(), ctx.logger().clone());
+        let traced = Arc::default();
+        let template = self.app_template(&run, ctx.logger().clone(), metrics, traced);
+        let log = Arc::downgrade(&self.access_log);
+        let ended = ctx.cancellation();
         ctx.spawn(async move {
-            if lifecycle.health().started().await {
-                serve(&config, template, &routes, &state, &logger)?;
+            let mut tick = tokio::time::interval(FLUSH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = ended.cancelled() => return Ok(()),
+                }
+                match log.upgrade() {
+                    Some(log) => log.flush(),
+                    None => return Ok(()),
+                }
+            }
+        });
+        let (all_started, logger) = (ctx.all_started(), ctx.logger().clone());
+        ctx.spawn(async move {
+            if all_started.await {
+                serve(&config, template, &run, &logger)?;
             }
             Ok(())
         });
@@ -307,20 +434,49 @@ impl Component for HttpServer {
     }
 
     async fn ready(&self) -> Readiness {
-        let app_running = self.lifecycle.get().is_some_and(|l| l.health().is_started());
-        match &*self.state.borrow() {
+        match &*self.run().state.borrow() {
             State::Serving(_) => Readiness::Ready,
-            // While the app starts, being bound is all we can be: workers wait for it.
-            State::Bound(..) if !app_running => Readiness::Ready,
-            State::Bound(..) => Readiness::NotReady("starting workers".into()),
+            // Until the start it is part of completes, being bound is all it
+            // can be: workers wait for the routes of the components after it.
+            State::Bound(..) => Readiness::Ready,
             State::Idle => Readiness::NotReady("not started".into()),
             State::Draining { .. } | State::Stopped => Readiness::NotReady("stopped".into()),
         }
     }
 
+    /// Applies `[http]` while serving: the request timeout, body limit,
+    /// `max_concurrent_requests`, access log and rate limits at once for new
+    /// requests; `bind`, `workers`, `keep_alive`, `client_request_timeout`
+    /// and `backlog` by a new server taking over (see `hand_over`). Nothing
+    /// stops and no dependent restarts.
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let Some(new) = ctx.replacement::<HttpServer>() else { return Ok(Reloaded::NeedsRestart) };
+        let new = new.config.lock().clone();
+        let run = self.run();
+        let old = self.config.lock().clone();
+        if listens_differently(&old, &new) {
+            if !matches!(&*run.state.borrow(), State::Serving(_)) {
+                return Ok(Reloaded::NeedsRestart);
+            }
+            if let Some(addr) = self.hand_over(&run, &new, ctx.logger())? {
+                if let Some(lifecycle) = &*self.lifecycle.lock() {
+                    lifecycle.announce_endpoint(ctx.name(), format!("http://{addr}"));
+                }
+            }
+        }
+        run.limit.set_max(new.max_concurrent_requests);
+        run.live.set(Settings::of(&new));
+        slog::info!(ctx.logger(), "reloaded in place";
+            "request_timeout" => ?new.request_timeout, "max_body_bytes" => new.max_body_bytes,
+            "max_concurrent_requests" => new.max_concurrent_requests, "access_log" => new.access_log);
+        *self.config.lock() = new;
+        Ok(Reloaded::Applied)
+    }
+
     async fn stop_accepting(&self, ctx: &StopContext) -> Result<(), BoxError> {
-        self.drain.begin();
-        self.state.send_if_modified(|state| {
+        let run = self.run();
+        run.drain.begin();
+        run.state.send_if_modified(|state| {
             let serving = match std::mem::replace(state, State::Stopped) {
                 State::Serving(mut serving) => {
                     serving.stop_accepting();
@@ -337,26 +493,26 @@ impl Component for HttpServer {
             *state = State::Draining { _server: serving };
             true
         });
-        slog::info!(ctx.logger(), "stopped accepting"; "in_flight" => self.drain.in_flight(), "connections" => self.drain.connections());
+        slog::info!(ctx.logger(), "stopped accepting"; "in_flight" => run.drain.in_flight(), "connections" => run.drain.connections());
         Ok(())
     }
 
     async fn drain(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        let run = self.run();
         let deadline = ctx.deadline();
         // Leave a little of the budget to answer the stragglers with a 503.
         let margin = deadline.saturating_duration_since(Instant::now()).mul_f64(0.1).min(Duration::from_millis(100));
-        let outcome = self.drain.wait(deadline - margin, deadline).await;
+        let outcome = run.drain.wait(deadline - margin, deadline).await;
         // The actix server task is waiting on its workers' once-a-second
         // check; nothing is left for it to do that we need.
-        self.state.send_replace(State::Stopped);
-        if let Some(log) = &self.access_log {
-            log.flush();
-        }
+        run.state.send_replace(State::Stopped);
+        run.retired.lock().clear();
+        self.access_log.flush();
         if outcome.connections_left > 0 {
             slog::warn!(ctx.logger(), "connections still open at the end of the drain"; "connections" => outcome.connections_left);
         }
         if outcome.cut_off > 0 {
-            if let Some(metrics) = self.metrics.get() {
+            if let Some(metrics) = &*self.metrics.lock() {
                 metrics.cut_off.inc_by(outcome.cut_off as u64);
             }
             return Err(HttpError::CutOff { count: outcome.cut_off }.into());

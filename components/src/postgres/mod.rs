@@ -19,10 +19,13 @@ mod migrations;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use std::sync::Arc;
+
+use deadpool_postgres::Hook;
+use deadpool_postgres::{HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use orderly::{
-    config::Secret, config::Validate, config::Validation, settings::RetryPolicy, BoxError, Component, Permanent,
-    Readiness, StartContext, StopContext,
+    config::Secret, config::Validate, config::Validation, runtime::Lifecycle, settings::RetryPolicy, BoxError,
+    Component, Permanent, Readiness, ReloadContext, Reloaded, StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -172,7 +175,12 @@ pub enum ConnectError {
 
 /// The Postgres pool component.
 pub struct Database {
-    config: DatabaseConfig,
+    /// The config in force: built with, or the last reload's.
+    config: Mutex<DatabaseConfig>,
+    /// The statement timeout in force, which new connections take and
+    /// older ones are replaced for.
+    statement_timeout: Arc<Mutex<StatementTimeout>>,
+    lifecycle: Mutex<Option<Lifecycle>>,
     pool: Mutex<Option<Pool>>,
     /// How the pool connects, for a connection of its own (a `LISTEN`).
     connection: Mutex<Option<tokio_postgres::Config>>,
@@ -182,7 +190,17 @@ pub struct Database {
 impl Database {
     /// A pool with `config`.
     pub fn new(config: DatabaseConfig) -> Self {
-        Self { config, pool: Mutex::new(None), connection: Mutex::new(None), dev: tokio::sync::Mutex::new(None) }
+        Self {
+            statement_timeout: Arc::new(Mutex::new(StatementTimeout {
+                value: config.statement_timeout,
+                since: Instant::now(),
+            })),
+            config: Mutex::new(config),
+            lifecycle: Mutex::new(None),
+            pool: Mutex::new(None),
+            connection: Mutex::new(None),
+            dev: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// How the pool's connections are made (it holds the password): for a
@@ -200,7 +218,9 @@ impl Database {
     /// A connection, waiting at most `wait_timeout` for a free one.
     pub async fn get(&self) -> Result<Object, DbError> {
         let pool = self.pool()?;
-        pool.get().await.map_err(|e| match e {
+        let mut timeouts = pool.timeouts();
+        timeouts.wait = Some(self.config.lock().wait_timeout);
+        pool.timeout_get(&timeouts).await.map_err(|e| match e {
             PoolError::Backend(e) => DbError::Unavailable(e.to_string()),
             other => DbError::Unavailable(other.to_string()),
         })
@@ -210,6 +230,38 @@ impl Database {
     pub async fn dev_database_port(&self) -> Option<u16> {
         self.dev.lock().await.as_ref().map(DevDatabase::port)
     }
+}
+
+/// The statement timeout in force, and since when: connections made
+/// before then are replaced when next checked out.
+#[derive(Debug, Clone, Copy)]
+struct StatementTimeout {
+    value: Duration,
+    since: Instant,
+}
+
+/// Hooks that keep every connection on the statement timeout in force: a
+/// new one sets it, one made before the last change is replaced.
+fn statement_timeout_hooks(
+    builder: deadpool_postgres::PoolBuilder,
+    timeout: &Arc<Mutex<StatementTimeout>>,
+) -> deadpool_postgres::PoolBuilder {
+    let on_create = timeout.clone();
+    let on_recycle = timeout.clone();
+    builder
+        .post_create(Hook::async_fn(move |client, _| {
+            let value = on_create.lock().value;
+            Box::pin(async move {
+                let sql = format!("SET statement_timeout = {}", value.as_millis());
+                client.simple_query(&sql).await.map(drop).map_err(HookError::Backend)
+            })
+        }))
+        .pre_recycle(Hook::sync_fn(move |_, metrics| {
+            if metrics.created < on_recycle.lock().since {
+                return Err(HookError::message("made before the statement timeout changed"));
+            }
+            Ok(())
+        }))
 }
 
 /// `host:port/db` of a config, for messages (never the password).
@@ -277,39 +329,49 @@ async fn connect_with_retry(
 
 #[orderly::component]
 impl Component for Database {
+    /// Each run builds its own pool; a dev database outlives a restart
+    /// (its data with it) and stops at the shutdown.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        let url = if self.config.url.expose().is_empty() {
-            let dev = match self.config.dev_database_dir.as_str() {
-                "" => DevDatabase::start().await,
-                kept => DevDatabase::start_kept(std::path::PathBuf::from(kept)).await,
+        let config = self.config.lock().clone();
+        *self.lifecycle.lock() = Some(ctx.lifecycle());
+        let url = if config.url.expose().is_empty() {
+            let mut dev = self.dev.lock().await;
+            match &*dev {
+                // Kept from this value's earlier run: a restart, not a new database.
+                Some(running) => running.url(),
+                None => {
+                    let started = match config.dev_database_dir.as_str() {
+                        "" => DevDatabase::start().await,
+                        kept => DevDatabase::start_kept(std::path::PathBuf::from(kept)).await,
+                    }
+                    .map_err(Permanent::new)?;
+                    let kept = !config.dev_database_dir.is_empty();
+                    slog::info!(ctx.logger(), "started a local dev database"; "port" => started.port(), "dir" => started.dir().display().to_string(), "kept" => kept);
+                    dev.insert(started).url()
+                }
             }
-            .map_err(Permanent::new)?;
-            let url = dev.url();
-            let kept = !self.config.dev_database_dir.is_empty();
-            slog::info!(ctx.logger(), "started a local dev database"; "port" => dev.port(), "dir" => dev.dir().display().to_string(), "kept" => kept);
-            *self.dev.lock().await = Some(dev);
-            url
         } else {
-            self.config.url.expose().clone()
+            config.url.expose().clone()
         };
         let mut pg: tokio_postgres::Config = url.parse().map_err(Permanent::new)?;
-        pg.connect_timeout(self.config.connect_timeout).application_name(&self.config.application_name);
-        if !self.config.statement_timeout.is_zero() {
-            pg.options(format!("-c statement_timeout={}", self.config.statement_timeout.as_millis()));
-        }
+        pg.connect_timeout(config.connect_timeout).application_name(&config.application_name);
         let target = target(&pg);
         *self.connection.lock() = Some(pg.clone());
         let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(self.config.pool_size)
-            .wait_timeout(Some(self.config.wait_timeout))
-            .create_timeout(Some(self.config.connect_timeout))
-            .recycle_timeout(Some(self.config.connect_timeout))
+        let pool = statement_timeout_hooks(Pool::builder(manager), &self.statement_timeout)
+            .max_size(config.pool_size)
+            .wait_timeout(Some(config.wait_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(Permanent::new)?;
-        let mut client = connect_with_retry(&pool, &self.config, &target, ctx.logger()).await?;
-        let dir = (!self.config.migrations.is_empty()).then(|| PathBuf::from(&self.config.migrations));
+        let mut client = connect_with_retry(&pool, &config, &target, ctx.logger()).await?;
+        let dir = (!config.migrations.is_empty()).then(|| PathBuf::from(&config.migrations));
         let found = migrations::collect(dir.as_deref()).map_err(Permanent::new)?;
         if !found.is_empty() {
             let applied = migrations::run(&mut client, &found).await.map_err(Permanent::new)?;
@@ -318,9 +380,38 @@ impl Component for Database {
                 "known" => found.len(), "applied" => applied.join(","));
         }
         drop(client);
-        slog::info!(ctx.logger(), "database pool ready"; "target" => &target, "pool_size" => self.config.pool_size);
+        slog::info!(ctx.logger(), "database pool ready"; "target" => &target, "pool_size" => config.pool_size);
         *self.pool.lock() = Some(pool);
         Ok(())
+    }
+
+    /// `pool_size` (the pool grows or shrinks as connections come back),
+    /// `wait_timeout` and `statement_timeout` (new connections take it, older
+    /// ones are replaced when next checked out) apply at once; the rest
+    /// (`url`, the dev database, connecting, migrations) restarts the pool
+    /// with its dependents.
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let Some(new) = ctx.replacement::<Database>() else { return Ok(Reloaded::NeedsRestart) };
+        let new = new.config.lock().clone();
+        let old = self.config.lock().clone();
+        let live = DatabaseConfig {
+            pool_size: old.pool_size,
+            wait_timeout: old.wait_timeout,
+            statement_timeout: old.statement_timeout,
+            ..new.clone()
+        };
+        if serde_json::to_value(&live)? != serde_json::to_value(&old)? || live.url.expose() != old.url.expose() {
+            return Ok(Reloaded::NeedsRestart);
+        }
+        let Ok(pool) = self.pool() else { return Ok(Reloaded::NeedsRestart) };
+        pool.resize(new.pool_size);
+        if new.statement_timeout != old.statement_timeout {
+            *self.statement_timeout.lock() = StatementTimeout { value: new.statement_timeout, since: Instant::now() };
+        }
+        slog::info!(ctx.logger(), "reloaded in place"; "pool_size" => new.pool_size,
+            "wait_timeout" => ?new.wait_timeout, "statement_timeout" => ?new.statement_timeout);
+        *self.config.lock() = new;
+        Ok(Reloaded::Applied)
     }
 
     async fn ready(&self) -> Readiness {
@@ -348,9 +439,13 @@ impl Component for Database {
             }
             left = pool.status().size;
         }
-        if let Some(dev) = self.dev.lock().await.take() {
-            dev.stop().await?;
-            slog::info!(ctx.logger(), "dev database stopped and removed");
+        // A restart keeps the dev database (and what it holds) for the next run.
+        let shutting_down = self.lifecycle.lock().as_ref().is_none_or(|l| l.health().is_shutting_down());
+        if shutting_down {
+            if let Some(dev) = self.dev.lock().await.take() {
+                dev.stop().await?;
+                slog::info!(ctx.logger(), "dev database stopped and removed");
+            }
         }
         if left > 0 {
             return Err(format!("{left} connection(s) were still checked out when the close budget ran out").into());

@@ -19,6 +19,8 @@
 
 mod lifecycle_spans;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::global;
@@ -28,7 +30,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use orderly::{
-    config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, StartContext, StopContext,
+    config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, ReloadContext, Reloaded,
+    StartContext, StopContext,
 };
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -108,20 +111,53 @@ pub enum TracingError {
 
 /// The tracing component.
 pub struct Tracing {
-    config: TracingConfig,
+    /// The config in force: built with, or the last reload's.
+    config: Mutex<TracingConfig>,
     provider: Mutex<Option<SdkTracerProvider>>,
+    /// On while a provider exports: the HTTP server reads it per request.
+    exporting: Arc<AtomicBool>,
     lifecycle: Mutex<Option<Lifecycle>>,
 }
 
 impl Tracing {
     /// A tracing component with `config`.
     pub fn new(config: TracingConfig) -> Self {
-        Self { config, provider: Mutex::new(None), lifecycle: Mutex::new(None) }
+        Self {
+            config: Mutex::new(config),
+            provider: Mutex::new(None),
+            exporting: Arc::default(),
+            lifecycle: Mutex::new(None),
+        }
     }
 
     /// Whether an exporter is installed (an endpoint is configured and start ran).
     pub fn is_exporting(&self) -> bool {
-        self.provider.lock().is_some()
+        self.exporting.load(Ordering::Relaxed)
+    }
+
+    /// The switch behind [`is_exporting`](Self::is_exporting), for a server
+    /// that asks per request (a reload turns it).
+    pub(crate) fn exporting_switch(&self) -> Arc<AtomicBool> {
+        self.exporting.clone()
+    }
+
+    /// Installs a provider for `config` (or none, without an endpoint) and
+    /// returns the one it replaces.
+    async fn install(&self, config: &TracingConfig) -> Result<Option<SdkTracerProvider>, TracingError> {
+        if config.endpoint.is_empty() {
+            self.exporting.store(false, Ordering::Relaxed);
+            return Ok(self.provider.lock().take());
+        }
+        let built = config.clone();
+        // The blocking client owns a runtime of its own; build it off the async threads.
+        let provider = tokio::task::spawn_blocking(move || build_provider(built))
+            .await
+            .map_err(|_| TracingError::Task("start"))??;
+        global::set_text_map_propagator(TraceContextPropagator::new());
+        global::set_tracer_provider(provider.clone());
+        let replaced = self.provider.lock().replace(provider);
+        self.exporting.store(true, Ordering::Relaxed);
+        Ok(replaced)
     }
 }
 
@@ -142,30 +178,54 @@ fn build_provider(config: TracingConfig) -> Result<SdkTracerProvider, TracingErr
 
 #[orderly::component]
 impl Component for Tracing {
+    /// Each run installs a provider of its own; the flush shuts it down.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        if self.config.endpoint.is_empty() {
-            slog::info!(ctx.logger(), "tracing is off (no tracing.endpoint)");
-            return Ok(());
-        }
-        let config = self.config.clone();
-        // The blocking client owns a runtime of its own; build it off the async threads.
-        let provider = tokio::task::spawn_blocking(move || build_provider(config))
-            .await
-            .map_err(|_| TracingError::Task("start"))??;
-        global::set_text_map_propagator(TraceContextPropagator::new());
-        global::set_tracer_provider(provider.clone());
-        *self.provider.lock() = Some(provider);
+        let config = self.config.lock().clone();
         *self.lifecycle.lock() = Some(ctx.lifecycle());
-        slog::info!(ctx.logger(), "exporting traces"; "endpoint" => &self.config.endpoint, "sampler_ratio" => self.config.sampler_ratio);
+        self.install(&config).await?;
+        match config.endpoint.as_str() {
+            "" => slog::info!(ctx.logger(), "tracing is off (no tracing.endpoint)"),
+            endpoint => {
+                slog::info!(ctx.logger(), "exporting traces"; "endpoint" => endpoint, "sampler_ratio" => config.sampler_ratio)
+            }
+        }
         Ok(())
+    }
+
+    /// Every key applies at once: a new provider (endpoint, sampler ratio,
+    /// service name) takes over for new spans, and the one it replaces
+    /// exports what it holds and shuts down; no endpoint turns exporting off.
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let Some(new) = ctx.replacement::<Tracing>() else { return Ok(Reloaded::NeedsRestart) };
+        let new = new.config.lock().clone();
+        let replaced = self.install(&new).await?;
+        if let Some(old) = replaced {
+            // Its spans still go out, off the async threads; not waited for.
+            let logger = ctx.logger().clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = old.force_flush().and_then(|()| old.shutdown()) {
+                    slog::warn!(logger, "the replaced trace exporter did not flush"; "error" => %error);
+                }
+            });
+        }
+        slog::info!(ctx.logger(), "reloaded in place"; "endpoint" => &new.endpoint, "sampler_ratio" => new.sampler_ratio);
+        *self.config.lock() = new;
+        Ok(Reloaded::Applied)
     }
 
     async fn flush(&self, ctx: &StopContext) -> Result<(), BoxError> {
         let Some(provider) = self.provider.lock().take() else {
             return Ok(());
         };
-        if self.config.lifecycle_spans {
-            if let Some(lifecycle) = self.lifecycle.lock().take() {
+        self.exporting.store(false, Ordering::Relaxed);
+        // The app's lifecycle as spans once, at the shutdown, not per restart.
+        let lifecycle = self.lifecycle.lock().clone().filter(|l| l.health().is_shutting_down());
+        if self.config.lock().lifecycle_spans {
+            if let Some(lifecycle) = lifecycle {
                 lifecycle_spans::record(&provider.tracer("orderly-lifecycle"), &lifecycle);
             }
         }

@@ -98,8 +98,9 @@ pub(crate) struct DurableQueue {
     /// Who holds the leases this process takes (host:pid:nonce).
     pub(crate) owner: String,
     pub(crate) lease: Duration,
-    /// Between a failed attempt and the next (its ceiling: a job's next run is predictable).
-    pub(crate) retry: RetryPolicy,
+    /// Between a failed attempt and the next (its ceiling: a job's next
+    /// run is predictable); a reload changes it for the next failure.
+    pub(crate) retry: std::sync::Arc<parking_lot::Mutex<RetryPolicy>>,
 }
 
 impl DurableQueue {
@@ -285,7 +286,7 @@ impl DurableQueue {
     /// Records a failed attempt: back to `ready` after a backoff, or `dead`
     /// after the last attempt. Returns whether it is dead.
     pub(crate) async fn fail(&self, job: &Job, error: &str) -> Result<bool, QueueError> {
-        let backoff = self.retry.ceiling(u32::try_from(job.attempt).unwrap_or(0));
+        let backoff = self.retry.lock().ceiling(u32::try_from(job.attempt).unwrap_or(0));
         let client = self.client().await?;
         let row = client
             .query_opt(

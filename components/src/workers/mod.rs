@@ -31,12 +31,12 @@ mod wake;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orderly::settings::RetryPolicy;
 use orderly::{
-    config::Validate, config::Validation, runtime::Lifecycle, BoxError, Component, Dependency, StartContext,
+    config::Validate, config::Validation, BoxError, Component, Dependency, ReloadContext, Reloaded, StartContext,
     StopContext,
 };
 use parking_lot::{Mutex, RwLock};
@@ -205,33 +205,56 @@ impl Drop for Running {
     }
 }
 
+/// What dependents register from their starts: handlers, limits, grouped
+/// kinds and schedules. They belong to a run: a restart of the workers
+/// restarts their dependents, which register again.
+#[derive(Default)]
+struct Registrations {
+    handlers: HashMap<String, Arc<dyn JobHandler>>,
+    limits: HashMap<String, usize>,
+    grouped: HashSet<String>,
+    periodic: Vec<Arc<periodic::Periodic>>,
+}
+
+/// One run of the workers: what a restart begins afresh.
+struct Run {
+    shared: Arc<Shared>,
+    durable: DurableQueue,
+    memory: MemoryQueue,
+    /// Claims run while a permit is free; a reload of `concurrency` adds
+    /// permits or takes them away as jobs end.
+    slots: Arc<Semaphore>,
+    /// How often an idle claim loop looks again (`poll_interval`, live).
+    poll: watch::Sender<Duration>,
+    /// Schedules of this run, from config and from dependents.
+    periodic: Mutex<Vec<Arc<periodic::Periodic>>>,
+}
+
 /// The workers component.
 pub struct Workers {
-    config: WorkersConfig,
-    handlers: Mutex<HashMap<String, Arc<dyn JobHandler>>>,
-    shared: OnceLock<Arc<Shared>>,
-    durable: OnceLock<DurableQueue>,
-    memory: OnceLock<MemoryQueue>,
-    /// Jobs to enqueue every period, registered by dependents' starts.
-    periodic: Arc<Mutex<Vec<Arc<periodic::Periodic>>>>,
-    /// Per-kind limits registered before the start.
-    limits: Mutex<HashMap<String, usize>>,
-    /// Grouped kinds registered before the start.
-    grouped: Mutex<HashSet<String>>,
+    /// The config in force: built with, or the last reload's.
+    config: RwLock<WorkersConfig>,
+    /// Registrations made before the first start (for example in `main`):
+    /// every run begins with them.
+    before_start: Mutex<Registrations>,
+    run: RwLock<Option<Arc<Run>>>,
 }
 
 impl Workers {
     /// Workers with `config`.
     pub fn new(config: WorkersConfig) -> Self {
-        Self {
-            config,
-            handlers: Mutex::new(HashMap::new()),
-            shared: OnceLock::new(),
-            durable: OnceLock::new(),
-            memory: OnceLock::new(),
-            periodic: Arc::default(),
-            limits: Mutex::default(),
-            grouped: Mutex::default(),
+        Self { config: RwLock::new(config), before_start: Mutex::default(), run: RwLock::new(None) }
+    }
+
+    fn run(&self) -> Option<Arc<Run>> {
+        self.run.read().clone()
+    }
+
+    /// Registers with the current run, or for every run before the first.
+    fn register(&self, into_run: impl FnOnce(&Run), before: impl FnOnce(&mut Registrations)) {
+        match self.run() {
+            Some(run) => into_run(&run),
+            None => before(&mut self.before_start.lock()),
         }
     }
 
@@ -242,8 +265,8 @@ impl Workers {
     /// [`handle`](Self::handle); it begins once the app has started.
     pub fn every(&self, kind: &str, period: Duration, payload: serde_json::Value) {
         let schedule = periodic::Schedule::Every(period.max(Duration::from_millis(1)));
-        let job = periodic::Periodic { kind: kind.to_owned(), schedule, payload };
-        self.periodic.lock().push(Arc::new(job));
+        let job = Arc::new(periodic::Periodic { kind: kind.to_owned(), schedule, payload });
+        self.register(|run| run.periodic.lock().push(job.clone()), |before| before.periodic.push(job.clone()));
     }
 
     /// Runs jobs of `kind` with `handler`, at most `max` of them at once in
@@ -253,14 +276,14 @@ impl Workers {
     pub fn handle_at_most(&self, kind: &str, handler: impl JobHandler, max: usize) {
         self.handle(kind, handler);
         let max = max.max(1);
-        match self.shared.get() {
-            Some(shared) => {
-                shared.limits.write().insert(kind.to_owned(), max);
-            }
-            None => {
-                self.limits.lock().insert(kind.to_owned(), max);
-            }
-        }
+        self.register(
+            |run| {
+                run.shared.limits.write().insert(kind.to_owned(), max);
+            },
+            |before| {
+                before.limits.insert(kind.to_owned(), max);
+            },
+        );
     }
 
     /// Runs jobs of `kind` with `handler`, several in one transaction:
@@ -275,35 +298,36 @@ impl Workers {
     /// effects commit with its completion or not at all.
     pub fn handle_grouped(&self, kind: &str, handler: impl JobHandler) {
         self.handle(kind, handler);
-        match self.shared.get() {
-            Some(shared) => {
-                shared.grouped.write().insert(kind.to_owned());
-            }
-            None => {
-                self.grouped.lock().insert(kind.to_owned());
-            }
-        }
+        self.register(
+            |run| {
+                run.shared.grouped.write().insert(kind.to_owned());
+            },
+            |before| {
+                before.grouped.insert(kind.to_owned());
+            },
+        );
     }
 
     /// Runs jobs of `kind` with `handler`. Call it from the `start` of a
     /// component that depends on the workers.
     pub fn handle(&self, kind: &str, handler: impl JobHandler) {
         let handler: Arc<dyn JobHandler> = Arc::new(handler);
-        match self.shared.get() {
-            Some(shared) => {
-                shared.handlers.write().insert(kind.to_owned(), handler);
-            }
-            None => {
-                self.handlers.lock().insert(kind.to_owned(), handler);
-            }
-        }
+        self.register(
+            |run| {
+                run.shared.handlers.write().insert(kind.to_owned(), handler.clone());
+            },
+            |before| {
+                before.handlers.insert(kind.to_owned(), handler.clone());
+            },
+        );
     }
 
     /// Adds a durable job to this process's queue.
     pub async fn enqueue(&self, kind: &str, payload: serde_json::Value) -> Result<JobId, QueueError> {
-        let durable = self.durable.get().ok_or(QueueError::Unavailable("the workers have not started".into()))?;
+        let durable = self.started_queue()?;
         let client = durable.client().await?;
-        enqueue(&client, &durable.queue, kind, &payload, self.config.max_attempts).await
+        let max_attempts = self.config.read().max_attempts;
+        enqueue(&client, &durable.queue, kind, &payload, max_attempts).await
     }
 
     /// Adds a durable job to this process's queue, with a delay, a
@@ -314,9 +338,10 @@ impl Workers {
         payload: serde_json::Value,
         options: &JobOptions,
     ) -> Result<Enqueued, QueueError> {
-        let durable = self.durable.get().ok_or(QueueError::Unavailable("the workers have not started".into()))?;
+        let durable = self.started_queue()?;
         let client = durable.client().await?;
-        enqueue_with(&client, &durable.queue, kind, &payload, self.config.max_attempts, options).await
+        let max_attempts = self.config.read().max_attempts;
+        enqueue_with(&client, &durable.queue, kind, &payload, max_attempts, options).await
     }
 
     /// Adds a durable job to this process's queue inside `client`'s
@@ -328,7 +353,11 @@ impl Workers {
         kind: &str,
         payload: serde_json::Value,
     ) -> Result<JobId, QueueError> {
-        enqueue(client, &self.config.queue, kind, &payload, self.config.max_attempts).await
+        let (queue, max_attempts) = {
+            let config = self.config.read();
+            (config.queue.clone(), config.max_attempts)
+        };
+        enqueue(client, &queue, kind, &payload, max_attempts).await
     }
 
     /// Cancels a durable job that has not started: it is dead-lettered with
@@ -348,18 +377,18 @@ impl Workers {
         self.started_queue()?.revive(id).await
     }
 
-    fn started_queue(&self) -> Result<&DurableQueue, QueueError> {
-        self.durable.get().ok_or(QueueError::Unavailable("the workers have not started".into()))
+    fn started_queue(&self) -> Result<DurableQueue, QueueError> {
+        self.run().map(|run| run.durable.clone()).ok_or(QueueError::Unavailable("the workers have not started".into()))
     }
 
-    /// The in-memory queue (bounded).
+    /// The in-memory queue (bounded) of the current run.
     pub fn memory_queue(&self) -> Result<MemoryQueue, QueueError> {
-        self.memory.get().cloned().ok_or(QueueError::Unavailable("the workers have not started".into()))
+        self.run().map(|run| run.memory.clone()).ok_or(QueueError::Unavailable("the workers have not started".into()))
     }
 
     /// Jobs running now.
     pub fn in_flight(&self) -> usize {
-        self.shared.get().map_or(0, |s| s.in_flight.count())
+        self.run().map_or(0, |run| run.shared.in_flight.count())
     }
 }
 
@@ -522,7 +551,7 @@ async fn claim_loop(
     shared: Arc<Shared>,
     queue: DurableQueue,
     slots: Arc<Semaphore>,
-    poll: Duration,
+    poll: watch::Receiver<Duration>,
     wake: Arc<tokio::sync::Notify>,
 ) {
     let mut stage = shared.stage.subscribe();
@@ -578,7 +607,7 @@ async fn claim_loop(
                 biased;
                 () = reached(&mut stage, Stage::NotClaiming) => return,
                 () = wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep(*poll.borrow()) => {}
             }
             continue;
         }
@@ -677,6 +706,23 @@ async fn depth_loop(shared: Arc<Shared>, queue: DurableQueue, memory: MemoryQueu
     }
 }
 
+/// Changes how many jobs run at once from `old` to `new`: more permits at
+/// once; fewer by taking permits as running jobs give them back.
+fn resize(slots: &Arc<Semaphore>, old: usize, new: usize) {
+    if new > old {
+        slots.add_permits(new - old);
+    } else if new < old {
+        let slots = slots.clone();
+        let fewer = u32::try_from(old - new).unwrap_or(u32::MAX);
+        // Bounded by the jobs that run now; ends once they have given back enough.
+        tokio::spawn(async move {
+            if let Ok(taken) = slots.acquire_many(fewer).await {
+                taken.forget();
+            }
+        });
+    }
+}
+
 /// `/debug/jobs`: the queue's jobs by kind and state, how long the oldest
 /// due one has waited, and the newest dead jobs with their errors.
 async fn jobs_page(queue: DurableQueue) -> serde_json::Value {
@@ -703,84 +749,182 @@ impl Component for Workers {
         vec![Dependency::on::<Database>(), Dependency::on::<Metrics>()]
     }
 
+    /// Each run starts afresh: its own claim loop, queues and registrations
+    /// (its dependents restart with it and register again); jobs of the
+    /// run before were finished or given back in its phase 3.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        let registry = ctx.dependency::<Metrics>()?.registry()?;
+        ctx.dependency::<Metrics>()?;
+        let config = self.config.read().clone();
         let database = ctx.dependency::<Database>()?;
         let pool = database.pool()?;
         let listening = database.connection_config()?;
         let durable = DurableQueue {
             pool,
-            queue: self.config.queue.as_str().into(),
+            queue: config.queue.as_str().into(),
             owner: owner_id(),
-            lease: self.config.lease,
+            lease: config.lease,
             // Attempts are per job (`max_attempts`); the policy gives only the backoff.
-            retry: RetryPolicy::new(1, self.config.backoff_initial, self.config.backoff_max),
+            retry: Arc::new(Mutex::new(RetryPolicy::new(1, config.backoff_initial, config.backoff_max))),
         };
         durable.create_schema().await?;
+        let before = {
+            let before = self.before_start.lock();
+            Registrations {
+                handlers: before.handlers.clone(),
+                limits: before.limits.clone(),
+                grouped: before.grouped.clone(),
+                periodic: before.periodic.clone(),
+            }
+        };
         let shared = Arc::new(Shared {
-            handlers: RwLock::new(std::mem::take(&mut *self.handlers.lock())),
-            limits: RwLock::new(std::mem::take(&mut *self.limits.lock())),
+            handlers: RwLock::new(before.handlers),
+            limits: RwLock::new(before.limits),
             running_kinds: Mutex::default(),
-            grouped: RwLock::new(std::mem::take(&mut *self.grouped.lock())),
-            group_size: self.config.group_size,
+            grouped: RwLock::new(before.grouped),
+            group_size: config.group_size,
             stage: watch::Sender::new(Stage::Claiming),
             in_flight: Arc::default(),
             claiming: Arc::default(),
-            metrics: WorkerMetrics::register(&registry)?,
+            metrics: ctx.metric_set(WorkerMetrics::register)?,
             logger: ctx.logger().clone(),
         });
-        let (sender, receiver) = mpsc::channel(self.config.memory_capacity);
+        let (sender, receiver) = mpsc::channel(config.memory_capacity);
         let memory = MemoryQueue { name: MEMORY.into(), sender, accepting: Arc::new(AtomicBool::new(true)) };
-        let _ = self.shared.set(shared.clone());
-        let _ = self.durable.set(durable.clone());
-        let _ = self.memory.set(memory.clone());
-
-        // Handlers are registered by dependents' starts: work begins once the app is up.
-        let lifecycle: Lifecycle = ctx.lifecycle();
-        let page_queue = durable.clone();
-        lifecycle.add_debug_page("jobs", move || jobs_page(page_queue.clone()));
-        // Read once the app has started: dependents register them in their
-        // starts; the configured ones join them here (validation checked them).
-        let periodic = self.periodic.clone();
-        for (kind, configured) in &self.config.periodic {
+        // Schedules from config join those of dependents (validation checked them).
+        let mut periodic = before.periodic;
+        for (kind, configured) in &config.periodic {
             if let Ok(schedule) = configured.schedule() {
                 let payload = serde_json::Value::Object(configured.payload.clone());
-                periodic.lock().push(Arc::new(periodic::Periodic { kind: kind.clone(), schedule, payload }));
+                periodic.push(Arc::new(periodic::Periodic { kind: kind.clone(), schedule, payload }));
             }
         }
-        let max_attempts = self.config.max_attempts;
-        let (concurrency, poll) = (self.config.concurrency, self.config.poll_interval);
-        ctx.spawn(async move {
-            if !lifecycle.health().started().await {
-                return Ok(());
-            }
-            let slots = Arc::new(Semaphore::new(concurrency));
-            let wake = Arc::new(tokio::sync::Notify::new());
-            let stage = shared.stage.subscribe();
-            let listener = wake::listen(listening, durable.queue.clone(), wake.clone(), stage, shared.logger.clone());
-            tokio::spawn(listener);
-            for job in periodic.lock().iter().cloned() {
-                if !shared.handlers.read().contains_key(&job.kind) {
-                    slog::warn!(shared.logger, "a periodic job's kind has no handler in this process; its jobs wait for a process that has one";
-                        "kind" => &job.kind);
+        let run = Arc::new(Run {
+            shared: shared.clone(),
+            durable: durable.clone(),
+            memory: memory.clone(),
+            slots: Arc::new(Semaphore::new(config.concurrency)),
+            poll: watch::Sender::new(config.poll_interval),
+            periodic: Mutex::new(periodic),
+        });
+        *self.run.write() = Some(run.clone());
+
+        let page_queue = durable.clone();
+        ctx.lifecycle().add_debug_page("jobs", move || jobs_page(page_queue.clone()));
+        // Handlers and schedules are registered by dependents' starts, which
+        // come after this one: work begins once the start this is part of
+        // (the app's, or a restart's) has completed. Every loop belongs to
+        // this run, and ends with it at the latest.
+        let max_attempts = config.max_attempts;
+        let all_started = ctx.all_started();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let (begin, _) = watch::channel(false);
+        let begun = || {
+            let mut begun = begin.subscribe();
+            async move { begun.wait_for(|b| *b).await.is_ok() }
+        };
+        {
+            let (shared, wake, started) = (shared.clone(), wake.clone(), begun());
+            ctx.spawn(async move {
+                if started.await {
+                    let stage = shared.stage.subscribe();
+                    wake::listen(listening, durable.queue.clone(), wake, stage, shared.logger.clone()).await;
                 }
-                let (stage, logger) = (shared.stage.subscribe(), shared.logger.clone());
-                tokio::spawn(periodic::run(durable.clone(), job, max_attempts, stage, logger));
-            }
-            tokio::spawn(memory_loop(shared.clone(), receiver, slots.clone()));
-            tokio::spawn(depth_loop(shared.clone(), durable.clone(), memory));
-            claim_loop(shared, durable, slots, poll, wake).await;
+                Ok(())
+            });
+        }
+        {
+            let (run, started) = (run.clone(), begun());
+            ctx.spawn(async move {
+                if started.await {
+                    let mut schedules = Vec::new();
+                    for job in run.periodic.lock().iter().cloned() {
+                        if !run.shared.handlers.read().contains_key(&job.kind) {
+                            slog::warn!(run.shared.logger, "a periodic job's kind has no handler in this process; its jobs wait for a process that has one";
+                                "kind" => &job.kind);
+                        }
+                        let (stage, logger) = (run.shared.stage.subscribe(), run.shared.logger.clone());
+                        schedules.push(periodic::run(run.durable.clone(), job, max_attempts, stage, logger));
+                    }
+                    futures::future::join_all(schedules).await;
+                }
+                Ok(())
+            });
+        }
+        {
+            let (shared, slots, started) = (shared.clone(), run.slots.clone(), begun());
+            ctx.spawn(async move {
+                if started.await {
+                    memory_loop(shared, receiver, slots).await;
+                }
+                Ok(())
+            });
+        }
+        {
+            let (shared, durable, memory, started) = (shared.clone(), run.durable.clone(), memory.clone(), begun());
+            ctx.spawn(async move {
+                if started.await {
+                    depth_loop(shared, durable, memory).await;
+                }
+                Ok(())
+            });
+        }
+        {
+            let (run, started) = (run.clone(), begun());
+            ctx.spawn(async move {
+                if started.await {
+                    let poll = run.poll.subscribe();
+                    claim_loop(run.shared.clone(), run.durable.clone(), run.slots.clone(), poll, wake).await;
+                }
+                Ok(())
+            });
+        }
+        ctx.spawn(async move {
+            begin.send_replace(all_started.await);
             Ok(())
         });
-        slog::info!(ctx.logger(), "workers ready"; "queue" => &self.config.queue, "concurrency" => self.config.concurrency);
+        slog::info!(ctx.logger(), "workers ready"; "queue" => &config.queue, "concurrency" => config.concurrency);
         Ok(())
     }
 
-    async fn stop_accepting(&self, ctx: &StopContext) -> Result<(), BoxError> {
-        if let Some(memory) = self.memory.get() {
-            memory.accepting.store(false, Ordering::SeqCst);
+    /// `concurrency`, `poll_interval`, `backoff_initial`, `backoff_max` and
+    /// `max_attempts` apply at once: a smaller concurrency takes effect as
+    /// running jobs end, a retry already scheduled keeps its time. The
+    /// rest (the queue, the lease, the group size, the in-memory capacity,
+    /// schedules) restarts the workers with their dependents.
+    async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
+        let Some(new) = ctx.replacement::<Workers>() else { return Ok(Reloaded::NeedsRestart) };
+        let new = new.config.read().clone();
+        let old = self.config.read().clone();
+        let unchanged_rest = WorkersConfig {
+            concurrency: old.concurrency,
+            poll_interval: old.poll_interval,
+            backoff_initial: old.backoff_initial,
+            backoff_max: old.backoff_max,
+            max_attempts: old.max_attempts,
+            ..new.clone()
+        };
+        if serde_json::to_value(&unchanged_rest)? != serde_json::to_value(&old)? {
+            return Ok(Reloaded::NeedsRestart);
         }
-        if let Some(shared) = self.shared.get() {
+        let Some(run) = self.run() else { return Ok(Reloaded::NeedsRestart) };
+        resize(&run.slots, old.concurrency, new.concurrency);
+        run.poll.send_replace(new.poll_interval);
+        *run.durable.retry.lock() = RetryPolicy::new(1, new.backoff_initial, new.backoff_max);
+        slog::info!(ctx.logger(), "reloaded in place"; "concurrency" => new.concurrency,
+            "poll_interval" => ?new.poll_interval, "max_attempts" => new.max_attempts);
+        *self.config.write() = new;
+        Ok(Reloaded::Applied)
+    }
+
+    async fn stop_accepting(&self, ctx: &StopContext) -> Result<(), BoxError> {
+        let Some(run) = self.run() else { return Ok(()) };
+        run.memory.accepting.store(false, Ordering::SeqCst);
+        {
+            let shared = &run.shared;
             advance(&shared.stage, Stage::NotClaiming);
             std::sync::atomic::fence(Ordering::SeqCst);
             if !shared.claiming.wait_until_idle(ctx.deadline()).await {
@@ -792,7 +936,8 @@ impl Component for Workers {
     }
 
     async fn stop_workers(&self, ctx: &StopContext) -> Result<(), BoxError> {
-        let Some(shared) = self.shared.get() else { return Ok(()) };
+        let Some(run) = self.run() else { return Ok(()) };
+        let shared = &run.shared;
         advance(&shared.stage, Stage::Cancelling);
         let deadline = ctx.deadline();
         // Leave time to give unfinished jobs back before the budget ends.

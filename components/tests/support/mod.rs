@@ -84,6 +84,11 @@ impl Component for TestRoutes {
         vec![Dependency::on::<HttpServer>()]
     }
 
+    /// Adds its routes again on every start: it restarts with the server.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let accepted = self.accepted.clone();
         ctx.dependency::<HttpServer>()?.routes(move |cfg| routes(cfg, accepted.clone()))?;

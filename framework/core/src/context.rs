@@ -62,6 +62,8 @@ pub enum AccessError {
 /// The context of a component's `start`.
 pub struct StartContext {
     pub(crate) index: usize,
+    /// The start walk this start is part of (`walks.rs`).
+    pub(crate) walk: u64,
     /// One reference to the running app rather than one per part:
     /// contexts are made per component, on the start path.
     pub(crate) host: Arc<dyn Host>,
@@ -180,6 +182,58 @@ impl StartContext {
         });
         tasks.add_abort(handle.abort_handle());
         handle
+    }
+
+    /// Waits until the start this one is part of has completed: `true`
+    /// once every component in it started and is ready (at startup, the
+    /// whole app; in a restart or a reload, the component and its
+    /// dependents), `false` if it failed or a shutdown came first.
+    ///
+    /// A server that takes traffic only once its dependents have added
+    /// their routes waits on it in a task it spawns; that works on the first
+    /// start and on every restart alike, where the app's own
+    /// [`Health::started`](crate::health::Health::started) has long been true.
+    pub fn all_started(&self) -> impl Future<Output = bool> + Send + 'static {
+        let (host, walk) = (self.host.clone(), self.walk);
+        async move { host.walks().completed(walk).await }
+    }
+
+    /// The metric set `T` of this runtime: registered on the runtime's
+    /// registry by `register` the first time any run of any component asks
+    /// for a `T`, and the same handles on every later call. A restarted
+    /// component (or a reload's replacement) thus counts on where its
+    /// earlier run left off, rather than failing with `AlreadyReg` or
+    /// resetting a counter.
+    ///
+    /// ```
+    /// # use orderly_core::{BoxError, Component, StartContext};
+    /// #[derive(Clone)]
+    /// struct JobMetrics { done: prometheus::IntCounter }
+    ///
+    /// impl JobMetrics {
+    ///     fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+    ///         let done = prometheus::IntCounter::new("jobs_done_total", "Jobs done.")?;
+    ///         registry.register(Box::new(done.clone()))?;
+    ///         Ok(Self { done })
+    ///     }
+    /// }
+    ///
+    /// struct Jobs;
+    ///
+    /// #[orderly_core::component]
+    /// impl Component for Jobs {
+    ///     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+    ///         let metrics = ctx.metric_set(JobMetrics::register)?;
+    ///         metrics.done.inc();
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn metric_set<T, E>(&self, register: impl FnOnce(&prometheus::Registry) -> Result<T, E>) -> Result<T, E>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        self.host.metric_sets().get_or_register(self.host.metrics_registry(), register)
     }
 
     /// Cancelled when this run of the component ends: a task from

@@ -9,9 +9,11 @@
 use std::sync::Arc;
 
 use crate::lifecycle::Lifecycle;
+use crate::metric_sets::MetricSets;
 use crate::resources::{AnyArc, Resources};
 use crate::run_tasks::RunTasks;
 use crate::trigger::Shutdown;
+use crate::walks::Walks;
 
 /// How a supervised background task (one started with
 /// [`StartContext::spawn`](crate::StartContext::spawn)) ended.
@@ -54,4 +56,8 @@ pub(crate) trait Host: Send + Sync + 'static {
     /// Component `i`'s hook of `phase`, begun at `began`, is announced
     /// (`stopping`), once however often it is asked.
     fn announce_stop(&self, i: usize, phase: crate::phase::StopPhase, began: std::time::Instant);
+    /// The start walks so far, and how each ended.
+    fn walks(&self) -> &Walks;
+    /// Metric sets registered once per runtime, shared by every run.
+    fn metric_sets(&self) -> &MetricSets;
 }

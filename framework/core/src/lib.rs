@@ -70,6 +70,7 @@ pub mod error;
 mod failure;
 mod host;
 mod lifecycle;
+mod metric_sets;
 mod nodeset;
 pub mod phase;
 mod readiness;
@@ -97,6 +98,7 @@ mod shutdown;
 mod start;
 mod state;
 mod walk;
+mod walks;
 
 // Supervision: restarts and reloads, through the engine.
 mod reload;

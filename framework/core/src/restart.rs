@@ -176,6 +176,57 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
     shared.events.emit(EventKind::Restarted.build().component(&node.name).elapsed(failed_at.elapsed()).detail(names));
 }
 
+/// Restarts component `i` along the graph because someone asked (an
+/// operator, a test), not because it failed: nothing is counted against
+/// its limits. Waits for the restart turn; the same events as a restart
+/// after a failure (`restarting`, then `restarted` naming the members).
+/// A start that fails then is a failure of the component's, and the app
+/// shuts down naming it, as when a reload's config cannot start again.
+pub(crate) async fn restart_on_request(shared: &Arc<Shared>, i: usize, why: &str) -> Result<String, String> {
+    let node = &shared.graph.nodes[i];
+    let _turn = shared.restart_turn.lock().await;
+    if shared.shutdown.is_requested() {
+        return Err("the app is shutting down".into());
+    }
+    let members = shared.running_with_dependents(i).ok_or("the app is not running")?;
+    let stuck: Vec<&str> = members
+        .iter()
+        .filter(|&j| !shared.graph.nodes[j].component().restartable())
+        .map(|j| &*shared.graph.nodes[j].name)
+        .collect();
+    if !stuck.is_empty() {
+        return Err(format!("{} cannot start twice (`restartable()` is false)", stuck.join(", ")));
+    }
+    let began = Instant::now();
+    let names = member_names(shared, &members, i);
+    mark_restarting(shared, &members, i, &format!("restarting: {why}"));
+    shared.events.emit(
+        EventKind::Restarting
+            .build()
+            .component(&node.name)
+            .error(why.to_string())
+            .detail(format!("on request; stopping {names}")),
+    );
+    let end = cycle(shared, &members, Duration::ZERO, None).await;
+    clear_conditions(shared, &members);
+    match end {
+        Some(StartEnd::Complete) => {
+            shared.events.emit(
+                EventKind::Restarted.build().component(&node.name).elapsed(began.elapsed()).detail(names.clone()),
+            );
+            Ok(names)
+        }
+        Some(StartEnd::Failed(failure)) => {
+            let error = format!("it failed to start again after a restart on request: {failure}");
+            shared
+                .shutdown
+                .trigger(ShutdownReason::ComponentFailed { component: node.name.to_string(), error: error.clone() });
+            Err(error)
+        }
+        Some(StartEnd::Interrupted(_)) | None => Err("a shutdown began during the restart".into()),
+    }
+}
+
 /// Marks the members as restarting: not ready, with why.
 pub(crate) fn mark_restarting(shared: &Shared, members: &NodeSet, i: usize, why: &str) {
     // One text for every dependent, shared: a restart may take hundreds along.

@@ -22,6 +22,7 @@ use crate::failure::{OnFailure, Supervision};
 use crate::graph::{Graph, GraphErrors, GraphFormat, Node};
 use crate::health::Health;
 use crate::host::{Host, TaskEnd};
+use crate::metric_sets::MetricSets;
 use crate::metrics::LifecycleMetrics;
 use crate::nodeset::NodeSet;
 use crate::resources::{AnyArc, Resources};
@@ -35,6 +36,7 @@ use crate::supervised::Condition;
 use crate::timeline::Timeline;
 use crate::trigger::{Shutdown, ShutdownReason};
 use crate::view::ComponentsView;
+use crate::walks::Walks;
 
 // What a run of the runtime reports and offers, beside the runtime itself.
 pub use crate::lifecycle::{DebugPage, Lifecycle};
@@ -263,6 +265,8 @@ impl RuntimeBuilder {
             stage: Mutex::new(Stage::NotStarted),
             parked: Mutex::new(NodeSet::empty(graph_len)),
             restart_turn: tokio::sync::Mutex::new(()),
+            walks: Walks::default(),
+            metric_sets: MetricSets::default(),
         });
         Ok(Runtime { shared, timeline })
     }
@@ -355,6 +359,36 @@ impl Runtime {
     /// restarts, and not during a shutdown.
     pub async fn reload(&self, changes: Vec<ReloadChange>) -> ReloadReport {
         crate::reload::reload(&self.shared, changes).await
+    }
+
+    /// Restarts the component called `name` now, with its dependents,
+    /// along the graph, as a failure of it would (but counting against no
+    /// limit): they stop through their phases, dependents first, and start
+    /// again in order. For an operator who wants a component to reconnect
+    /// afresh, and for tests of restartability. Every member must be
+    /// [restartable](Component::restartable). Returns the members' names.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use orderly_core::{BoxError, Component, Restart, Runtime, ShutdownReason, StartContext};
+    ///
+    /// struct Cache;
+    ///
+    /// #[orderly_core::component]
+    /// impl Component for Cache {
+    ///     fn restartable(&self) -> bool { true }
+    ///     async fn start(&self, _ctx: &StartContext) -> Result<(), BoxError> { Ok(()) }
+    /// }
+    ///
+    /// let runtime = Runtime::builder().component(Cache).build().unwrap();
+    /// runtime.start().await.unwrap();
+    /// assert_eq!(runtime.restart("cache", "a test").await.unwrap(), "`cache`");
+    /// runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
+    /// # });
+    /// ```
+    pub async fn restart(&self, name: &str, why: &str) -> Result<String, String> {
+        let i = self.shared.graph.index_of(name).ok_or_else(|| format!("no component is called `{name}`"))?;
+        crate::restart::restart_on_request(&self.shared, i, why).await
     }
 
     /// Starts, waits for a shutdown request, and shuts down.
@@ -477,6 +511,14 @@ impl Host for Shared {
 
     fn announce_stop(&self, i: usize, phase: crate::phase::StopPhase, began: std::time::Instant) {
         Shared::announce_stop(self, i, phase, began);
+    }
+
+    fn walks(&self) -> &Walks {
+        &self.walks
+    }
+
+    fn metric_sets(&self) -> &MetricSets {
+        &self.metric_sets
     }
 
     /// Applies component `i`'s failure policy to the end of one of its

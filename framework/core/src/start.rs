@@ -42,6 +42,13 @@ pub(crate) enum StartEnd {
 /// restart stopped) along the graph; the others must already run. Returns
 /// which ones started and how it ended.
 pub(crate) async fn start_all(shared: &Arc<Shared>, included: &NodeSet) -> (NodeSet, StartEnd) {
+    let walk = shared.walks.begin();
+    let (started, end) = walk_and_start(shared, included).await;
+    shared.walks.end(walk, matches!(end, StartEnd::Complete));
+    (started, end)
+}
+
+async fn walk_and_start(shared: &Arc<Shared>, included: &NodeSet) -> (NodeSet, StartEnd) {
     let graph = &shared.graph;
     let mut pass = Starting { shared, started: NodeSet::empty(graph.len()) };
     if let Some(reason) = shared.shutdown.reason() {
@@ -126,7 +133,7 @@ impl Pass for Starting<'_> {
 /// One component's start, retries and readiness wait included, as an owned future.
 fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailure>> {
     let shared = shared.clone();
-    let ctx = StartContext { index: i, host: shared.clone() };
+    let ctx = StartContext { index: i, walk: shared.walks.current(), host: shared.clone() };
     Box::pin(async move {
         let shared = &shared;
         let node = &shared.graph.nodes[i];

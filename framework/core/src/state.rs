@@ -17,12 +17,14 @@ use crate::event::EventKind;
 use crate::graph::Graph;
 use crate::health::Health;
 use crate::lifecycle::Lifecycle;
+use crate::metric_sets::MetricSets;
 use crate::nodeset::NodeSet;
 use crate::phase::{PhaseSet, StopPhase};
 use crate::resources::Resources;
 use crate::settings::{ShutdownSettings, SupervisionSettings};
 use crate::trigger::Shutdown;
 use crate::view::ComponentsView;
+use crate::walks::Walks;
 
 /// Where the runtime is, and which components run.
 #[derive(Debug)]
@@ -77,6 +79,10 @@ pub(crate) struct Shared {
     /// Held by a restart while it runs and by the shutdown once it begins
     /// its phases: one at a time, so each sees exactly what runs.
     pub(crate) restart_turn: tokio::sync::Mutex<()>,
+    /// The start walks so far, and how each ended.
+    pub(crate) walks: Walks,
+    /// Metric sets that every run of a component shares.
+    pub(crate) metric_sets: MetricSets,
 }
 
 impl Shared {

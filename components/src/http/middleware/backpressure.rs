@@ -8,19 +8,26 @@ use std::sync::Arc;
 /// Requests being served, shared by all workers.
 pub(crate) struct Limit {
     active: AtomicUsize,
-    max: usize,
+    /// Changed by a reload while requests run: those already admitted
+    /// finish, new ones see the new limit.
+    max: AtomicUsize,
 }
 
 impl Limit {
     pub(crate) fn new(max: usize) -> Arc<Self> {
-        Arc::new(Self { active: AtomicUsize::new(0), max })
+        Arc::new(Self { active: AtomicUsize::new(0), max: AtomicUsize::new(max) })
+    }
+
+    /// Puts a new limit in force.
+    pub(crate) fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
     }
 }
 
 impl Limit {
     /// A slot, or `None` when the limit is reached (answer 503 at once).
     pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
-        if self.active.fetch_add(1, Ordering::AcqRel) >= self.max {
+        if self.active.fetch_add(1, Ordering::AcqRel) >= self.max.load(Ordering::Relaxed) {
             self.active.fetch_sub(1, Ordering::AcqRel);
             return None;
         }

@@ -24,12 +24,12 @@ pub(crate) struct Guards {
     pub(crate) logger: slog::Logger,
     pub(crate) drain: Arc<Drain>,
     pub(crate) limit: Arc<Limit>,
-    pub(crate) request_timeout: Duration,
 }
 
-/// Runs `call` (the rest of the stack) under the guards.
+/// Runs `call` (the rest of the stack) under the guards, cancelled after `request_timeout`.
 pub(crate) async fn guarded<B, F, Fut>(
     guards: &Guards,
+    request_timeout: Duration,
     id: &RequestId,
     req: ServiceRequest,
     call: F,
@@ -46,10 +46,10 @@ where
             let work = AssertUnwindSafe(call(req)).catch_unwind();
             tokio::select! {
                 biased;
-                done = tokio::time::timeout(guards.request_timeout, work) => match done {
+                done = tokio::time::timeout(request_timeout, work) => match done {
                     Ok(Ok(result)) => result,
                     Ok(Err(panic)) => Err(catch_panic::panic_error(panic)),
-                    Err(_) => Err(ApiError::timeout(guards.request_timeout).into()),
+                    Err(_) => Err(ApiError::timeout(request_timeout).into()),
                 },
                 () = guards.drain.cut_off() => Err(ApiError::shutting_down().into()),
             }

@@ -185,7 +185,7 @@ mod tests {
             cfg.route("/boom/{id}", web::get().to(boom));
         });
         stack.metrics = HttpMetrics::register(&registry).unwrap();
-        stack.request_timeout = Duration::from_millis(20);
+        stack.live.update(|settings| settings.request_timeout = Duration::from_millis(20));
         let app = test::init_service(stack.app()).await;
         // The first request a worker sees ends in an error: the route still has a name.
         for path in ["/slow/1", "/boom/2", "/slow/3"] {

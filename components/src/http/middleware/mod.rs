@@ -106,12 +106,10 @@ pub(crate) mod test_support {
             metrics: HttpMetrics::register(&prometheus::Registry::new()).expect("a fresh registry takes the metrics"),
             drain: Arc::default(),
             limit: Limit::new(defaults.max_concurrent_requests),
-            request_timeout: defaults.request_timeout,
-            max_body_bytes: defaults.max_body_bytes,
+            live: crate::http::live::Live::new(crate::http::live::Settings::of(&defaults)),
             access_log: None,
-            rate_limits: None,
             routes: Arc::from(vec![Arc::new(routes) as super::super::routes::Configure]),
-            traced: false,
+            traced: Arc::default(),
         }
     }
 

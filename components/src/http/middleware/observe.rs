@@ -10,6 +10,7 @@
 
 use std::cell::OnceCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,8 +22,9 @@ use actix_web::middleware::Next;
 use super::access_log::{AccessLog, Line};
 use super::guard::{guarded, Guards};
 use super::metrics::{HttpMetrics, LocalSeries};
-use super::rate_limit::{RateLimits, Verdict};
+use super::rate_limit::Verdict;
 use super::{request_id, security_headers, status_of, tracing, ErrorWithHeaders, UNMATCHED};
+use crate::http::live::WorkerSettings;
 
 /// What `observe` records into (one per worker).
 #[derive(Clone)]
@@ -31,7 +33,8 @@ pub(crate) struct Observers {
     pub(crate) local: Rc<LocalSeries>,
     pub(crate) access_log: Option<Arc<AccessLog>>,
     /// Whether requests get server spans (the tracing component exports).
-    pub(crate) traced: bool,
+    /// The tracing component's switch, which a reload may turn.
+    pub(crate) traced: Arc<AtomicBool>,
 }
 
 /// The whole layer of one worker: built once per worker and shared by its
@@ -40,8 +43,9 @@ pub(crate) struct Observers {
 pub(crate) struct Layer {
     pub(crate) observers: Observers,
     pub(crate) guards: Guards,
-    /// Per-client limits (`[http.rate_limit]`), when any group is configured.
-    pub(crate) rate_limits: Option<Arc<RateLimits>>,
+    /// The worker's copy of the settings a reload changes live (timeout,
+    /// body limit, access log, per-client rate limits).
+    pub(crate) settings: WorkerSettings,
     /// The worker's route map (a shallow copy, taken from its first request),
     /// to name the route of a request that ended in an error: such a request
     /// never comes back from the router.
@@ -50,22 +54,27 @@ pub(crate) struct Layer {
 
 pub(crate) async fn observe<B: MessageBody + 'static>(
     layer: Rc<Layer>,
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    let now = layer.settings.for_request();
+    // A reloaded body limit: its extractor configs come before the App's.
+    if let Some(configs) = now.extractors {
+        req.add_data_container(configs);
+    }
     let (observers, guards) = (&layer.observers, &layer.guards);
     let _in_flight = observers.metrics.in_flight();
     let id = request_id::assign(&req);
     let method = req.method().clone();
-    let span = observers.traced.then(|| tracing::start(&req));
+    let span = observers.traced.load(Ordering::Relaxed).then(|| tracing::start(&req));
     layer.routes.get_or_init(|| req.resource_map().clone());
     // Kept only for a request that ends in an error (see `routed_template`).
     let uri = req.uri().clone();
 
     // A client over its limit is answered before any guard or handler
     // runs; the guards run inside: the whole stack is one layer, one future.
-    let (refusal, limit_headers) = match layer.rate_limits.as_ref().and_then(|limits| limits.check(&req)) {
+    let (refusal, limit_headers) = match now.rate_limits.as_ref().and_then(|limits| limits.check(&req)) {
         Some(Verdict::Limited(error)) => (Some(error), None),
         Some(Verdict::Allowed(headers)) => (None, Some(headers)),
         None => (None, None),
@@ -73,14 +82,14 @@ pub(crate) async fn observe<B: MessageBody + 'static>(
     let limited = refusal.is_some();
     let result = match refusal {
         Some(error) => Err(error),
-        None => guarded(guards, &id, req, |req| next.call(req)).await,
+        None => guarded(guards, now.request_timeout, &id, req, |req| next.call(req)).await,
     };
 
     // Read after the router ran, from what it recorded: the path is not matched a second time.
     let route = routed_template(&result, &layer.routes, &uri);
     let status = status_of(&result);
     let took = started.elapsed();
-    if let Some(log) = &observers.access_log {
+    if let Some(log) = observers.access_log.as_ref().filter(|_| now.access_log) {
         log.record(&Line {
             method: method.as_str(),
             route: &route,

@@ -22,7 +22,7 @@ mod tests {
     async fn cancels_the_handler_and_answers_504() {
         let dropped = Arc::new(AtomicBool::new(false));
         let flag = dropped.clone();
-        let mut stack = shipped(move |cfg| {
+        let stack = shipped(move |cfg| {
             let flag = flag.clone();
             cfg.route(
                 "/slow",
@@ -36,7 +36,7 @@ mod tests {
                 }),
             );
         });
-        stack.request_timeout = Duration::from_millis(20);
+        stack.live.update(|settings| settings.request_timeout = Duration::from_millis(20));
         let app = test::init_service(stack.app()).await;
         let result = test::try_call_service(&app, test::TestRequest::get().uri("/slow").to_request()).await;
         let (status, _) = crate::http::middleware::test_support::seen_by_client(result);

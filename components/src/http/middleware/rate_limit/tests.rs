@@ -35,7 +35,7 @@ fn stack(config: &RateLimitConfig) -> (crate::http::app_template::AppTemplate, p
     });
     let registry = prometheus::Registry::new();
     stack.metrics = crate::http::middleware::metrics::HttpMetrics::register(&registry).unwrap();
-    stack.rate_limits = RateLimits::from_config(config);
+    stack.live.update(|settings| settings.rate_limits = RateLimits::from_config(config));
     (stack, registry)
 }
 
