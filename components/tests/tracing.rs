@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use orderly::{settings::ShutdownSettings, Runtime};
 use orderly_components::admin::Admin;
-use orderly_components::http::HttpServer;
+use orderly_components::http::{HttpConfig, HttpServer};
 use orderly_components::metrics::Metrics;
 use orderly_components::tracing::{Tracing, TracingConfig};
 use parking_lot::Mutex;
@@ -128,4 +128,64 @@ async fn without_an_endpoint_tracing_is_off() {
     runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
     assert!(!tracing.is_exporting());
     assert!(runtime.shutdown(reason()).await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_and_a_new_endpoint_export_every_finished_requests_span_once() {
+    let (first, second) = (start_receiver(), start_receiver());
+    let old =
+        TracingConfig { endpoint: first.url.clone(), service_name: "restarts".into(), ..TracingConfig::default() };
+    let http_settings =
+        HttpConfig { bind: format!("127.0.0.1:{}", orderly_test_services::free_port()), ..http_config() };
+    let http = Arc::new(HttpServer::new(http_settings.clone()));
+    let accepted = Arc::new(Accepted::default());
+    let runtime = Runtime::builder()
+        .component(Metrics::default())
+        .component(Tracing::new(old.clone()))
+        .component_arc(http.clone())
+        .component(TestRoutes { accepted: accepted.clone() })
+        .build()
+        .unwrap();
+    runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    assert!(http.serving().await);
+    let url = format!("http://{}/slow?ms=2", http_settings.bind);
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ask = |n: usize| {
+        let (url, answered) = (url.clone(), answered.clone());
+        async move {
+            let client = fresh_connection_client();
+            for _ in 0..n {
+                if client.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+    };
+    for _ in 0..3 {
+        ask(10).await;
+        // Tracing restarts with the server, which depends on it.
+        runtime.restart("tracing", "a test").await.unwrap();
+    }
+    ask(10).await;
+    let new = TracingConfig { endpoint: second.url.clone(), ..old.clone() };
+    let change =
+        orderly::runtime::ReloadChange::new("tracing", Arc::new(Tracing::new(new)), Arc::new(Tracing::new(old)));
+    assert_eq!(runtime.reload(vec![change]).await.applied, ["tracing"]);
+    ask(10).await;
+    assert!(runtime.shutdown(reason()).await.is_clean());
+
+    let requests = |receiver: &Receiver| receiver.spans.lock().iter().filter(|(_, s)| s.name == "GET /slow").count();
+    let answered = answered.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(answered, 50, "no request failed between restarts");
+    assert_eq!(requests(&first), 40, "every span before the reload, once, at the first endpoint");
+    assert_eq!(requests(&second), 10, "every span after it at the new one");
+    let ids: std::collections::HashSet<Vec<u8>> = first
+        .spans
+        .lock()
+        .iter()
+        .chain(second.spans.lock().iter())
+        .filter(|(_, s)| s.name == "GET /slow")
+        .map(|(_, s)| s.span_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 50, "no span exported twice");
 }

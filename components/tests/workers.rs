@@ -816,3 +816,29 @@ async fn debug_jobs_shows_the_queue_and_the_last_dead_jobs_with_their_errors() {
     assert!(s.runtime.shutdown(reason()).await.is_clean());
     s.server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_concurrency_and_attempts_while_jobs_run() {
+    let old = WorkersConfig { concurrency: 1, poll_interval: Duration::from_millis(20), ..WorkersConfig::default() };
+    let s = setup(old.clone(), Duration::from_secs(5)).await;
+    let url = s.server.url();
+    for _ in 0..3 {
+        s.workers.enqueue("gate", serde_json::json!({})).await.unwrap();
+    }
+    let running = "SELECT count(*) FROM orderly_jobs WHERE kind = 'gate' AND status = 'running'";
+    eventually(&url, running, 1).await;
+
+    let new = WorkersConfig { concurrency: 3, max_attempts: 2, ..old.clone() };
+    let change =
+        orderly::runtime::ReloadChange::new("workers", Arc::new(Workers::new(new)), Arc::new(Workers::new(old)));
+    let report = s.runtime.reload(vec![change]).await;
+    assert_eq!(report.applied, ["workers"], "{report:?}");
+    eventually(&url, running, 3).await;
+    let id = s.workers.enqueue("fails", serde_json::json!({})).await.unwrap();
+    let attempts = format!("SELECT max_attempts::BIGINT FROM orderly_jobs WHERE id = {id}");
+    assert_eq!(query_i64(&url, &attempts).await, 2, "the new max_attempts is given to new jobs");
+    assert!(s.runtime.timeline().of_kind(EventKind::Stopping).is_empty(), "nothing stopped");
+    s.gate.add_permits(3);
+    eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'gate' AND status = 'done'", 3).await;
+    assert!(s.runtime.shutdown(reason()).await.is_clean());
+}

@@ -116,6 +116,10 @@ pub struct Tracing {
     provider: Mutex<Option<SdkTracerProvider>>,
     /// On while a provider exports: the HTTP server reads it per request.
     exporting: Arc<AtomicBool>,
+    /// Providers a reload replaced. They keep exporting the spans of
+    /// requests that began before the reload and end after it, and shut
+    /// down with the run (phase 4).
+    retired: Mutex<Vec<SdkTracerProvider>>,
     lifecycle: Mutex<Option<Lifecycle>>,
 }
 
@@ -126,6 +130,7 @@ impl Tracing {
             config: Mutex::new(config),
             provider: Mutex::new(None),
             exporting: Arc::default(),
+            retired: Mutex::new(Vec::new()),
             lifecycle: Mutex::new(None),
         }
     }
@@ -197,20 +202,14 @@ impl Component for Tracing {
     }
 
     /// Every key applies at once: a new provider (endpoint, sampler ratio,
-    /// service name) takes over for new spans, and the one it replaces
-    /// exports what it holds and shuts down; no endpoint turns exporting off.
+    /// service name) takes over for new spans; the one it replaces exports
+    /// the spans still open on it (requests that began before) and shuts
+    /// down in phase 4. No endpoint turns exporting off.
     async fn reload(&self, ctx: &ReloadContext) -> Result<Reloaded, BoxError> {
         let Some(new) = ctx.replacement::<Tracing>() else { return Ok(Reloaded::NeedsRestart) };
         let new = new.config.lock().clone();
-        let replaced = self.install(&new).await?;
-        if let Some(old) = replaced {
-            // Its spans still go out, off the async threads; not waited for.
-            let logger = ctx.logger().clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(error) = old.force_flush().and_then(|()| old.shutdown()) {
-                    slog::warn!(logger, "the replaced trace exporter did not flush"; "error" => %error);
-                }
-            });
+        if let Some(old) = self.install(&new).await? {
+            self.retired.lock().push(old);
         }
         slog::info!(ctx.logger(), "reloaded in place"; "endpoint" => &new.endpoint, "sampler_ratio" => new.sampler_ratio);
         *self.config.lock() = new;
@@ -218,7 +217,10 @@ impl Component for Tracing {
     }
 
     async fn flush(&self, ctx: &StopContext) -> Result<(), BoxError> {
-        let Some(provider) = self.provider.lock().take() else {
+        let current = self.provider.lock().take();
+        let providers: Vec<SdkTracerProvider> =
+            current.into_iter().chain(std::mem::take(&mut *self.retired.lock())).collect();
+        let Some(newest) = providers.first() else {
             return Ok(());
         };
         self.exporting.store(false, Ordering::Relaxed);
@@ -226,12 +228,15 @@ impl Component for Tracing {
         let lifecycle = self.lifecycle.lock().clone().filter(|l| l.health().is_shutting_down());
         if self.config.lock().lifecycle_spans {
             if let Some(lifecycle) = lifecycle {
-                lifecycle_spans::record(&provider.tracer("orderly-lifecycle"), &lifecycle);
+                lifecycle_spans::record(&newest.tracer("orderly-lifecycle"), &lifecycle);
             }
         }
         let work = tokio::task::spawn_blocking(move || -> Result<(), TracingError> {
-            provider.force_flush().map_err(|source| TracingError::Provider { what: "flushing", source })?;
-            provider.shutdown().map_err(|source| TracingError::Provider { what: "shutting down", source })
+            for provider in providers {
+                provider.force_flush().map_err(|source| TracingError::Provider { what: "flushing", source })?;
+                provider.shutdown().map_err(|source| TracingError::Provider { what: "shutting down", source })?;
+            }
+            Ok(())
         });
         match tokio::time::timeout_at(ctx.deadline().into(), work).await {
             Ok(Ok(result)) => result?,
