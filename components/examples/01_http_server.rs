@@ -29,7 +29,7 @@ impl Component for Hello {
     }
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        ctx.dependency::<HttpServer>()?.routes(|cfg| {
+        ctx.dependency::<HttpServer>()?.routes(ctx, |cfg| {
             cfg.route("/hello/{name}", web::get().to(hello));
         })?;
         Ok(())

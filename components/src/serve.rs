@@ -17,6 +17,19 @@ pub(crate) struct Serving {
     task: JoinHandle<()>,
     /// `None` once a server that took over the socket has it.
     closer: Option<ListenerCloser>,
+    /// How this server is retired when another takes over.
+    #[cfg(feature = "http")]
+    retirement: Option<Retirement>,
+}
+
+/// What a server that hands over needs to stop without losing a request:
+/// its own connections, and the switch that has its responses ask their
+/// clients to close the connection.
+#[cfg(feature = "http")]
+#[derive(Clone, Default)]
+pub(crate) struct Retirement {
+    pub(crate) connections: std::sync::Arc<crate::idle::InProgress>,
+    pub(crate) retiring: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Serving {
@@ -28,7 +41,13 @@ impl Serving {
                 slog::error!(logger, "server stopped with an error"; "error" => %error);
             }
         });
-        Self { handle, task, closer: Some(closer) }
+        Self {
+            handle,
+            task,
+            closer: Some(closer),
+            #[cfg(feature = "http")]
+            retirement: None,
+        }
     }
 
     /// Stops taking connections now, and tells every open connection to
@@ -43,15 +62,45 @@ impl Serving {
         }
     }
 
-    /// Hands the listening socket to a server that takes over, and stops
-    /// taking connections: actix drops its own descriptor of the socket,
-    /// which stays open for the new server, and each open connection
-    /// finishes its current response and closes.
+    /// Retires this server through `retirement` when another takes over.
     #[cfg(feature = "http")]
-    pub(crate) fn hand_over(&mut self) -> Option<ListenerCloser> {
-        let closer = self.closer.take();
-        drop(self.handle.stop(true));
-        closer
+    pub(crate) fn counting(mut self, retirement: Retirement) -> Self {
+        self.retirement = Some(retirement);
+        self
+    }
+
+    /// Hands the listening socket to a server that takes over.
+    #[cfg(feature = "http")]
+    pub(crate) fn take_closer(&mut self) -> Option<ListenerCloser> {
+        self.closer.take()
+    }
+
+    /// Closes this server's listening socket (a new address took over).
+    #[cfg(feature = "http")]
+    pub(crate) fn close_listener(&mut self) {
+        if let Some(closer) = &mut self.closer {
+            closer.close();
+        }
+    }
+
+    /// Takes no more connections at once, and asks each client to close its
+    /// connection with its next response; once its connections are done
+    /// (or at `until`), stops. A connection it accepted but has not read
+    /// from yet is served, not cut.
+    #[cfg(feature = "http")]
+    pub(crate) fn retire(&self, until: std::time::Instant) {
+        let (handle, retirement) = (self.handle.clone(), self.retirement.clone());
+        if let Some(retirement) = &retirement {
+            retirement.retiring.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        tokio::spawn(async move {
+            handle.pause().await;
+            if let Some(retirement) = retirement {
+                retirement.connections.wait_until_idle(until).await;
+            }
+            // Sent by the call itself; nothing left to wait for.
+            drop(handle.stop(true));
+        });
     }
 
     /// The closer of this server's listening socket, while it has it.

@@ -7,7 +7,7 @@
 //! with a key that is not configured, gets 401 JSON. Keys are compared in
 //! constant time.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -50,19 +50,20 @@ impl Validate for ApiConfig {
 /// The configured API keys.
 pub struct ApiKeys {
     config: ApiConfig,
-    keys: OnceLock<Arc<[Secret<String>]>>,
+    /// The keys of the current run (read again by every start).
+    keys: parking_lot::RwLock<Option<Arc<[Secret<String>]>>>,
 }
 
 impl ApiKeys {
     /// Keys as configured; the key file is read in `start`.
     pub fn new(config: ApiConfig) -> Self {
-        Self { config, keys: OnceLock::new() }
+        Self { config, keys: parking_lot::RwLock::new(None) }
     }
 
     /// The bearer check for a scope: `scope.wrap(from_fn(require_bearer))`
     /// with this as app data.
     pub fn authenticator(&self) -> Result<Authenticator, BoxError> {
-        let keys = self.keys.get().cloned().ok_or("the api component has not started")?;
+        let keys = self.keys.read().clone().ok_or("the api component has not started")?;
         Ok(Authenticator { keys })
     }
 }
@@ -87,6 +88,12 @@ impl Component for ApiKeys {
         <Self as FromConfig>::section()
     }
 
+    /// Each start reads the keys again; a reload of `[api]` restarts it
+    /// with the orders, which take the new keys.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let mut keys = Vec::new();
         if !self.config.key.expose().is_empty() {
@@ -99,7 +106,7 @@ impl Component for ApiKeys {
             return Err(orderly::Permanent::new("no API keys configured (api.key_file is empty)").into());
         }
         slog::info!(ctx.logger(), "api keys loaded"; "keys" => keys.len());
-        let _ = self.keys.set(keys.into());
+        *self.keys.write() = Some(keys.into());
         Ok(())
     }
 }

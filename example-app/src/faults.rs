@@ -139,6 +139,10 @@ impl<H: JobHandler> JobHandler for FaultyJob<H> {
 
 #[orderly::component]
 impl Component for Faults {
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let _ = self.lifecycle.set(ctx.lifecycle());
         let c = &self.config;

@@ -11,7 +11,7 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_ttls_reload_in_place_and_the_api_keeps_serving() {
     let db = DevDatabase::start().await.expect("test postgres");
-    let dir = tempfile_dir("ttl");
+    let dir = scratch_dir("ttl");
     let file = dir.join("app.toml");
     std::fs::write(&file, "[orders]\ncache_ttl = \"5m\"\npending_cache_ttl = \"1s\"\n").unwrap();
     let path = file.to_string_lossy().to_string();
@@ -66,11 +66,4 @@ async fn cache_ttls_reload_in_place_and_the_api_keeps_serving() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("reload rejected"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn tempfile_dir(name: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let dir = std::env::temp_dir().join(format!("example-app-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

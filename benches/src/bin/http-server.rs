@@ -30,7 +30,7 @@ impl Component for Hello {
     }
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        ctx.dependency::<HttpServer>()?.routes(|cfg| {
+        ctx.dependency::<HttpServer>()?.routes(ctx, |cfg| {
             cfg.route("/hello", web::get().to(|| async { "hello" }))
                 .route("/hello/{name}", web::get().to(hello_name))
                 .route("/sleep", web::get().to(sleep));

@@ -36,6 +36,8 @@ pub(crate) struct AppTemplate {
     pub(crate) routes: Arc<[Configure]>,
     /// Whether requests get server spans (the tracing component exports).
     pub(crate) traced: Arc<AtomicBool>,
+    /// Set when a new server took over from the one built from this template.
+    pub(crate) retiring: Arc<AtomicBool>,
 }
 
 impl AppTemplate {
@@ -51,7 +53,7 @@ impl AppTemplate {
             InitError = (),
         >,
     > {
-        let AppTemplate { logger, metrics, drain, limit, live, access_log, routes, traced } = self.clone();
+        let AppTemplate { logger, metrics, drain, limit, live, access_log, routes, traced, retiring } = self.clone();
         let error_logger = logger.clone();
         // Built per worker (this runs once on each worker thread).
         let observers = Observers { metrics, local: Default::default(), access_log, traced };
@@ -67,7 +69,7 @@ impl AppTemplate {
         for configure in routes.iter() {
             app = app.configure(|cfg| configure(cfg));
         }
-        let guards = Guards { logger: error_logger, drain, limit };
+        let guards = Guards { logger: error_logger, drain, limit, retiring };
         let layer = Rc::new(Layer { observers, guards, settings, routes: OnceCell::new() });
         app.default_service(web::to(|| async { Err::<&str, _>(ApiError::not_found("no such route")) }))
             .wrap(from_fn(move |req, next| observe::observe(layer.clone(), req, next)))

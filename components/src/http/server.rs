@@ -20,21 +20,15 @@ use super::live::{Live, Settings};
 use super::middleware::access_log::{AccessLog, FLUSH_EVERY};
 use super::middleware::backpressure::Limit;
 use super::middleware::metrics::HttpMetrics;
-use super::routes::RouteTable;
+use super::routes::{Added, RouteTable};
 use super::HttpConfig;
 use crate::metrics::{Metrics, MetricsError};
 use crate::net::{BindError, BoundListener, ListenerCloser};
-use crate::serve::Serving;
+use crate::serve::{Retirement, Serving};
 
 /// What can go wrong with the HTTP server, with what it was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    /// Routes were contributed after the server began serving.
-    #[error(
-        "routes were added after the HTTP server began serving; add them in `start` of a component \
-         that declares `Dependency::on::<HttpServer>()`"
-    )]
-    RoutesSealed,
     /// The listener could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -98,7 +92,7 @@ impl State {
 ///         vec![Dependency::on::<HttpServer>()]
 ///     }
 ///     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-///         ctx.dependency::<HttpServer>()?.routes(|cfg| {
+///         ctx.dependency::<HttpServer>()?.routes(ctx, |cfg| {
 ///             cfg.route("/hello", web::get().to(|| async { "hello" }));
 ///         })?;
 ///         Ok(())
@@ -167,21 +161,33 @@ impl HttpServer {
     }
 
     /// Adds routes. Call it from the `start` of a component that depends on
-    /// the server; `configure` runs once per worker thread, so share state
-    /// through `web::Data::from(Arc<…>)`. Give a scope a real prefix: an
-    /// empty-prefix scope matches every path and hides other components' routes.
+    /// the server, with that start's context; `configure` runs once per
+    /// worker thread, so share state through `web::Data::from(Arc<…>)`.
+    /// Give a scope a real prefix: an empty-prefix scope matches every path
+    /// and hides other components' routes.
     ///
-    /// Routes belong to the server's current run: when the server restarts,
-    /// its dependents restart after it and add their routes again.
-    pub fn routes<F>(&self, configure: F) -> Result<(), HttpError>
+    /// Routes belong to their component's run and to the server's: when the
+    /// server restarts, its dependents restart after it and add their routes
+    /// again; when a dependent restarts on its own (a failure, a reload of
+    /// its section) while the server serves, its new routes replace its old
+    /// ones through a new server that takes over the socket once that
+    /// restart is complete. No connection is refused in between.
+    pub fn routes<F>(&self, ctx: &StartContext, configure: F) -> Result<(), HttpError>
     where
         F: Fn(&mut ServiceConfig) + Send + Sync + 'static,
     {
-        if self.run().routes.add(Arc::new(configure)) {
-            Ok(())
-        } else {
-            Err(HttpError::RoutesSealed)
+        let run = self.run();
+        if run.routes.add(ctx.name(), ctx.run(), Arc::new(configure)) == Added::Changed {
+            let (config, logger, all_started) = (self.config.lock().clone(), ctx.logger().clone(), ctx.all_started());
+            // Owned by the contributor's run: if that ends first, so does this.
+            ctx.spawn(async move {
+                if all_started.await && run.routes.changed_since_served() {
+                    hand_over(&run, &config, false, &logger)?;
+                }
+                Ok(())
+            });
         }
+        Ok(())
     }
 
     /// The bound address, once started (the real port when 0 was asked for).
@@ -218,78 +224,87 @@ impl HttpServer {
             access_log: Some(self.access_log.clone()),
             routes: Arc::from(Vec::new()),
             traced,
+            retiring: Arc::default(),
         }
     }
+}
 
-    /// A reload that changes how the server listens (`bind`, `workers`,
-    /// `keep_alive`, `client_request_timeout`, `backlog`): a new server
-    /// takes over, and the old one stops taking connections and finishes
-    /// those it has. On the same address the new server accepts from the
-    /// same socket, so no connection is refused or lost in between; on a
-    /// new address the new socket is bound before the old one closes.
-    fn hand_over(
-        &self,
-        run: &Run,
-        config: &HttpConfig,
-        logger: &slog::Logger,
-    ) -> Result<Option<SocketAddr>, HttpError> {
-        let Some(template) = run.template.lock().clone() else { return Ok(None) };
-        let local = *run.local_addr.lock();
-        let mut outcome = Ok(None);
-        run.state.send_if_modified(|state| {
-            let State::Serving(old) = state else { return false };
-            let taken = match old.closer() {
-                Some(closer) if config.bind_addr().ok() == local => closer
-                    .share(config.backlog)
-                    .map(|listener| (listener, None))
-                    .map_err(|source| HttpError::Serve { addr: local.unwrap_or(([0, 0, 0, 0], 0).into()), source }),
-                _ => config
-                    .bind_addr()
-                    .map_err(|_| HttpError::Serve {
-                        addr: ([0, 0, 0, 0], 0).into(),
-                        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, config.bind.clone()),
-                    })
-                    .and_then(|addr| BoundListener::bind(addr, config.backlog).map_err(HttpError::from))
-                    .map(|bound| {
-                        let (listener, closer) = bound.split();
-                        (listener, Some(closer))
-                    }),
-            };
-            let (listener, new_closer) = match taken {
-                Ok(taken) => taken,
-                Err(error) => {
-                    outcome = Err(error);
-                    return false;
-                }
-            };
-            let (server, addr) = match start_workers(config, template.clone(), &listener) {
-                Ok(started) => started,
-                Err(error) => {
-                    outcome = Err(error);
-                    return false;
-                }
-            };
-            let State::Serving(mut old) = std::mem::replace(state, State::Idle) else { return false };
-            let closer = match new_closer {
-                // A new address: the old socket closes now; the new one is open already.
-                Some(closer) => {
-                    old.stop_accepting();
-                    closer
-                }
-                None => match old.hand_over() {
-                    Some(closer) => closer,
-                    None => return false,
-                },
-            };
-            run.retired.lock().push(old);
-            *state = State::Serving(Serving::spawn(server, closer, logger.clone()));
-            slog::info!(logger, "a new server took over"; "addr" => addr.to_string(), "workers" => config.worker_count());
-            *run.local_addr.lock() = Some(addr);
-            outcome = Ok(Some(addr));
-            true
-        });
-        outcome
-    }
+/// A new server takes over from the one serving: on a reload that changes
+/// how the server listens (`bind`, `workers`, `keep_alive`,
+/// `client_request_timeout`, `backlog`), or when a contributor's restart
+/// changed the routes. It is built with the routes in force; the old one
+/// stops taking connections and finishes those it has. On the same
+/// address the new server accepts from the same socket, so no connection
+/// is refused or lost in between; on a new address the new socket is
+/// bound before the old one closes (`rebind`: `bind` changed).
+fn hand_over(
+    run: &Run,
+    config: &HttpConfig,
+    rebind: bool,
+    logger: &slog::Logger,
+) -> Result<Option<SocketAddr>, HttpError> {
+    let Some(mut template) = run.template.lock().clone() else { return Ok(None) };
+    template.routes = run.routes.seal();
+    let local = *run.local_addr.lock();
+    let mut outcome = Ok(None);
+    run.state.send_if_modified(|state| {
+        let State::Serving(old) = state else { return false };
+        let taken = match old.closer() {
+            Some(closer) if !rebind => closer
+                .share(config.backlog)
+                .map(|listener| (listener, None))
+                .map_err(|source| HttpError::Serve { addr: local.unwrap_or(([0, 0, 0, 0], 0).into()), source }),
+            _ => config
+                .bind_addr()
+                .map_err(|_| HttpError::Serve {
+                    addr: ([0, 0, 0, 0], 0).into(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidInput, config.bind.clone()),
+                })
+                .and_then(|addr| BoundListener::bind(addr, config.backlog).map_err(HttpError::from))
+                .map(|bound| {
+                    let (listener, closer) = bound.split();
+                    (listener, Some(closer))
+                }),
+        };
+        let (listener, new_closer) = match taken {
+            Ok(taken) => taken,
+            Err(error) => {
+                outcome = Err(error);
+                return false;
+            }
+        };
+        let (server, addr, retirement) = match start_workers(config, template.clone(), &listener) {
+            Ok(started) => started,
+            Err(error) => {
+                outcome = Err(error);
+                return false;
+            }
+        };
+        let State::Serving(mut old) = std::mem::replace(state, State::Idle) else { return false };
+        let closer = match new_closer {
+            // A new address: the new socket is open already; the old one closes now.
+            Some(closer) => {
+                old.close_listener();
+                closer
+            }
+            None => match old.take_closer() {
+                Some(closer) => closer,
+                None => return false,
+            },
+        };
+        // The old server takes no more connections, and stops once those it
+        // has are done: stopping it at once would close connections it
+        // accepted whose request it has not read yet.
+        let cap = config.keep_alive + config.request_timeout + Duration::from_secs(1);
+        old.retire(Instant::now() + cap);
+        run.retired.lock().push(old);
+        *state = State::Serving(Serving::spawn(server, closer, logger.clone()).counting(retirement));
+        slog::info!(logger, "a new server took over"; "addr" => addr.to_string(), "workers" => config.worker_count());
+        *run.local_addr.lock() = Some(addr);
+        outcome = Ok(Some(addr));
+        true
+    });
+    outcome
 }
 
 /// Starts the actix server on the bound listener, unless a stop came first.
@@ -303,7 +318,7 @@ fn serve(config: &HttpConfig, mut template: AppTemplate, run: &Run, logger: &slo
             return false; // stopped before the app finished starting
         };
         template.routes = run.routes.seal();
-        let (server, addr) = match start_workers(config, template.clone(), listener) {
+        let (server, addr, retirement) = match start_workers(config, template.clone(), listener) {
             Ok(started) => started,
             Err(error) => {
                 outcome = Err(error);
@@ -311,7 +326,7 @@ fn serve(config: &HttpConfig, mut template: AppTemplate, run: &Run, logger: &slo
             }
         };
         if let State::Bound(_, closer) = std::mem::replace(state, State::Idle) {
-            *state = State::Serving(Serving::spawn(server, closer, logger.clone()));
+            *state = State::Serving(Serving::spawn(server, closer, logger.clone()).counting(retirement));
         }
         *run.template.lock() = Some(template.clone());
         slog::info!(logger, "serving"; "addr" => addr.to_string(), "workers" => config.worker_count());
@@ -323,9 +338,9 @@ fn serve(config: &HttpConfig, mut template: AppTemplate, run: &Run, logger: &slo
 /// Builds and runs the actix server on a clone of the bound listener.
 fn start_workers(
     config: &HttpConfig,
-    template: AppTemplate,
+    mut template: AppTemplate,
     listener: &std::net::TcpListener,
-) -> Result<(actix_web::dev::Server, SocketAddr), HttpError> {
+) -> Result<(actix_web::dev::Server, SocketAddr, Retirement), HttpError> {
     let addr = listener
         .local_addr()
         .map_err(|source| HttpError::Serve { addr: config.bind.parse().unwrap_or(([0, 0, 0, 0], 0).into()), source })?;
@@ -333,6 +348,11 @@ fn start_workers(
     let listener = listener.try_clone().map_err(serve_error)?;
     listener.set_nonblocking(true).map_err(serve_error)?;
     let drain = template.drain.clone();
+    // This server's own connections, beside the run's: a server that hands
+    // over waits for exactly its own.
+    let retirement = Retirement::default();
+    template.retiring = retirement.retiring.clone();
+    let counted = retirement.connections.clone();
     let keep_alive =
         if config.keep_alive.is_zero() { KeepAlive::Disabled } else { KeepAlive::Timeout(config.keep_alive) };
     let server = actix_web::HttpServer::new(move || template.app())
@@ -342,12 +362,12 @@ fn start_workers(
         .client_request_timeout(config.client_request_timeout)
         .disable_signals()
         .on_connect(move |_, extensions| {
-            extensions.insert(drain.connection());
+            extensions.insert((drain.connection(), counted.enter()));
         })
         .listen(listener)
         .map_err(serve_error)?
         .run();
-    Ok((server, addr))
+    Ok((server, addr, retirement))
 }
 
 /// Whether two configs differ in how the server listens, which only a new
@@ -458,7 +478,7 @@ impl Component for HttpServer {
             if !matches!(&*run.state.borrow(), State::Serving(_)) {
                 return Ok(Reloaded::NeedsRestart);
             }
-            if let Some(addr) = self.hand_over(&run, &new, ctx.logger())? {
+            if let Some(addr) = hand_over(&run, &new, new.bind != old.bind, ctx.logger())? {
                 if let Some(lifecycle) = &*self.lifecycle.lock() {
                     lifecycle.announce_endpoint(ctx.name(), format!("http://{addr}"));
                 }

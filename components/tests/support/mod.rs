@@ -91,7 +91,7 @@ impl Component for TestRoutes {
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let accepted = self.accepted.clone();
-        ctx.dependency::<HttpServer>()?.routes(move |cfg| routes(cfg, accepted.clone()))?;
+        ctx.dependency::<HttpServer>()?.routes(ctx, move |cfg| routes(cfg, accepted.clone()))?;
         Ok(())
     }
 }

@@ -128,11 +128,19 @@ impl Component for Orders {
         ]
     }
 
+    /// Every start registers its handler and routes again: the orders
+    /// restart with the database, the workers, the cache or the keys.
+    fn restartable(&self) -> bool {
+        true
+    }
+
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
         let faults = ctx.dependency::<Faults>().ok();
         let cache = ctx.dependency::<Cache>()?;
         let workers = ctx.dependency::<Workers>()?;
-        let metrics = OrderMetrics::register(&ctx.dependency::<Metrics>()?.registry()?)?;
+        ctx.dependency::<Metrics>()?;
+        // Registered once per runtime: a restart counts on.
+        let metrics = ctx.metric_set(OrderMetrics::register)?;
         let auth = web::Data::new(ctx.dependency::<ApiKeys>()?.authenticator()?);
         let confirmation = SendConfirmation { cache: cache.clone(), metrics: metrics.clone() };
         match faults.as_ref().filter(|faults| faults.affects_jobs()) {
@@ -146,7 +154,7 @@ impl Component for Orders {
             metrics,
             ttls: self.ttls.clone(),
         });
-        ctx.dependency::<HttpServer>()?.routes(move |cfg| {
+        ctx.dependency::<HttpServer>()?.routes(ctx, move |cfg| {
             // Public, and registered before the scope so that it matches first.
             cfg.route(
                 "/api/v1/openapi.json",

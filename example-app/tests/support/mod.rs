@@ -289,3 +289,11 @@ pub async fn pushed_value(gateway: &Pushgateway, name: &str, labels: &[&str]) ->
     let text = client().get(gateway.metrics_url()).send().await.ok()?.text().await.ok()?;
     orderly_test_services::series_value(&text, name, labels)
 }
+
+/// A fresh directory under the system's temporary one, for a test's files.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let dir = std::env::temp_dir().join(format!("example-app-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+    dir
+}

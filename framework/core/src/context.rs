@@ -184,6 +184,13 @@ impl StartContext {
         handle
     }
 
+    /// This component's run: a number that a restart (or a retried start)
+    /// changes. A service that keeps what its dependents give it per
+    /// dependent (an HTTP server's routes) tells their runs apart by it.
+    pub fn run(&self) -> u64 {
+        self.host.run_of(self.index)
+    }
+
     /// Waits until the start this one is part of has completed: `true`
     /// once every component in it started and is ready (at startup, the
     /// whole app; in a restart or a reload, the component and its

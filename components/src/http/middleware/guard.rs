@@ -6,11 +6,13 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderValue, CONNECTION};
 use futures::FutureExt;
 
 use super::backpressure::Limit;
@@ -24,6 +26,10 @@ pub(crate) struct Guards {
     pub(crate) logger: slog::Logger,
     pub(crate) drain: Arc<Drain>,
     pub(crate) limit: Arc<Limit>,
+    /// Set when a new server took over from this one: every response
+    /// asks its client to close the connection, so the next request goes
+    /// to the new server without a race on an idle connection.
+    pub(crate) retiring: Arc<AtomicBool>,
 }
 
 /// Runs `call` (the rest of the stack) under the guards, cancelled after `request_timeout`.
@@ -56,5 +62,9 @@ where
         }
     };
     let response = json_errors::convert(&guards.logger, Some(id), result)?;
-    Ok(guards.drain.track_until_sent(response, counted))
+    let mut response = guards.drain.track_until_sent(response, counted);
+    if guards.retiring.load(Ordering::Relaxed) {
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
 }

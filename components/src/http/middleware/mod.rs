@@ -110,6 +110,7 @@ pub(crate) mod test_support {
             access_log: None,
             routes: Arc::from(vec![Arc::new(routes) as super::super::routes::Configure]),
             traced: Arc::default(),
+            retiring: Arc::default(),
         }
     }
 
