@@ -192,3 +192,45 @@ async fn a_reload_turns_metrics_push_on_without_a_restart() {
     assert!(nothing_stopped(&runtime), "no restart of metrics nor of its dependents");
     assert!(runtime.shutdown(reason()).await.is_clean());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_fails_undoes_the_ones_applied_before_it() {
+    let server = DevDatabase::start().await.expect("a throwaway postgres");
+    let old_db = DatabaseConfig {
+        url: Secret::new(server.url()),
+        migrations: String::new(),
+        pool_size: 2,
+        ..DatabaseConfig::default()
+    };
+    let old_http = http_config();
+    let database = Arc::new(Database::new(old_db.clone()));
+    let http = Arc::new(HttpServer::new(old_http.clone()));
+    let runtime = Runtime::builder()
+        .component(Metrics::default())
+        .component_arc(database.clone())
+        .component_arc(http.clone())
+        .build()
+        .unwrap();
+    runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    assert!(http.serving().await);
+    let addr = http.local_addr().unwrap();
+    // Taken by someone else: the new server cannot bind it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let new_http = HttpConfig { bind: taken.local_addr().unwrap().to_string(), ..old_http.clone() };
+    let new_db = DatabaseConfig { pool_size: 9, ..old_db.clone() };
+    let report = runtime
+        .reload(vec![
+            ReloadChange::new("database", Arc::new(Database::new(new_db)), Arc::new(Database::new(old_db))),
+            ReloadChange::new("http", Arc::new(HttpServer::new(new_http)), Arc::new(HttpServer::new(old_http))),
+        ])
+        .await;
+    assert_eq!(report.rolled_back, ["database"], "{report:?}");
+    assert!(report.failed[0].contains("http") && report.failed[0].contains("in use"), "{report:?}");
+    assert_eq!(database.pool().unwrap().status().max_size, 2, "the pool is back to its old size");
+    assert_eq!(http.local_addr(), Some(addr), "the server stayed where it was");
+    assert_eq!(client().get(format!("http://{addr}/")).send().await.unwrap().status(), 404, "and serves");
+    assert!(runtime.timeline().of_kind(EventKind::Reloaded).is_empty(), "no reload took");
+    assert!(nothing_stopped(&runtime));
+    drop(taken);
+    assert!(runtime.shutdown(reason()).await.is_clean());
+}

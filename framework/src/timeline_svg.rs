@@ -8,8 +8,10 @@
 //! boundaries and the propagation delay; a hook that failed, panicked or
 //! overran its budget is drawn in red, and a skipped one as a red tick.
 //! Restarts belong to the left panel ("startup and restarts"): a dashed red
-//! mark where a component began restarting, then the stop and start bars of
-//! the components it took down with it.
+//! mark where a component began restarting (its title names why and the
+//! members), then the stop and start bars of the components it took down
+//! with it. A reload that took is a dashed green mark on each component it
+//! changed, titled with how (in place, or which restart).
 //!
 //! The output is self-contained SVG 1.1 with no scripts or external
 //! references, so a browser, an image viewer or a README can show it.
@@ -35,6 +37,7 @@ const START_COLOR: &str = "#4c78a8";
 const READY_COLOR: &str = "#9ecae9";
 const PROBLEM_COLOR: &str = "#d62728";
 const DELAY_COLOR: &str = "#eeeeee";
+const RELOAD_COLOR: &str = "#2ca02c";
 
 fn phase_color(phase: StopPhase) -> &'static str {
     match phase {
@@ -145,6 +148,8 @@ struct Chart {
     skipped: Vec<(String, f64, StopPhase)>,
     /// Where a component began restarting, and why.
     restarts: Vec<(String, f64, String)>,
+    /// Components a reload changed: when, and how.
+    reloads: Vec<(String, f64, String)>,
     phases: Vec<(StopPhase, f64, Option<f64>)>,
     shutdown: Option<(f64, f64)>,
     startup_end: f64,
@@ -156,6 +161,7 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
         bars: HashMap::new(),
         skipped: Vec::new(),
         restarts: Vec::new(),
+        reloads: Vec::new(),
         phases: Vec::new(),
         shutdown: None,
         startup_end: 0.0,
@@ -174,7 +180,18 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
                     chart.rows.push(name.to_owned());
                 }
                 chart.startup_end = chart.startup_end.max(at);
-                chart.restarts.push((name.to_owned(), at, e.error.clone().unwrap_or_default()));
+                let mut why = e.error.clone().unwrap_or_default();
+                if let Some(detail) = &e.detail {
+                    let _ = write!(why, " ({detail})");
+                }
+                chart.restarts.push((name.to_owned(), at, why));
+            }
+            (EventKind::Reloaded, Some(name), _) if shutdown_from.is_none() => {
+                if !chart.rows.iter().any(|r| r == name) {
+                    chart.rows.push(name.to_owned());
+                }
+                chart.startup_end = chart.startup_end.max(at);
+                chart.reloads.push((name.to_owned(), at, e.detail.clone().unwrap_or_default()));
             }
             (EventKind::ShutdownRequested, _, _) => shutdown_from = Some(at),
             (EventKind::ShutdownFinished, _, _) => chart.shutdown = shutdown_from.map(|from| (from, at)),
@@ -441,6 +458,19 @@ fn render(events: &[LifecycleEvent], title: &str) -> String {
                 escape(cause)
             );
         }
+        for (_, at, how) in chart.reloads.iter().filter(|(n, ..)| n == name) {
+            let x = startup.x_of(*at);
+            let _ = write!(
+                svg,
+                r#"<line class="reload" data-component="{}" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{RELOAD_COLOR}" stroke-width="2" stroke-dasharray="3,2"><title>{}: reloaded at +{}: {}</title></line>"#,
+                escape(name),
+                y + 1.0,
+                y + ROW_HEIGHT - 1.0,
+                escape(name),
+                ms(*at),
+                escape(how)
+            );
+        }
         for (_, at, phase) in chart.skipped.iter().filter(|(n, ..)| n == name) {
             if let Some(panel) = shutdown {
                 let x = panel.x_of(*at);
@@ -467,6 +497,9 @@ fn render(events: &[LifecycleEvent], title: &str) -> String {
     items.push((DELAY_COLOR, "propagation delay".into()));
     if !chart.restarts.is_empty() {
         items.push((PROBLEM_COLOR, "restart (dashed mark)".into()));
+    }
+    if !chart.reloads.is_empty() {
+        items.push((RELOAD_COLOR, "reload (dashed mark)".into()));
     }
     let mut x = 10.0;
     for (color, label) in items {
@@ -559,8 +592,14 @@ mod tests {
         ];
         let at = events.iter().position(|e| e.event == ShutdownRequested).unwrap();
         events.splice(at..at, restart);
+        let mut reloaded = event(600, Some("http"), None, Reloaded, None);
+        reloaded.detail = Some("applied in place".into());
+        let at = events.iter().position(|e| e.event == ShutdownRequested).unwrap();
+        events.insert(at, reloaded);
         let svg = render(&events, "restart");
         assert!(svg.contains(">startup and restarts ("), "{svg}");
+        assert!(svg.contains("http: reloaded at +600 ms: applied in place"), "{svg}");
+        assert!(svg.contains("reload (dashed mark)"));
         assert_eq!(svg.matches("class=\"restart\" data-component=\"db\"").count(), 1);
         assert!(svg.contains("db: restarting at +500 ms: connection reset"), "{svg}");
         // Each start, ready and stop bar is drawn, the restart's too: db starts twice and closes twice.

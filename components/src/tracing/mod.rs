@@ -142,6 +142,7 @@ impl Tracing {
 
     /// The switch behind [`is_exporting`](Self::is_exporting), for a server
     /// that asks per request (a reload turns it).
+    #[cfg(feature = "http")]
     pub(crate) fn exporting_switch(&self) -> Arc<AtomicBool> {
         self.exporting.clone()
     }
