@@ -3,6 +3,7 @@
 //! Every graph lists, for each node, the nodes it depends on; dependencies
 //! always have lower indices, so index order is a valid start order.
 
+pub mod keep_alive;
 pub mod process;
 
 use std::future::Future;

@@ -10,6 +10,10 @@
 //! `cargo build --release -p example-app -p orderly-benches --bins && target/release/app-harness`
 //! Options: `--runs N` (default 15), `--duration SECS` (wrk, default 5),
 //! `--rounds N` (default 3). Needs `wrk` and the postgresql binaries.
+//! `--only restart` measures how long the graph from `database` takes to
+//! stop and start again (database, workers, orders: every member ready),
+//! set off by a SIGHUP that changes `[database] connect_timeout`, which
+//! the pool cannot take in place.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -237,8 +241,74 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     println!("# example-app at {commit}, against a throwaway Postgres on 127.0.0.1:{}\n", db.port());
+    if args.iter().any(|a| a == "restart") {
+        graph_restart(&url, runs);
+        tokio.block_on(db.stop()).expect("stop postgres");
+        return;
+    }
     start_and_stop(&url, runs);
     stop_under_load(&url, runs.min(5));
     throughput(&url, duration, rounds);
     tokio.block_on(db.stop()).expect("stop postgres");
+}
+
+/// Time from the first stop to the reload's end (every member ready again),
+/// read from the app's own timeline, for `runs` reloads that restart the
+/// graph from `database`.
+fn graph_restart(url: &str, runs: usize) {
+    println!("## Restart of the graph from `database` (database, workers, orders), {runs} SIGHUPs");
+    let file = std::env::temp_dir().join(format!("app-harness-restart-{}.toml", std::process::id()));
+    let config = |timeout: u64| format!("[database]\nurl = \"{url}\"\nconnect_timeout = \"{timeout}s\"\n");
+    std::fs::write(&file, config(5)).expect("writing the config");
+    let (http, admin) = (free_port(), free_port());
+    let mut child = Command::new(sibling("example-app"))
+        .env_clear()
+        .env("APP__HTTP__BIND", format!("127.0.0.1:{http}"))
+        .env("APP__ADMIN__BIND", format!("127.0.0.1:{admin}"))
+        .env("APP__ADMIN__DEBUG", "true")
+        .env("APP__API__KEY", KEY)
+        .args(["--config", &file.display().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn example-app");
+    let admin: SocketAddr = format!("127.0.0.1:{admin}").parse().unwrap();
+    wait_ready(admin);
+    let (mut cycle, mut wall) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        std::fs::write(&file, config(5 + run as u64)).expect("writing the config");
+        let signalled = Instant::now();
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+        let events = loop {
+            let timeline = get(admin, "/debug/lifecycle")
+                .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok());
+            let events = timeline.and_then(|t| t["timeline"].as_array().cloned()).unwrap_or_default();
+            if events.iter().filter(|e| e["event"] == "reloaded").count() == run {
+                break events;
+            }
+            assert!(signalled.elapsed() < Duration::from_secs(30), "the reload did not finish");
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        wall.push(signalled.elapsed().as_secs_f64() * 1e3);
+        let reloaded = events.iter().rposition(|e| e["event"] == "reloaded").expect("reloaded");
+        let previous = events[..reloaded].iter().rposition(|e| e["event"] == "reloaded").map_or(0, |p| p + 1);
+        let first_stop = events[previous..reloaded]
+            .iter()
+            .filter(|e| e["event"] == "stopping")
+            .map(|e| e["at"].as_f64().unwrap_or_default())
+            .fold(f64::INFINITY, f64::min);
+        let done = events[reloaded]["at"].as_f64().unwrap_or_default();
+        cycle.push((done - first_stop) * 1e3);
+    }
+    orderly_benches::process::sigterm_and_wait(&mut child);
+    let _ = std::fs::remove_file(&file);
+    let shown: Vec<String> = cycle.iter().map(|c| format!("{c:.1}")).collect();
+    println!(
+        "first stop -> every member ready: median {:.1} ms   (SIGHUP -> reload done: median {:.1} ms)   runs: {}",
+        median(cycle.clone()),
+        median(wall),
+        shown.join(" ")
+    );
 }

@@ -12,6 +12,10 @@
 //! each request pays the check and none is refused); `--only profiler`
 //! compares `http-server` with `http-server-plain`, a copy built without
 //! the `profiling` feature (benches/profiler-idle-cost.sh builds both).
+//! `--only reload` measures the request rate in the second before and the
+//! second after a SIGHUP that changes `[http]` live (the request timeout
+//! and concurrency cap) and one that makes a new server take over the
+//! socket (`keep_alive`), with keep-alive clients.
 //! Needs `wrk` on PATH.
 
 use std::io::{Read, Write};
@@ -285,7 +289,57 @@ fn main() {
     if only == Some("rate-limit") {
         compare("Cost of a per-client rate limit", rate_limit_variants(), duration, rounds, path);
     }
+    if only == Some("reload") {
+        reload_rate(rounds);
+    }
     if only == Some("profiler") {
         compare("Cost of the profiler, compiled in and idle", profiler_variants(), duration, rounds, path);
     }
+}
+
+/// The rate in the second after a SIGHUP against the second before, for a
+/// reload applied live and for one that hands over to a new server.
+fn reload_rate(rounds: usize) {
+    println!("## Request rate around a SIGHUP: 4 keep-alive clients on GET /hello, 1 server worker, {rounds} rounds");
+    let base = "[http]\nrequest_timeout = \"30s\"\nmax_concurrent_requests = 1024\nkeep_alive = \"5s\"\n";
+    let cases = [
+        ("live (request_timeout, max_concurrent_requests)", base.replace("30s", "20s").replace("1024", "2048")),
+        ("hand-over (keep_alive: a new server takes the socket)", base.replace("\"5s\"", "\"6s\"")),
+    ];
+    for (what, changed) in cases {
+        let mut ratios = Vec::new();
+        let mut errors = 0;
+        for _ in 0..rounds {
+            let file = std::env::temp_dir().join(format!("http-harness-reload-{}.toml", std::process::id()));
+            std::fs::write(&file, base).expect("writing the bench config");
+            let server = spawn(Mode::Orderly, 1, &[("BENCH_CONFIG", file.display().to_string())]);
+            wait_ready(&server);
+            let (addr, pid, changed) = (server.http, server.child.id() as i32, changed.clone());
+            let signal = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2000));
+                std::fs::write(&file, changed).expect("writing the new config");
+                let at = Instant::now();
+                // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGHUP) };
+                (at, file)
+            });
+            let counts = orderly_benches::keep_alive::run(addr, "/hello", 4, Duration::from_millis(4000));
+            let (at, file) = signal.join().expect("the signal thread");
+            let at = at.duration_since(counts.began);
+            let before = counts.between(at - Duration::from_secs(1), at);
+            let after = counts.between(at, at + Duration::from_secs(1));
+            ratios.push(after as f64 / before as f64);
+            errors += counts.errors.load(std::sync::atomic::Ordering::Relaxed);
+            stop(server);
+            let _ = std::fs::remove_file(file);
+        }
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+        println!(
+            "{what}: after / before, median {:.3}, worst {:.3}   rounds: {}   errors: {errors}",
+            median(ratios.clone()),
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            shown.join(" ")
+        );
+    }
+    println!();
 }

@@ -111,8 +111,12 @@ fn main() -> std::process::ExitCode {
                 std::env::set_var("APP__HTTP__BIND", bind);
             }
             std::env::set_var("APP__HTTP__WORKERS", workers().to_string());
-            // Only the program name goes on to orderly's CLI.
-            let args = std::env::args().take(1).collect::<Vec<_>>();
+            // Only the program name goes on to orderly's CLI, and a config
+            // file when the reload bench gives one.
+            let mut args = std::env::args().take(1).collect::<Vec<_>>();
+            if let Ok(file) = std::env::var("BENCH_CONFIG") {
+                args.extend(["--config".to_string(), file]);
+            }
             orderly::app::App::new(orderly::app_info!(), orderly::link![orderly_components])
                 .embedded_config(CONFIG)
                 .component(Hello)
