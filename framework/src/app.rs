@@ -160,6 +160,7 @@ impl App {
             registrations: Vec::new(),
             names: Vec::new(),
             settings: Default::default(),
+            running: Vec::new(),
             log: log_settings,
             level: log_guard.switch(),
             sections: Default::default(),
@@ -277,6 +278,7 @@ impl App {
         reloader.registrations = registrations;
         reloader.names = owned_names;
         reloader.settings = settings;
+        reloader.running = runtime.component_names().into_iter().map(str::to_owned).collect();
         let systemd = systemd.map(|notifier| (notifier, systemd_settings));
         let status = run_process(self.info.name, runtime, reloader, systemd);
         if !output.timeline_path.is_empty() {

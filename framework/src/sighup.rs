@@ -9,12 +9,16 @@
 //!   apply it in place or restarts it along the graph, all or nothing;
 //! - `[log] level` (the `--log-level` flag still wins), last, and only if
 //!   every component took its change: a reload that fails part way leaves
-//!   everything as it was, the level included.
+//!   everything as it was, the level included;
+//! - `[start]` and `[components.<name>]` lifecycle settings of running
+//!   components (timeouts, the stop cap, retries, the failure policy, the
+//!   restart type and limits): checked with the rest before anything is
+//!   applied, put in force once every component took its change.
 //!
 //! What needs a new process is said so in the log: `[log] format`,
-//! `[start]`, `[shutdown]`, `[components.*]`, `[lifecycle]`, and
-//! components enabled or disabled. Under systemd, `RELOADING=1` (with
-//! `MONOTONIC_USEC`) comes first and `READY=1` last.
+//! `[shutdown]`, `[supervision]`, `[lifecycle]`, and components enabled or
+//! disabled. Under systemd, `RELOADING=1` (with `MONOTONIC_USEC`) comes
+//! first and `READY=1` last.
 //!
 //! Each SIGHUP counts once in `orderly_reloads_total{result}`: `applied`
 //! (everything took, or nothing had changed), `rolled_back` (a step failed
@@ -30,7 +34,7 @@ use std::sync::Arc;
 use sd_notify::NotifyState;
 
 use orderly_core::runtime::{ReloadChange, ReloadReport};
-use orderly_core::settings::RuntimeSettings;
+use orderly_core::settings::{ComponentSettings, RuntimeSettings};
 use orderly_core::Runtime;
 
 use crate::config::{ConfigErrors, LoadedConfig};
@@ -52,6 +56,8 @@ pub(crate) struct Reloader {
     pub(crate) registrations: Vec<&'static Registration>,
     pub(crate) names: Vec<String>,
     pub(crate) settings: RuntimeSettings,
+    /// The components the app runs, by name.
+    pub(crate) running: Vec<String>,
     pub(crate) log: LogSettings,
     pub(crate) level: LevelSwitch,
     /// Each running registered component's section, as it was last applied.
@@ -64,6 +70,9 @@ pub(crate) struct Reloader {
 /// A validated reload, ready to hand to the runtime.
 pub(crate) struct Prepared {
     changes: Vec<ReloadChange>,
+    /// New lifecycle settings of running components.
+    lifecycle: Vec<(String, ComponentSettings)>,
+    settings: RuntimeSettings,
     sections: BTreeMap<String, Option<serde_json::Value>>,
     config: LoadedConfig,
     log: LogSettings,
@@ -95,9 +104,10 @@ impl Reloader {
         if self.layers.cli.log_format.is_none() && log.format != self.log.format {
             slog::warn!(self.logger, "the log format changes at the next start"; "format" => format!("{:?}", log.format));
         }
-        if settings != self.settings {
-            slog::warn!(self.logger, "[start], [shutdown] and [components.*] changes take effect at the next start");
+        if settings.shutdown != self.settings.shutdown || settings.supervision != self.settings.supervision {
+            slog::warn!(self.logger, "[shutdown] and [supervision] changes take effect at the next start");
         }
+        let lifecycle = self.lifecycle_changes(&settings);
 
         slog::debug!(self.logger, "reload: configuration read and valid"; "components" => built.len());
         let mut changes = Vec::new();
@@ -116,7 +126,28 @@ impl Reloader {
                 }
             }
         }
-        Ok(Prepared { changes, sections, config, log })
+        Ok(Prepared { changes, lifecycle, settings, sections, config, log })
+    }
+
+    /// The running components whose lifecycle settings (`[start]`,
+    /// `[components.<name>]`) change with `new`, each with its new settings.
+    /// Enabling or disabling a component is said to wait for the next start.
+    fn lifecycle_changes(&self, new: &RuntimeSettings) -> Vec<(String, ComponentSettings)> {
+        let mut changes = Vec::new();
+        for name in &self.running {
+            let (old, now) = (self.settings.for_component(name, None), new.for_component(name, None));
+            if now.enabled != old.enabled {
+                slog::warn!(self.logger, "enabling or disabling a component takes effect at the next start"; "component" => name);
+            } else if now != old {
+                changes.push((name.clone(), now));
+            }
+        }
+        for name in new.components.keys().filter(|n| !self.running.contains(n) && !new.is_disabled(n)) {
+            if self.settings.is_disabled(name) {
+                slog::warn!(self.logger, "enabling or disabling a component takes effect at the next start"; "component" => name);
+            }
+        }
+        changes
     }
 
     /// Component `name` built again from the config in force: what a
@@ -145,6 +176,7 @@ impl Reloader {
         let changed = prepared.sections.len();
         self.sections.extend(prepared.sections);
         self.in_force = prepared.config;
+        self.settings = prepared.settings;
         let level = self.layers.cli.log_level.unwrap_or(prepared.log.level);
         if level != self.log.level {
             self.level.set(level);
@@ -225,9 +257,27 @@ pub(crate) async fn reload_on_sighup(
                 slog::error!(logger, "reload rejected: the configuration is invalid; nothing changed"; "problems" => problems.len());
                 report!("{app}: reload rejected, nothing changed: {}", ConfigErrors(problems));
             }
+            Ok(prepared) if runtime.check_settings(&prepared.lifecycle).is_err() => {
+                count("rejected");
+                let problems = runtime.check_settings(&prepared.lifecycle).err().unwrap_or_default();
+                for problem in &problems {
+                    slog::error!(logger, "reload rejected"; "problem" => problem);
+                }
+                slog::error!(logger, "reload rejected: the lifecycle settings cannot apply; nothing changed"; "problems" => problems.len());
+                report!("{app}: reload rejected, nothing changed: {}", problems.join("; "));
+            }
             Ok(mut prepared) => {
                 let changes = std::mem::take(&mut prepared.changes);
-                let report = runtime.reload(changes).await;
+                let mut report = runtime.reload(changes).await;
+                // Checked above, and applied only once every component took its change.
+                let lifecycle = std::mem::take(&mut prepared.lifecycle);
+                if report.is_complete() && !lifecycle.is_empty() {
+                    let names: Vec<String> = lifecycle.iter().map(|(name, _)| name.clone()).collect();
+                    match runtime.reload_settings(lifecycle).await {
+                        Ok(()) => report.applied.extend(names.into_iter().map(|n| format!("[components.{n}]"))),
+                        Err(problems) => report.failed.extend(problems),
+                    }
+                }
                 count(if report.is_complete() { "applied" } else { "rolled_back" });
                 slog::info!(logger, "reloaded";
                     "applied" => report.applied.join(", "),

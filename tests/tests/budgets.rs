@@ -122,7 +122,7 @@ async fn a_stop_cap_from_config_is_honoured() {
         .settings(settings)
         .build()
         .unwrap();
-    assert_eq!(runtime.component_settings("api").unwrap().stop_cap, Some(Duration::from_millis(120)));
+    assert_eq!(runtime.component_settings("api").map(|s| s.stop_cap), Some(Some(Duration::from_millis(120))));
     runtime.start().await.unwrap();
     let report = runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
     assert!(report.problems[0].error.contains("cap of 120ms"), "{:?}", report.problems);
@@ -176,4 +176,35 @@ async fn readiness_reports_not_ready_from_the_first_moment_of_shutdown_and_answe
     gate.wait().await;
     assert!(stopping.await.unwrap().is_clean());
     assert_eq!(health.state(), orderly::health::AppState::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_cap_reloaded_while_running_binds_the_next_stop() {
+    let runtime =
+        Runtime::builder().component(Probe::new("api").on(StopPhase::StopAccepting, Behavior::Hang)).build().unwrap();
+    runtime.start().await.unwrap();
+    let mut settings = runtime.component_settings("api").unwrap();
+    settings.stop_cap = Some(Duration::from_millis(90));
+    runtime.reload_settings(vec![("api".into(), settings)]).await.unwrap();
+    assert_eq!(runtime.component_settings("api").map(|s| s.stop_cap), Some(Some(Duration::from_millis(90))));
+    let report = runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
+    assert!(report.problems[0].error.contains("cap of 90ms"), "{:?}", report.problems);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_settings_that_cannot_hold_are_refused_and_none_applied() {
+    let runtime = Runtime::builder()
+        .component(Probe::new("db"))
+        .component(Probe::new("api").depends_on(&["db"]))
+        .build()
+        .unwrap();
+    runtime.start().await.unwrap();
+    let mut api = runtime.component_settings("api").unwrap();
+    api.stop_cap = Some(Duration::from_millis(10));
+    let mut db = runtime.component_settings("db").unwrap();
+    db.on_failure = Some(orderly::OnFailure::Restart);
+    let problems = runtime.reload_settings(vec![("api".into(), api), ("db".into(), db)]).await.unwrap_err();
+    assert!(problems.iter().any(|p| p.contains("`api` depends on `db`, which restarts")), "{problems:?}");
+    assert_eq!(runtime.component_settings("api").unwrap().stop_cap, None, "api's valid change was not applied either");
+    runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
 }

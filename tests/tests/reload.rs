@@ -426,3 +426,29 @@ async fn a_reload_is_all_or_nothing_and_never_starts_a_component_twice_that_cann
     assert!(runtime.shutdown_handle().reason().is_none());
     assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
 }
+
+#[test]
+fn a_sighup_puts_new_lifecycle_settings_in_force_and_refuses_those_that_cannot_hold() {
+    let child = Child_::start("lifecycle", "[log]\nformat = \"json\"\n[components.api]\nstop_cap = \"5s\"\n");
+    let before = child.reload_with("[log]\nformat = \"json\"\n[components.api]\nstop_cap = \"2s\"\n");
+    child.wait_for_stdout_from(before, is_reloaded);
+    let (lines, events) = events_since(&child, before);
+    let reloaded = events.iter().find(|v| v["msg"] == "reloaded").expect("the reload's record");
+    assert_eq!(reloaded["applied"], "[components.api]", "{lines:#?}");
+    assert!(events.iter().any(|v| v["event"] == "reloaded" && v["detail"] == "lifecycle settings"), "{lines:#?}");
+    assert!(!events.iter().any(|v| v["event"] == "stopping"), "nothing stopped: {lines:#?}");
+
+    // `store` set to restart, with `api` (which cannot start twice) depending on it: refused whole.
+    let before = child.reload_with(
+        "[log]\nformat = \"json\"\n[components.api]\nstop_cap = \"1s\"\n[components.store]\non_failure = \"restart\"\n",
+    );
+    child.wait_for_stdout_from(before, |l| l.contains("reload rejected: the lifecycle settings cannot apply"));
+    let (lines, events) = events_since(&child, before);
+    assert!(
+        events.iter().any(|v| v["problem"].as_str().is_some_and(|p| p.contains("`api` depends on `store`"))),
+        "{lines:#?}"
+    );
+    assert!(!events.iter().any(|v| v["event"] == "reloaded"), "not even api's stop cap: {lines:#?}");
+    let (code, lines) = child.stop();
+    assert_eq!(code, 0, "{lines:#?}");
+}

@@ -28,15 +28,21 @@ use crate::view::{Answers, ComponentsView, Dead};
 
 pub use crate::view::GraphFormat;
 
+/// A component's lifecycle settings with the supervision they resolve to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    pub(crate) settings: ComponentSettings,
+    pub(crate) supervision: Supervision,
+}
+
 /// A component with its resolved name and lifecycle settings.
 #[derive(Clone)]
 pub(crate) struct Node {
     pub(crate) name: Arc<str>,
     /// The component; a reload may replace it with one built from new config.
     component: Arc<parking_lot::RwLock<Arc<dyn Component>>>,
-    pub(crate) settings: ComponentSettings,
-    /// What its failures and clean exits do, resolved from code and config.
-    pub(crate) supervision: Supervision,
+    /// Its lifecycle settings and what its failures do; a reload may change them.
+    policy: Arc<parking_lot::RwLock<Policy>>,
     /// Its condition, run and restart history while the app runs.
     pub(crate) supervised: Arc<Supervised>,
 }
@@ -51,10 +57,24 @@ impl Node {
         Self {
             name,
             component: Arc::new(parking_lot::RwLock::new(component)),
-            settings,
-            supervision,
+            policy: Arc::new(parking_lot::RwLock::new(Policy { settings, supervision })),
             supervised: Default::default(),
         }
+    }
+
+    /// Its lifecycle settings as they are now.
+    pub(crate) fn settings(&self) -> ComponentSettings {
+        self.policy.read().settings
+    }
+
+    /// What its failures and clean exits do, resolved from code and config.
+    pub(crate) fn supervision(&self) -> Supervision {
+        self.policy.read().supervision
+    }
+
+    /// Puts new settings in force (a reload, validated by the caller).
+    pub(crate) fn set_policy(&self, policy: Policy) {
+        *self.policy.write() = policy;
     }
 
     /// The component as it is now.
@@ -281,8 +301,15 @@ impl Graph {
     /// one that restarts but is not restartable, or a dependent of one that
     /// restarts that is not restartable. Each problem names both sides.
     pub(crate) fn restart_problems(&self) -> Vec<String> {
+        self.restart_problems_with(|i| self.nodes[i].supervision())
+    }
+
+    /// [`restart_problems`](Self::restart_problems) were each component's
+    /// supervision `supervision(i)`: a reload checks its changes before it
+    /// applies any.
+    pub(crate) fn restart_problems_with(&self, supervision: impl Fn(usize) -> Supervision) -> Vec<String> {
         let mut problems = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.supervision.restarts()) {
+        for (i, node) in self.nodes.iter().enumerate().filter(|(i, _)| supervision(*i).restarts()) {
             if !node.component().restartable() {
                 problems.push(format!(
                     "component `{}` is set to restart, but its type cannot start twice (Component::restartable is false)",

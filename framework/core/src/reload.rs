@@ -33,8 +33,10 @@ use crate::component::Component;
 use crate::context::{ReloadContext, Reloaded};
 use crate::error::{box_error_chain, BoxError};
 use crate::event::EventKind;
+use crate::graph::Policy;
 use crate::hook::{run_one, BoxFuture, Ended};
 use crate::restart::{clear_conditions, cycle, mark_restarting, member_names};
+use crate::settings::ComponentSettings;
 use crate::start::StartEnd;
 use crate::state::Shared;
 use crate::trigger::ShutdownReason;
@@ -84,6 +86,58 @@ impl ReloadReport {
     pub fn is_complete(&self) -> bool {
         self.failed.is_empty()
     }
+}
+
+/// Each change of lifecycle settings resolved to the component it is for
+/// and the policy it makes, or every problem with them.
+pub(crate) fn resolve_settings(
+    shared: &Shared,
+    changes: &[(String, ComponentSettings)],
+) -> Result<Vec<(usize, Policy)>, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut resolved = Vec::new();
+    for (name, settings) in changes {
+        let Some(i) = shared.graph.index_of(name) else {
+            problems.push(format!("component `{name}` does not run: enabling a component takes a new process"));
+            continue;
+        };
+        if !settings.enabled {
+            problems.push(format!("component `{name}`: disabling a running component takes a new process"));
+            continue;
+        }
+        match crate::runtime::supervision_of(&*shared.graph.nodes[i].component(), settings) {
+            Ok(supervision) => resolved.push((i, Policy { settings: *settings, supervision })),
+            Err(problem) => problems.push(format!("component `{name}`: {problem}")),
+        }
+    }
+    let proposed = |j: usize| {
+        resolved
+            .iter()
+            .find(|(i, _)| *i == j)
+            .map_or_else(|| shared.graph.nodes[j].supervision(), |(_, p)| p.supervision)
+    };
+    problems.extend(shared.graph.restart_problems_with(proposed));
+    if problems.is_empty() {
+        Ok(resolved)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Applies new lifecycle settings, all or none, between restarts.
+pub(crate) async fn reload_settings(
+    shared: &Arc<Shared>,
+    changes: &[(String, ComponentSettings)],
+) -> Result<(), Vec<String>> {
+    let _turn = shared.restart_turn.lock().await;
+    let resolved = resolve_settings(shared, changes)?;
+    for (i, policy) in resolved {
+        shared.graph.nodes[i].set_policy(policy);
+        shared
+            .events
+            .emit(EventKind::Reloaded.build().component(&shared.graph.nodes[i].name).detail("lifecycle settings"));
+    }
+    Ok(())
 }
 
 /// How a step was applied, and so how it is undone.

@@ -125,7 +125,7 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
     // restart got its turn.
     let mut failed = failed_at;
     loop {
-        let limits = node.settings.restarts;
+        let limits = node.settings().restarts;
         let counted = count_restart(&node.supervised, &limits, &cause, failed).map_err(|history| {
             format!(
                 "more than {} restart(s) within {}: {}",

@@ -222,7 +222,7 @@ impl RuntimeBuilder {
                 });
                 Node::new(name, component, settings, supervision)
             })
-            .filter(|node| node.settings.enabled)
+            .filter(|node| node.settings().enabled)
             .collect();
         let mut disabled = self.disabled;
         disabled.extend(self.settings.components.keys().filter(|n| self.settings.is_disabled(n)).cloned());
@@ -273,7 +273,7 @@ impl RuntimeBuilder {
 }
 
 /// A component's failure policy and restart type, from config or else its code.
-fn supervision_of(component: &dyn Component, settings: &ComponentSettings) -> Result<Supervision, String> {
+pub(crate) fn supervision_of(component: &dyn Component, settings: &ComponentSettings) -> Result<Supervision, String> {
     let on_failure = settings.on_failure.unwrap_or_else(|| component.on_failure());
     // Ignoring failures is always a choice; shutting down is one only when config says so.
     let explicit = settings.on_failure.is_some() || on_failure == OnFailure::Ignore;
@@ -454,9 +454,27 @@ impl Runtime {
         Some(graph.dependencies[i].iter().map(|&j| &*graph.nodes[j].name).collect())
     }
 
-    /// The lifecycle settings applied to `name`.
-    pub fn component_settings(&self, name: &str) -> Option<&ComponentSettings> {
-        self.shared.graph.index_of(name).map(|i| &self.shared.graph.nodes[i].settings)
+    /// The lifecycle settings applied to `name` now.
+    pub fn component_settings(&self, name: &str) -> Option<ComponentSettings> {
+        self.shared.graph.index_of(name).map(|i| self.shared.graph.nodes[i].settings())
+    }
+
+    /// Checks new lifecycle settings for running components (a reload of
+    /// `[components.<name>]` or `[start]`) without applying them: every
+    /// problem, each naming its component. Enabling or disabling a
+    /// component is not a setting this can change.
+    pub fn check_settings(&self, changes: &[(String, ComponentSettings)]) -> Result<(), Vec<String>> {
+        crate::reload::resolve_settings(&self.shared, changes).map(drop)
+    }
+
+    /// Puts new lifecycle settings in force, all or none: start and ready
+    /// timeouts, the stop cap, start retries, the failure policy, the
+    /// restart type and limits. A start, stop or restart that has begun
+    /// keeps the settings it began with; the next one takes the new. Checked
+    /// first as [`check_settings`](Self::check_settings) does; each change
+    /// is a `reloaded` event.
+    pub async fn reload_settings(&self, changes: Vec<(String, ComponentSettings)>) -> Result<(), Vec<String>> {
+        crate::reload::reload_settings(&self.shared, &changes).await
     }
 }
 
@@ -530,7 +548,7 @@ impl Host for Shared {
         if run != node.supervised.generation() {
             return;
         }
-        let (error, restart) = match (end, node.supervision) {
+        let (error, restart) = match (end, node.supervision()) {
             (TaskEnd::Finished, Supervision::Restart { on_clean_exit: true }) => {
                 ("its background task returned, and it is permanent".to_string(), true)
             }
@@ -540,7 +558,7 @@ impl Host for Shared {
         // During start, a failure fails the start at once; once the app
         // runs, a failure is attributed along the graph first (`restart.rs`).
         let running = self.is_running();
-        match node.supervision {
+        match node.supervision() {
             Supervision::Ignore => {
                 *node.supervised.condition.lock() =
                     Some(Condition::Degraded(format!("failed while running (ignored): {error}")));

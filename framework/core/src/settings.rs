@@ -18,7 +18,7 @@ use crate::failure::{OnFailure, Restart};
 use crate::phase::StopPhase;
 
 /// The per-component lifecycle settings the runtime applies.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ComponentSettings {
     /// Whether the component runs at all.
     pub enabled: bool,

@@ -200,7 +200,7 @@ impl Stopping<'_> {
     /// When node `i`'s hook, begun at `hook_began`, is abandoned, and its
     /// cap if that is what binds there (else the phase's budget does).
     fn limit(&self, i: usize, hook_began: Instant) -> (Instant, Option<Duration>) {
-        let cap = self.shared.graph.nodes[i].settings.stop_cap.or(self.shared.settings.component_cap);
+        let cap = self.shared.graph.nodes[i].settings().stop_cap.or(self.shared.settings.component_cap);
         let cap_end = cap.and_then(|c| hook_began.checked_add(c)).map_or(self.phase_end, |end| end.min(self.phase_end));
         (cap_end, cap.filter(|_| cap_end < self.phase_end))
     }

@@ -137,7 +137,7 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
     Box::pin(async move {
         let shared = &shared;
         let node = &shared.graph.nodes[i];
-        let (name, settings) = (&node.name, &node.settings);
+        let (name, settings) = (&node.name, node.settings());
         let fail = |phase, event, error| Err(StartFailure { component: name.to_string(), phase, event, error });
         // Taken once: a reload swaps components only while they are stopped.
         let component = node.component();
@@ -180,7 +180,7 @@ async fn attempts(
     deadline: Instant,
 ) -> Result<(), (EventKind, String)> {
     let node = &shared.graph.nodes[i];
-    let (name, settings) = (&node.name, &node.settings);
+    let (name, settings) = (&node.name, node.settings());
     let mut attempt = 1;
     loop {
         let error = match within(deadline, component.start(ctx)).await {
@@ -250,6 +250,6 @@ async fn wait_until_ready(
         tokio::time::sleep(interval).await;
         interval = (interval * 2).min(Duration::from_millis(100));
     }
-    let limit = humantime::format_duration(node.settings.ready_timeout);
+    let limit = humantime::format_duration(node.settings().ready_timeout);
     Err(format!("not ready within {limit}: {}", last.as_deref().unwrap_or("ready() never returned")))
 }

@@ -193,7 +193,7 @@ impl Shared {
         let ended = busy.map(|i| {
             let node = &self.graph.nodes[i];
             let run = node.supervised.generation.fetch_add(1, Ordering::AcqRel);
-            let cap = node.settings.stop_cap.or(self.settings.component_cap).unwrap_or(TASK_GRACE);
+            let cap = node.settings().stop_cap.or(self.settings.component_cap).unwrap_or(TASK_GRACE);
             let limit = deadline.map_or(cap, |d| cap.min(d.saturating_duration_since(Instant::now())));
             async move { (i, run, node.supervised.tasks.end(limit).await) }
         });
