@@ -125,6 +125,24 @@ async fn the_web_stack_restarts_three_times_each_under_load_and_the_final_push_h
     // A restart of metrics takes its dependents along, the routes included.
     let members = &restarted_events(&runtime, "metrics")[0];
     assert!(members.contains("http") && members.contains("test_routes"), "{members}");
+    // In graph order: stopped dependents first, started dependencies first.
+    let events = runtime.timeline().events();
+    let restarting =
+        events.iter().position(|e| e.event == EventKind::Restarting && e.component.as_deref() == Some("metrics"));
+    let after = &events[restarting.expect("metrics restarted")..];
+    let at = |component: &str, kind: EventKind, phase: Option<orderly::phase::Phase>| {
+        after
+            .iter()
+            .position(|e| {
+                e.component.as_deref() == Some(component) && e.event == kind && (phase.is_none() || e.phase == phase)
+            })
+            .unwrap_or_else(|| panic!("no {kind:?} of {component}"))
+    };
+    let start = Some(orderly::phase::Phase::Start);
+    assert!(at("metrics", EventKind::Started, start) < at("http", EventKind::Starting, start));
+    assert!(at("http", EventKind::Ready, None) < at("test_routes", EventKind::Starting, start));
+    let drain = Some(orderly::phase::Phase::Stop(orderly::StopPhase::Drain));
+    assert!(at("http", EventKind::Stopped, drain) < at("metrics", EventKind::Started, start));
     assert!(runtime.shutdown(reason()).await.is_clean());
 
     let text = client().get(gateway.metrics_url()).send().await.unwrap().text().await.unwrap();
