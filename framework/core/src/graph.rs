@@ -39,10 +39,10 @@ pub(crate) struct Policy {
 #[derive(Clone)]
 pub(crate) struct Node {
     pub(crate) name: Arc<str>,
-    /// The component; a reload may replace it with one built from new config.
-    component: Arc<parking_lot::RwLock<Arc<dyn Component>>>,
-    /// Its lifecycle settings and what its failures do; a reload may change them.
-    policy: Arc<parking_lot::RwLock<Policy>>,
+    /// The component, its lifecycle settings and what its failures do,
+    /// under one lock (a start reads them together); a reload may replace
+    /// the component with one built from new config, or change the policy.
+    live: Arc<parking_lot::RwLock<(Arc<dyn Component>, Policy)>>,
     /// Its condition, run and restart history while the app runs.
     pub(crate) supervised: Arc<Supervised>,
 }
@@ -56,35 +56,40 @@ impl Node {
     ) -> Self {
         Self {
             name,
-            component: Arc::new(parking_lot::RwLock::new(component)),
-            policy: Arc::new(parking_lot::RwLock::new(Policy { settings, supervision })),
+            live: Arc::new(parking_lot::RwLock::new((component, Policy { settings, supervision }))),
             supervised: Default::default(),
         }
     }
 
     /// Its lifecycle settings as they are now.
     pub(crate) fn settings(&self) -> ComponentSettings {
-        self.policy.read().settings
+        self.live.read().1.settings
+    }
+
+    /// The component and its settings as they are now, in one read.
+    pub(crate) fn component_and_settings(&self) -> (Arc<dyn Component>, ComponentSettings) {
+        let live = self.live.read();
+        (live.0.clone(), live.1.settings)
     }
 
     /// What its failures and clean exits do, resolved from code and config.
     pub(crate) fn supervision(&self) -> Supervision {
-        self.policy.read().supervision
+        self.live.read().1.supervision
     }
 
     /// Puts new settings in force (a reload, validated by the caller).
     pub(crate) fn set_policy(&self, policy: Policy) {
-        *self.policy.write() = policy;
+        self.live.write().1 = policy;
     }
 
     /// The component as it is now.
     pub(crate) fn component(&self) -> Arc<dyn Component> {
-        self.component.read().clone()
+        self.live.read().0.clone()
     }
 
     /// Puts `component` (of the same type, built from new config) in its place; returns the old one.
     pub(crate) fn replace(&self, component: Arc<dyn Component>) -> Arc<dyn Component> {
-        std::mem::replace(&mut *self.component.write(), component)
+        std::mem::replace(&mut self.live.write().0, component)
     }
 
     fn type_id(&self) -> TypeId {

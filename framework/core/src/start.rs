@@ -23,6 +23,7 @@ use crate::hook::{within, BoxFuture, Ended};
 use crate::nodeset::NodeSet;
 use crate::phase::Phase;
 use crate::readiness::Readiness;
+use crate::settings::ComponentSettings;
 use crate::state::Shared;
 use crate::trigger::ShutdownReason;
 use crate::walk::{drive, Begin, Pass, Walk};
@@ -137,14 +138,14 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
     Box::pin(async move {
         let shared = &shared;
         let node = &shared.graph.nodes[i];
-        let (name, settings) = (&node.name, node.settings());
+        let name = &node.name;
         let fail = |phase, event, error| Err(StartFailure { component: name.to_string(), phase, event, error });
         // Taken once: a reload swaps components only while they are stopped.
-        let component = node.component();
+        let (component, settings) = node.component_and_settings();
         let began = Instant::now();
         shared.events.emit(EventKind::Starting.build().component(name).phase(Phase::Start).at(began));
         let deadline = began + settings.start_timeout;
-        if let Err((event, error)) = attempts(shared, i, &ctx, &*component, deadline).await {
+        if let Err((event, error)) = attempts(shared, i, &ctx, &*component, &settings, deadline).await {
             // Nothing of a start that failed for good stays behind.
             shared.clean_slate(i).await;
             return fail(Phase::Start, event, error);
@@ -177,10 +178,10 @@ async fn attempts(
     i: usize,
     ctx: &StartContext,
     component: &dyn Component,
+    settings: &ComponentSettings,
     deadline: Instant,
 ) -> Result<(), (EventKind, String)> {
-    let node = &shared.graph.nodes[i];
-    let (name, settings) = (&node.name, node.settings());
+    let name = &shared.graph.nodes[i].name;
     let mut attempt = 1;
     loop {
         let error = match within(deadline, component.start(ctx)).await {
