@@ -392,6 +392,9 @@ impl DurableQueue {
     /// The queue's jobs by kind and state, and the age of the oldest job
     /// waiting to run, for the operators' gauges. One statement; each
     /// half reads a partial index (done jobs, however many, are not read).
+    /// The age is measured to the clock, not to `now()`: the statement's
+    /// transaction may have begun before a job it sees was enqueued, which
+    /// read a job that has waited as not having waited at all.
     pub(crate) async fn stats(&self) -> Result<QueueStats, QueueError> {
         let client = self.client().await?;
         let statement = client
@@ -399,7 +402,7 @@ impl DurableQueue {
                 "SELECT kind,
                         CASE WHEN status = 'ready' AND run_after > now() THEN 'scheduled' ELSE status END,
                         count(*)::BIGINT,
-                        COALESCE(EXTRACT(EPOCH FROM now() - min(run_after)), 0)::FLOAT8
+                        COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(run_after)), 0)::FLOAT8
                  FROM orderly_jobs WHERE queue = $1 AND status IN ('ready', 'running')
                  GROUP BY 1, 2
                  UNION ALL
