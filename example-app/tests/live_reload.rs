@@ -260,10 +260,19 @@ async fn sighup_moving_the_database_restarts_the_graph_onto_a_copy_with_only_ret
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // The new server answers its first connections only after 400 ms (its
+    // postmaster is paused): long enough that the prober must see the graph
+    // not ready while it restarts, however busy this machine is.
+    let paused = Paused::new(postmaster_pid(&second));
+    let resume = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        drop(paused);
+    });
     let text = std::fs::read_to_string(&file).unwrap().replace(&first.url(), &second.url());
     std::fs::write(&file, text).unwrap();
     app.signal(libc::SIGHUP);
     let reloaded = app.wait_for_msg("reloaded");
+    resume.await.unwrap();
     assert!(reloaded["restarted"].as_str().unwrap_or_default().contains("database"), "{reloaded}");
     assert_eq!(reloaded["failed"], "", "{reloaded}");
     until_status(&client(), &format!("{admin}/readyz"), 200).await;
@@ -293,4 +302,29 @@ async fn sighup_moving_the_database_restarts_the_graph_onto_a_copy_with_only_ret
     let (code, stderr) = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(30)));
     assert_eq!(code, 0, "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The pid of `db`'s postmaster, from its `postmaster.pid`.
+fn postmaster_pid(db: &DevDatabase) -> i32 {
+    let file = std::fs::read_to_string(db.dir().join("data").join("postmaster.pid")).expect("postmaster.pid");
+    file.lines().next().and_then(|line| line.trim().parse().ok()).expect("a pid on its first line")
+}
+
+/// A process stopped (SIGSTOP) until this is dropped, even by a failing
+/// test: a server left stopped would hang its own shutdown.
+struct Paused(i32);
+
+impl Paused {
+    fn new(pid: i32) -> Self {
+        // SAFETY: kill(2) on a process this test started has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        Self(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        // SAFETY: as in `new`.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
 }
