@@ -62,6 +62,12 @@ impl Serving {
         }
     }
 
+    /// Whether its server task has ended (it was stopped).
+    #[cfg(feature = "http")]
+    pub(crate) fn has_ended(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Retires this server through `retirement` when another takes over.
     #[cfg(feature = "http")]
     pub(crate) fn counting(mut self, retirement: Retirement) -> Self {

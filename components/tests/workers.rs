@@ -842,3 +842,62 @@ async fn a_reload_changes_concurrency_and_attempts_while_jobs_run() {
     eventually(&url, "SELECT count(*) FROM orderly_jobs WHERE kind = 'gate' AND status = 'done'", 3).await;
     assert!(s.runtime.shutdown(reason()).await.is_clean());
 }
+
+/// Schedules `kind` every 50 ms and counts its runs: a dependent whose
+/// reload restarts it alone, with a new kind.
+struct KindTicker {
+    kind: &'static str,
+    runs: Arc<AtomicUsize>,
+}
+
+#[orderly::component]
+impl Component for KindTicker {
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::on::<Workers>()]
+    }
+
+    fn restartable(&self) -> bool {
+        true
+    }
+
+    async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
+        let workers = ctx.dependency::<Workers>()?;
+        workers.handle(self.kind, Counter(self.runs.clone()));
+        workers.every(self.kind, Duration::from_millis(50), serde_json::json!({}));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_from_a_dependent_that_restarted_alone_runs() {
+    let server = DevDatabase::start().await.expect("a throwaway postgres");
+    let database =
+        DatabaseConfig { url: Secret::new(server.url()), migrations: String::new(), ..DatabaseConfig::default() };
+    let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let runtime = Runtime::builder()
+        .component(Metrics::default())
+        .component(Database::new(database))
+        .component(Workers::new(WorkersConfig { poll_interval: Duration::from_millis(20), ..WorkersConfig::default() }))
+        .component(KindTicker { kind: "tick_a", runs: first.clone() })
+        .build()
+        .unwrap();
+    runtime.start().await.map_err(|e| format!("{e:?}")).unwrap();
+    while first.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Its new config schedules another kind; the workers keep running.
+    let change = orderly::runtime::ReloadChange::new(
+        "kind_ticker",
+        Arc::new(KindTicker { kind: "tick_b", runs: second.clone() }),
+        Arc::new(KindTicker { kind: "tick_a", runs: first.clone() }),
+    );
+    let report = runtime.reload(vec![change]).await;
+    assert_eq!(report.restarted, ["kind_ticker"], "{report:?}");
+    let ran = async {
+        while second.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), ran).await.expect("the new schedule runs");
+    assert!(runtime.shutdown(reason()).await.is_clean());
+}

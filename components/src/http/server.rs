@@ -297,7 +297,10 @@ fn hand_over(
         // accepted whose request it has not read yet.
         let cap = config.keep_alive + config.request_timeout + Duration::from_secs(1);
         old.retire(Instant::now() + cap);
-        run.retired.lock().push(old);
+        let mut retired = run.retired.lock();
+        // Those stopped by now are done: a service reloaded for weeks keeps no trail of them.
+        retired.retain(|server| !server.has_ended());
+        retired.push(old);
         *state = State::Serving(Serving::spawn(server, closer, logger.clone()).counting(retirement));
         slog::info!(logger, "a new server took over"; "addr" => addr.to_string(), "workers" => config.worker_count());
         *run.local_addr.lock() = Some(addr);

@@ -227,7 +227,32 @@ struct Run {
     /// How often an idle claim loop looks again (`poll_interval`, live).
     poll: watch::Sender<Duration>,
     /// Schedules of this run, from config and from dependents.
-    periodic: Mutex<Vec<Arc<periodic::Periodic>>>,
+    periodic: Mutex<Schedules>,
+}
+
+/// A run's schedules, and whether their loops have begun (after that, one
+/// registered by a dependent that restarted alone gets a loop at once).
+struct Schedules {
+    jobs: Vec<Arc<periodic::Periodic>>,
+    begun: bool,
+}
+
+impl Run {
+    /// Adds a schedule; once the run's schedules run, starts its loop
+    /// unless one of its kind runs already (a dependent that restarted
+    /// alone registers its schedules again).
+    fn schedule(&self, job: Arc<periodic::Periodic>, max_attempts: i32) {
+        let mut schedules = self.periodic.lock();
+        if schedules.jobs.iter().any(|j| j.kind == job.kind) {
+            return;
+        }
+        schedules.jobs.push(job.clone());
+        if schedules.begun {
+            let (stage, logger) = (self.shared.stage.subscribe(), self.shared.logger.clone());
+            // Ends with the run's phase 1, as its siblings do.
+            tokio::spawn(periodic::run(self.durable.clone(), job, max_attempts, stage, logger));
+        }
+    }
 }
 
 /// The workers component.
@@ -266,7 +291,8 @@ impl Workers {
     pub fn every(&self, kind: &str, period: Duration, payload: serde_json::Value) {
         let schedule = periodic::Schedule::Every(period.max(Duration::from_millis(1)));
         let job = Arc::new(periodic::Periodic { kind: kind.to_owned(), schedule, payload });
-        self.register(|run| run.periodic.lock().push(job.clone()), |before| before.periodic.push(job.clone()));
+        let max_attempts = self.config.read().max_attempts;
+        self.register(|run| run.schedule(job.clone(), max_attempts), |before| before.periodic.push(job.clone()));
     }
 
     /// Runs jobs of `kind` with `handler`, at most `max` of them at once in
@@ -808,7 +834,7 @@ impl Component for Workers {
             memory: memory.clone(),
             slots: Arc::new(Semaphore::new(config.concurrency)),
             poll: watch::Sender::new(config.poll_interval),
-            periodic: Mutex::new(periodic),
+            periodic: Mutex::new(Schedules { jobs: periodic, begun: false }),
         });
         *self.run.write() = Some(run.clone());
 
@@ -841,7 +867,12 @@ impl Component for Workers {
             ctx.spawn(async move {
                 if started.await {
                     let mut schedules = Vec::new();
-                    for job in run.periodic.lock().iter().cloned() {
+                    let jobs = {
+                        let mut periodic = run.periodic.lock();
+                        periodic.begun = true;
+                        periodic.jobs.clone()
+                    };
+                    for job in jobs {
                         if !run.shared.handlers.read().contains_key(&job.kind) {
                             slog::warn!(run.shared.logger, "a periodic job's kind has no handler in this process; its jobs wait for a process that has one";
                                 "kind" => &job.kind);
