@@ -1,7 +1,8 @@
 //! The public HTTP server (actix-web 4) and its middleware stack.
 //!
 //! - [`HttpServer`] (`[http]`): binds in `start`, so "address in use" fails
-//!   startup and rolls back; serves once every component has started;
+//!   startup and rolls back; serves once the start it is part of is complete
+//!   (the app's, or a restart's);
 //!   phase 1 closes the listener and tells every connection to close after
 //!   its current response; phase 2 waits for in-flight requests, cuts off
 //!   what still runs at the end of its budget (503, counted) and reports it.

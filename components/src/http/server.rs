@@ -1,5 +1,7 @@
-//! The HTTP server component: binds in `start`, serves once the whole app
-//! has started, stops accepting in phase 1 and drains in phase 2.
+//! The HTTP server component: binds in `start`, serves once the start it
+//! is part of is complete (the app's, or a restart's), stops accepting in
+//! phase 1 and drains in phase 2. A reload applies `[http]` while it serves:
+//! live for the next request, or by a new server taking over the socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -417,7 +419,7 @@ impl Component for HttpServer {
         *self.lifecycle.lock() = Some(ctx.lifecycle());
         run.state.send_replace(State::Bound(listener, closer));
         *self.run.lock() = run.clone();
-        slog::info!(ctx.logger(), "listening"; "addr" => local.to_string(), "serving" => "once the app has started");
+        slog::info!(ctx.logger(), "listening"; "addr" => local.to_string(), "serving" => "once the start is complete");
         ctx.lifecycle().announce_endpoint(ctx.name(), format!("http://{local}"));
 
         // Workers start once every component of this start has: routes are

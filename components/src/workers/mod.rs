@@ -4,7 +4,8 @@
 //!
 //! - Handlers are registered by job kind from the `start` of components
 //!   that depend on the workers ([`Workers::handle`]).
-//! - Work begins once the whole app has started.
+//! - Work begins once the start the workers are part of is complete (the
+//!   app's, or a restart's): their dependents have registered by then.
 //! - An idle worker is woken by a new durable job at once: `enqueue`
 //!   notifies in its transaction and a dedicated connection listens
 //!   (`wake.rs`); `poll_interval` is the fallback.
@@ -287,7 +288,9 @@ impl Workers {
     /// `slot` key is set to the period's start, in Unix ms) every `period`, once per
     /// period across every replica sharing the queue. Call it from the
     /// `start` of a component that depends on the workers, beside
-    /// [`handle`](Self::handle); it begins once the app has started.
+    /// [`handle`](Self::handle); it begins once the start is complete. A
+    /// dependent that restarts alone registers it again: a kind already
+    /// scheduled keeps its schedule, a new one begins at once.
     pub fn every(&self, kind: &str, period: Duration, payload: serde_json::Value) {
         let schedule = periodic::Schedule::Every(period.max(Duration::from_millis(1)));
         let job = Arc::new(periodic::Periodic { kind: kind.to_owned(), schedule, payload });
