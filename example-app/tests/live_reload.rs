@@ -186,7 +186,6 @@ async fn sighup_under_load_changes_pool_workers_timeout_ttls_and_push_in_place()
     app.sigterm();
     let (code, stderr) = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(30)));
     assert_eq!(code, 0, "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +300,6 @@ async fn sighup_moving_the_database_restarts_the_graph_onto_a_copy_with_only_ret
     app.sigterm();
     let (code, stderr) = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(30)));
     assert_eq!(code, 0, "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The pid of `db`'s postmaster, from its `postmaster.pid`.

@@ -155,6 +155,15 @@ struct Chart {
     startup_end: f64,
 }
 
+impl Chart {
+    /// Gives `name` a row, in the order components first appear.
+    fn row(&mut self, name: &str) {
+        if !self.rows.iter().any(|r| r == name) {
+            self.rows.push(name.to_owned());
+        }
+    }
+}
+
 fn collect(events: &[LifecycleEvent]) -> Chart {
     let mut chart = Chart {
         rows: Vec::new(),
@@ -176,9 +185,7 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
         }
         match (e.event, e.component.as_deref(), e.phase) {
             (EventKind::Restarting, Some(name), _) => {
-                if !chart.rows.iter().any(|r| r == name) {
-                    chart.rows.push(name.to_owned());
-                }
+                chart.row(name);
                 chart.startup_end = chart.startup_end.max(at);
                 let mut why = e.error.clone().unwrap_or_default();
                 if let Some(detail) = &e.detail {
@@ -187,9 +194,7 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
                 chart.restarts.push((name.to_owned(), at, why));
             }
             (EventKind::Reloaded, Some(name), _) if shutdown_from.is_none() => {
-                if !chart.rows.iter().any(|r| r == name) {
-                    chart.rows.push(name.to_owned());
-                }
+                chart.row(name);
                 chart.startup_end = chart.startup_end.max(at);
                 chart.reloads.push((name.to_owned(), at, e.detail.clone().unwrap_or_default()));
             }
@@ -202,9 +207,7 @@ fn collect(events: &[LifecycleEvent]) -> Chart {
                 }
             }
             (kind, Some(name), Some(phase)) => {
-                if !chart.rows.iter().any(|r| r == name) {
-                    chart.rows.push(name.to_owned());
-                }
+                chart.row(name);
                 let key = (name.to_owned(), phase);
                 match kind {
                     EventKind::Starting | EventKind::Stopping => {
@@ -445,30 +448,27 @@ fn render(events: &[LifecycleEvent], title: &str) -> String {
                 escape(&bar.title)
             );
         }
-        for (_, at, cause) in chart.restarts.iter().filter(|(n, ..)| n == name) {
-            let x = startup.x_of(*at);
+        let restarts = chart
+            .restarts
+            .iter()
+            .filter(|(n, ..)| n == name)
+            .map(|(_, at, why)| ("restart", PROBLEM_COLOR, "restarting", *at, why));
+        let reloads = chart
+            .reloads
+            .iter()
+            .filter(|(n, ..)| n == name)
+            .map(|(_, at, how)| ("reload", RELOAD_COLOR, "reloaded", *at, how));
+        for (class, color, verb, at, text) in restarts.chain(reloads) {
+            let x = startup.x_of(at);
             let _ = write!(
                 svg,
-                r#"<line class="restart" data-component="{}" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{PROBLEM_COLOR}" stroke-width="2" stroke-dasharray="3,2"><title>{}: restarting at +{}: {}</title></line>"#,
+                r#"<line class="{class}" data-component="{}" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{color}" stroke-width="2" stroke-dasharray="3,2"><title>{}: {verb} at +{}: {}</title></line>"#,
                 escape(name),
                 y + 1.0,
                 y + ROW_HEIGHT - 1.0,
                 escape(name),
-                ms(*at),
-                escape(cause)
-            );
-        }
-        for (_, at, how) in chart.reloads.iter().filter(|(n, ..)| n == name) {
-            let x = startup.x_of(*at);
-            let _ = write!(
-                svg,
-                r#"<line class="reload" data-component="{}" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{RELOAD_COLOR}" stroke-width="2" stroke-dasharray="3,2"><title>{}: reloaded at +{}: {}</title></line>"#,
-                escape(name),
-                y + 1.0,
-                y + ROW_HEIGHT - 1.0,
-                escape(name),
-                ms(*at),
-                escape(how)
+                ms(at),
+                escape(text)
             );
         }
         for (_, at, phase) in chart.skipped.iter().filter(|(n, ..)| n == name) {

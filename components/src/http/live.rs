@@ -115,8 +115,8 @@ impl WorkerSettings {
         if self.live.generation.load(Ordering::Relaxed) != current.generation {
             let (generation, settings) = self.live.snapshot();
             let limit = settings.max_body_bytes;
-            current.extractors = (limit != self.built_body_limit).then(|| Rc::new(extractor_configs(limit)));
-            *current = Current { generation, settings, extractors: current.extractors.take() };
+            let extractors = (limit != self.built_body_limit).then(|| Rc::new(extractor_configs(limit)));
+            *current = Current { generation, settings, extractors };
         }
         let settings = &current.settings;
         ForRequest {

@@ -290,10 +290,27 @@ pub async fn pushed_value(gateway: &Pushgateway, name: &str, labels: &[&str]) ->
     orderly_test_services::series_value(&text, name, labels)
 }
 
-/// A fresh directory under the system's temporary one, for a test's files.
-pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+/// A fresh directory under the system's temporary one, for a test's
+/// files; removed when dropped, a failing test's included.
+pub struct ScratchDir(std::path::PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn scratch_dir(name: &str) -> ScratchDir {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
     let dir = std::env::temp_dir().join(format!("example-app-{name}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("creating a scratch directory");
-    dir
+    ScratchDir(dir)
 }
