@@ -238,3 +238,35 @@ async fn a_change_that_fails_undoes_the_ones_applied_before_it() {
     drop(taken);
     assert!(runtime.shutdown(reason()).await.is_clean());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_another_http_key_keeps_the_clients_rate_limit_buckets() {
+    use orderly_components::http::{ClientKeyKind, RateLimitConfig, RateLimitGroup};
+    let group = RateLimitGroup {
+        prefix: "/hello".into(),
+        requests: 2,
+        per: Duration::from_secs(3600),
+        burst: Some(2),
+        key: ClientKeyKind::default(),
+    };
+    let rate_limit = RateLimitConfig { groups: [("hello".to_string(), group)].into(), ..RateLimitConfig::default() };
+    let old = HttpConfig { rate_limit, ..http_config() };
+    let svc = start_with(old.clone(), admin_config(), Default::default()).await;
+    let hello = format!("{}/hello", svc.base);
+    let statuses = |n: usize| {
+        let hello = hello.clone();
+        async move {
+            let mut seen = Vec::new();
+            for _ in 0..n {
+                seen.push(client().get(&hello).send().await.unwrap().status().as_u16());
+            }
+            seen
+        }
+    };
+    assert_eq!(statuses(3).await, [200, 200, 429], "the burst of 2, then limited");
+    let new = HttpConfig { request_timeout: Duration::from_secs(7), ..old.clone() };
+    let report = reload(&svc.runtime, "http", HttpServer::new(new), HttpServer::new(old)).await;
+    assert_eq!(report.applied, ["http"], "{report:?}");
+    assert_eq!(statuses(1).await, [429], "the bucket survived a reload of the request timeout");
+    assert!(svc.runtime.shutdown(reason()).await.is_clean());
+}

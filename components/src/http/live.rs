@@ -58,6 +58,11 @@ impl Live {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// The settings in force.
+    pub(crate) fn current(&self) -> Arc<Settings> {
+        self.settings.lock().clone()
+    }
+
     /// Changes one setting (tests).
     #[cfg(test)]
     pub(crate) fn update(&self, change: impl FnOnce(&mut Settings)) {
@@ -69,7 +74,7 @@ impl Live {
     fn snapshot(&self) -> (u64, Arc<Settings>) {
         // The generation first: a reload in between is seen on the next request.
         let generation = self.generation.load(Ordering::Acquire);
-        (generation, self.settings.lock().clone())
+        (generation, self.current())
     }
 }
 

@@ -490,7 +490,12 @@ impl Component for HttpServer {
             }
         }
         run.limit.set_max(new.max_concurrent_requests);
-        run.live.set(Settings::of(&new));
+        let mut settings = Settings::of(&new);
+        if new.rate_limit == old.rate_limit {
+            // The clients' buckets go on: another key's change must not grant every client a new burst.
+            settings.rate_limits = run.live.current().rate_limits.clone();
+        }
+        run.live.set(settings);
         slog::info!(ctx.logger(), "reloaded in place";
             "request_timeout" => ?new.request_timeout, "max_body_bytes" => new.max_body_bytes,
             "max_concurrent_requests" => new.max_concurrent_requests, "access_log" => new.access_log);
