@@ -204,9 +204,11 @@ impl App {
         }
         let mut dumps = toml::Table::new();
         let mut running = Vec::new();
-        for (name, built) in read_components(config, &registrations, &settings, &mut issues) {
-            dumps.insert(name.to_string(), toml::Value::Table(built.config_dump));
-            running.push(name);
+        for (name, built, enabled) in read_components(config, &registrations, &settings, &mut issues) {
+            if enabled {
+                dumps.insert(name.to_string(), toml::Value::Table(built.config_dump));
+                running.push(name);
+            }
             builder = builder.component_named(name, built.component, None);
         }
         for component in self.extra.iter().cloned() {
@@ -338,7 +340,7 @@ impl App {
                 .logger(reloader.logger.clone())
                 .shutdown_handle(Shutdown::new())
                 .metrics_registry(prometheus::Registry::new());
-            for (name, built) in read_components(config, &registrations, &settings, &mut issues) {
+            for (name, built, _) in read_components(config, &registrations, &settings, &mut issues) {
                 builder = builder.component_named(name, built.component, None);
             }
             for component in self.extra.iter().cloned() {

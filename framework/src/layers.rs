@@ -135,19 +135,22 @@ pub(crate) fn check_sections(config: &LoadedConfig, names: &[&str], issues: &mut
     }
 }
 
-/// Reads every registered component's section, building those not disabled.
+/// Reads and builds every registered component's section, the disabled
+/// ones too (they stay in the graph, not started, for a reload to enable),
+/// each with whether it is enabled.
 pub(crate) fn read_components(
     config: &LoadedConfig,
     registrations: &[&'static Registration],
     settings: &RuntimeSettings,
     issues: &mut Vec<ConfigIssue>,
-) -> Vec<(&'static str, Built)> {
+) -> Vec<(&'static str, Built, bool)> {
     let mut built = Vec::new();
     for registration in registrations {
         let name = registration.section();
-        let mode = if settings.is_disabled(name) { ReadMode::CheckOnly } else { ReadMode::Build };
+        let enabled = !settings.is_disabled(name);
+        let mode = if enabled { ReadMode::Build } else { ReadMode::Disabled };
         match registration.read(config, mode) {
-            Ok(Some(component)) => built.push((name, component)),
+            Ok(Some(component)) => built.push((name, component, enabled)),
             Ok(None) => {}
             Err(found) => issues.extend(found),
         }

@@ -39,9 +39,12 @@ type ReadFn = fn(&LoadedConfig, &str, ReadMode) -> Result<Option<Built>, Vec<Con
 pub(crate) enum ReadMode {
     /// Check and build it: the component runs.
     Build,
-    /// Only check the config: the component is disabled, but a typo in its
-    /// section should not wait until someone enables it.
-    CheckOnly,
+    /// The component is disabled: its config is checked (a typo in its
+    /// section should not wait until someone enables it) and it is built,
+    /// to stay in the graph, not started, for a reload to enable. A
+    /// constructor that fails leaves it out (then enabling it takes a new
+    /// process); that is no error while it is disabled.
+    Disabled,
 }
 
 impl Registration {
@@ -68,7 +71,8 @@ impl Registration {
         self.module_path.split("::").next().unwrap_or(self.module_path)
     }
 
-    /// Checks the component's config section and, with `ReadMode::Build`, builds it.
+    /// Checks the component's config section and builds it (`None`: a
+    /// disabled one whose constructor failed).
     pub(crate) fn read(&self, config: &LoadedConfig, mode: ReadMode) -> Result<Option<Built>, Vec<ConfigIssue>> {
         (self.read)(config, self.section(), mode)
     }
@@ -98,15 +102,16 @@ fn read_from_config<T: FromConfig>(
         Some(typed) if issues.is_empty() => typed,
         _ => return Err(issues),
     };
-    if mode == ReadMode::CheckOnly {
-        return Ok(None);
-    }
     // A section that does not serialize to a table (it always does for a
     // struct) prints as empty rather than failing the start.
     let config_dump = toml::Table::try_from(&typed).unwrap_or_default();
-    let component = T::from_config(typed)
-        .map_err(|e| vec![ConfigIssue { key: section.to_string(), message: error_chain(e.as_ref()) }])?;
-    Ok(Some(Built { component: Arc::new(component), config_dump }))
+    match (T::from_config(typed), mode) {
+        (Ok(component), _) => Ok(Some(Built { component: Arc::new(component), config_dump })),
+        (Err(_), ReadMode::Disabled) => Ok(None),
+        (Err(e), ReadMode::Build) => {
+            Err(vec![ConfigIssue { key: section.to_string(), message: error_chain(e.as_ref()) }])
+        }
+    }
 }
 
 fn read_default<T: Component + Default>(
@@ -117,7 +122,8 @@ fn read_default<T: Component + Default>(
     // No settings of its own, but a section in config is still checked, so a
     // stray key is an error rather than silently ignored.
     let _: NoConfig = config.section(section).map_err(|errors| errors.0)?;
-    Ok((mode == ReadMode::Build).then(|| Built { component: Arc::new(T::default()), config_dump: toml::Table::new() }))
+    let _ = mode; // built either way: a disabled one stays in the graph for a reload to enable
+    Ok(Some(Built { component: Arc::new(T::default()), config_dump: toml::Table::new() }))
 }
 
 /// Registers a component type that has no settings of its own and

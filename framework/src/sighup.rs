@@ -15,9 +15,15 @@
 //!   restart type and limits): checked with the rest before anything is
 //!   applied, put in force once every component took its change.
 //!
+//! - `[components.<name>] enabled`: a component disabled by the reload
+//!   stops (with its running dependents, which must have declared it
+//!   optional or be disabled too, and which start again without it); one
+//!   enabled is built from the new config and starts along the graph. All
+//!   of them together, last, and undone if one fails to start.
+//!
 //! What needs a new process is said so in the log: `[log] format`,
-//! `[shutdown]`, `[supervision]`, `[lifecycle]`, and components enabled or
-//! disabled. Under systemd, `RELOADING=1` (with `MONOTONIC_USEC`) comes
+//! `[shutdown]`, `[supervision]`, `[lifecycle]`, and enabling or disabling
+//! a component the app added in code (it cannot be built again). Under systemd, `RELOADING=1` (with `MONOTONIC_USEC`) comes
 //! first and `READY=1` last.
 //!
 //! Each SIGHUP counts once in `orderly_reloads_total{result}`: `applied`
@@ -70,8 +76,10 @@ pub(crate) struct Reloader {
 /// A validated reload, ready to hand to the runtime.
 pub(crate) struct Prepared {
     changes: Vec<ReloadChange>,
-    /// New lifecycle settings of running components.
+    /// New lifecycle settings, `enabled` included.
     lifecycle: Vec<(String, ComponentSettings)>,
+    /// Running components the reload disables.
+    disabled: Vec<String>,
     settings: RuntimeSettings,
     sections: BTreeMap<String, Option<serde_json::Value>>,
     config: LoadedConfig,
@@ -112,7 +120,15 @@ impl Reloader {
         slog::debug!(self.logger, "reload: configuration read and valid"; "components" => built.len());
         let mut changes = Vec::new();
         let mut sections = BTreeMap::new();
-        for (name, built) in built {
+        let mut disabled = Vec::new();
+        // Those to disable first, then the changed sections and those to
+        // enable: the runtime applies the sections in order, and every
+        // component enabled or disabled together, last.
+        for name in self.running.iter().filter(|&name| self.is_registered(name) && settings.is_disabled(name)) {
+            changes.push(ReloadChange::disable(name, self.in_force_copy(name)?));
+            disabled.push(name.clone());
+        }
+        for (name, built, _) in built.into_iter().filter(|(_, _, enabled)| *enabled) {
             let section = raw_section(&config, name);
             match self.sections.get(name) {
                 Some(old) if *old != section => {
@@ -122,29 +138,35 @@ impl Reloader {
                 }
                 Some(_) => {}
                 None => {
-                    slog::warn!(self.logger, "a component enabled by the reload starts at the next start"; "component" => name)
+                    changes.push(ReloadChange::enable(name, built.component));
+                    sections.insert(name.to_string(), section);
                 }
             }
         }
-        Ok(Prepared { changes, lifecycle, settings, sections, config, log })
+        Ok(Prepared { changes, lifecycle, settings, sections, disabled, config, log })
     }
 
-    /// The running components whose lifecycle settings (`[start]`,
-    /// `[components.<name>]`) change with `new`, each with its new settings.
-    /// Enabling or disabling a component is said to wait for the next start.
+    /// Whether `name` is a registered component (built from config, so a
+    /// reload can build it again), not one the app added in code.
+    fn is_registered(&self, name: &str) -> bool {
+        self.registrations.iter().any(|r| r.section() == name)
+    }
+
+    /// The components whose lifecycle settings (`[start]`,
+    /// `[components.<name>]`) change with `new`, each with its new
+    /// settings, `enabled` included. A component the app added in code
+    /// cannot be built again, so enabling or disabling it waits for the
+    /// next start (said so in the log).
     fn lifecycle_changes(&self, new: &RuntimeSettings) -> Vec<(String, ComponentSettings)> {
         let mut changes = Vec::new();
-        for name in &self.running {
-            let (old, now) = (self.settings.for_component(name, None), new.for_component(name, None));
-            if now.enabled != old.enabled {
-                slog::warn!(self.logger, "enabling or disabling a component takes effect at the next start"; "component" => name);
-            } else if now != old {
-                changes.push((name.clone(), now));
+        for name in &self.names {
+            let (old, mut now) = (self.settings.for_component(name, None), new.for_component(name, None));
+            if now.enabled != old.enabled && !self.is_registered(name) {
+                slog::warn!(self.logger, "enabling or disabling a component added in code takes effect at the next start"; "component" => name);
+                now.enabled = old.enabled;
             }
-        }
-        for name in new.components.keys().filter(|n| !self.running.contains(n) && !new.is_disabled(n)) {
-            if self.settings.is_disabled(name) {
-                slog::warn!(self.logger, "enabling or disabling a component takes effect at the next start"; "component" => name);
+            if now != old {
+                changes.push((name.clone(), now));
             }
         }
         changes
@@ -174,6 +196,12 @@ impl Reloader {
             return;
         }
         let changed = prepared.sections.len();
+        for name in &prepared.disabled {
+            self.sections.remove(name);
+            self.running.retain(|running| running != name);
+        }
+        self.running.extend(report.enabled.iter().cloned());
+        self.running.sort();
         self.sections.extend(prepared.sections);
         self.in_force = prepared.config;
         self.settings = prepared.settings;
@@ -270,7 +298,12 @@ pub(crate) async fn reload_on_sighup(
                 let changes = std::mem::take(&mut prepared.changes);
                 let mut report = runtime.reload(changes).await;
                 // Checked above, and applied only once every component took its change.
-                let lifecycle = std::mem::take(&mut prepared.lifecycle);
+                let mut lifecycle = std::mem::take(&mut prepared.lifecycle);
+                // `enabled` was applied by the reload itself: only the rest is news.
+                lifecycle.retain(|(name, now)| {
+                    let old = reloader.settings.for_component(name, None);
+                    ComponentSettings { enabled: old.enabled, ..*now } != old
+                });
                 if report.is_complete() && !lifecycle.is_empty() {
                     let names: Vec<String> = lifecycle.iter().map(|(name, _)| name.clone()).collect();
                     match runtime.reload_settings(lifecycle).await {
@@ -282,6 +315,8 @@ pub(crate) async fn reload_on_sighup(
                 slog::info!(logger, "reloaded";
                     "applied" => report.applied.join(", "),
                     "restarted" => report.restarted.join(", "),
+                    "enabled" => report.enabled.join(", "),
+                    "disabled" => report.disabled.join(", "),
                     "failed" => report.failed.join("; "),
                     "rolled_back" => report.rolled_back.join(", "));
                 for failure in &report.failed {

@@ -452,3 +452,47 @@ fn a_sighup_puts_new_lifecycle_settings_in_force_and_refuses_those_that_cannot_h
     let (code, lines) = child.stop();
     assert_eq!(code, 0, "{lines:#?}");
 }
+
+#[test]
+fn a_sighup_enables_and_disables_components_along_the_graph_and_undoes_one_that_cannot_start() {
+    const JSON: &str = "[log]\nformat = \"json\"\n";
+    let child = Child_::start("toggle", JSON);
+    let reloaded = |from: usize| {
+        child.wait_for_stdout_from(from, is_reloaded);
+        let (lines, events) = events_since(&child, from);
+        let record = events.iter().find(|v| v["msg"] == "reloaded").cloned().expect("the reload's record");
+        (lines, events, record)
+    };
+
+    // `broken` (disabled by the app's defaults) enabled: its start fails,
+    // so it is disabled again and nothing else moved.
+    let before = child.reload_with(&format!("{JSON}[components.broken]\nenabled = true\n"));
+    let (lines, events, record) = reloaded(before);
+    assert!(record["failed"].as_str().unwrap().contains("cannot reach the payment gateway"), "{lines:#?}");
+    assert_eq!(record["enabled"], "", "{lines:#?}");
+    assert!(
+        events.iter().any(|v| v["event"] == "failed" && v["phase"] == "start" && v["component"] == "broken"),
+        "{lines:#?}"
+    );
+    assert!(!events.iter().any(|v| v["event"] == "stopped" && v["component"] == "store"), "{lines:#?}");
+
+    // `api` disabled: it stops through its phases; `store`, which it needed, runs on.
+    let before = child.reload_with(&format!("{JSON}[components.api]\nenabled = false\n"));
+    let (lines, events, record) = reloaded(before);
+    assert_eq!(record["disabled"], "api", "{lines:#?}");
+    assert!(record["failed"].as_str().unwrap().is_empty(), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "MARK api stop_accepting") && lines.iter().any(|l| l == "MARK api drain"));
+    assert!(events.iter().any(|v| v["event"] == "reloaded" && v["component"] == "api"), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.starts_with("MARK store")), "{lines:#?}");
+
+    // `api` again: its type started once and cannot start twice.
+    let before = child.reload_with(&format!("{JSON}[components.api]\nenabled = true\n"));
+    let (lines, _, record) = reloaded(before);
+    assert!(record["failed"].as_str().unwrap().contains("`api` ran before in this process"), "{lines:#?}");
+
+    // The shutdown stops what runs, and `api` is not stopped twice.
+    let (code, lines) = child.stop();
+    assert_eq!(code, 0, "{lines:#?}");
+    assert_eq!(lines.iter().filter(|l| *l == "MARK api stop_accepting").count(), 1, "{lines:#?}");
+    assert_eq!(lines.iter().filter(|l| *l == "MARK store close").count(), 1, "{lines:#?}");
+}

@@ -98,7 +98,8 @@ impl StartContext {
     /// The declared dependency of type `T`, which has started and is ready.
     pub fn dependency<T: Component>(&self) -> Result<Arc<T>, AccessError> {
         let requested = std::any::type_name::<T>();
-        let of_type = |j: &usize| self.host.instance(*j).downcast::<T>().ok();
+        // A disabled component is in the graph, but is nobody's dependency.
+        let of_type = |j: &usize| self.host.enabled(*j).then(|| self.host.instance(*j).downcast::<T>().ok()).flatten();
         // Declared dependencies first: the common case costs only their number.
         if let Some(found) = self.host.declared(self.index).iter().find_map(of_type) {
             return Ok(found);

@@ -19,7 +19,7 @@ use futures::future::join_all;
 
 use crate::component::Component;
 use crate::dependency::Target;
-use crate::failure::Supervision;
+use crate::failure::{OnFailure, Supervision};
 use crate::nodeset::NodeSet;
 use crate::readiness::Readiness;
 use crate::settings::ComponentSettings;
@@ -77,9 +77,25 @@ impl Node {
         self.live.read().1.supervision
     }
 
+    /// Whether it is enabled: part of the app's start, probes and
+    /// shutdown. A disabled one stays in the graph, not started, until a
+    /// reload enables it.
+    pub(crate) fn enabled(&self) -> bool {
+        self.live.read().1.settings.enabled
+    }
+
+    /// Enables or disables it (a reload, which starts or stops it).
+    pub(crate) fn set_enabled(&self, enabled: bool) {
+        self.live.write().1.settings.enabled = enabled;
+    }
+
     /// Puts new settings in force (a reload, validated by the caller).
-    pub(crate) fn set_policy(&self, policy: Policy) {
-        self.live.write().1 = policy;
+    /// Whether it is enabled stays as it is: only starting or stopping it
+    /// changes that ([`set_enabled`](Self::set_enabled)).
+    pub(crate) fn set_policy(&self, mut policy: Policy) {
+        let mut live = self.live.write();
+        policy.settings.enabled = live.1.settings.enabled;
+        live.1 = policy;
     }
 
     /// The component as it is now.
@@ -96,6 +112,14 @@ impl Node {
         let component = self.component();
         (*component).type_id()
     }
+}
+
+/// A component's failure policy and restart type, from config or else its code.
+pub(crate) fn supervision_of(component: &dyn Component, settings: &ComponentSettings) -> Result<Supervision, String> {
+    let on_failure = settings.on_failure.unwrap_or_else(|| component.on_failure());
+    // Ignoring failures is always a choice; shutting down is one only when config says so.
+    let explicit = settings.on_failure.is_some() || on_failure == OnFailure::Ignore;
+    Supervision::resolve(on_failure, explicit, settings.restart.unwrap_or_else(|| component.restart()))
 }
 
 /// One thing wrong with the dependency graph.
@@ -186,97 +210,52 @@ pub(crate) struct Graph {
     pub(crate) dependents: Vec<Vec<usize>>,
     /// Edges `(i, j)` that `i` declared only as optional: drawn as such.
     pub(crate) optional: BTreeSet<(usize, usize)>,
+    /// Disabled components left out of the graph because they could not
+    /// run, each with why: what enabling one by a reload is told.
+    pub(crate) unavailable: BTreeMap<String, String>,
 }
 
 impl Graph {
     /// Resolves every declared dependency and checks the whole graph.
+    ///
+    /// Nodes whose settings disable them stay in the graph, not started, so
+    /// a reload can enable them; one that could not run (its own dependency
+    /// missing or ambiguous, in a cycle, a duplicate name) is left out
+    /// instead, with why, in `unavailable`: a disabled component's problems
+    /// fail nothing until someone enables it.
     pub(crate) fn build(mut nodes: Vec<Node>, disabled: &BTreeSet<String>) -> Result<Graph, GraphErrors> {
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut errors = Vec::new();
-
-        let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut by_type: HashMap<TypeId, Vec<usize>> = HashMap::new();
-        for (i, node) in nodes.iter().enumerate() {
-            by_name.entry(&node.name).or_insert(i);
-            *counts.entry(&node.name).or_default() += 1;
-            by_type.entry(node.type_id()).or_default().push(i);
-            if RESERVED_NAMES.contains(&&*node.name) {
-                errors.push(GraphError::ReservedName { name: node.name.to_string() });
-            }
-        }
-        for (name, count) in counts.iter().filter(|(_, c)| **c > 1) {
-            errors.push(GraphError::Duplicate { name: name.to_string(), count: *count });
-        }
-
-        let mut dependencies = vec![Vec::new(); nodes.len()];
-        let (mut optional, mut required) = (BTreeSet::new(), BTreeSet::new());
-        for (i, node) in nodes.iter().enumerate() {
-            for dep in node.component().dependencies() {
-                let component = node.name.to_string();
-                let resolved = match &dep.target {
-                    Target::Name(name) => match by_name.get(name.as_str()) {
-                        Some(&j) => Some(j),
-                        None if dep.optional => None,
-                        None if disabled.contains(name) => {
-                            errors.push(GraphError::DependsOnDisabled { component, dependency: name.clone() });
-                            None
+        let mut disabled = disabled.clone();
+        let mut unavailable = BTreeMap::new();
+        loop {
+            match resolve(&nodes, &disabled) {
+                Ok((dependencies, optional)) => {
+                    let mut dependents = vec![Vec::new(); nodes.len()];
+                    for (i, deps) in dependencies.iter().enumerate() {
+                        for &j in deps {
+                            dependents[j].push(i);
                         }
-                        None => {
-                            errors.push(GraphError::Missing { component, dependency: name.clone() });
-                            None
+                    }
+                    return Ok(Graph { nodes, dependencies, dependents, optional, unavailable });
+                }
+                Err(problems) => {
+                    let (fatal, blamed): (Vec<_>, Vec<_>) =
+                        problems.into_iter().partition(|(at, _)| at.iter().all(|&i| nodes[i].enabled()));
+                    if !fatal.is_empty() {
+                        return Err(GraphErrors(fatal.into_iter().map(|(_, error)| error).collect()));
+                    }
+                    let mut left_out = BTreeSet::new();
+                    for (at, error) in blamed {
+                        for i in at.into_iter().filter(|&i| !nodes[i].enabled()) {
+                            unavailable.entry(nodes[i].name.to_string()).or_insert_with(|| error.to_string());
+                            left_out.insert(i);
                         }
-                    },
-                    Target::Type { id, type_name, default_name } => match by_type.get(id).map(Vec::as_slice) {
-                        Some([j]) => Some(*j),
-                        Some(many) => {
-                            errors.push(GraphError::AmbiguousType {
-                                component,
-                                type_name: type_name.to_string(),
-                                candidates: many.iter().map(|&j| nodes[j].name.to_string()).collect(),
-                            });
-                            None
-                        }
-                        None if dep.optional => None,
-                        None if disabled.contains(*default_name) => {
-                            errors.push(GraphError::DependsOnDisabled {
-                                component,
-                                dependency: default_name.to_string(),
-                            });
-                            None
-                        }
-                        None => {
-                            errors.push(GraphError::MissingType { component, type_name: type_name.to_string() });
-                            None
-                        }
-                    },
-                };
-                if let Some(j) = resolved {
-                    dependencies[i].push(j);
-                    if dep.optional { &mut optional } else { &mut required }.insert((i, j));
+                    }
+                    for i in left_out.into_iter().rev() {
+                        disabled.insert(nodes.remove(i).name.to_string());
+                    }
                 }
             }
-            dependencies[i].sort_unstable();
-            dependencies[i].dedup();
-        }
-
-        let mut dependents = vec![Vec::new(); nodes.len()];
-        for (i, deps) in dependencies.iter().enumerate() {
-            for &j in deps {
-                dependents[j].push(i);
-            }
-        }
-
-        for path in find_cycles(&dependencies) {
-            errors.push(GraphError::Cycle { path: path.iter().map(|&i| nodes[i].name.to_string()).collect() });
-        }
-
-        if errors.is_empty() {
-            // Declared both ways, an edge is required.
-            let optional = optional.difference(&required).copied().collect();
-            Ok(Graph { nodes, dependencies, dependents, optional })
-        } else {
-            Err(GraphErrors(errors))
         }
     }
 
@@ -306,15 +285,19 @@ impl Graph {
     /// one that restarts but is not restartable, or a dependent of one that
     /// restarts that is not restartable. Each problem names both sides.
     pub(crate) fn restart_problems(&self) -> Vec<String> {
-        self.restart_problems_with(|i| self.nodes[i].supervision())
+        self.restart_problems_with(|i| self.nodes[i].supervision(), |i| self.nodes[i].enabled())
     }
 
     /// [`restart_problems`](Self::restart_problems) were each component's
-    /// supervision `supervision(i)`: a reload checks its changes before it
-    /// applies any.
-    pub(crate) fn restart_problems_with(&self, supervision: impl Fn(usize) -> Supervision) -> Vec<String> {
+    /// supervision `supervision(i)` and the enabled ones those for which
+    /// `enabled(i)` holds: a reload checks its changes before it applies any.
+    pub(crate) fn restart_problems_with(
+        &self,
+        supervision: impl Fn(usize) -> Supervision,
+        enabled: impl Fn(usize) -> bool,
+    ) -> Vec<String> {
         let mut problems = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate().filter(|(i, _)| supervision(*i).restarts()) {
+        for (i, node) in self.nodes.iter().enumerate().filter(|(i, _)| enabled(*i) && supervision(*i).restarts()) {
             if !node.component().restartable() {
                 problems.push(format!(
                     "component `{}` is set to restart, but its type cannot start twice (Component::restartable is false)",
@@ -322,7 +305,7 @@ impl Graph {
                 ));
             }
             let closure = self.with_dependents(i);
-            for j in closure.iter().filter(|&j| j != i) {
+            for j in closure.iter().filter(|&j| j != i && enabled(j)) {
                 if !self.nodes[j].component().restartable() {
                     problems.push(format!(
                         "component `{}` depends on `{}`, which restarts, but it cannot start twice \
@@ -344,7 +327,8 @@ impl Graph {
             GraphFormat::Mermaid => {
                 out.push_str("graph TD\n");
                 for node in &self.nodes {
-                    let _ = writeln!(out, "    {}[\"{}\"]", mermaid_id(&node.name), node.name);
+                    let label = if node.enabled() { String::new() } else { " (disabled)".into() };
+                    let _ = writeln!(out, "    {}[\"{}{label}\"]", mermaid_id(&node.name), node.name);
                 }
                 for (i, deps) in self.dependencies.iter().enumerate() {
                     for &j in deps {
@@ -361,7 +345,8 @@ impl Graph {
             GraphFormat::Dot => {
                 out.push_str("digraph components {\n    rankdir=TB;\n");
                 for node in &self.nodes {
-                    let _ = writeln!(out, "    \"{}\";", node.name.escape_default());
+                    let style = if node.enabled() { "" } else { " [style=dashed, label=\"\\N (disabled)\"]" };
+                    let _ = writeln!(out, "    \"{}\"{style};", node.name.escape_default());
                 }
                 for (i, deps) in self.dependencies.iter().enumerate() {
                     for &j in deps {
@@ -385,11 +370,16 @@ impl Graph {
 /// Probes and the lifecycle view reach the components through this.
 impl ComponentsView for Graph {
     fn readiness(&self, per_component: Duration) -> Answers<'_> {
-        Box::pin(join_all(self.nodes.iter().map(move |node| async move {
+        // A disabled component, or one a reload is enabling, is not part of the app (yet).
+        let asked = self.nodes.iter().filter(|node| node.enabled());
+        let answers = join_all(asked.map(move |node| async move {
             let condition = node.supervised.condition.lock().clone();
+            if condition == Some(Condition::Enabling) {
+                return None;
+            }
             // A component being restarted is not asked: it may be stopped.
             if let Some(Condition::Restarting(reason)) = condition {
-                return (node.name.to_string(), Readiness::NotReady(reason.to_string()));
+                return Some((node.name.to_string(), Readiness::NotReady(reason.to_string())));
             }
             let readiness = tokio::time::timeout(per_component, node.component().ready())
                 .await
@@ -400,15 +390,16 @@ impl ComponentsView for Graph {
                 (_, Some(Condition::Degraded(failure))) => Readiness::Degraded(failure),
                 (readiness, _) => readiness,
             };
-            (node.name.to_string(), readiness)
-        })))
+            Some((node.name.to_string(), readiness))
+        }));
+        Box::pin(async move { answers.await.into_iter().flatten().collect() })
     }
 
     fn dead(&self, per_component: Duration) -> Dead<'_> {
         Box::pin(async move {
-            let answers = join_all(self.nodes.iter().map(move |node| async move {
-                // A component being restarted may be stopped: it is alive.
-                if matches!(*node.supervised.condition.lock(), Some(Condition::Restarting(_))) {
+            let answers = join_all(self.nodes.iter().filter(|node| node.enabled()).map(move |node| async move {
+                // A component being restarted may be stopped, one being enabled not started: alive.
+                if matches!(*node.supervised.condition.lock(), Some(Condition::Restarting(_) | Condition::Enabling)) {
                     return None;
                 }
                 let why = match tokio::time::timeout(per_component, node.component().live()).await {
@@ -425,6 +416,120 @@ impl ComponentsView for Graph {
 
     fn render(&self, format: GraphFormat) -> String {
         Graph::render(self, format)
+    }
+}
+
+/// Each problem of the graph, with the nodes it is the fault of (empty:
+/// nobody's in particular, always fatal).
+type Problems = Vec<(Vec<usize>, GraphError)>;
+
+/// Each node's dependencies, and the edges declared only as optional.
+type Edges = (Vec<Vec<usize>>, BTreeSet<(usize, usize)>);
+
+/// Resolves every declared dependency of `nodes` (sorted by name): each
+/// node's dependencies, sorted, and the edges declared only as optional.
+/// A type is resolved among the enabled nodes first, so a disabled one of
+/// the same type makes no ambiguity.
+fn resolve(nodes: &[Node], disabled: &BTreeSet<String>) -> Result<Edges, Problems> {
+    let mut errors: Problems = Vec::new();
+    let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counts: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut by_type: HashMap<TypeId, Vec<usize>> = HashMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        by_name.entry(&node.name).or_insert(i);
+        counts.entry(&node.name).or_default().push(i);
+        by_type.entry(node.type_id()).or_default().push(i);
+        if RESERVED_NAMES.contains(&&*node.name) {
+            errors.push((vec![], GraphError::ReservedName { name: node.name.to_string() }));
+        }
+    }
+    for (name, at) in counts.into_iter().filter(|(_, at)| at.len() > 1) {
+        let count = at.len();
+        // Of an enabled and a disabled one, the disabled one is left out.
+        let disabled_ones: Vec<usize> = at.iter().copied().filter(|&i| !nodes[i].enabled()).collect();
+        let at = if at.len() - disabled_ones.len() <= 1 { disabled_ones } else { vec![] };
+        errors.push((at, GraphError::Duplicate { name: name.to_string(), count }));
+    }
+
+    let mut dependencies = vec![Vec::new(); nodes.len()];
+    let (mut optional, mut required) = (BTreeSet::new(), BTreeSet::new());
+    for (i, node) in nodes.iter().enumerate() {
+        let enabled = node.enabled();
+        for dep in node.component().dependencies() {
+            let component = node.name.to_string();
+            let on_disabled = |dependency: &str| GraphError::DependsOnDisabled {
+                component: component.clone(),
+                dependency: dependency.to_string(),
+            };
+            let resolved = match &dep.target {
+                Target::Name(name) => match by_name.get(name.as_str()) {
+                    Some(&j) if enabled && !dep.optional && !nodes[j].enabled() => {
+                        errors.push((vec![i], on_disabled(name)));
+                        None
+                    }
+                    Some(&j) => Some(j),
+                    None if dep.optional => None,
+                    None if disabled.contains(name) => {
+                        errors.push((vec![i], on_disabled(name)));
+                        None
+                    }
+                    None => {
+                        errors.push((vec![i], GraphError::Missing { component, dependency: name.clone() }));
+                        None
+                    }
+                },
+                Target::Type { id, type_name, default_name } => {
+                    let all = by_type.get(id).map(Vec::as_slice).unwrap_or_default();
+                    let enabled_ones: Vec<usize> = all.iter().copied().filter(|&j| nodes[j].enabled()).collect();
+                    let candidates = if enabled_ones.is_empty() { all } else { &enabled_ones };
+                    match candidates {
+                        [j] if enabled && !dep.optional && !nodes[*j].enabled() => {
+                            errors.push((vec![i], on_disabled(&nodes[*j].name)));
+                            None
+                        }
+                        [j] => Some(*j),
+                        [] if dep.optional => None,
+                        [] if disabled.contains(*default_name) => {
+                            errors.push((vec![i], on_disabled(default_name)));
+                            None
+                        }
+                        [] => {
+                            let error = GraphError::MissingType { component, type_name: type_name.to_string() };
+                            errors.push((vec![i], error));
+                            None
+                        }
+                        many => {
+                            let candidates = many.iter().map(|&j| nodes[j].name.to_string()).collect();
+                            let error =
+                                GraphError::AmbiguousType { component, type_name: type_name.to_string(), candidates };
+                            errors.push((vec![i], error));
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(j) = resolved {
+                dependencies[i].push(j);
+                if dep.optional { &mut optional } else { &mut required }.insert((i, j));
+            }
+        }
+        dependencies[i].sort_unstable();
+        dependencies[i].dedup();
+    }
+
+    for path in find_cycles(&dependencies) {
+        // A cycle through a disabled node leaves it out: the rest can run.
+        let mut at: Vec<usize> = path.iter().copied().filter(|&i| !nodes[i].enabled()).collect();
+        at.dedup();
+        let path = path.iter().map(|&i| nodes[i].name.to_string()).collect();
+        errors.push((at, GraphError::Cycle { path }));
+    }
+
+    if errors.is_empty() {
+        // Declared both ways, an edge is required.
+        Ok((dependencies, optional.difference(&required).copied().collect()))
+    } else {
+        Err(errors)
     }
 }
 
@@ -567,6 +672,42 @@ mod tests {
         let graph = Graph::build(vec![maybe_cached()], &disabled).unwrap();
         assert!(graph.dependencies[0].is_empty(), "disabled counts as absent");
         assert_eq!(format!("{:?}", MaybeCached.dependencies()[0]), r#"Dependency::named("cache").optional()"#);
+    }
+
+    fn disabled(name: &str, deps: &[&str]) -> Node {
+        let node = node(name, deps);
+        node.set_enabled(false);
+        node
+    }
+
+    #[test]
+    fn a_disabled_component_stays_in_the_graph_unless_it_could_not_run() {
+        let graph = Graph::build(
+            vec![
+                node("api", &[]),
+                disabled("audit", &["api"]),
+                disabled("orphan", &["gone"]),
+                disabled("loop", &["loop"]),
+            ],
+            &BTreeSet::new(),
+        )
+        .unwrap();
+        let names: Vec<&str> = graph.nodes.iter().map(|n| &*n.name).collect();
+        assert_eq!(names, ["api", "audit"], "what could not run is left out");
+        assert_eq!(graph.dependencies[1], vec![0], "a disabled component's edges are resolved");
+        assert!(graph.unavailable["orphan"].contains("depends on `gone`"), "{:?}", graph.unavailable);
+        assert!(graph.unavailable["loop"].contains("dependency cycle"), "{:?}", graph.unavailable);
+        assert!(graph.render(GraphFormat::Mermaid).contains("audit[\"audit (disabled)\"]"));
+    }
+
+    #[test]
+    fn an_enabled_component_requiring_a_disabled_one_is_an_error_but_an_optional_edge_is_kept() {
+        let found = errors(vec![node("api", &["cache"]), disabled("cache", &[])]);
+        assert_eq!(found, vec![GraphError::DependsOnDisabled { component: "api".into(), dependency: "cache".into() }]);
+        let cache = disabled("cache", &[]);
+        let graph = Graph::build(vec![maybe_cached(), cache], &BTreeSet::new()).unwrap();
+        assert_eq!(graph.dependencies[0], vec![1], "api takes cache once a reload enables it");
+        assert!(graph.optional.contains(&(0, 1)));
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub(crate) trait Host: Send + Sync + 'static {
     fn len(&self) -> usize;
     /// The components `i` declared as dependencies (those that exist).
     fn declared(&self, i: usize) -> &[usize];
+    /// Whether component `j` is enabled (a disabled one is in the graph,
+    /// not started, and no dependency of anyone's).
+    fn enabled(&self, j: usize) -> bool;
     /// Component `j` as it runs now, for a typed downcast.
     fn instance(&self, j: usize) -> AnyArc;
     /// What components provided during their start.

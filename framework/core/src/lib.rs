@@ -42,7 +42,7 @@
 //! ## Layout
 //!
 //! The modules stand on floors, and imports point down only: the runtime
-//! (`runtime`) → supervision (`reload`, `restart`) → the engine (`start`,
+//! (`runtime`) → supervision (`reload`, `restart`, `toggle`) → the engine (`start`,
 //! `shutdown`, `walk`, `hook`, `state`) → the graph and events (`graph`,
 //! `health`, `event`, `emitter`, `timeline`, `metrics`) → the model
 //! (`component`, `context`, `dependency`, `error`, `phase`, `readiness`,
@@ -103,6 +103,7 @@ mod walks;
 // Supervision: restarts and reloads, through the engine.
 mod reload;
 mod restart;
+mod toggle;
 
 // The top: the runtime that owns it all.
 pub mod runtime;

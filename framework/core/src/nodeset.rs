@@ -33,6 +33,13 @@ impl NodeSet {
         }
     }
 
+    /// Removes node `i`.
+    pub(crate) fn remove(&mut self, i: usize) {
+        if let Some(member) = self.members.get_mut(i) {
+            *member = false;
+        }
+    }
+
     /// Adds node `i`; `false` if it was a member already.
     pub(crate) fn insert_new(&mut self, i: usize) -> bool {
         match self.members.get_mut(i) {

@@ -39,16 +39,23 @@ use crate::restart::{clear_conditions, cycle, mark_restarting, member_names};
 use crate::settings::ComponentSettings;
 use crate::start::StartEnd;
 use crate::state::Shared;
+use crate::toggle::{self, Toggle};
 use crate::trigger::ShutdownReason;
 
 /// How long a component's [`reload`](Component::reload) hook may take.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One component's new config, for [`Runtime::reload`](crate::Runtime::reload).
+/// One component's new config, for [`Runtime::reload`](crate::Runtime::reload):
+/// a changed section, or the component enabled or disabled.
 pub struct ReloadChange {
     name: String,
-    replacement: Arc<dyn Component>,
-    current: Arc<dyn Component>,
+    what: What,
+}
+
+enum What {
+    Section { replacement: Arc<dyn Component>, current: Arc<dyn Component> },
+    Enable(Arc<dyn Component>),
+    Disable(Arc<dyn Component>),
 }
 
 impl ReloadChange {
@@ -57,7 +64,24 @@ impl ReloadChange {
     /// runs with now, never started: what a rollback hands its reload hook,
     /// or starts in its place.
     pub fn new(name: impl Into<String>, replacement: Arc<dyn Component>, current: Arc<dyn Component>) -> Self {
-        Self { name: name.into(), replacement, current }
+        Self { name: name.into(), what: What::Section { replacement, current } }
+    }
+
+    /// The disabled component called `name` is to run, as `component`
+    /// (built from the new config): it starts along the graph, after its
+    /// dependencies, and its running dependents (those that declared it
+    /// optional) start again to see it.
+    pub fn enable(name: impl Into<String>, component: Arc<dyn Component>) -> Self {
+        Self { name: name.into(), what: What::Enable(component) }
+    }
+
+    /// The component called `name` is to stop running: it stops through
+    /// the five phases, with its running dependents, which start again
+    /// without it (each must have declared it optional, or be disabled by
+    /// the same reload). `current`, a fresh value built from the config in
+    /// force, starts in its place if the reload is undone.
+    pub fn disable(name: impl Into<String>, current: Arc<dyn Component>) -> Self {
+        Self { name: name.into(), what: What::Disable(current) }
     }
 
     /// The component's name.
@@ -79,6 +103,10 @@ pub struct ReloadReport {
     /// Components whose change had been applied and was undone because a
     /// later step failed.
     pub rolled_back: Vec<String>,
+    /// Components the reload enabled: they run now.
+    pub enabled: Vec<String>,
+    /// Components the reload disabled: they stopped.
+    pub disabled: Vec<String>,
 }
 
 impl ReloadReport {
@@ -98,25 +126,23 @@ pub(crate) fn resolve_settings(
     let mut resolved = Vec::new();
     for (name, settings) in changes {
         let Some(i) = shared.graph.index_of(name) else {
-            problems.push(format!("component `{name}` does not run: enabling a component takes a new process"));
+            if settings.enabled {
+                let why = shared.graph.unavailable.get(name).map_or("it is not part of this app", String::as_str);
+                problems.push(format!("component `{name}` cannot be enabled: {why}"));
+            }
             continue;
         };
-        if !settings.enabled {
-            problems.push(format!("component `{name}`: disabling a running component takes a new process"));
-            continue;
-        }
-        match crate::runtime::supervision_of(&*shared.graph.nodes[i].component(), settings) {
+        match crate::graph::supervision_of(&*shared.graph.nodes[i].component(), settings) {
             Ok(supervision) => resolved.push((i, Policy { settings: *settings, supervision })),
             Err(problem) => problems.push(format!("component `{name}`: {problem}")),
         }
     }
-    let proposed = |j: usize| {
-        resolved
-            .iter()
-            .find(|(i, _)| *i == j)
-            .map_or_else(|| shared.graph.nodes[j].supervision(), |(_, p)| p.supervision)
-    };
-    problems.extend(shared.graph.restart_problems_with(proposed));
+    let proposed = |j: usize| resolved.iter().find(|(i, _)| *i == j).map(|(_, p)| p);
+    let supervision = |j: usize| proposed(j).map_or_else(|| shared.graph.nodes[j].supervision(), |p| p.supervision);
+    let enabled = |j: usize| proposed(j).map_or_else(|| shared.graph.nodes[j].enabled(), |p| p.settings.enabled);
+    problems.extend(toggle::enabled_set_problems(shared, supervision, enabled));
+    problems.sort();
+    problems.dedup();
     if problems.is_empty() {
         Ok(resolved)
     } else {
@@ -147,67 +173,128 @@ enum Applied {
     Restarted,
 }
 
-/// Applies every change or none.
+/// A step done, and how to undo it.
+type Done<'a> = (usize, &'a Arc<dyn Component>, Applied, String, &'a str);
+
+/// Applies every change or none: the changed sections in order, then every
+/// component enabled or disabled, in one shift (`toggle.rs`), checked
+/// before any step.
 pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<ReloadChange>) -> ReloadReport {
     let mut report = ReloadReport::default();
     let _turn = shared.restart_turn.lock().await;
-    let mut done: Vec<(usize, &ReloadChange, Applied, String)> = Vec::new();
-    for change in &changes {
-        match apply(shared, change).await {
-            Ok((i, how, detail)) => done.push((i, change, how, detail)),
+    let mut sections = Vec::new();
+    let mut toggles = Vec::new();
+    for ReloadChange { name, what } in changes {
+        match what {
+            What::Section { replacement, current } => sections.push((name, replacement, current)),
+            What::Enable(component) => toggles.push(Toggle::Enable { name, component }),
+            What::Disable(current) => toggles.push(Toggle::Disable { name, current }),
+        }
+    }
+    let shift = match toggle::plan(shared, toggles) {
+        Ok(shift) => (!shift.is_empty()).then_some(shift),
+        Err(problems) => {
+            report.failed = problems;
+            return report;
+        }
+    };
+    let mut done: Vec<Done> = Vec::new();
+    for (name, replacement, current) in &sections {
+        match apply(shared, name, replacement, current).await {
+            Ok((i, how, detail)) => done.push((i, current, how, detail, name)),
             Err(why) => {
-                let label: Arc<str> = change.name.as_str().into();
-                shared.events.emit(EventKind::ReloadFailed.build().component(&label).error(why.clone()));
-                report.failed.push(format!("component `{label}`: {why}"));
-                let cause = format!("rolled back: the reload of `{label}` failed");
-                for (i, change, how, _) in done.into_iter().rev() {
-                    match undo(shared, i, change, how).await {
-                        Ok(()) => {
-                            let name = &shared.graph.nodes[i].name;
-                            shared.events.emit(EventKind::ReloadFailed.build().component(name).error(cause.clone()));
-                            report.rolled_back.push(change.name.clone());
-                        }
-                        Err(why) => report.failed.push(format!("component `{}`: not rolled back: {why}", change.name)),
-                    }
-                }
+                undo_all(shared, done, name, why, &mut report).await;
                 return report;
             }
         }
     }
-    for (i, change, how, detail) in done {
+    let mut toggled = String::new();
+    if let Some(shift) = shift {
+        let (enabled, disabled) = shift.names(shared);
+        let outcome = match shared.shutdown.is_requested() || !shared.is_running() {
+            true => Err("the app is not running".to_string()),
+            false => toggle::shift(shared, shift).await,
+        };
+        match outcome {
+            Ok(detail) => {
+                toggled = detail;
+                report.enabled = enabled;
+                report.disabled = disabled;
+            }
+            Err(why) => {
+                let names: Vec<String> = enabled.iter().chain(&disabled).cloned().collect();
+                undo_all(shared, done, &names.join(", "), why, &mut report).await;
+                return report;
+            }
+        }
+    }
+    for (i, _, how, detail, name) in done {
         shared.events.emit(EventKind::Reloaded.build().component(&shared.graph.nodes[i].name).detail(detail));
         match how {
-            Applied::InPlace => report.applied.push(change.name.clone()),
-            Applied::Restarted => report.restarted.push(change.name.clone()),
+            Applied::InPlace => report.applied.push(name.to_string()),
+            Applied::Restarted => report.restarted.push(name.to_string()),
+        }
+    }
+    for name in report.enabled.iter().chain(&report.disabled) {
+        let i = shared.graph.index_of(name);
+        if let Some(node) = i.map(|i| &shared.graph.nodes[i]) {
+            shared.events.emit(EventKind::Reloaded.build().component(&node.name).detail(toggled.clone()));
         }
     }
     report
 }
 
+/// Step `failed` could not be applied (`why`): the steps done before it
+/// are undone, last first, and the report says so.
+async fn undo_all(shared: &Arc<Shared>, done: Vec<Done<'_>>, failed: &str, why: String, report: &mut ReloadReport) {
+    let label: Arc<str> = failed.into();
+    shared.events.emit(EventKind::ReloadFailed.build().component(&label).error(why.clone()));
+    report.failed.push(format!("component `{label}`: {why}"));
+    let cause = format!("rolled back: the reload of `{label}` failed");
+    for (i, current, how, _, name) in done.into_iter().rev() {
+        match undo(shared, i, current, how).await {
+            Ok(()) => {
+                let node = &shared.graph.nodes[i].name;
+                shared.events.emit(EventKind::ReloadFailed.build().component(node).error(cause.clone()));
+                report.rolled_back.push(name.to_string());
+            }
+            Err(why) => report.failed.push(format!("component `{name}`: not rolled back: {why}")),
+        }
+    }
+}
+
 /// One step: the change applied in place, or by a restart.
-async fn apply(shared: &Arc<Shared>, change: &ReloadChange) -> Result<(usize, Applied, String), String> {
-    let i = shared.graph.index_of(&change.name).ok_or("is not running (disabled when the app started?)")?;
+async fn apply(
+    shared: &Arc<Shared>,
+    name: &str,
+    replacement: &Arc<dyn Component>,
+    current: &Arc<dyn Component>,
+) -> Result<(usize, Applied, String), String> {
+    let i = shared.graph.index_of(name).ok_or("is not part of this app")?;
+    if !shared.graph.nodes[i].enabled() {
+        return Err("is disabled: its section applies when a reload enables it".into());
+    }
     if shared.shutdown.is_requested() || !shared.is_running() {
         return Err("the app is not running".into());
     }
-    if reload_hook(shared, i, change.replacement.clone()).await? == Reloaded::Applied {
+    if reload_hook(shared, i, replacement.clone()).await? == Reloaded::Applied {
         return Ok((i, Applied::InPlace, "applied in place".into()));
     }
-    let names = restart_with(shared, i, change.replacement.clone(), Some(&change.current)).await?;
+    let names = restart_with(shared, i, replacement.clone(), Some(current)).await?;
     Ok((i, Applied::Restarted, format!("restarted {names}")))
 }
 
 /// Undoes one step with the copy of the config in force before it.
-async fn undo(shared: &Arc<Shared>, i: usize, change: &ReloadChange, how: Applied) -> Result<(), String> {
+async fn undo(shared: &Arc<Shared>, i: usize, current: &Arc<dyn Component>, how: Applied) -> Result<(), String> {
     match how {
-        Applied::InPlace => match reload_hook(shared, i, change.current.clone()).await? {
+        Applied::InPlace => match reload_hook(shared, i, current.clone()).await? {
             Reloaded::Applied => Ok(()),
             Reloaded::NeedsRestart => Err("its reload hook could not take its old config back in place".into()),
         },
         // The replacement ran; the copy of the old config takes its place (the
         // value that ran before may not start twice). Its dependents started
         // again once, so they may again.
-        Applied::Restarted => restart_with(shared, i, change.current.clone(), None).await.map(drop),
+        Applied::Restarted => restart_with(shared, i, current.clone(), None).await.map(drop),
     }
 }
 
@@ -257,12 +344,12 @@ async fn restart_with(
     }
     let names = member_names(shared, &members, i);
     mark_restarting(shared, &members, i, "reloading: starting with the new config");
-    let outcome = match cycle(shared, &members, Duration::ZERO, Some((i, replacement))).await {
+    let outcome = match cycle(shared, &members, &members, Duration::ZERO, Some((i, replacement))).await {
         Some(StartEnd::Complete) => Ok(names),
         Some(StartEnd::Failed(failure)) => {
             let why = format!("the new config failed to start ({failure}); the old config runs again");
             let again = match fallback {
-                Some(fallback) => cycle(shared, &members, Duration::ZERO, Some((i, fallback.clone()))).await,
+                Some(fallback) => cycle(shared, &members, &members, Duration::ZERO, Some((i, fallback.clone()))).await,
                 None => Some(StartEnd::Failed(failure)),
             };
             match again {

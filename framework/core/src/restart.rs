@@ -153,7 +153,7 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
             humantime::format_duration(limits.period),
             humantime::format_duration(round_ms(backoff))
         )));
-        match cycle(shared, &members, backoff, None).await {
+        match cycle(shared, &members, &members, backoff, None).await {
             Some(StartEnd::Complete) => break,
             None | Some(StartEnd::Interrupted(_)) => return,
             // A dependency failed while this restart ran: the start failed
@@ -188,6 +188,9 @@ pub(crate) async fn restart_on_request(shared: &Arc<Shared>, i: usize, why: &str
     if shared.shutdown.is_requested() {
         return Err("the app is shutting down".into());
     }
+    if !node.enabled() {
+        return Err(format!("`{}` is disabled: it does not run", node.name));
+    }
     let members = shared.running_with_dependents(i).ok_or("the app is not running")?;
     let stuck: Vec<&str> = members
         .iter()
@@ -207,7 +210,7 @@ pub(crate) async fn restart_on_request(shared: &Arc<Shared>, i: usize, why: &str
             .error(why.to_string())
             .detail(format!("on request; stopping {names}")),
     );
-    let end = cycle(shared, &members, Duration::ZERO, None).await;
+    let end = cycle(shared, &members, &members, Duration::ZERO, None).await;
     clear_conditions(shared, &members);
     match end {
         Some(StartEnd::Complete) => {
@@ -247,18 +250,20 @@ pub(crate) fn clear_conditions(shared: &Shared, members: &NodeSet) {
     }
 }
 
-/// One turn of a restart: the members that run stop through the five
+/// One turn of a restart: those of `stop` that run stop through the five
 /// phases (dependents first), what they provided is withdrawn, `swap` puts
 /// a new component value in place of one of them (a reload), the backoff
-/// passes, and every member starts again along the graph. `None` if a
-/// shutdown came during the backoff.
+/// passes, and every one of `start` starts along the graph (a restart
+/// starts what it stopped; a reload that enables or disables components
+/// starts another set). `None` if a shutdown came during the backoff.
 pub(crate) async fn cycle(
     shared: &Arc<Shared>,
-    members: &NodeSet,
+    stop: &NodeSet,
+    start: &NodeSet,
     backoff: Duration,
     swap: Option<(usize, Arc<dyn Component>)>,
 ) -> Option<StartEnd> {
-    let running = shared.running_among(members);
+    let running = shared.running_among(stop);
     // A new run of each: ends of their current background tasks (which the
     // stop provokes) are stale from now on, not failures to restart for.
     for j in running.iter() {
@@ -286,7 +291,7 @@ pub(crate) async fn cycle(
             _ = shutdown.wait() => return None,
         }
     }
-    let (started, end) = start_all(shared, members).await;
+    let (started, end) = start_all(shared, start).await;
     shared.mark_started(&started);
     Some(end)
 }

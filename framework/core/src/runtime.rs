@@ -18,7 +18,7 @@ use crate::component::Component;
 use crate::emitter::Events;
 use crate::error::StartFailure;
 use crate::event::{EventKind, EventSink, LogEvents};
-use crate::failure::{OnFailure, Supervision};
+use crate::failure::Supervision;
 use crate::graph::{Graph, GraphErrors, GraphFormat, Node};
 use crate::health::Health;
 use crate::host::{Host, TaskEnd};
@@ -216,13 +216,12 @@ impl RuntimeBuilder {
             .map(|(name, component, settings)| {
                 let name: Arc<str> = name.as_deref().unwrap_or_else(|| component.name()).into();
                 let settings = self.settings.for_component(&name, settings);
-                let supervision = supervision_of(&*component, &settings).unwrap_or_else(|problem| {
+                let supervision = crate::graph::supervision_of(&*component, &settings).unwrap_or_else(|problem| {
                     policy_problems.push(format!("component `{name}`: {problem}"));
                     Supervision::Shutdown
                 });
                 Node::new(name, component, settings, supervision)
             })
-            .filter(|node| node.settings().enabled)
             .collect();
         let mut disabled = self.disabled;
         disabled.extend(self.settings.components.keys().filter(|n| self.settings.is_disabled(n)).cloned());
@@ -272,14 +271,6 @@ impl RuntimeBuilder {
     }
 }
 
-/// A component's failure policy and restart type, from config or else its code.
-pub(crate) fn supervision_of(component: &dyn Component, settings: &ComponentSettings) -> Result<Supervision, String> {
-    let on_failure = settings.on_failure.unwrap_or_else(|| component.on_failure());
-    // Ignoring failures is always a choice; shutting down is one only when config says so.
-    let explicit = settings.on_failure.is_some() || on_failure == OnFailure::Ignore;
-    Supervision::resolve(on_failure, explicit, settings.restart.unwrap_or_else(|| component.restart()))
-}
-
 /// A validated set of components with everything needed to start and stop them.
 ///
 /// Cloning is cheap and gives another handle to the same runtime (the
@@ -310,8 +301,8 @@ impl Runtime {
             }
             *stage = Stage::Starting;
         }
-        let everyone = NodeSet::full(self.shared.graph.len());
-        let (started, end) = start_all(&self.shared, &everyone).await;
+        let enabled = self.shared.enabled();
+        let (started, end) = start_all(&self.shared, &enabled).await;
         match end {
             StartEnd::Complete => {
                 *self.shared.stage.lock() = Stage::Running(started);
@@ -355,8 +346,11 @@ impl Runtime {
     /// [`reload`](Component::reload) hook or by restarting it with its
     /// dependents. If one cannot be applied, those applied before it are
     /// undone (with the change's copy of the config in force) and the
-    /// report names the step that failed. Runs one at a time with
-    /// restarts, and not during a shutdown.
+    /// report names the step that failed. Components enabled or disabled
+    /// ([`ReloadChange::enable`], [`ReloadChange::disable`]) start or stop
+    /// last, together, along the graph; every problem with them is found
+    /// before any step applies. Runs one at a time with restarts, and not
+    /// during a shutdown.
     pub async fn reload(&self, changes: Vec<ReloadChange>) -> ReloadReport {
         crate::reload::reload(&self.shared, changes).await
     }
@@ -440,18 +434,31 @@ impl Runtime {
         self.shared.settings.deadline
     }
 
-    /// The component names, in graph order (sorted).
+    /// The names of the components the app runs (the enabled ones), in
+    /// graph order (sorted). A reload that enables or disables one changes it.
     pub fn component_names(&self) -> Vec<&str> {
-        self.shared.graph.nodes.iter().map(|n| &*n.name).collect()
+        self.shared.graph.nodes.iter().filter(|n| n.enabled()).map(|n| &*n.name).collect()
     }
 
-    /// The components `name` depends on (its edges in the graph, optional
-    /// ones that are present included), in name order; `None` if there is
-    /// no such component.
+    /// The names of the components config disabled that a reload could
+    /// enable, in graph order.
+    pub fn disabled_components(&self) -> Vec<&str> {
+        self.shared.graph.nodes.iter().filter(|n| !n.enabled()).map(|n| &*n.name).collect()
+    }
+
+    /// The components `name` depends on that are enabled (its edges in
+    /// the graph, optional ones that are present included), in name order;
+    /// `None` if there is no such component.
     pub fn dependencies_of(&self, name: &str) -> Option<Vec<&str>> {
         let graph = &self.shared.graph;
         let i = graph.index_of(name)?;
-        Some(graph.dependencies[i].iter().map(|&j| &*graph.nodes[j].name).collect())
+        Some(
+            graph.dependencies[i]
+                .iter()
+                .filter(|&&j| graph.nodes[j].enabled())
+                .map(|&j| &*graph.nodes[j].name)
+                .collect(),
+        )
     }
 
     /// The lifecycle settings applied to `name` now.
@@ -459,10 +466,13 @@ impl Runtime {
         self.shared.graph.index_of(name).map(|i| self.shared.graph.nodes[i].settings())
     }
 
-    /// Checks new lifecycle settings for running components (a reload of
-    /// `[components.<name>]` or `[start]`) without applying them: every
-    /// problem, each naming its component. Enabling or disabling a
-    /// component is not a setting this can change.
+    /// Checks new lifecycle settings (a reload of `[components.<name>]` or
+    /// `[start]`) without applying them: every problem, each naming its
+    /// component. `enabled` is checked too, the new set of enabled
+    /// components as a whole (each one's required dependencies enabled, the
+    /// restart policies holding over it); enabling or disabling is done by
+    /// [`reload`](Self::reload) with [`ReloadChange::enable`] and
+    /// [`ReloadChange::disable`].
     pub fn check_settings(&self, changes: &[(String, ComponentSettings)]) -> Result<(), Vec<String>> {
         crate::reload::resolve_settings(&self.shared, changes).map(drop)
     }
@@ -472,7 +482,8 @@ impl Runtime {
     /// restart type and limits. A start, stop or restart that has begun
     /// keeps the settings it began with; the next one takes the new. Checked
     /// first as [`check_settings`](Self::check_settings) does; each change
-    /// is a `reloaded` event.
+    /// is a `reloaded` event. Whether a component is enabled is left as it
+    /// is: [`reload`](Self::reload) starts or stops it.
     pub async fn reload_settings(&self, changes: Vec<(String, ComponentSettings)>) -> Result<(), Vec<String>> {
         crate::reload::reload_settings(&self.shared, &changes).await
     }
@@ -507,6 +518,10 @@ impl Host for Shared {
 
     fn declared(&self, i: usize) -> &[usize] {
         &self.graph.dependencies[i]
+    }
+
+    fn enabled(&self, j: usize) -> bool {
+        self.graph.nodes[j].enabled()
     }
 
     fn instance(&self, j: usize) -> AnyArc {

@@ -143,6 +143,11 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
         // Taken once: a reload swaps components only while they are stopped.
         let (component, settings) = node.component_and_settings();
         let began = Instant::now();
+        // Its type has begun to start in this process: from now on, starting
+        // it again (a new value too) needs it to be restartable.
+        if !node.supervised.ran.load(Ordering::Relaxed) {
+            node.supervised.ran.store(true, Ordering::Relaxed);
+        }
         shared.events.emit(EventKind::Starting.build().component(name).phase(Phase::Start).at(began));
         let deadline = began + settings.start_timeout;
         if let Err((event, error)) = attempts(shared, i, &ctx, &*component, &settings, deadline).await {

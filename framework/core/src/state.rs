@@ -92,6 +92,15 @@ impl Shared {
         Lifecycle::new(self.health.clone(), self.events.timeline().clone(), self.events.epoch_wall(), components)
     }
 
+    /// The enabled components: those the app starts.
+    pub(crate) fn enabled(&self) -> NodeSet {
+        let mut enabled = NodeSet::empty(self.graph.len());
+        for (i, _) in self.graph.nodes.iter().enumerate().filter(|(_, node)| node.enabled()) {
+            enabled.insert(i);
+        }
+        enabled
+    }
+
     /// Component `i` and its dependents, those that run now; `None` unless the app is running.
     pub(crate) fn running_with_dependents(&self, i: usize) -> Option<NodeSet> {
         let closure = self.graph.with_dependents(i);
@@ -106,7 +115,8 @@ impl Shared {
     /// from now (a new run number), and the restart of any of them in
     /// progress yields to `i`'s.
     pub(crate) fn mark_going_down(&self, i: usize) {
-        for j in self.graph.with_dependents(i).iter().filter(|&j| j != i) {
+        // A disabled dependent does not run: it goes down with no one.
+        for j in self.graph.with_dependents(i).iter().filter(|&j| j != i && self.graph.nodes[j].enabled()) {
             let supervised = &self.graph.nodes[j].supervised;
             supervised.generation.fetch_add(1, Ordering::AcqRel);
             supervised.down_with.lock().get_or_insert(i);

@@ -18,6 +18,9 @@ pub(crate) enum Condition {
     Degraded(String),
     /// Being restarted, itself or with a dependency: not ready.
     Restarting(std::sync::Arc<str>),
+    /// Enabled by a reload and starting: not asked, and not counted, until
+    /// it is ready (the app was ready without it).
+    Enabling,
 }
 
 /// What the runtime tracks about one component while the app runs.
@@ -35,6 +38,10 @@ pub(crate) struct Supervised {
     /// failure until the restart that takes it along completes: its own
     /// failures meanwhile are that dependency's, not its.
     pub(crate) down_with: Mutex<Option<usize>>,
+    /// Its `start` returned `Ok` at least once in this process: its type
+    /// has started, so starting it again (a new value included) needs
+    /// `Component::restartable`.
+    pub(crate) ran: std::sync::atomic::AtomicBool,
 }
 
 impl Supervised {
