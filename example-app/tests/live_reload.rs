@@ -3,7 +3,9 @@
 //! concurrency, the request timeout, the orders' TTLs, metrics push) with
 //! nothing stopped and no request failed; a new database URL restarts the
 //! graph from the pool onto a second server holding a copy of the data,
-//! with nothing failed but 503s that say when to retry.
+//! with nothing failed but 503s that say when to retry; a component
+//! enabled and then disabled again (`faults`) starts and stops with only
+//! its optional dependent (`orders`) restarting.
 
 mod support;
 
@@ -119,6 +121,12 @@ async fn all_confirmed_once(url: &str, expected: usize) {
     }
 }
 
+/// The components that began to start after log record `seen`, in order.
+fn starts_after(app: &App, seen: usize) -> Vec<String> {
+    let starting = app.logs()[seen..].iter().filter(|v| v["event"] == "starting").cloned().collect::<Vec<_>>();
+    starting.iter().map(|v| v["component"].as_str().unwrap_or_default().to_string()).collect()
+}
+
 fn stops_after(app: &App, seen: usize) -> Vec<serde_json::Value> {
     app.logs()[seen..].iter().filter(|v| v["event"] == "stopping").cloned().collect()
 }
@@ -130,7 +138,7 @@ async fn sighup_under_load_changes_pool_workers_timeout_ttls_and_push_in_place()
     let dir = scratch_dir("live");
     let file = dir.join("app.toml");
     write_config(&file, &db.url(), "");
-    let mut app = spawn_with_file(&file);
+    let app = spawn_with_file(&file);
     let admin = app.admin_base();
     until_status(&client(), &format!("{admin}/readyz"), 200).await;
     let (stop, load) = (Arc::new(AtomicBool::new(false)), Arc::new(Load::default()));
@@ -170,19 +178,30 @@ async fn sighup_under_load_changes_pool_workers_timeout_ttls_and_push_in_place()
     };
     tokio::time::timeout(Duration::from_secs(10), pushed).await.expect("pushes began without a restart");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.await.unwrap();
-    }
+    stop_load(&stop, clients).await;
     assert!(load.failed.lock().is_empty(), "failed requests: {:?}", load.failed.lock());
     assert_eq!(load.retry_later.load(Ordering::Relaxed), 0, "nothing was unavailable");
     assert!(stops_after(&app, seen).is_empty(), "nothing stopped: {:#?}", stops_after(&app, seen));
     let created = load.created.lock().len();
     assert!(created > 20 && load.reads.load(Ordering::Relaxed) == created, "{created} created");
-    all_confirmed_once(&db.url(), created).await;
-    let metrics = client().get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"orderly_reloads_total{result="applied"} 2"#), "{metrics}");
+    confirmed_counted_and_clean_exit(app, &db.url(), created, 2).await;
+}
 
+/// Ends the load and waits for its clients.
+async fn stop_load(stop: &AtomicBool, clients: Vec<tokio::task::JoinHandle<()>>) {
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+}
+
+/// Every one of the `created` orders is confirmed exactly once, `applied`
+/// reloads are counted as such, and SIGTERM ends the app cleanly.
+async fn confirmed_counted_and_clean_exit(mut app: App, url: &str, created: usize, applied: usize) {
+    all_confirmed_once(url, created).await;
+    let metrics = client().get(format!("{}/metrics", app.admin_base())).send().await.unwrap().text().await.unwrap();
+    let counted = format!(r#"orderly_reloads_total{{result="applied"}} {applied}"#);
+    assert!(metrics.contains(&counted), "{metrics}");
     app.sigterm();
     let (code, stderr) = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(30)));
     assert_eq!(code, 0, "{stderr}");
@@ -325,4 +344,54 @@ impl Drop for Paused {
         // SAFETY: as in `new`.
         unsafe { libc::kill(self.0, libc::SIGCONT) };
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_enabling_and_disabling_a_component_under_load_restarts_only_its_optional_dependent() {
+    let db = DevDatabase::start().await.expect("test postgres");
+    let dir = scratch_dir("toggle");
+    let file = dir.join("app.toml");
+    // `faults` off at start: in the graph, not started, not probed.
+    let off = "[components.faults]\nenabled = false\n";
+    write_config(&file, &db.url(), off);
+    let app = spawn_with_file(&file);
+    let admin = app.admin_base();
+    until_status(&client(), &format!("{admin}/readyz"), 200).await;
+    let probe = || async {
+        let body = client().get(format!("{admin}/readyz")).send().await.unwrap().text().await.unwrap();
+        body.contains("\"faults\"")
+    };
+    assert!(!probe().await, "a disabled component is not probed");
+    let (stop, load) = (Arc::new(AtomicBool::new(false)), Arc::new(Load::default()));
+    let clients = run_load(app.base(), 4, stop.clone(), load.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // On: `faults` starts and `orders`, which takes it if it is there, starts again.
+    let seen = app.logs().len();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace(off, "[components.faults]\nenabled = true\n")).unwrap();
+    app.signal(libc::SIGHUP);
+    let reloaded = app.wait_for_msg("reloaded");
+    assert_eq!((reloaded["enabled"].as_str(), reloaded["failed"].as_str()), (Some("faults"), Some("")), "{reloaded}");
+    assert_eq!(starts_after(&app, seen), ["faults", "orders"], "faults, then orders again; nothing else");
+    until_status(&client(), &format!("{admin}/readyz"), 200).await;
+    assert!(probe().await, "an enabled component is probed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Off again: it stops through its phases, and `orders` runs on without it.
+    let seen = app.logs().len();
+    std::fs::write(&file, text).unwrap();
+    app.signal(libc::SIGHUP);
+    app.wait_for("the second reload", |v| v["msg"] == "reloaded" && v["disabled"] == "faults");
+    assert_eq!(starts_after(&app, seen), ["orders"], "orders again, without faults; nothing else");
+    until_status(&client(), &format!("{admin}/readyz"), 200).await;
+    assert!(!probe().await, "disabled again, not probed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    stop_load(&stop, clients).await;
+    assert!(load.failed.lock().is_empty(), "failed other than 503 + Retry-After: {:?}", load.failed.lock());
+    let created = load.created.lock().len();
+    assert!(created > 20, "{created} created");
+    eprintln!("{created} orders created, {} answers 503 + Retry-After", load.retry_later.load(Ordering::Relaxed));
+    confirmed_counted_and_clean_exit(app, &db.url(), created, 2).await;
 }
