@@ -78,6 +78,12 @@ impl ListenerCloser {
         Ok(shared.into())
     }
 
+    /// The address it listens on (`None` once closed).
+    #[cfg(feature = "http")]
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.socket.as_ref()?.local_addr().ok()?.as_socket()
+    }
+
     /// Stops listening now: connections not yet accepted are reset and new
     /// ones are refused. Idempotent.
     pub(crate) fn close(&mut self) {

@@ -11,6 +11,11 @@ use tokio::task::JoinHandle;
 
 use crate::net::ListenerCloser;
 
+/// How long a retired server stays idle before it stops: long enough for
+/// its workers to take a connection handed to them before the pause.
+#[cfg(feature = "http")]
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// An actix server that is running.
 pub(crate) struct Serving {
     handle: ServerHandle,
@@ -20,6 +25,9 @@ pub(crate) struct Serving {
     /// How this server is retired when another takes over.
     #[cfg(feature = "http")]
     retirement: Option<Retirement>,
+    /// Retiring: it stops itself once its connections are done, so dropping
+    /// this must not cut them (its task is left to end on its own).
+    retiring: bool,
 }
 
 /// What a server that hands over needs to stop without losing a request:
@@ -47,6 +55,7 @@ impl Serving {
             closer: Some(closer),
             #[cfg(feature = "http")]
             retirement: None,
+            retiring: false,
         }
     }
 
@@ -94,7 +103,8 @@ impl Serving {
     /// (or at `until`), stops. A connection it accepted but has not read
     /// from yet is served, not cut.
     #[cfg(feature = "http")]
-    pub(crate) fn retire(&self, until: std::time::Instant) {
+    pub(crate) fn retire(&mut self, until: std::time::Instant) {
+        self.retiring = true;
         let (handle, retirement) = (self.handle.clone(), self.retirement.clone());
         if let Some(retirement) = &retirement {
             retirement.retiring.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -102,7 +112,16 @@ impl Serving {
         tokio::spawn(async move {
             handle.pause().await;
             if let Some(retirement) = retirement {
-                retirement.connections.wait_until_idle(until).await;
+                // A connection the accept thread handed to a worker just
+                // before the pause is counted only once the worker takes it,
+                // and a graceful stop drops what a worker has not taken: so
+                // idle twice, a moment apart, before the stop.
+                while retirement.connections.wait_until_idle(until).await {
+                    tokio::time::sleep(SETTLE).await;
+                    if retirement.connections.count() == 0 || std::time::Instant::now() >= until {
+                        break;
+                    }
+                }
             }
             // Sent by the call itself; nothing left to wait for.
             drop(handle.stop(true));
@@ -128,6 +147,8 @@ impl Serving {
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        self.task.abort();
+        if !self.retiring {
+            self.task.abort();
+        }
     }
 }

@@ -661,3 +661,54 @@ async fn a_shutdown_during_a_restarts_start_cancels_it_and_stops_each_component_
     assert_eq!(cancelled.len(), 1, "the hung start was cancelled: {:#?}", runtime.timeline().events());
     assert_eq!(cancelled[0].component.as_deref(), Some("queue"));
 }
+
+/// Records, at each stop, whether the runtime said it starts again.
+struct Listener {
+    name: &'static str,
+    deps: Vec<&'static str>,
+    said: Arc<std::sync::Mutex<Vec<(&'static str, bool)>>>,
+}
+
+#[orderly::async_trait]
+impl orderly::Component for Listener {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn dependencies(&self) -> Vec<orderly::Dependency> {
+        self.deps.iter().map(|d| orderly::Dependency::named(*d)).collect()
+    }
+    fn restartable(&self) -> bool {
+        true
+    }
+    async fn stop_accepting(&self, ctx: &orderly::StopContext) -> Result<(), orderly::BoxError> {
+        self.said.lock().unwrap().push((self.name, ctx.starts_again()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_stop_says_whether_the_same_value_starts_again() {
+    let said = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = |name, deps: &[&'static str]| Listener { name, deps: deps.to_vec(), said: said.clone() };
+    let runtime =
+        Runtime::builder().component(listener("pool", &[])).component(listener("server", &["pool"])).build().unwrap();
+    runtime.start().await.unwrap();
+    let take = || std::mem::take(&mut *said.lock().unwrap());
+
+    runtime.restart("pool", "a test").await.unwrap();
+    assert_eq!(take(), [("server", true), ("pool", true)], "a restart: both start again");
+
+    // A reload that puts a new `pool` in place: the old value does not start again, its dependent does.
+    let change =
+        orderly::runtime::ReloadChange::new("pool", Arc::new(listener("pool", &[])), Arc::new(listener("pool", &[])));
+    assert!(runtime.reload(vec![change]).await.is_complete());
+    assert_eq!(take(), [("server", true), ("pool", false)]);
+
+    // Disabled: it stops for good.
+    let change = orderly::runtime::ReloadChange::disable("server", Arc::new(listener("server", &["pool"])));
+    assert!(runtime.reload(vec![change]).await.is_complete());
+    assert_eq!(take(), [("server", false)]);
+
+    assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());
+    assert_eq!(take(), [("pool", false)], "the shutdown stops for good");
+}

@@ -110,6 +110,9 @@ pub struct HttpServer {
     lifecycle: Mutex<Option<Lifecycle>>,
     /// Where access lines go, written while the live settings have the log on.
     access_log: Arc<AccessLog>,
+    /// The listening socket a restart kept open for the next run, so that
+    /// connections wait in the kernel's queue instead of being refused.
+    parked: Mutex<Option<ListenerCloser>>,
 }
 
 /// One run of the server: what a restart must not carry over. A run's
@@ -155,11 +158,34 @@ impl HttpServer {
             metrics: Mutex::new(None),
             lifecycle: Mutex::new(None),
             access_log: Arc::new(AccessLog::stdout()),
+            parked: Mutex::new(None),
         }
     }
 
     fn run(&self) -> Arc<Run> {
         self.run.lock().clone()
+    }
+
+    /// The socket the last run kept open for this one, as a listener, if it
+    /// listens where `addr` asks (port 0: any port). Otherwise it is closed.
+    fn unpark(
+        &self,
+        addr: SocketAddr,
+        backlog: u32,
+        logger: &slog::Logger,
+    ) -> Option<(std::net::TcpListener, ListenerCloser, SocketAddr)> {
+        let closer = self.parked.lock().take()?;
+        let local = closer.local_addr()?;
+        if local.ip() != addr.ip() || (addr.port() != 0 && addr.port() != local.port()) {
+            return None;
+        }
+        match closer.share(backlog) {
+            Ok(listener) => Some((listener, closer, local)),
+            Err(error) => {
+                slog::warn!(logger, "the socket kept open for the restart cannot be used; binding again"; "error" => %error);
+                None
+            }
+        }
     }
 
     /// Adds routes. Call it from the `start` of a component that depends on
@@ -312,6 +338,10 @@ fn hand_over(
     outcome
 }
 
+/// How long a server stopped by a restart may go on answering the
+/// connections it had, once paused (the drain waits for them first).
+const RETIRE_LIMIT: Duration = Duration::from_secs(30);
+
 /// Starts the actix server on the bound listener, unless a stop came first.
 fn serve(config: &HttpConfig, mut template: AppTemplate, run: &Run, logger: &slog::Logger) -> Result<(), HttpError> {
     let state = &run.state;
@@ -411,9 +441,15 @@ impl Component for HttpServer {
         let metrics = ctx.metric_set(HttpMetrics::register).map_err(HttpError::from)?;
         *self.metrics.lock() = Some(metrics.clone());
         let addr = config.bind_addr()?;
-        let bound = BoundListener::bind(addr, config.backlog).map_err(HttpError::from)?;
-        let local = bound.local_addr();
-        let (listener, closer) = bound.split();
+        let (listener, closer, local) = match self.unpark(addr, config.backlog, ctx.logger()) {
+            Some(kept) => kept,
+            None => {
+                let bound = BoundListener::bind(addr, config.backlog).map_err(HttpError::from)?;
+                let local = bound.local_addr();
+                let (listener, closer) = bound.split();
+                (listener, closer, local)
+            }
+        };
         let run = Arc::new(Run::new(&config));
         *run.local_addr.lock() = Some(local);
         *self.lifecycle.lock() = Some(ctx.lifecycle());
@@ -506,14 +542,29 @@ impl Component for HttpServer {
     async fn stop_accepting(&self, ctx: &StopContext) -> Result<(), BoxError> {
         let run = self.run();
         run.drain.begin();
+        // Stopped by a restart that starts it again: the socket stays open
+        // for the next run (connections queue), only this server stops.
+        let keep = ctx.starts_again();
+        let mut kept = None;
         run.state.send_if_modified(|state| {
             let serving = match std::mem::replace(state, State::Stopped) {
+                State::Serving(mut serving) if keep => {
+                    // As in a hand-over: a connection it accepted while being
+                    // paused is served, not cut; the rest wait for the next run.
+                    kept = serving.take_closer();
+                    serving.retire(Instant::now() + RETIRE_LIMIT);
+                    Some(serving)
+                }
                 State::Serving(mut serving) => {
                     serving.stop_accepting();
                     Some(serving)
                 }
-                // Never served: dropping the listener closes it.
-                State::Bound(..) | State::Idle => None,
+                // Never served: dropping the listener closes it (unless kept).
+                State::Bound(_, closer) => {
+                    kept = keep.then_some(closer);
+                    None
+                }
+                State::Idle => None,
                 // Stopped already (a second call): leave it as it was.
                 earlier @ (State::Draining { .. } | State::Stopped) => {
                     *state = earlier;
@@ -523,7 +574,10 @@ impl Component for HttpServer {
             *state = State::Draining { _server: serving };
             true
         });
-        slog::info!(ctx.logger(), "stopped accepting"; "in_flight" => run.drain.in_flight(), "connections" => run.drain.connections());
+        let socket = if kept.is_some() { "kept open for the restart" } else { "closed" };
+        slog::info!(ctx.logger(), "stopped accepting";
+            "in_flight" => run.drain.in_flight(), "connections" => run.drain.connections(), "socket" => socket);
+        *self.parked.lock() = kept;
         Ok(())
     }
 

@@ -279,6 +279,19 @@ impl StopContext {
         self.phase
     }
 
+    /// Whether this stop is a restart's, and this same component value
+    /// starts again right after it (its dependency restarted, or it did,
+    /// or a component it optionally depends on was enabled or disabled).
+    /// `false` in the shutdown, when it is disabled, and when a reload puts
+    /// a new value in its place.
+    ///
+    /// A server may then keep its listening socket open for its next run
+    /// rather than close it: connections that arrive in between wait in
+    /// the kernel's queue instead of being refused.
+    pub fn starts_again(&self) -> bool {
+        self.host.starts_again(self.index)
+    }
+
     /// A logger whose records carry `component` and `phase`. The first
     /// call announces the hook (`stopping`), so the log reads in causal
     /// order: the runtime's line for the hook, then the hook's own.

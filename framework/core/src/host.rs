@@ -49,6 +49,9 @@ pub(crate) trait Host: Send + Sync + 'static {
     fn instance(&self, j: usize) -> AnyArc;
     /// What components provided during their start.
     fn resources(&self) -> &Resources;
+    /// Whether component `i` is being stopped by a restart that starts the
+    /// same value again right after (never during a shutdown).
+    fn starts_again(&self, i: usize) -> bool;
     /// Component `i`'s current run (a restart begins a new one).
     fn run_of(&self, i: usize) -> u64;
     /// The tasks of component `i`'s current run, which end with it.

@@ -269,7 +269,16 @@ pub(crate) async fn cycle(
     for j in running.iter() {
         shared.graph.nodes[j].supervised.generation.fetch_add(1, Ordering::AcqRel);
     }
+    // Those that start again as the same value may keep for their next run
+    // what a stop for good would let go (a listening socket).
+    let swapped = swap.as_ref().map(|(i, _)| *i);
+    for j in running.iter().filter(|&j| start.contains(j) && Some(j) != swapped) {
+        shared.graph.nodes[j].supervised.starts_again.store(true, Ordering::Release);
+    }
     stop_phases(shared, &running, None).await;
+    for j in running.iter() {
+        shared.graph.nodes[j].supervised.starts_again.store(false, Ordering::Release);
+    }
     // A shutdown came: it finishes this stop itself (the members still run,
     // and each has a record of the phases already begun for it).
     if shared.shutdown.is_requested() {

@@ -524,6 +524,11 @@ impl Host for Shared {
         self.graph.nodes[j].enabled()
     }
 
+    fn starts_again(&self, i: usize) -> bool {
+        self.graph.nodes[i].supervised.starts_again.load(std::sync::atomic::Ordering::Acquire)
+            && !self.shutdown.is_requested()
+    }
+
     fn instance(&self, j: usize) -> AnyArc {
         self.graph.nodes[j].component()
     }

@@ -42,6 +42,9 @@ pub(crate) struct Supervised {
     /// has started, so starting it again (a new value included) needs
     /// `Component::restartable`.
     pub(crate) ran: std::sync::atomic::AtomicBool,
+    /// Set while a restart stops it to start the same value again right
+    /// after ([`StopContext::starts_again`](crate::StopContext::starts_again)).
+    pub(crate) starts_again: std::sync::atomic::AtomicBool,
 }
 
 impl Supervised {
