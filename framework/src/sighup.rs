@@ -29,7 +29,8 @@
 //! Each SIGHUP counts once in `orderly_reloads_total{result}`: `applied`
 //! (everything took, or nothing had changed), `rolled_back` (a step failed
 //! and the steps before it were undone) or `rejected` (the configuration
-//! was invalid; nothing was tried).
+//! was invalid, or its changes could not hold, such as enabling again a
+//! component that cannot start twice; nothing was tried).
 //!
 //! The process shell: it reads config through `layers.rs` and hands the
 //! result to the core's `Runtime::reload`, never to the runtime's internals.
@@ -311,7 +312,11 @@ pub(crate) async fn reload_on_sighup(
                         Err(problems) => report.failed.extend(problems),
                     }
                 }
-                count(if report.is_complete() { "applied" } else { "rolled_back" });
+                count(match (report.is_complete(), report.refused) {
+                    (true, _) => "applied",
+                    (false, true) => "rejected",
+                    (false, false) => "rolled_back",
+                });
                 slog::info!(logger, "reloaded";
                     "applied" => report.applied.join(", "),
                     "restarted" => report.restarted.join(", "),

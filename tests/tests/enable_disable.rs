@@ -131,7 +131,7 @@ async fn disabling_what_a_running_component_requires_is_refused_before_anything_
 
     let store = Probe::new("store").joins(StopPhase::Close);
     let report = runtime.reload(vec![ReloadChange::disable("store", Arc::new(store))]).await;
-    assert!(!report.is_complete(), "{report:?}");
+    assert!(!report.is_complete() && report.refused, "{report:?}");
     for who in ["api", "audit"] {
         let problem = format!("component `{who}` requires `store`, which would be disabled");
         assert!(report.failed.iter().any(|p| p.starts_with(&problem)), "{problem}: {report:?}");
@@ -171,6 +171,7 @@ async fn an_enabled_component_that_fails_to_start_undoes_the_whole_shift() {
         ])
         .await;
     assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(!report.refused, "tried, and undone: {report:?}");
     assert!(report.failed[0].contains("no route to the audit log"), "{report:?}");
     assert!(report.enabled.is_empty() && report.disabled.is_empty(), "{report:?}");
     assert_eq!(stops(&journal, "mailer", StopPhase::Close), 1, "mailer had stopped");
@@ -233,7 +234,7 @@ async fn a_component_that_ran_and_cannot_start_twice_is_not_enabled_again() {
     let report = runtime.reload(vec![ReloadChange::disable("audit", Arc::new(Probe::new("audit")))]).await;
     assert!(report.is_complete(), "{report:?}");
     let report = runtime.reload(vec![ReloadChange::enable("audit", Arc::new(Probe::new("audit")))]).await;
-    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(report.refused && report.failed.len() == 1, "{report:?}");
     assert!(report.failed[0].contains("`audit` ran before in this process"), "{report:?}");
     assert_eq!(ready_components(&runtime).await, ["store"]);
     assert!(runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await.is_clean());

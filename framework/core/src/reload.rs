@@ -107,6 +107,9 @@ pub struct ReloadReport {
     pub enabled: Vec<String>,
     /// Components the reload disabled: they stopped.
     pub disabled: Vec<String>,
+    /// The changes could not hold (`failed` says why) and were refused
+    /// before any step applied: nothing was tried, so nothing rolled back.
+    pub refused: bool,
 }
 
 impl ReloadReport {
@@ -195,6 +198,7 @@ pub(crate) async fn reload(shared: &Arc<Shared>, changes: Vec<ReloadChange>) -> 
         Ok(shift) => (!shift.is_empty()).then_some(shift),
         Err(problems) => {
             report.failed = problems;
+            report.refused = true;
             return report;
         }
     };
