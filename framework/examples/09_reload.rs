@@ -6,14 +6,19 @@
 //! replacements are handed to `Runtime::reload` directly, all or nothing:
 //! had the mailer failed to start, the rate limit would be 100 again.
 //!
+//! Then `Audit`, disabled at start (`[components.audit] enabled = false`
+//! in config), is enabled and disabled again: it starts and stops along
+//! the graph, and `Signup`, which takes it if it is there, starts again
+//! each time to see it come and go.
+//!
 //! cargo run -p orderly --example 09_reload
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use orderly::{
-    events::EventKind, runtime::ReloadChange, BoxError, Component, Dependency, ReloadContext, Reloaded, Runtime,
-    ShutdownReason, StartContext,
+    events::EventKind, runtime::ReloadChange, settings::ComponentSettings, BoxError, Component, Dependency,
+    ReloadContext, Reloaded, Runtime, ShutdownReason, StartContext,
 };
 
 struct RateLimit {
@@ -46,15 +51,27 @@ struct Signup;
 #[orderly::component]
 impl Component for Signup {
     fn dependencies(&self) -> Vec<Dependency> {
-        vec![Dependency::on::<Mailer>()]
+        vec![Dependency::on::<Mailer>(), Dependency::on::<Audit>().optional()]
     }
 
     fn restartable(&self) -> bool {
-        true // restarted when the mailer is
+        true // restarted when the mailer is, and when audit comes or goes
     }
 
     async fn start(&self, ctx: &StartContext) -> Result<(), BoxError> {
-        println!("signup: using the mailer at {}", ctx.dependency::<Mailer>()?.relay);
+        let audited = if ctx.dependency::<Audit>().is_ok() { "audited" } else { "not audited" };
+        println!("signup: using the mailer at {}, {audited}", ctx.dependency::<Mailer>()?.relay);
+        Ok(())
+    }
+}
+
+/// Off unless config enables it.
+struct Audit;
+
+#[orderly::component]
+impl Component for Audit {
+    async fn start(&self, _ctx: &StartContext) -> Result<(), BoxError> {
+        println!("audit: started");
         Ok(())
     }
 }
@@ -66,6 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .component_arc(limit.clone())
         .component(Mailer { relay: "smtp-a:25".into() })
         .component(Signup)
+        .component_named("audit", Arc::new(Audit), Some(ComponentSettings { enabled: false, ..Default::default() }))
         .build()?;
     runtime.start().await.map_err(|e| format!("{e:?}"))?;
 
@@ -93,6 +111,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for event in runtime.timeline().of_kind(EventKind::Reloaded) {
         println!("reloaded {}: {}", event.component.as_deref().unwrap_or("?"), event.detail.as_deref().unwrap_or(""));
     }
+
+    // Enabled: a value built from the new config starts; signup starts again with it.
+    let report = runtime.reload(vec![ReloadChange::enable("audit", Arc::new(Audit))]).await;
+    assert_eq!(report.enabled, ["audit"]);
+    println!("running now: {:?}", runtime.component_names());
+    // Disabled: it stops; signup starts again without it. The copy would run again if the reload were undone.
+    let report = runtime.reload(vec![ReloadChange::disable("audit", Arc::new(Audit))]).await;
+    assert_eq!(report.disabled, ["audit"]);
+    println!("running now: {:?}", runtime.component_names());
 
     let shutdown = runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
     println!("shutdown clean: {}", shutdown.is_clean());
