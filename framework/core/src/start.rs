@@ -161,13 +161,16 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
         shared.events.emit(
             EventKind::Started.build().component(name).phase(Phase::Start).elapsed(returned - began).at(returned),
         );
-        // A component whose `ready` is the default is ready once started: not polled.
-        if component.checks_readiness() {
+        // A component whose `ready` is the default is ready once started: not
+        // polled, and ready at the instant it started (no second clock read).
+        let ready = if component.checks_readiness() {
             if let Err(error) = wait_until_ready(shared, i, &*component, returned + settings.ready_timeout).await {
                 return fail(Phase::Ready, EventKind::TimedOut, error);
             }
-        }
-        let ready = Instant::now();
+            Instant::now()
+        } else {
+            returned
+        };
         shared
             .events
             .emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(ready - returned).at(ready));
