@@ -149,13 +149,21 @@ fn events_since(child: &Child_, from: usize) -> (Vec<String>, Vec<serde_json::Va
     (lines, events)
 }
 
+/// Reloads with `config` and waits for the reload's `reloaded` record:
+/// what it logged (lines, JSON records), and that record.
+fn reload_and_read(child: &Child_, config: &str) -> (Vec<String>, Vec<serde_json::Value>, serde_json::Value) {
+    let before = child.reload_with(config);
+    child.wait_for_stdout_from(before, is_reloaded);
+    let (lines, events) = events_since(child, before);
+    let record = events.iter().find(|v| v["msg"] == "reloaded").cloned().expect("the reload's record");
+    (lines, events, record)
+}
+
 #[test]
 fn a_changed_section_restarts_its_component_and_a_dependent_that_cannot_start_twice_refuses_the_reload() {
     let child = Child_::start("sections", "[log]\nformat = \"json\"\n[api]\ndrain_ms = 100\n");
     // `api` has no reload hook and nothing depends on it: restarted with the new value.
-    let before = child.reload_with("[log]\nformat = \"json\"\n[api]\ndrain_ms = 120\n");
-    child.wait_for_stdout_from(before, is_reloaded);
-    let (lines, events) = events_since(&child, before);
+    let (lines, events, _) = reload_and_read(&child, "[log]\nformat = \"json\"\n[api]\ndrain_ms = 120\n");
     let find = |event: &str, component: &str| {
         events
             .iter()
@@ -168,10 +176,10 @@ fn a_changed_section_restarts_its_component_and_a_dependent_that_cannot_start_tw
     // `store` (a changed secret) has `api` depending on it, which cannot
     // start twice: refused, and `api`'s change in the same reload is not
     // kept (untouched, or applied and rolled back, by the order they come in).
-    let before = child
-        .reload_with("[log]\nformat = \"json\"\n[api]\ndrain_ms = 140\n[store]\nurl = \"postgres://u:hunter2@db/x\"\n");
-    child.wait_for_stdout_from(before, is_reloaded);
-    let (lines, events) = events_since(&child, before);
+    let (lines, events, _) = reload_and_read(
+        &child,
+        "[log]\nformat = \"json\"\n[api]\ndrain_ms = 140\n[store]\nurl = \"postgres://u:hunter2@db/x\"\n",
+    );
     let of = |event: &str, component: &str| -> Vec<String> {
         events
             .iter()
@@ -430,10 +438,8 @@ async fn a_reload_is_all_or_nothing_and_never_starts_a_component_twice_that_cann
 #[test]
 fn a_sighup_puts_new_lifecycle_settings_in_force_and_refuses_those_that_cannot_hold() {
     let child = Child_::start("lifecycle", "[log]\nformat = \"json\"\n[components.api]\nstop_cap = \"5s\"\n");
-    let before = child.reload_with("[log]\nformat = \"json\"\n[components.api]\nstop_cap = \"2s\"\n");
-    child.wait_for_stdout_from(before, is_reloaded);
-    let (lines, events) = events_since(&child, before);
-    let reloaded = events.iter().find(|v| v["msg"] == "reloaded").expect("the reload's record");
+    let (lines, events, reloaded) =
+        reload_and_read(&child, "[log]\nformat = \"json\"\n[components.api]\nstop_cap = \"2s\"\n");
     assert_eq!(reloaded["applied"], "[components.api]", "{lines:#?}");
     assert!(events.iter().any(|v| v["event"] == "reloaded" && v["detail"] == "lifecycle settings"), "{lines:#?}");
     assert!(!events.iter().any(|v| v["event"] == "stopping"), "nothing stopped: {lines:#?}");
@@ -457,17 +463,10 @@ fn a_sighup_puts_new_lifecycle_settings_in_force_and_refuses_those_that_cannot_h
 fn a_sighup_enables_and_disables_components_along_the_graph_and_undoes_one_that_cannot_start() {
     const JSON: &str = "[log]\nformat = \"json\"\n";
     let child = Child_::start("toggle", JSON);
-    let reloaded = |from: usize| {
-        child.wait_for_stdout_from(from, is_reloaded);
-        let (lines, events) = events_since(&child, from);
-        let record = events.iter().find(|v| v["msg"] == "reloaded").cloned().expect("the reload's record");
-        (lines, events, record)
-    };
 
     // `broken` (disabled by the app's defaults) enabled: its start fails,
     // so it is disabled again and nothing else moved.
-    let before = child.reload_with(&format!("{JSON}[components.broken]\nenabled = true\n"));
-    let (lines, events, record) = reloaded(before);
+    let (lines, events, record) = reload_and_read(&child, &format!("{JSON}[components.broken]\nenabled = true\n"));
     assert!(record["failed"].as_str().unwrap().contains("cannot reach the payment gateway"), "{lines:#?}");
     assert_eq!(record["enabled"], "", "{lines:#?}");
     assert!(
@@ -477,8 +476,7 @@ fn a_sighup_enables_and_disables_components_along_the_graph_and_undoes_one_that_
     assert!(!events.iter().any(|v| v["event"] == "stopped" && v["component"] == "store"), "{lines:#?}");
 
     // `api` disabled: it stops through its phases; `store`, which it needed, runs on.
-    let before = child.reload_with(&format!("{JSON}[components.api]\nenabled = false\n"));
-    let (lines, events, record) = reloaded(before);
+    let (lines, events, record) = reload_and_read(&child, &format!("{JSON}[components.api]\nenabled = false\n"));
     assert_eq!(record["disabled"], "api", "{lines:#?}");
     assert!(record["failed"].as_str().unwrap().is_empty(), "{lines:#?}");
     assert!(lines.iter().any(|l| l == "MARK api stop_accepting") && lines.iter().any(|l| l == "MARK api drain"));
@@ -486,8 +484,7 @@ fn a_sighup_enables_and_disables_components_along_the_graph_and_undoes_one_that_
     assert!(!lines.iter().any(|l| l.starts_with("MARK store")), "{lines:#?}");
 
     // `api` again: its type started once and cannot start twice.
-    let before = child.reload_with(&format!("{JSON}[components.api]\nenabled = true\n"));
-    let (lines, _, record) = reloaded(before);
+    let (lines, _, record) = reload_and_read(&child, &format!("{JSON}[components.api]\nenabled = true\n"));
     assert!(record["failed"].as_str().unwrap().contains("`api` ran before in this process"), "{lines:#?}");
 
     // The shutdown stops what runs, and `api` is not stopped twice.
