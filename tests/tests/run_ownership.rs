@@ -50,7 +50,13 @@ impl Component for Ticking {
             }
         });
         if run == 0 {
-            ctx.spawn(async { Err::<(), BoxError>("the first run's worker died".into()) });
+            // Once the app runs: a failure during the start would shut it
+            // down instead (`on_failure` applies to a running app only).
+            let started = ctx.all_started();
+            ctx.spawn(async move {
+                started.await;
+                Err::<(), BoxError>("the first run's worker died".into())
+            });
         }
         Ok(())
     }

@@ -305,7 +305,8 @@ impl Runtime {
         let (started, end) = start_all(&self.shared, &enabled).await;
         match end {
             StartEnd::Complete => {
-                *self.shared.stage.lock() = Stage::Running(started);
+                // `start_all` marked the app running already, before anything
+                // waiting for the start woke (a restart may have begun since).
                 self.shared.health.set_running();
                 Ok(())
             }

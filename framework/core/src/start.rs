@@ -45,6 +45,12 @@ pub(crate) enum StartEnd {
 pub(crate) async fn start_all(shared: &Arc<Shared>, included: &NodeSet) -> (NodeSet, StartEnd) {
     let walk = shared.walks.begin();
     let (started, end) = walk_and_start(shared, included).await;
+    if matches!(end, StartEnd::Complete) {
+        // Running before the walk's waiters wake: work that waits for this
+        // start (`all_started`) and then fails is a running app's failure,
+        // restarted by its policy, not a failure of the start.
+        shared.mark_started(&started);
+    }
     shared.walks.end(walk, matches!(end, StartEnd::Complete));
     (started, end)
 }

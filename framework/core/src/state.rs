@@ -164,10 +164,14 @@ impl Shared {
         }
     }
 
-    /// Records that the marked components started again.
+    /// Records that the marked components started (the app's start, once
+    /// complete, or a restart's).
     pub(crate) fn mark_started(&self, started: &NodeSet) {
-        if let Stage::Running(running) = &mut *self.stage.lock() {
-            running.union_with(started);
+        let mut stage = self.stage.lock();
+        match &mut *stage {
+            Stage::Running(running) => running.union_with(started),
+            Stage::Starting => *stage = Stage::Running(started.clone()),
+            Stage::NotStarted | Stage::StartFailed(_) | Stage::Stopped => {}
         }
     }
 
