@@ -128,8 +128,8 @@ fn histogram(label_values: &[(&'static str, String)], h: &Histogram) -> Metric {
     histogram.set_bucket(
         BUCKETS
             .iter()
-            .zip(&h.cumulative)
-            .map(|(&upper, &count)| {
+            .zip(h.cumulative())
+            .map(|(&upper, count)| {
                 let mut bucket = Bucket::default();
                 bucket.set_upper_bound(upper);
                 bucket.set_cumulative_count(count);

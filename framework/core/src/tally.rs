@@ -20,25 +20,37 @@ pub(crate) const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5,
 pub(crate) struct Histogram {
     pub(crate) count: u64,
     pub(crate) sum: f64,
-    /// Per bucket, how many samples were at most its bound (cumulative).
-    pub(crate) cumulative: [u64; BUCKETS.len()],
+    /// Per bucket, how many samples were at most its bound and above the
+    /// bound before it: one count per sample, made cumulative when read.
+    within: [u64; BUCKETS.len()],
 }
 
 impl Histogram {
     fn observe(&mut self, value: f64) {
         self.count += 1;
         self.sum += value;
-        for (count, &upper) in self.cumulative.iter_mut().zip(&BUCKETS) {
-            *count += u64::from(value <= upper);
+        // Above the last bound: counted in `count` (the +Inf bucket) only.
+        if let Some(bucket) = BUCKETS.iter().position(|&upper| value <= upper) {
+            self.within[bucket] += 1;
         }
     }
 
     fn merge(&mut self, other: &Histogram) {
         self.count += other.count;
         self.sum += other.sum;
-        for (count, other) in self.cumulative.iter_mut().zip(&other.cumulative) {
+        for (count, other) in self.within.iter_mut().zip(&other.within) {
             *count += other;
         }
+    }
+
+    /// Per bucket, how many samples were at most its bound (Prometheus's
+    /// cumulative counts).
+    pub(crate) fn cumulative(&self) -> [u64; BUCKETS.len()] {
+        let mut total = 0;
+        self.within.map(|count| {
+            total += count;
+            total
+        })
     }
 }
 
@@ -85,9 +97,9 @@ pub(crate) struct Tally {
 
 impl Tally {
     /// The tally of `events`.
-    pub(crate) fn of(events: &[LifecycleEvent]) -> Self {
+    pub(crate) fn of<'a>(events: impl IntoIterator<Item = &'a LifecycleEvent>) -> Self {
         let mut tally = Tally::default();
-        events.iter().for_each(|event| tally.add(event));
+        events.into_iter().for_each(|event| tally.add(event));
         tally
     }
 
@@ -222,6 +234,20 @@ mod tests {
     }
 
     #[test]
+    fn a_histogram_counts_each_sample_in_its_bucket_and_reads_them_cumulatively() {
+        let mut h = Histogram::default();
+        for seconds in [0.0005, 0.001, 0.003, 0.2, 60.0] {
+            h.observe(seconds);
+        }
+        let cumulative = h.cumulative();
+        // ≤ 1 ms: two (a bound is inclusive); ≤ 5 ms: three; ≤ 250 ms on: four;
+        // the minute above 30 s is in the count (+Inf) only.
+        assert_eq!(&cumulative[..3], [2, 3, 3]);
+        assert_eq!(&cumulative[5..], [4; 7]);
+        assert_eq!((h.count, h.sum), (5, 0.0005 + 0.001 + 0.003 + 0.2 + 60.0));
+    }
+
+    #[test]
     fn a_tally_split_in_two_and_merged_equals_the_whole() {
         let (db, other_db): (Arc<str>, Arc<str>) = (Arc::from("db"), Arc::from("db"));
         let events = vec![
@@ -236,7 +262,7 @@ mod tests {
         assert_eq!(merged.start(), whole.start());
         assert_eq!(merged.events(), whole.events());
         let start = &whole.start()["db"];
-        assert_eq!((start.count, start.cumulative[2], start.cumulative[7]), (2, 1, 2), "one name, two Arcs");
+        assert_eq!((start.count, start.cumulative()[2], start.cumulative()[7]), (2, 1, 2), "one name, two Arcs");
         assert_eq!(whole.restarts()["db"], 1);
     }
 }

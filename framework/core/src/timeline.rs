@@ -4,6 +4,7 @@
 //! Events as data: it names only the event vocabulary; it never renders (the
 //! SVG is the process shell's).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -20,9 +21,9 @@ const RECENT: usize = 16_384;
 ///
 /// Bounded, so that a long run of restarts and reloads cannot grow it
 /// without end: it keeps its first events (the start, by the runtime's
-/// sizing) and the latest ones. When it is full, the oldest half of those
-/// in between is dropped; the metrics computed from the timeline keep
-/// counting them (they are added up first), and [`dropped`](Self::dropped)
+/// sizing) and the latest ones. When it is full, each new event drops the
+/// oldest one after the start; the metrics computed from the timeline keep
+/// counting those (they are added up first), and [`dropped`](Self::dropped)
 /// says how many went.
 #[derive(Clone, Debug)]
 pub struct Timeline {
@@ -31,11 +32,15 @@ pub struct Timeline {
 
 #[derive(Debug, Default)]
 struct Record {
-    events: Vec<LifecycleEvent>,
-    /// The first `head` events are never dropped.
-    head: usize,
-    /// The most events kept.
-    limit: usize,
+    /// The first events, never dropped.
+    head: Vec<LifecycleEvent>,
+    /// How many events `head` keeps.
+    head_limit: usize,
+    /// The events after the head, the oldest first: a ring, so that
+    /// dropping one moves nothing and costs every event the same.
+    recent: VecDeque<LifecycleEvent>,
+    /// How many events `recent` keeps.
+    recent_limit: usize,
     /// What the dropped events added up to.
     dropped: Tally,
     dropped_count: u64,
@@ -64,9 +69,10 @@ impl Timeline {
     /// them, up to `recent` more.
     pub fn bounded(head: usize, recent: usize) -> Self {
         let record = Record {
-            events: Vec::with_capacity(head),
-            head,
-            limit: head + recent.max(2),
+            head: Vec::with_capacity(head),
+            head_limit: head,
+            recent: VecDeque::new(),
+            recent_limit: recent.max(1),
             dropped: Tally::default(),
             dropped_count: 0,
         };
@@ -75,7 +81,7 @@ impl Timeline {
 
     /// A copy of every event kept.
     pub fn events(&self) -> Vec<LifecycleEvent> {
-        self.record.lock().events.clone()
+        self.record.lock().iter().cloned().collect()
     }
 
     /// How many events were dropped to keep it within its bound.
@@ -85,19 +91,20 @@ impl Timeline {
 
     /// The timeline as a JSON array.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.record.lock().events).unwrap_or(serde_json::Value::Null)
+        let record = self.record.lock();
+        serde_json::to_value(record.iter().collect::<Vec<_>>()).unwrap_or(serde_json::Value::Null)
     }
 
     /// The index of the first event matching `component`, `event` and `phase`.
     pub fn position(&self, component: &str, event: EventKind, phase: Option<Phase>) -> Option<usize> {
-        self.record.lock().events.iter().position(|e| {
+        self.record.lock().iter().position(|e| {
             e.component.as_deref() == Some(component) && e.event == event && (phase.is_none() || e.phase == phase)
         })
     }
 
     /// Every event of one kind, in order.
     pub fn of_kind(&self, event: EventKind) -> Vec<LifecycleEvent> {
-        self.record.lock().events.iter().filter(|e| e.event == event).cloned().collect()
+        self.record.lock().iter().filter(|e| e.event == event).cloned().collect()
     }
 }
 
@@ -105,33 +112,39 @@ impl Timeline {
     /// What every event so far adds up to, those dropped included.
     pub(crate) fn tally(&self) -> Tally {
         let record = self.record.lock();
-        let mut tally = Tally::of(&record.events);
+        let mut tally = Tally::of(record.iter());
         tally.merge(&record.dropped);
         tally
     }
 
     /// Keeps an event the runtime has finished delivering.
     pub(crate) fn record(&self, event: LifecycleEvent) {
-        let mut record = self.record.lock();
-        if record.events.len() >= record.limit {
-            record.make_room();
-        }
-        record.events.push(event);
+        let dropped = self.record.lock().push(event);
+        // Freed outside the lock.
+        drop(dropped);
     }
 }
 
 impl Record {
-    /// Drops the oldest half of the events after the head, adding them up
-    /// first. Amortized over the events that filled it, one move each.
-    fn make_room(&mut self) {
-        let from = self.head.min(self.events.len());
-        let to = from + (self.events.len() - from).div_ceil(2);
-        let Record { events, dropped, .. } = self;
-        for event in &events[from..to] {
-            dropped.add(event);
+    /// Keeps `event`; returns the one it drops, if the timeline is full,
+    /// added up first.
+    fn push(&mut self, event: LifecycleEvent) -> Option<LifecycleEvent> {
+        if self.head.len() < self.head_limit {
+            self.head.push(event);
+            return None;
         }
-        events.drain(from..to);
-        self.dropped_count += (to - from) as u64;
+        let dropped = if self.recent.len() >= self.recent_limit { self.recent.pop_front() } else { None };
+        if let Some(old) = &dropped {
+            self.dropped.add(old);
+            self.dropped_count += 1;
+        }
+        self.recent.push_back(event);
+        dropped
+    }
+
+    /// Every event kept, in order.
+    fn iter(&self) -> impl Iterator<Item = &LifecycleEvent> {
+        self.head.iter().chain(self.recent.iter())
     }
 }
 
@@ -168,10 +181,9 @@ mod tests {
             timeline.record(event(n));
         }
         let kept: Vec<u64> = timeline.events().iter().map(|e| e.at.as_millis() as u64).collect();
-        assert!(kept.len() <= 13, "{kept:?}");
+        let latest: Vec<u64> = (90..100).collect();
         assert_eq!(&kept[..3], [0, 1, 2], "the head is kept");
-        assert_eq!(kept.last(), Some(&99), "the latest is kept");
-        assert!(kept.windows(2).all(|w| w[0] < w[1]), "in order: {kept:?}");
+        assert_eq!(&kept[3..], latest, "the latest ten are kept, in order");
         assert_eq!(timeline.dropped() as usize + kept.len(), 100);
         assert_eq!(timeline.tally().start()["db"].count, 100, "the metrics still count every event");
     }
