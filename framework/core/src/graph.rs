@@ -66,10 +66,11 @@ impl Node {
         self.live.read().1.settings
     }
 
-    /// The component and its settings as they are now, in one read.
-    pub(crate) fn component_and_settings(&self) -> (Arc<dyn Component>, ComponentSettings) {
+    /// What `take` reads of the component and its settings as they are
+    /// now, in one read (a start copies only the settings it uses).
+    pub(crate) fn read_live<R>(&self, take: impl FnOnce(&Arc<dyn Component>, &ComponentSettings) -> R) -> R {
         let live = self.live.read();
-        (live.0.clone(), live.1.settings)
+        take(&live.0, &live.1.settings)
     }
 
     /// What its failures and clean exits do, resolved from code and config.
@@ -272,11 +273,11 @@ impl Graph {
     /// Node `i` and every node that depends on it, directly or not.
     pub(crate) fn with_dependents(&self, i: usize) -> NodeSet {
         let mut marked = NodeSet::empty(self.len());
+        marked.insert(i);
         let mut todo = vec![i];
         while let Some(j) = todo.pop() {
-            if marked.insert_new(j) {
-                todo.extend(&self.dependents[j]);
-            }
+            // Marked when first seen: each node is pushed once.
+            todo.extend(self.dependents[j].iter().filter(|&&d| marked.insert_new(d)));
         }
         marked
     }

@@ -92,7 +92,9 @@ pub(crate) async fn within<F: Future>(deadline: Instant, future: F) -> Option<F:
     if let Poll::Ready(output) = futures::poll!(future.as_mut()) {
         return Some(output);
     }
-    tokio::time::timeout_at(deadline.into(), future).await.ok()
+    // Boxed: the timer is large and most callers never need it, while every
+    // caller's future (a component's whole start) would carry its size.
+    Box::pin(tokio::time::timeout_at(deadline.into(), future)).await.ok()
 }
 
 /// Runs one hook outside a walk along the graph (a reload hook), the way a

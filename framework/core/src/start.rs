@@ -23,6 +23,7 @@ use crate::hook::{within, BoxFuture, Ended};
 use crate::nodeset::NodeSet;
 use crate::phase::Phase;
 use crate::readiness::Readiness;
+use crate::retry::RetryPolicy;
 use crate::settings::ComponentSettings;
 use crate::state::Shared;
 use crate::trigger::ShutdownReason;
@@ -141,13 +142,13 @@ impl Pass for Starting<'_> {
 fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailure>> {
     let shared = shared.clone();
     let ctx = StartContext { index: i, walk: shared.walks.current(), host: shared.clone() };
-    Box::pin(async move {
+    let fut = async move {
         let shared = &shared;
         let node = &shared.graph.nodes[i];
         let name = &node.name;
         let fail = |phase, event, error| Err(StartFailure { component: name.to_string(), phase, event, error });
         // Taken once: a reload swaps components only while they are stopped.
-        let (component, settings) = node.component_and_settings();
+        let (component, limits) = node.read_live(|component, settings| (component.clone(), StartLimits::of(settings)));
         let began = Instant::now();
         // Its type has begun to start in this process: from now on, starting
         // it again (a new value too) needs it to be restartable.
@@ -155,10 +156,9 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
             node.supervised.ran.store(true, Ordering::Relaxed);
         }
         shared.events.emit(EventKind::Starting.build().component(name).phase(Phase::Start).at(began));
-        let deadline = began + settings.start_timeout;
-        if let Err((event, error)) = attempts(shared, i, &ctx, &*component, &settings, deadline).await {
+        if let Err((event, error)) = attempts(shared, i, &ctx, &*component, &limits, began).await {
             // Nothing of a start that failed for good stays behind.
-            shared.clean_slate(i).await;
+            Box::pin(shared.clean_slate(i)).await;
             return fail(Phase::Start, event, error);
         }
         shared.start_returned[i].store(true, Ordering::Release);
@@ -170,7 +170,8 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
         // A component whose `ready` is the default is ready once started: not
         // polled, and ready at the instant it started (no second clock read).
         let ready = if component.checks_readiness() {
-            if let Err(error) = wait_until_ready(shared, i, &*component, returned + settings.ready_timeout).await {
+            let deadline = returned + limits.ready_timeout;
+            if let Err(error) = Box::pin(wait_until_ready(shared, i, &*component, deadline)).await {
                 return fail(Phase::Ready, EventKind::TimedOut, error);
             }
             Instant::now()
@@ -181,7 +182,22 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
             .events
             .emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(ready - returned).at(ready));
         Ok(())
-    })
+    };
+    Box::pin(fut)
+}
+
+/// What of a component's settings its start uses, kept for the start's
+/// length (the whole settings would make every start's future larger).
+struct StartLimits {
+    start_timeout: Duration,
+    ready_timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl StartLimits {
+    fn of(settings: &ComponentSettings) -> Self {
+        Self { start_timeout: settings.start_timeout, ready_timeout: settings.ready_timeout, retry: settings.retry }
+    }
 }
 
 /// `start`, tried as the component's retry policy allows until
@@ -192,25 +208,26 @@ async fn attempts(
     i: usize,
     ctx: &StartContext,
     component: &dyn Component,
-    settings: &ComponentSettings,
-    deadline: Instant,
+    limits: &StartLimits,
+    began: Instant,
 ) -> Result<(), (EventKind, String)> {
     let name = &shared.graph.nodes[i].name;
+    let deadline = began + limits.start_timeout;
     let mut attempt = 1;
     loop {
         let error = match within(deadline, component.start(ctx)).await {
             Some(Ok(())) => return Ok(()),
             Some(Err(error)) => error,
             None => {
-                let limit = humantime::format_duration(settings.start_timeout);
+                let limit = humantime::format_duration(limits.start_timeout);
                 return Err((EventKind::TimedOut, format!("start did not finish within {limit}")));
             }
         };
         let chain = box_error_chain(&error);
-        if error.is::<Permanent>() || attempt >= settings.retry.attempts {
+        if error.is::<Permanent>() || attempt >= limits.retry.attempts {
             return Err((EventKind::Failed, chain));
         }
-        let backoff = settings.retry.backoff(attempt);
+        let backoff = limits.retry.backoff(attempt);
         if Instant::now() + backoff >= deadline {
             let next = attempt + 1;
             return Err((EventKind::Failed, format!("{chain} (no time left in the start timeout for attempt {next})")));
@@ -221,10 +238,15 @@ async fn attempts(
                 .component(name)
                 .phase(Phase::Start)
                 .error(chain)
-                .detail(format!("attempt {attempt} of {} failed; retrying in {:?}", settings.retry.attempts, backoff)),
+                .detail(format!("attempt {attempt} of {} failed; retrying in {:?}", limits.retry.attempts, backoff)),
         );
-        shared.clean_slate(i).await;
-        tokio::time::sleep(backoff).await;
+        // Boxed, as every path taken only after a failure: the future of
+        // every component's start would carry their size.
+        Box::pin(async {
+            shared.clean_slate(i).await;
+            tokio::time::sleep(backoff).await;
+        })
+        .await;
         attempt += 1;
     }
 }

@@ -4,6 +4,7 @@
 //! Part of the model: it names only the error vocabulary.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -75,7 +76,15 @@ impl fmt::Display for ShutdownReason {
 /// ```
 #[derive(Clone)]
 pub struct Shutdown {
-    reason: Arc<watch::Sender<Option<ShutdownReason>>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    reason: watch::Sender<Option<ShutdownReason>>,
+    /// Set, under the channel's lock, when `reason` becomes `Some`: asking
+    /// whether a shutdown was requested (the start does, per component)
+    /// is one load rather than a lock.
+    requested: AtomicBool,
 }
 
 impl Default for Shutdown {
@@ -87,7 +96,7 @@ impl Default for Shutdown {
 impl Shutdown {
     /// A handle with no shutdown requested yet.
     pub fn new() -> Self {
-        Self { reason: Arc::new(watch::Sender::new(None)) }
+        Self { inner: Arc::new(Inner { reason: watch::Sender::new(None), requested: AtomicBool::new(false) }) }
     }
 
     /// Asks for a graceful shutdown. Returns false if one was already requested.
@@ -106,28 +115,34 @@ impl Shutdown {
 
     /// Requests a shutdown for `reason`. Returns false if one was already requested.
     pub fn trigger(&self, reason: ShutdownReason) -> bool {
-        self.reason.send_if_modified(|current| {
+        self.inner.reason.send_if_modified(|current| {
             if current.is_some() {
                 return false;
             }
             *current = Some(reason);
+            self.inner.requested.store(true, Ordering::Release);
             true
         })
     }
 
     /// Whether a shutdown was requested.
     pub fn is_requested(&self) -> bool {
-        self.reason.borrow().is_some()
+        self.inner.requested.load(Ordering::Acquire)
     }
 
     /// The reason, if a shutdown was requested.
     pub fn reason(&self) -> Option<ShutdownReason> {
-        self.reason.borrow().clone()
+        // The flag is set before the channel's lock is released, so a
+        // reader that sees it finds the reason there.
+        match self.is_requested() {
+            true => self.inner.reason.borrow().clone(),
+            false => None,
+        }
     }
 
     /// Waits until a shutdown is requested, and returns why.
     pub async fn wait(&self) -> ShutdownReason {
-        let mut rx = self.reason.subscribe();
+        let mut rx = self.inner.reason.subscribe();
         loop {
             if let Some(reason) = rx.borrow_and_update().clone() {
                 return reason;
