@@ -62,7 +62,7 @@ pub(crate) enum Consequence {
 /// with the others as its members, whichever failure arrived first.
 pub(crate) fn request(shared: &Arc<Shared>, i: usize, run: u64, cause: String, consequence: Consequence) {
     let failed_at = Instant::now();
-    shared.mark_going_down(i);
+    let closure = shared.mark_going_down(i);
     let shared = shared.clone();
     tokio::spawn(async move {
         let window = shared.supervision.coalesce_window;
@@ -84,7 +84,7 @@ pub(crate) fn request(shared: &Arc<Shared>, i: usize, run: u64, cause: String, c
                 let component = shared.graph.nodes[i].name.to_string();
                 shared.shutdown.trigger(ShutdownReason::ComponentFailed { component, error: cause });
             }
-            Consequence::Restart => restart(&shared, i, run, cause, failed_at).await,
+            Consequence::Restart => restart(&shared, (i, &closure), run, cause, failed_at).await,
         }
     });
 }
@@ -96,7 +96,7 @@ fn is_stale(shared: &Shared, i: usize, run: u64, cause: &str) -> bool {
     if supervised.generation() == run {
         return false;
     }
-    match *supervised.down_with.lock() {
+    match supervised.down_with() {
         Some(k) => {
             slog::info!(shared.loggers[i], "its failure is `{}`'s: it goes down with it", shared.graph.nodes[k].name; "error" => cause)
         }
@@ -105,7 +105,14 @@ fn is_stale(shared: &Shared, i: usize, run: u64, cause: &str) -> bool {
     true
 }
 
-async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: String, failed_at: Instant) {
+/// Restarts component `i`, whose `closure` is it and its dependents.
+async fn restart(
+    shared: &Arc<Shared>,
+    (i, closure): (usize, &NodeSet),
+    generation: u64,
+    mut cause: String,
+    failed_at: Instant,
+) {
     let node = &shared.graph.nodes[i];
     let _turn = shared.restart_turn.lock().await;
     if shared.shutdown.is_requested() {
@@ -117,7 +124,7 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
     }
     // Fixed from here: the component and its dependents that run now, and
     // those a dependent's restart left stopped when it yielded to this one.
-    let Some(members) = shared.take_members(i) else { return };
+    let Some(members) = shared.take_members(closure) else { return };
     let names = member_names(shared, &members, i);
     mark_restarting(shared, &members, i, &format!("restarting: {cause}"));
 
@@ -159,7 +166,7 @@ async fn restart(shared: &Arc<Shared>, i: usize, generation: u64, mut cause: Str
             // A dependency failed while this restart ran: the start failed
             // for want of it. Not counted; its restart takes these members
             // along, those that run and those left stopped.
-            Some(StartEnd::Failed(failure)) if node.supervised.down_with.lock().is_some() => {
+            Some(StartEnd::Failed(failure)) if node.supervised.down_with().is_some() => {
                 slog::info!(shared.loggers[i], "restart yields to a failed dependency's"; "error" => failure.to_string());
                 shared.park(&members);
                 return;
@@ -246,7 +253,7 @@ pub(crate) fn clear_conditions(shared: &Shared, members: &NodeSet) {
     for j in members.iter() {
         let supervised = &shared.graph.nodes[j].supervised;
         *supervised.condition.lock() = None;
-        *supervised.down_with.lock() = None;
+        supervised.clear_down_with();
     }
 }
 

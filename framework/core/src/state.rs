@@ -114,27 +114,30 @@ impl Shared {
     /// runs end with the restart to come, so their tasks' ends are stale
     /// from now (a new run number), and the restart of any of them in
     /// progress yields to `i`'s.
-    pub(crate) fn mark_going_down(&self, i: usize) {
+    /// Returns `i` and its dependents (what a restart of `i` may take along).
+    pub(crate) fn mark_going_down(&self, i: usize) -> NodeSet {
+        let closure = self.graph.with_dependents(i);
         // A disabled dependent does not run: it goes down with no one.
-        for j in self.graph.with_dependents(i).iter().filter(|&j| j != i && self.graph.nodes[j].enabled()) {
+        for j in closure.iter().filter(|&j| j != i && self.graph.nodes[j].enabled()) {
             let supervised = &self.graph.nodes[j].supervised;
             supervised.generation.fetch_add(1, Ordering::AcqRel);
-            supervised.down_with.lock().get_or_insert(i);
+            supervised.go_down_with(i);
         }
+        closure
     }
 
-    /// The members of a restart of component `i`: it and its dependents
-    /// that run now, and those a dependent's restart left stopped when it
-    /// yielded to this one. `None` unless the app is running.
-    pub(crate) fn take_members(&self, i: usize) -> Option<NodeSet> {
-        let closure = self.graph.with_dependents(i);
+    /// The members of a restart of the component whose `closure` (it and
+    /// every dependent) this is: those of the closure that run now, and
+    /// those a dependent's restart left stopped when it yielded to this
+    /// one. `None` unless the app is running.
+    pub(crate) fn take_members(&self, closure: &NodeSet) -> Option<NodeSet> {
         let mut members = match &*self.stage.lock() {
             Stage::Running(running) => closure.intersection(running),
             _ => return None,
         };
         let mut parked = self.parked.lock();
         members.union_with(&closure.intersection(&parked));
-        parked.subtract(&closure);
+        parked.subtract(closure);
         Some(members)
     }
 

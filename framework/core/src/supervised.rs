@@ -4,7 +4,7 @@
 //! read by probes and written by supervision; it names only `RunTasks`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -24,7 +24,6 @@ pub(crate) enum Condition {
 }
 
 /// What the runtime tracks about one component while the app runs.
-#[derive(Default)]
 pub(crate) struct Supervised {
     pub(crate) condition: Mutex<Option<Condition>>,
     /// Bumped when the component is stopped for a restart: background tasks
@@ -37,19 +36,56 @@ pub(crate) struct Supervised {
     /// The dependency (index) whose failure it goes down with, from that
     /// failure until the restart that takes it along completes: its own
     /// failures meanwhile are that dependency's, not its.
-    pub(crate) down_with: Mutex<Option<usize>>,
+    /// An atomic (`NO_ONE` for none): a restart of hundreds clears it on
+    /// every member, and most have nothing to clear.
+    down_with: AtomicUsize,
     /// Its `start` returned `Ok` at least once in this process: its type
     /// has started, so starting it again (a new value included) needs
     /// `Component::restartable`.
-    pub(crate) ran: std::sync::atomic::AtomicBool,
+    pub(crate) ran: AtomicBool,
     /// Set while a restart stops it to start the same value again right
     /// after ([`StopContext::starts_again`](crate::StopContext::starts_again)).
-    pub(crate) starts_again: std::sync::atomic::AtomicBool,
+    pub(crate) starts_again: AtomicBool,
 }
+
+impl Default for Supervised {
+    fn default() -> Self {
+        Self {
+            condition: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            history: Mutex::new(VecDeque::new()),
+            tasks: Default::default(),
+            down_with: AtomicUsize::new(NO_ONE),
+            ran: AtomicBool::new(false),
+            starts_again: AtomicBool::new(false),
+        }
+    }
+}
+
+/// `down_with` when it goes down with no one.
+const NO_ONE: usize = usize::MAX;
 
 impl Supervised {
     /// The current run of the component.
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// The dependency it goes down with, if any.
+    pub(crate) fn down_with(&self) -> Option<usize> {
+        Some(self.down_with.load(Ordering::Acquire)).filter(|&k| k != NO_ONE)
+    }
+
+    /// It goes down with dependency `k`, unless it goes down with one already.
+    pub(crate) fn go_down_with(&self, k: usize) {
+        let _ = self.down_with.compare_exchange(NO_ONE, k, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// It goes down with no one (its restart completed).
+    pub(crate) fn clear_down_with(&self) {
+        // A load first: most have nothing to clear, and a write would dirty the line.
+        if self.down_with.load(Ordering::Acquire) != NO_ONE {
+            self.down_with.store(NO_ONE, Ordering::Release);
+        }
     }
 }
