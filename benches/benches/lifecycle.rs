@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use orderly::ShutdownReason;
-use orderly_benches::{dependents, floor_walk, graph, name, orderly_runtime, work, Shape};
+use orderly_benches::{dependents, floor_walk, graph, name, orderly_runtime, work, OnRestarted, Shape};
 use tokio::sync::Notify;
 use tokio_graceful_shutdown::{IntoSubsystem, SubsystemBuilder, SubsystemHandle, Toplevel};
 
@@ -254,17 +254,6 @@ fn slow_starts(c: &mut Criterion) {
     group.finish();
 }
 
-/// Signals each `restarted` event.
-struct OnRestarted(Notify);
-
-impl orderly::events::EventSink for OnRestarted {
-    fn on_event(&self, e: &orderly::events::LifecycleEvent) {
-        if e.event == orderly::events::EventKind::Restarted {
-            self.0.notify_one();
-        }
-    }
-}
-
 /// From a component's failure to it and its dependents being ready again
 /// (no backoff), against the floor: the failed task joined, then the same
 /// sub-graph stopped in reverse order and started again by hand.
@@ -286,7 +275,7 @@ fn restart(c: &mut Criterion) {
             })
         });
         let switch = orderly_testing::TaskSwitch::new();
-        let restarted = Arc::new(OnRestarted(Notify::new()));
+        let restarted = Arc::new(OnRestarted::default());
         let runtime = orderly_benches::restarting_runtime(&deps, &switch, restarted.clone());
         rt.block_on(runtime.start()).unwrap_or_else(|e| panic!("start failed: {e:?}"));
         group.bench_function(id("orderly"), |b| {

@@ -226,6 +226,19 @@ pub fn restarting_runtime(
         .unwrap_or_else(|e| panic!("bench graph is invalid: {e}"))
 }
 
+/// An event sink that signals each `restarted` event: what a restart's
+/// latency is measured to.
+#[derive(Default)]
+pub struct OnRestarted(pub tokio::sync::Notify);
+
+impl orderly::events::EventSink for OnRestarted {
+    fn on_event(&self, e: &orderly::events::LifecycleEvent) {
+        if e.event == orderly::events::EventKind::Restarted {
+            self.0.notify_one();
+        }
+    }
+}
+
 /// Node `i` and everything that depends on it, directly or not, as a graph
 /// of its own: (the members' old indices, their dependencies, their dependents).
 pub fn closure_of(deps: &[Vec<usize>], i: usize) -> (Vec<usize>, Vec<Vec<usize>>, Vec<Vec<usize>>) {
