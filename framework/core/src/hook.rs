@@ -86,12 +86,14 @@ pub(crate) fn join_result<T>(result: Result<T, JoinError>) -> Ended<T> {
 }
 
 /// Runs `future` until `deadline`; `None` if it did not finish. A future
-/// that is done on its first poll never arms a timer, which is most of them.
-pub(crate) async fn within<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+/// that is done on its first poll never arms a timer, which is most of
+/// them, nor works out its deadline (a sum of an instant and a timeout).
+pub(crate) async fn within<F: Future>(deadline: impl FnOnce() -> Instant, future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
     if let Poll::Ready(output) = futures::poll!(future.as_mut()) {
         return Some(output);
     }
+    let deadline = deadline();
     // Boxed: the timer is large and most callers never need it, while every
     // caller's future (a component's whole start) would carry its size.
     Box::pin(tokio::time::timeout_at(deadline.into(), future)).await.ok()

@@ -169,18 +169,17 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
         );
         // A component whose `ready` is the default is ready once started: not
         // polled, and ready at the instant it started (no second clock read).
-        let ready = if component.checks_readiness() {
+        let (ready, waited) = if component.checks_readiness() {
             let deadline = returned + limits.ready_timeout;
             if let Err(error) = Box::pin(wait_until_ready(shared, i, &*component, deadline)).await {
                 return fail(Phase::Ready, EventKind::TimedOut, error);
             }
-            Instant::now()
+            let ready = Instant::now();
+            (ready, ready - returned)
         } else {
-            returned
+            (returned, Duration::ZERO)
         };
-        shared
-            .events
-            .emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(ready - returned).at(ready));
+        shared.events.emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(waited).at(ready));
         Ok(())
     };
     Box::pin(fut)
@@ -212,7 +211,7 @@ async fn attempts(
     began: Instant,
 ) -> Result<(), (EventKind, String)> {
     let name = &shared.graph.nodes[i].name;
-    let deadline = began + limits.start_timeout;
+    let deadline = || began + limits.start_timeout;
     let mut attempt = 1;
     loop {
         let error = match within(deadline, component.start(ctx)).await {
@@ -228,7 +227,7 @@ async fn attempts(
             return Err((EventKind::Failed, chain));
         }
         let backoff = limits.retry.backoff(attempt);
-        if Instant::now() + backoff >= deadline {
+        if Instant::now() + backoff >= deadline() {
             let next = attempt + 1;
             return Err((EventKind::Failed, format!("{chain} (no time left in the start timeout for attempt {next})")));
         }
@@ -268,7 +267,7 @@ async fn wait_until_ready(
     let mut interval = Duration::from_millis(1);
     let mut last: Option<String> = None;
     loop {
-        match within(deadline, component.ready()).await {
+        match within(|| deadline, component.ready()).await {
             Some(readiness) if readiness.is_ready() => return Ok(()),
             Some(Readiness::NotReady(reason)) => {
                 if last.as_deref() != Some(reason.as_str()) {
