@@ -142,7 +142,7 @@ impl Pass for Starting<'_> {
 fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailure>> {
     let shared = shared.clone();
     let ctx = StartContext { index: i, walk: shared.walks.current(), host: shared.clone() };
-    let fut = async move {
+    Box::pin(async move {
         let shared = &shared;
         let node = &shared.graph.nodes[i];
         let name = &node.name;
@@ -157,7 +157,8 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
         }
         shared.events.emit(EventKind::Starting.build().component(name).phase(Phase::Start).at(began));
         if let Err((event, error)) = attempts(shared, i, &ctx, &*component, &limits, began).await {
-            // Nothing of a start that failed for good stays behind.
+            // Nothing of a start that failed for good stays behind (boxed,
+            // as every path taken only after a failure: see `attempts`).
             Box::pin(shared.clean_slate(i)).await;
             return fail(Phase::Start, event, error);
         }
@@ -181,8 +182,7 @@ fn start_one(shared: &Arc<Shared>, i: usize) -> BoxFuture<Result<(), StartFailur
         };
         shared.events.emit(EventKind::Ready.build().component(name).phase(Phase::Ready).elapsed(waited).at(ready));
         Ok(())
-    };
-    Box::pin(fut)
+    })
 }
 
 /// What of a component's settings its start uses, kept for the start's
