@@ -84,7 +84,7 @@ pub(crate) fn request(shared: &Arc<Shared>, i: usize, run: u64, cause: String, c
                 let component = shared.graph.nodes[i].name.to_string();
                 shared.shutdown.trigger(ShutdownReason::ComponentFailed { component, error: cause });
             }
-            Consequence::Restart => restart(&shared, (i, &closure), run, cause, failed_at).await,
+            Consequence::Restart => restart(&shared, i, &closure, run, cause, failed_at).await,
         }
     });
 }
@@ -108,7 +108,8 @@ fn is_stale(shared: &Shared, i: usize, run: u64, cause: &str) -> bool {
 /// Restarts component `i`, whose `closure` is it and its dependents.
 async fn restart(
     shared: &Arc<Shared>,
-    (i, closure): (usize, &NodeSet),
+    i: usize,
+    closure: &NodeSet,
     generation: u64,
     mut cause: String,
     failed_at: Instant,
