@@ -7,8 +7,10 @@
 //!
 //! Read the total (`I refs`) of a run with 0 restarts and one with N; the
 //! difference over N is one restart. Its members: `closure_of(graph, 0)`.
+//! Run natively, it prints the median restart's wall time.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use orderly::ShutdownReason;
 use orderly_benches::{closure_of, graph, restarting_runtime, OnRestarted, Shape};
@@ -26,9 +28,16 @@ fn main() {
         let restarted = Arc::new(OnRestarted::default());
         let runtime = restarting_runtime(&deps, &switch, restarted.clone());
         runtime.start().await.expect("start");
+        let mut took = Vec::with_capacity(restarts);
         for _ in 0..restarts {
+            let began = Instant::now();
             switch.flip(TaskEnding::Fail("crash".into()));
             restarted.0.notified().await;
+            took.push(began.elapsed());
+        }
+        took.sort();
+        if let Some(median) = took.get(took.len() / 2) {
+            println!("median restart {median:?}");
         }
         let report = runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
         assert!(report.is_clean(), "{report:?}");
