@@ -75,24 +75,82 @@ impl Hasher for AddressHasher {
     }
 }
 
-/// Per component (keyed by the name's address, the name kept beside it).
-type ByComponent<T> = HashMap<usize, (Arc<str>, T), BuildHasherDefault<AddressHasher>>;
+/// One component's numbers, side by side: a component's events come
+/// together (started, then ready), so the second finds the first's entry
+/// at hand instead of looking in a second table.
+#[derive(Debug, Clone, Default)]
+struct ComponentTally {
+    start: Histogram,
+    ready: Histogram,
+    stop: BTreeMap<StopPhase, Histogram>,
+    failures: u64,
+    restarts: u64,
+}
 
-fn entry<'a, T: Default>(map: &'a mut ByComponent<T>, name: &Arc<str>) -> &'a mut T {
-    let key = Arc::as_ptr(name) as *const u8 as usize;
-    &mut map.entry(key).or_insert_with(|| (name.clone(), T::default())).1
+impl ComponentTally {
+    fn merge(&mut self, other: &ComponentTally) {
+        self.start.merge(&other.start);
+        self.ready.merge(&other.ready);
+        for (phase, histogram) in &other.stop {
+            self.stop.entry(*phase).or_default().merge(histogram);
+        }
+        self.failures += other.failures;
+        self.restarts += other.restarts;
+    }
+}
+
+/// Every component's numbers, found by the address of its name.
+#[derive(Debug, Clone, Default)]
+struct Components {
+    entries: Vec<(Arc<str>, ComponentTally)>,
+    /// A name's address to its entry.
+    index: HashMap<usize, usize, BuildHasherDefault<AddressHasher>>,
+    /// The address and entry found last: events of one component come
+    /// in a run, so most look-ups stop here.
+    last: Option<(usize, usize)>,
+}
+
+impl Components {
+    fn entry(&mut self, name: &Arc<str>) -> &mut ComponentTally {
+        let key = Arc::as_ptr(name) as *const u8 as usize;
+        let at = match self.last {
+            Some((last, at)) if last == key => at,
+            _ => {
+                let entries = &mut self.entries;
+                let at = *self.index.entry(key).or_insert_with(|| {
+                    entries.push((name.clone(), ComponentTally::default()));
+                    entries.len() - 1
+                });
+                self.last = Some((key, at));
+                at
+            }
+        };
+        &mut self.entries[at].1
+    }
+
+    /// One value per component name, merged where two `Arc`s share a name,
+    /// in name order; components `f` gives nothing for are left out.
+    fn by_name<'a, T: Default>(
+        &'a self,
+        f: impl Fn(&'a ComponentTally) -> Option<T>,
+        merge: impl Fn(&mut T, T),
+    ) -> BTreeMap<&'a str, T> {
+        let mut out: BTreeMap<&str, T> = BTreeMap::new();
+        for (name, tally) in &self.entries {
+            if let Some(value) = f(tally) {
+                merge(out.entry(name).or_default(), value);
+            }
+        }
+        out
+    }
 }
 
 /// Everything the lifecycle metrics report, added up over some events.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Tally {
-    start: ByComponent<Histogram>,
-    ready: ByComponent<Histogram>,
+    components: Components,
     phase: BTreeMap<StopPhase, Histogram>,
-    stop: ByComponent<BTreeMap<StopPhase, Histogram>>,
     events: [u64; EventKind::ALL.len()],
-    failures: ByComponent<u64>,
-    restarts: ByComponent<u64>,
 }
 
 impl Tally {
@@ -107,8 +165,8 @@ impl Tally {
     pub(crate) fn add(&mut self, e: &LifecycleEvent) {
         self.events[e.event.index()] += 1;
         match (e.event, e.phase, &e.component) {
-            (EventKind::Failed, None, Some(component)) => *entry(&mut self.failures, component) += 1,
-            (EventKind::Restarting, _, Some(component)) => *entry(&mut self.restarts, component) += 1,
+            (EventKind::Failed, None, Some(component)) => self.components.entry(component).failures += 1,
+            (EventKind::Restarting, _, Some(component)) => self.components.entry(component).restarts += 1,
             _ => {}
         }
         let Some(seconds) = e.elapsed.map(|d| d.as_secs_f64()) else { return };
@@ -121,33 +179,22 @@ impl Tally {
             }
         };
         match (e.event, e.phase) {
-            (EventKind::Started, _) => entry(&mut self.start, component).observe(seconds),
-            (EventKind::Ready, _) => entry(&mut self.ready, component).observe(seconds),
+            (EventKind::Started, _) => self.components.entry(component).start.observe(seconds),
+            (EventKind::Ready, _) => self.components.entry(component).ready.observe(seconds),
             (EventKind::PhaseFinished, Some(Phase::Stop(p))) => self.phase.entry(p).or_default().observe(seconds),
             (
                 EventKind::Stopped | EventKind::Failed | EventKind::TimedOut | EventKind::Panicked,
                 Some(Phase::Stop(p)),
-            ) => entry(&mut self.stop, component).entry(p).or_default().observe(seconds),
+            ) => self.components.entry(component).stop.entry(p).or_default().observe(seconds),
             _ => {}
         }
     }
 
     /// Adds another tally's numbers to this one's.
     pub(crate) fn merge(&mut self, other: &Tally) {
-        fn merge_by<T: Default>(into: &mut ByComponent<T>, from: &ByComponent<T>, f: impl Fn(&mut T, &T)) {
-            for (name, value) in from.values() {
-                f(entry(into, name), value);
-            }
+        for (name, tally) in &other.components.entries {
+            self.components.entry(name).merge(tally);
         }
-        merge_by(&mut self.start, &other.start, Histogram::merge);
-        merge_by(&mut self.ready, &other.ready, Histogram::merge);
-        merge_by(&mut self.stop, &other.stop, |into, from| {
-            for (phase, histogram) in from {
-                into.entry(*phase).or_default().merge(histogram);
-            }
-        });
-        merge_by(&mut self.failures, &other.failures, |into, from| *into += from);
-        merge_by(&mut self.restarts, &other.restarts, |into, from| *into += from);
         for (phase, histogram) in &other.phase {
             self.phase.entry(*phase).or_default().merge(histogram);
         }
@@ -158,12 +205,12 @@ impl Tally {
 
     /// `start` histograms by component name, in name order.
     pub(crate) fn start(&self) -> BTreeMap<&str, Histogram> {
-        by_name(&self.start)
+        self.components.by_name(|c| (c.start.count > 0).then(|| c.start.clone()), |into, h| into.merge(&h))
     }
 
     /// `ready` histograms by component name, in name order.
     pub(crate) fn ready(&self) -> BTreeMap<&str, Histogram> {
-        by_name(&self.ready)
+        self.components.by_name(|c| (c.ready.count > 0).then(|| c.ready.clone()), |into, h| into.merge(&h))
     }
 
     /// Stop-phase histograms, in phase order.
@@ -174,8 +221,8 @@ impl Tally {
     /// Stop-hook histograms by component name and phase, in that order.
     pub(crate) fn stop(&self) -> BTreeMap<(&str, StopPhase), Histogram> {
         let mut out: BTreeMap<(&str, StopPhase), Histogram> = BTreeMap::new();
-        for (name, phases) in self.stop.values() {
-            for (phase, histogram) in phases {
+        for (name, tally) in &self.components.entries {
+            for (phase, histogram) in &tally.stop {
                 out.entry((name, *phase)).or_default().merge(histogram);
             }
         }
@@ -189,30 +236,13 @@ impl Tally {
 
     /// Failures survived, by component name.
     pub(crate) fn failures(&self) -> BTreeMap<&str, u64> {
-        counts_by_name(&self.failures)
+        self.components.by_name(|c| (c.failures > 0).then_some(c.failures), |into, n| *into += n)
     }
 
     /// Restarts begun, by component name.
     pub(crate) fn restarts(&self) -> BTreeMap<&str, u64> {
-        counts_by_name(&self.restarts)
+        self.components.by_name(|c| (c.restarts > 0).then_some(c.restarts), |into, n| *into += n)
     }
-}
-
-/// Merges entries of equal names (two `Arc`s of one name) into name order.
-fn by_name(map: &ByComponent<Histogram>) -> BTreeMap<&str, Histogram> {
-    let mut out: BTreeMap<&str, Histogram> = BTreeMap::new();
-    for (name, histogram) in map.values() {
-        out.entry(name).or_default().merge(histogram);
-    }
-    out
-}
-
-fn counts_by_name(map: &ByComponent<u64>) -> BTreeMap<&str, u64> {
-    let mut out: BTreeMap<&str, u64> = BTreeMap::new();
-    for (name, count) in map.values() {
-        *out.entry(name).or_default() += count;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -245,6 +275,29 @@ mod tests {
         assert_eq!(&cumulative[..3], [2, 3, 3]);
         assert_eq!(&cumulative[5..], [4; 7]);
         assert_eq!((h.count, h.sum), (5, 0.0005 + 0.001 + 0.003 + 0.2 + 60.0));
+    }
+
+    #[test]
+    fn interleaved_components_are_each_counted_under_their_own_name() {
+        let (db, api): (Arc<str>, Arc<str>) = (Arc::from("db"), Arc::from("api"));
+        let mut failed = event(&api, EventKind::Failed, 0);
+        failed.phase = None;
+        failed.elapsed = None;
+        let events = vec![
+            event(&db, EventKind::Started, 3),
+            event(&api, EventKind::Started, 700),
+            event(&db, EventKind::Ready, 1),
+            event(&db, EventKind::Restarting, 0),
+            failed,
+            event(&db, EventKind::Started, 4),
+        ];
+        let tally = Tally::of(&events);
+        let start = tally.start();
+        assert_eq!((start["db"].count, start["api"].count), (2, 1));
+        assert_eq!(start["api"].cumulative()[6], 0, "api's 700 ms is above 500 ms");
+        assert_eq!(tally.ready().keys().collect::<Vec<_>>(), [&"db"], "api was never ready");
+        assert_eq!(tally.restarts(), BTreeMap::from([("db", 1)]));
+        assert_eq!(tally.failures(), BTreeMap::from([("api", 1)]));
     }
 
     #[test]
