@@ -183,7 +183,9 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The root logger; components get children with a `component` key.
+    /// The root logger; components get children with a `component` key,
+    /// and every lifecycle event is logged to it ([`LogEvents`]). Without
+    /// one, nothing is logged.
     pub fn logger(mut self, logger: slog::Logger) -> Self {
         self.logger = Some(logger);
         self
@@ -237,11 +239,17 @@ impl RuntimeBuilder {
         // growth (copying every event so far) off the shutdown path.
         let hooks: usize = graph.nodes.iter().map(|node| node.component().joined_phases().iter().count()).sum();
         let timeline = Timeline::with_capacity(3 * graph.len() + 2 * hooks + 16);
-        let logger = self.logger.unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!()));
         // The lifecycle metrics read the timeline when scraped: no sink of their own.
         LifecycleMetrics::register(&registry, timeline.clone())?;
-        let mut sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(LogEvents::new(logger.clone()))];
+        // Events are logged only where a logger was given: formatting them
+        // for a logger that discards everything is a cost on every
+        // transition with nothing to show for it.
+        let mut sinks: Vec<Arc<dyn EventSink>> = Vec::with_capacity(self.sinks.len() + 1);
+        if let Some(logger) = &self.logger {
+            sinks.push(Arc::new(LogEvents::new(logger.clone())));
+        }
         sinks.extend(self.sinks);
+        let logger = self.logger.unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!()));
         let loggers = graph.nodes.iter().map(|n| logger.new(slog::o!("component" => n.name.to_string()))).collect();
         let graph_len = graph.len();
         let shutdown = self.shutdown.unwrap_or_default();
