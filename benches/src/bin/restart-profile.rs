@@ -1,46 +1,62 @@
 //! Drives restarts of a running graph in a loop, for a profiler: component
-//! 0 of a layered DAG fails, it and its dependents restart, again.
+//! 0 of a DAG fails, it and its dependents restart, again.
 //! Instructions per restart are steady where wall time on a shared host is
 //! not, so a change's cost can be read from two runs:
 //!
-//! valgrind --tool=callgrind target/profiling/restart-profile 1000 200
+//! valgrind --tool=callgrind target/profiling/restart-profile 1000 200 [orderly|floor] [layered|chain]
 //!
 //! Read the total (`I refs`) of a run with 0 restarts and one with N; the
 //! difference over N is one restart. Its members: `closure_of(graph, 0)`.
-//! Run natively, it prints the median restart's wall time.
+//! `floor` runs the bench's hand-written floor instead. Run natively, it
+//! prints the median restart's wall time.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use orderly::ShutdownReason;
-use orderly_benches::{closure_of, graph, restarting_runtime, OnRestarted, Shape};
+use orderly_benches::{closure_of, floor_walk, graph, restarting_runtime, OnRestarted, Shape};
 use orderly_testing::{TaskEnding, TaskSwitch};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000);
     let restarts: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
-    let deps = graph(Shape::Layered, n);
-    let (members, _, _) = closure_of(&deps, 0);
+    let floor = args.next().is_some_and(|a| a == "floor");
+    let shape = if args.next().is_some_and(|a| a == "chain") { Shape::Chain } else { Shape::Layered };
+    let deps = graph(shape, n);
+    let (members, sub, sub_rdeps) = closure_of(&deps, 0);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
-    rt.block_on(async {
+    let mut took = rt.block_on(async {
+        let mut took = Vec::with_capacity(restarts);
+        if floor {
+            // The bench's floor: the failed task joined, then the same
+            // sub-graph stopped in reverse order and started again by hand.
+            for _ in 0..restarts {
+                let began = Instant::now();
+                let failed: tokio::task::JoinHandle<Result<(), String>> = tokio::spawn(async { Err("crash".into()) });
+                let _ = failed.await;
+                floor_walk(&sub_rdeps, &sub, |_| async {}).await;
+                floor_walk(&sub, &sub_rdeps, |_| async {}).await;
+                took.push(began.elapsed());
+            }
+            return took;
+        }
         let switch = TaskSwitch::new();
         let restarted = Arc::new(OnRestarted::default());
         let runtime = restarting_runtime(&deps, &switch, restarted.clone());
         runtime.start().await.expect("start");
-        let mut took = Vec::with_capacity(restarts);
         for _ in 0..restarts {
             let began = Instant::now();
             switch.flip(TaskEnding::Fail("crash".into()));
             restarted.0.notified().await;
             took.push(began.elapsed());
         }
-        took.sort();
-        if let Some(median) = took.get(took.len() / 2) {
-            println!("median restart {median:?}");
-        }
         let report = runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
         assert!(report.is_clean(), "{report:?}");
+        took
     });
-    println!("{restarts} restarts of {} members in a graph of {n}", members.len());
+    took.sort();
+    let median = took.get(took.len() / 2).copied().unwrap_or(Duration::ZERO);
+    let what = if floor { "floor" } else { "orderly" };
+    println!("{what}: median restart {median:?}; {restarts} restarts of {} members in a graph of {n}", members.len());
 }
