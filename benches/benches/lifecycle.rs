@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use orderly::ShutdownReason;
-use orderly_benches::{dependents, floor_walk, graph, name, orderly_runtime, work, OnRestarted, Shape};
+use orderly_benches::{
+    dependents, floor_start_stop, floor_walk, graph, name, orderly_runtime, work, OnRestarted, Shape,
+};
 use tokio::sync::Notify;
 use tokio_graceful_shutdown::{IntoSubsystem, SubsystemBuilder, SubsystemHandle, Toplevel};
 
@@ -26,11 +28,6 @@ fn batch(n: usize) -> BatchSize {
     }
 }
 
-async fn floor_start_stop(deps: &[Vec<usize>], rdeps: &[Vec<usize>], start_work: Option<Duration>) {
-    floor_walk(deps, rdeps, |_| work(start_work)).await;
-    floor_walk(rdeps, deps, |_| async {}).await;
-}
-
 /// The floor for components that join all five phases: the start walk,
 /// then the reversed graph walked once per phase.
 async fn floor_start_five_phases(deps: &[Vec<usize>], rdeps: &[Vec<usize>]) {
@@ -40,10 +37,10 @@ async fn floor_start_five_phases(deps: &[Vec<usize>], rdeps: &[Vec<usize>]) {
     }
 }
 
+/// Starts and stops `runtime`, returned so that criterion drops it outside
+/// the timed part.
 async fn orderly_start_stop(runtime: orderly::Runtime) -> orderly::Runtime {
-    runtime.start().await.unwrap_or_else(|e| panic!("start failed: {e:?}"));
-    let report = runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
-    assert!(report.is_clean());
+    orderly_benches::orderly_start_stop(&runtime).await;
     runtime
 }
 
@@ -266,14 +263,8 @@ fn restart(c: &mut Criterion) {
         let (members, sub, sub_rdeps) = orderly_benches::closure_of(&deps, 0);
         let id =
             |f: &str| BenchmarkId::new(format!("{f}/{}", shape.as_str()), format!("{n} ({} restart)", members.len()));
-        group.bench_function(id("floor"), |b| {
-            b.to_async(&rt).iter(|| async {
-                let failed: tokio::task::JoinHandle<Result<(), String>> = tokio::spawn(async { Err("crash".into()) });
-                let _ = failed.await;
-                floor_walk(&sub_rdeps, &sub, |_| async {}).await;
-                floor_walk(&sub, &sub_rdeps, |_| async {}).await;
-            })
-        });
+        group
+            .bench_function(id("floor"), |b| b.to_async(&rt).iter(|| orderly_benches::floor_restart(&sub, &sub_rdeps)));
         let switch = orderly_testing::TaskSwitch::new();
         let restarted = Arc::new(OnRestarted::default());
         let runtime = orderly_benches::restarting_runtime(&deps, &switch, restarted.clone());

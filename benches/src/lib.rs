@@ -101,6 +101,35 @@ where
     }
 }
 
+/// The floor of a start plus stop: the graph walked in dependency order
+/// (each start doing `start_work`), then in reverse.
+pub async fn floor_start_stop(deps: &[Vec<usize>], rdeps: &[Vec<usize>], start_work: Option<Duration>) {
+    floor_walk(deps, rdeps, |_| work(start_work)).await;
+    floor_walk(rdeps, deps, |_| async {}).await;
+}
+
+/// The floor of a restart: the failed task joined, then the sub-graph
+/// (`closure_of`'s) stopped in reverse order and started again by hand.
+pub async fn floor_restart(sub: &[Vec<usize>], sub_rdeps: &[Vec<usize>]) {
+    let failed: tokio::task::JoinHandle<Result<(), String>> = tokio::spawn(async { Err("crash".into()) });
+    let _ = failed.await;
+    floor_walk(sub_rdeps, sub, |_| async {}).await;
+    floor_walk(sub, sub_rdeps, |_| async {}).await;
+}
+
+/// Starts `runtime` and shuts it down, which must go cleanly.
+pub async fn orderly_start_stop(runtime: &Runtime) {
+    runtime.start().await.unwrap_or_else(|e| panic!("start failed: {e:?}"));
+    let report = runtime.shutdown(orderly::ShutdownReason::Signal("SIGTERM")).await;
+    assert!(report.is_clean(), "{report:?}");
+}
+
+/// The middle of `samples` (zero for none).
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
 /// Runs `fut`, then yields `node`: one future type for every push.
 async fn tagged<Fut: Future<Output = ()>>(fut: Fut, node: usize) -> usize {
     fut.await;

@@ -14,8 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use orderly::{Runtime, ShutdownReason};
-use orderly_benches::{dependents, floor_walk, graph, orderly_runtime, work, Shape};
+use orderly_benches::{dependents, floor_start_stop, graph, median, orderly_runtime, orderly_start_stop, Shape};
 
 /// A future whose polls callgrind can name (`--toggle-collect`): an async
 /// block's poll is inlined into its caller.
@@ -30,16 +29,6 @@ impl<F: Future> Future for Measured<F> {
     }
 }
 
-async fn orderly_start_stop(runtime: &Runtime) {
-    runtime.start().await.expect("start");
-    runtime.shutdown(ShutdownReason::Signal("SIGTERM")).await;
-}
-
-async fn floor_start_stop(deps: &[Vec<usize>], rdeps: &[Vec<usize>]) {
-    floor_walk(deps, rdeps, |_| work(None)).await;
-    floor_walk(rdeps, deps, |_| async {}).await;
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000);
@@ -48,12 +37,12 @@ fn main() {
     let deps = graph(Shape::Layered, n);
     let rdeps = dependents(&deps);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
-    let mut took = rt.block_on(async {
+    let took = rt.block_on(async {
         let mut took = Vec::with_capacity(rounds);
         for _ in 0..rounds {
             if mode == "floor" {
                 let began = Instant::now();
-                Measured(Box::pin(floor_start_stop(&deps, &rdeps))).await;
+                Measured(Box::pin(floor_start_stop(&deps, &rdeps, None))).await;
                 took.push(began.elapsed());
             } else {
                 let runtime = orderly_runtime(&deps, None, mode == "five");
@@ -64,8 +53,5 @@ fn main() {
         }
         took
     });
-    took.sort();
-    if let Some(median) = took.get(took.len() / 2) {
-        println!("{mode}: median {median:?} over {rounds} rounds of {n}");
-    }
+    println!("{mode}: median {:?} over {rounds} rounds of {n}", median(took));
 }

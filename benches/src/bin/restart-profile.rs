@@ -11,10 +11,10 @@
 //! prints the median restart's wall time.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use orderly::ShutdownReason;
-use orderly_benches::{closure_of, floor_walk, graph, restarting_runtime, OnRestarted, Shape};
+use orderly_benches::{closure_of, floor_restart, graph, median, restarting_runtime, OnRestarted, Shape};
 use orderly_testing::{TaskEnding, TaskSwitch};
 
 fn main() {
@@ -26,17 +26,12 @@ fn main() {
     let deps = graph(shape, n);
     let (members, sub, sub_rdeps) = closure_of(&deps, 0);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
-    let mut took = rt.block_on(async {
+    let took = rt.block_on(async {
         let mut took = Vec::with_capacity(restarts);
         if floor {
-            // The bench's floor: the failed task joined, then the same
-            // sub-graph stopped in reverse order and started again by hand.
             for _ in 0..restarts {
                 let began = Instant::now();
-                let failed: tokio::task::JoinHandle<Result<(), String>> = tokio::spawn(async { Err("crash".into()) });
-                let _ = failed.await;
-                floor_walk(&sub_rdeps, &sub, |_| async {}).await;
-                floor_walk(&sub, &sub_rdeps, |_| async {}).await;
+                floor_restart(&sub, &sub_rdeps).await;
                 took.push(began.elapsed());
             }
             return took;
@@ -55,8 +50,7 @@ fn main() {
         assert!(report.is_clean(), "{report:?}");
         took
     });
-    took.sort();
-    let median = took.get(took.len() / 2).copied().unwrap_or(Duration::ZERO);
+    let median = median(took);
     let what = if floor { "floor" } else { "orderly" };
     println!("{what}: median restart {median:?}; {restarts} restarts of {} members in a graph of {n}", members.len());
 }
